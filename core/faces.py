@@ -1,0 +1,195 @@
+"""Face boxes in a photo, and the one crop used by training data and photo prediction alike.
+
+Framing (measured on the ytf68 faces, see shared/GUIDE.md): a square crop of
+``CROP_SCALE`` x the detector box's side, its centre moved down by ``CROP_SHIFT_DOWN`` x the
+side, resized to 96x96. This gives Kaggle-like faces: eye centres near x = 66 and 31, y = 37,
+about 36 px apart.
+
+Coordinates are pixel centres (see core.keypoints): a crop of side ``s`` starting at integer
+``(x0, y0)`` maps a photo point ``p`` to ``(p + 0.5 - x0) * 96 / s - 0.5``.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .keypoints import IMAGE_SIZE
+
+CROP_SCALE = 0.965
+CROP_SHIFT_DOWN = 0.016
+#: Turning the box of the 68 labelled points into a detector-like box (for faces Haar misses).
+POINTS_BOX_SCALE = 1.14
+POINTS_BOX_SHIFT_UP = 0.16
+HAAR_PARAMS = dict(scaleFactor=1.1, minNeighbors=5, minSize=(30, 30))
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in photo pixels, x0, y0 inclusive edges, x1, y1 exclusive edges."""
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.x0 <= x < self.x1 and self.y0 <= y < self.y1
+
+    def as_list(self) -> list[float]:
+        return [float(self.x0), float(self.y0), float(self.x1), float(self.y1)]
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A square region of a photo (integer origin and side) resized to 96x96."""
+    x0: int
+    y0: int
+    side: int
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per photo pixel."""
+        return IMAGE_SIZE / self.side
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) photo points -> crop points (pixel centres)."""
+        p = np.asarray(points, dtype=np.float64)
+        origin = np.array([self.x0, self.y0], dtype=np.float64)
+        return (p + 0.5 - origin) * self.scale - 0.5
+
+    def to_photo(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) crop points -> photo points (pixel centres)."""
+        p = np.asarray(points, dtype=np.float64)
+        origin = np.array([self.x0, self.y0], dtype=np.float64)
+        return (p + 0.5) / self.scale + origin - 0.5
+
+    @property
+    def box(self) -> Box:
+        return Box(self.x0, self.y0, self.x0 + self.side, self.y0 + self.side)
+
+
+def crop_for_box(box: Box) -> Crop:
+    """The model's framing for a detector box: the single rule used everywhere."""
+    side = max(box.width, box.height) * CROP_SCALE
+    cx, cy = box.center
+    cy += CROP_SHIFT_DOWN * max(box.width, box.height)
+    s = max(8, int(round(side)))
+    return Crop(int(round(cx - s / 2)), int(round(cy - s / 2)), s)
+
+
+def crop_for_points(points: np.ndarray, width_scale: float = 1.0) -> Crop:
+    """Re-framing around keypoints: a box that matches how training crops were framed.
+
+    ``points`` are the 15 keypoints (15 x 2, photo pixels) of a face; the box is chosen so
+    that the eyes and mouth land where they sit in training crops (used by the second pass of
+    photo prediction, which must not hinge on where the detector put its box).
+    """
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    # Typical crop positions of eye centres and bottom lip in the embedded dataset.
+    ref = np.array([[REF_LEFT_EYE[0], REF_LEFT_EYE[1]], [REF_RIGHT_EYE[0], REF_RIGHT_EYE[1]],
+                    [REF_MOUTH[0], REF_MOUTH[1]]])
+    got = np.stack([p[0], p[1], p[14]])
+    if np.isnan(got).any():
+        raise ValueError("need both eye centres and the bottom lip to re-frame a face")
+    # Least-squares similarity (scale + shift, no rotation) from crop frame to photo frame.
+    rc, gc = ref.mean(axis=0), got.mean(axis=0)
+    scale = np.sqrt(((got - gc) ** 2).sum() / ((ref - rc) ** 2).sum()) * width_scale
+    side = IMAGE_SIZE * scale
+    x0 = gc[0] - (rc[0] + 0.5) * scale
+    y0 = gc[1] - (rc[1] + 0.5) * scale
+    s = max(8, int(round(side)))
+    return Crop(int(round(x0 + (side - s) / 2)), int(round(y0 + (side - s) / 2)), s)
+
+
+# Where eye centres and bottom lip sit on average in crops made by crop_for_box on the
+# embedded dataset (measured by `facekp info resources/faces.npz`).
+REF_LEFT_EYE = (66.7, 36.9)
+REF_RIGHT_EYE = (31.1, 37.2)
+REF_MOUTH = (50.0, 83.3)
+
+
+def crop_image(gray: np.ndarray, crop: Crop) -> np.ndarray:
+    """Cut ``crop`` out of a 2-D uint8 photo (zero padding outside) and resize to 96x96."""
+    import cv2
+
+    h, w = gray.shape[:2]
+    x0, y0, s = crop.x0, crop.y0, crop.side
+    region = np.zeros((s, s), dtype=np.uint8)
+    sx0, sy0 = max(0, x0), max(0, y0)
+    sx1, sy1 = min(w, x0 + s), min(h, y0 + s)
+    if sx1 > sx0 and sy1 > sy0:
+        region[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = gray[sy0:sy1, sx0:sx1]
+    interp = cv2.INTER_AREA if s >= IMAGE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(region, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interp)
+
+
+@functools.lru_cache(maxsize=1)
+def _cascade():
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV could not load its face detector from {path}")
+    return cascade
+
+
+def detect_faces(gray: np.ndarray) -> list[Box]:
+    """Frontal faces in a 2-D uint8 image (OpenCV Haar cascade), largest first."""
+    found = _cascade().detectMultiScale(np.ascontiguousarray(gray), **HAAR_PARAMS)
+    boxes = [Box(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in found]
+    return sorted(boxes, key=lambda b: -b.width * b.height)
+
+
+def box_from_points(points: np.ndarray) -> Box:
+    """A detector-like box from labelled face points (for faces the detector misses)."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    x0, y0 = np.nanmin(p, axis=0)
+    x1, y1 = np.nanmax(p, axis=0)
+    side = max(x1 - x0, y1 - y0) * POINTS_BOX_SCALE
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - POINTS_BOX_SHIFT_UP * side
+    return Box(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+
+def to_gray(image) -> np.ndarray:
+    """A PIL image or array (H x W, H x W x 3/4) -> 2-D uint8 grayscale array."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("L"))
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        return arr.astype(np.uint8, copy=False)
+    return np.asarray(Image.fromarray(arr[..., :3].astype(np.uint8)).convert("L"))
+
+
+def load_photo(path: str | Path):
+    """Open a photo with its EXIF orientation applied -> PIL image (RGB). DataError if unreadable."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from .errors import DataError
+    from .fileio import check_input_file
+
+    path = check_input_file(path, "image file")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            return im.convert("RGB")
+    except UnidentifiedImageError:
+        raise DataError(path, "not an image file Pillow can read (expected JPEG, PNG, ...)") from None
+    except OSError as exc:
+        raise DataError(path, f"image could not be read: {exc}") from None

@@ -1,0 +1,130 @@
+"""The 15 Kaggle facial keypoints: names, column order, left/right flips, 68 -> 15 mapping.
+
+Conventions (used everywhere in core):
+- Coordinates are pixels of the 96x96 crop, x then y, in Kaggle column order.
+- A coordinate is the position of a pixel *centre*: pixel column j spans [j - 0.5, j + 0.5].
+  A horizontal flip (reverse the columns of the image) therefore maps x -> 95 - x
+  (``FLIP_X_OFFSET``), and the left/right keypoints swap places together with their
+  missing-value masks (``FLIP_PERMUTATION``).
+- Left and right are the subject's, as in Kaggle's data.
+- Missing keypoints are NaN.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+IMAGE_SIZE = 96
+
+NAMES: tuple[str, ...] = (
+    "left_eye_center",
+    "right_eye_center",
+    "left_eye_inner_corner",
+    "left_eye_outer_corner",
+    "right_eye_inner_corner",
+    "right_eye_outer_corner",
+    "left_eyebrow_inner_end",
+    "left_eyebrow_outer_end",
+    "right_eyebrow_inner_end",
+    "right_eyebrow_outer_end",
+    "nose_tip",
+    "mouth_left_corner",
+    "mouth_right_corner",
+    "mouth_center_top_lip",
+    "mouth_center_bottom_lip",
+)
+NUM_KEYPOINTS = len(NAMES)
+
+#: The 30 Kaggle columns: ``<name>_x, <name>_y`` for each keypoint, in this order.
+COLUMNS: tuple[str, ...] = tuple(f"{n}_{a}" for n in NAMES for a in ("x", "y"))
+
+#: Horizontal flip of a 96-px crop in pixel-centre coordinates: x -> FLIP_X_OFFSET - x.
+FLIP_X_OFFSET = IMAGE_SIZE - 1
+
+#: Keypoints that trade places under a horizontal flip (subject's left <-> right).
+FLIP_PAIRS: tuple[tuple[str, str], ...] = (
+    ("left_eye_center", "right_eye_center"),
+    ("left_eye_inner_corner", "right_eye_inner_corner"),
+    ("left_eye_outer_corner", "right_eye_outer_corner"),
+    ("left_eyebrow_inner_end", "right_eyebrow_inner_end"),
+    ("left_eyebrow_outer_end", "right_eyebrow_outer_end"),
+    ("mouth_left_corner", "mouth_right_corner"),
+)
+
+
+def _flip_keypoint_order() -> np.ndarray:
+    order = list(range(NUM_KEYPOINTS))
+    for a, b in FLIP_PAIRS:
+        ia, ib = NAMES.index(a), NAMES.index(b)
+        order[ia], order[ib] = ib, ia
+    return np.asarray(order)
+
+
+#: Index into the 15 keypoints giving the flipped order.
+FLIP_KEYPOINT_ORDER = _flip_keypoint_order()
+#: Index into the 30 columns giving the flipped order (x and y of each swapped pair).
+FLIP_PERMUTATION = np.stack([2 * FLIP_KEYPOINT_ORDER, 2 * FLIP_KEYPOINT_ORDER + 1], axis=1).ravel()
+
+
+def flip_keypoints(keypoints: np.ndarray) -> np.ndarray:
+    """Keypoints (..., 30) of an image whose columns were reversed (NaN stays NaN)."""
+    kp = np.asarray(keypoints, dtype=np.float32)[..., FLIP_PERMUTATION].copy()
+    kp[..., 0::2] = FLIP_X_OFFSET - kp[..., 0::2]
+    return kp
+
+
+def flip_images(images: np.ndarray) -> np.ndarray:
+    """Reverse the columns of images (..., H, W)."""
+    return np.ascontiguousarray(np.asarray(images)[..., ::-1])
+
+
+# --- iBUG 68-point layout -> Kaggle 15 ---------------------------------------------------
+#: For each of the 15 keypoints, the iBUG 68 indices whose mean gives it (0-based).
+FROM_68: dict[str, tuple[int, ...]] = {
+    "left_eye_center": (42, 43, 44, 45, 46, 47),
+    "right_eye_center": (36, 37, 38, 39, 40, 41),
+    "left_eye_inner_corner": (42,),
+    "left_eye_outer_corner": (45,),
+    "right_eye_inner_corner": (39,),
+    "right_eye_outer_corner": (36,),
+    "left_eyebrow_inner_end": (22,),
+    "left_eyebrow_outer_end": (26,),
+    "right_eyebrow_inner_end": (21,),
+    "right_eyebrow_outer_end": (17,),
+    "nose_tip": (30,),
+    "mouth_left_corner": (54,),
+    "mouth_right_corner": (48,),
+    "mouth_center_top_lip": (51,),
+    "mouth_center_bottom_lip": (57,),
+}
+NOSE_TIP_68 = 30
+
+
+def _mapping_matrix() -> np.ndarray:
+    m = np.zeros((NUM_KEYPOINTS, 68), dtype=np.float64)
+    for i, name in enumerate(NAMES):
+        idx = FROM_68[name]
+        m[i, list(idx)] = 1.0 / len(idx)
+    return m
+
+
+_MAP_68 = _mapping_matrix()
+
+
+def from_68(points68: np.ndarray) -> np.ndarray:
+    """(..., 68, 2) iBUG points -> (..., 15, 2) Kaggle keypoints in the same frame."""
+    p = np.asarray(points68, dtype=np.float64)
+    if p.shape[-2:] != (68, 2):
+        raise ValueError(f"expected 68 (x, y) points, got shape {p.shape}")
+    return np.einsum("kj,...jc->...kc", _MAP_68, p)
+
+
+def as_points(keypoints: np.ndarray) -> np.ndarray:
+    """(..., 30) Kaggle columns -> (..., 15, 2) points."""
+    kp = np.asarray(keypoints)
+    return kp.reshape(kp.shape[:-1] + (NUM_KEYPOINTS, 2))
+
+
+def as_columns(points: np.ndarray) -> np.ndarray:
+    """(..., 15, 2) points -> (..., 30) Kaggle columns."""
+    p = np.asarray(points)
+    return p.reshape(p.shape[:-2] + (2 * NUM_KEYPOINTS,))

@@ -1,0 +1,13 @@
+"""Where the shipped dataset and model live (inside the installed ``resources`` package)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+DEFAULT_DATASET = RESOURCES / "faces.npz"
+DEFAULT_MODEL = RESOURCES / "models" / "default.keras"
+
+
+def default_model() -> Path | None:
+    """The shipped model, or None when this checkout has none yet."""
+    return DEFAULT_MODEL if DEFAULT_MODEL.exists() else None
