@@ -75,7 +75,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.update({"import": cmd_import, "info": cmd_info})
+# --- montage ------------------------------------------------------------------------------
+
+def cmd_montage(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import data, render
+    from .fileio import atomic_path
+
+    dataset = data.load(args.file)
+    if args.split != "all":
+        dataset = dataset.split(args.split)
+    if len(dataset) == 0:
+        raise FacekpError(f"{args.file}: no faces in split {args.split!r}")
+    rng = np.random.default_rng(args.seed)
+    idx = np.sort(rng.choice(len(dataset), size=min(args.count, len(dataset)), replace=False))
+    sheet = render.montage(dataset.images[idx], dataset.keypoints[idx], columns=args.columns,
+                           scale=args.scale)
+    with atomic_path(args.out) as tmp:
+        sheet.save(tmp, format="PNG")
+    print(f"wrote {len(idx)} faces to {args.out}")
+    return 0
+
+
+COMMANDS.update({"import": cmd_import, "info": cmd_info, "montage": cmd_montage})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
     p.add_argument("file", help=".npz dataset or Kaggle .csv")
     p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("montage", help="a PNG grid of faces with their keypoints drawn")
+    p.add_argument("file", help=".npz dataset or Kaggle .csv")
+    p.add_argument("--out", required=True, help="output .png")
+    p.add_argument("--count", type=int, default=32, help="faces to show (random sample)")
+    p.add_argument("--columns", type=int, default=8)
+    p.add_argument("--scale", type=int, default=2, help="pixels per face pixel")
+    p.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
+    p.add_argument("--seed", type=int, default=0)
 
     for register in _EXTRA_PARSERS:
         register(sub)
