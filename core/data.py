@@ -239,25 +239,34 @@ def read_npz(path: str | Path) -> Dataset:
         if "images" not in keys:
             raise DataError(path, "no 'images' array; expected images (N x 96 x 96 uint8)",
                             column="images")
-        images = npz["images"]
+        images = _npz_array(npz, path, "images")
         n = len(images)
+        if not (np.issubdtype(images.dtype, np.number) or images.dtype == bool):
+            raise DataError(path, f"images hold {images.dtype} values, expected numbers 0-255",
+                            column="images")
         if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DataError(path, f"images have shape {images.shape}, expected N x 96 x 96",
                             column="images")
         if images.dtype != np.uint8:
+            if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+                raise DataError(path, "images hold NaN or infinite values", column="images")
             if np.issubdtype(images.dtype, np.floating) and np.nanmax(images, initial=0) <= 1.0:
                 images = np.round(images * 255)
             if np.nanmin(images, initial=0) < 0 or np.nanmax(images, initial=0) > 255:
                 raise DataError(path, "image values outside 0-255", column="images")
             images = images.astype(np.uint8)
-        keypoints = npz["keypoints"] if "keypoints" in keys else np.full((n, 30), np.nan)
+        keypoints = (_npz_array(npz, path, "keypoints") if "keypoints" in keys
+                     else np.full((n, 30), np.nan))
+        if not np.issubdtype(keypoints.dtype, np.number):
+            raise DataError(path, f"keypoints hold {keypoints.dtype} values, expected numbers",
+                            column="keypoints")
         if keypoints.shape != (n, 30):
             raise DataError(path, f"keypoints have shape {keypoints.shape}, expected {n} x 30",
                             column="keypoints")
         fields = {}
         for name in ("names", "persons", "splits"):
             if name in keys:
-                arr = npz[name]
+                arr = _npz_array(npz, path, name)
                 if arr.shape != (n,):
                     raise DataError(path, f"{name} has shape {arr.shape}, expected ({n},)",
                                     column=name)
@@ -265,9 +274,11 @@ def read_npz(path: str | Path) -> Dataset:
         meta = {}
         if "meta" in keys:
             try:
-                meta = json.loads(str(npz["meta"]))
+                meta = json.loads(str(_npz_array(npz, path, "meta")))
             except ValueError:
                 raise DataError(path, "meta is not valid JSON", column="meta") from None
+            if not isinstance(meta, dict):
+                raise DataError(path, "meta is not a JSON object", column="meta")
     bad = ~np.isnan(keypoints) & ((keypoints < 0) | (keypoints > IMAGE_SIZE))
     if bad.any():
         r, c = np.argwhere(bad)[0]
@@ -275,6 +286,14 @@ def read_npz(path: str | Path) -> Dataset:
                         column=COLUMNS[c])
     return Dataset.from_arrays(images, keypoints, fields.get("names"), fields.get("persons"),
                                fields.get("splits"), meta)
+
+
+def _npz_array(npz, path: Path, name: str) -> np.ndarray:
+    """One array of an open .npz; a damaged or pickled member is a DataError, not a crash."""
+    try:
+        return npz[name]
+    except Exception as exc:  # zipfile.BadZipFile (CRC), ValueError (pickled objects), EOF ...
+        raise DataError(path, f"array {name!r} cannot be read ({exc})", column=name) from None
 
 
 # --- Kaggle CSV ---------------------------------------------------------------------------
@@ -403,6 +422,13 @@ def _parse_keypoints(path: Path, prefixes: list[bytes], columns: list[str],
 def _parse_images(path: Path, data: bytes, starts: list[int], ends: list[int],
                   row_numbers: np.ndarray, progress: Callable[[int, int], None] | None
                   ) -> np.ndarray:
+    """Tokenise the Image fields of blocks of rows with vectorised numpy.
+
+    Once a block is known to hold only digits and separators, bit 0x10 of a byte tells a
+    digit (0x30-0x39) from a separator (space, tab, CR, quote: all below 0x30 with that bit
+    clear) and its low four bits are the digit's value. Each number is read from the four
+    bytes ending at its last digit, gathered at once as one unaligned little-endian uint32.
+    """
     n = len(starts)
     out = np.empty((n, PIXELS), np.uint8)
     raw = np.frombuffer(data, np.uint8)
@@ -419,39 +445,56 @@ def _parse_images(path: Path, data: bytes, starts: list[int], ends: list[int],
         rel_ends = ends_a[a:b] - s0 + pad
         for i in range(b - a - 1):  # blank the keypoint fields of the rows in between
             chunk[rel_ends[i]:rel_starts[i + 1]] = 32
-        digit = (chunk >= 48) & (chunk <= 57)
-        sep = np.isin(chunk, _SEPARATORS)
-        if not (digit | sep).all():
-            p = int(np.flatnonzero(~(digit | sep))[0])
-            r = int(np.searchsorted(rel_starts, p, side="right") - 1)
-            lo, hi = max(rel_starts[r], p - 6), min(rel_ends[r], p + 6)
-            token = bytes(chunk[lo:hi]).decode("utf-8", "replace").split()
-            near = next((t for t in token if not t.isdigit()), chr(chunk[p]))
-            raise DataError(path, f"Image holds {near!r}, which is not a whole number; expected "
-                                  "9,216 numbers 0-255 separated by spaces",
-                            row=int(row_numbers[a + r]), column="Image")
+        digit = np.subtract(chunk, 48, dtype=np.uint8) < 10  # wraps below '0'
+        n_digits = np.count_nonzero(digit)
+        if n_digits + np.count_nonzero(chunk == 32) != len(chunk):  # other than digits, spaces
+            valid = digit | np.isin(chunk, _SEPARATORS)
+            if not valid.all():
+                p = int(np.flatnonzero(~valid)[0])
+                _bad_image_token(path, chunk, digit, p, rel_starts, rel_ends,
+                                 row_numbers[a:b])
         last = np.empty_like(digit)
-        last[:-1] = digit[:-1] & ~digit[1:]
+        np.greater(digit[:-1], digit[1:], out=last[:-1])  # a digit followed by a non-digit
         last[-1] = digit[-1]
-        e = np.flatnonzero(last)
-        counts = np.diff(np.searchsorted(e, rel_starts), append=len(e))
+        bounds = np.append(rel_starts, len(chunk))
+        counts = np.array([np.count_nonzero(last[s:t]) for s, t in zip(bounds[:-1], bounds[1:])])
         if (counts != PIXELS).any():
             r = int(np.flatnonzero(counts != PIXELS)[0])
             raise DataError(path, f"Image has {counts[r]} values, expected {PIXELS} (96 x 96)",
                             row=int(row_numbers[a + r]), column="Image")
-        d1 = digit[e - 1]
-        d2 = d1 & digit[e - 2]
-        value = (chunk[e].astype(np.int32) - 48)
-        value += np.where(d1, (chunk[e - 1].astype(np.int32) - 48) * 10, 0)
-        value += np.where(d2, (chunk[e - 2].astype(np.int32) - 48) * 100, 0)
-        too_big = (value > 255) | (d2 & digit[e - 3])
+        # Unaligned uint32 at every byte offset: word i = bytes i .. i+3, little-endian, so
+        # the word ending at a number's last digit has that digit in byte 3.
+        words = np.ndarray((len(chunk) - 3,), dtype="<u4", buffer=chunk, strides=(1,))
+        w = words[last[3:]]
+        value = w >> 24
+        value &= 0xF
+        d1 = w >> 20  # digit flag of the byte before the last digit
+        d1 &= 1
+        x = w >> 16
+        x &= 0xF
+        x *= 10
+        x *= d1
+        value += x
+        d2 = w >> 12  # ... and of the one before that, if the number reaches it
+        d2 &= d1
+        x = w >> 8
+        x &= 0xF
+        x *= 100
+        x *= d2
+        value += x
+        w >>= 4  # four digits in a row
+        w &= d2
+        too_big = value > 255
+        np.logical_or(too_big, w, out=too_big)
         if too_big.any():
             k = int(np.flatnonzero(too_big)[0])
             r = k // PIXELS
-            p = e[k]
+            p = int(np.flatnonzero(last)[k])
             q = p
             while q > 0 and digit[q - 1]:
                 q -= 1
+            while p + 1 < len(chunk) and digit[p + 1]:
+                p += 1
             token = bytes(chunk[q:p + 1]).decode()
             raise DataError(path, f"Image value {token} (pixel {k % PIXELS + 1}) lies outside "
                                   "0-255", row=int(row_numbers[a + r]), column="Image")
@@ -459,6 +502,33 @@ def _parse_images(path: Path, data: bytes, starts: list[int], ends: list[int],
         if progress is not None:
             progress(b, n)
     return out.reshape(n, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _bad_image_token(path: Path, chunk: np.ndarray, digit: np.ndarray, p: int,
+                     rel_starts: np.ndarray, rel_ends: np.ndarray, rows: np.ndarray) -> None:
+    """Raise the DataError for a byte at ``p`` that is neither a digit nor a separator."""
+    r = int(np.searchsorted(rel_starts, p, side="right") - 1)
+    seps = np.isin(chunk, _SEPARATORS)
+    q, t = p, p
+    while q > rel_starts[r] and not seps[q - 1]:
+        q -= 1
+    while t < rel_ends[r] and not seps[t]:
+        t += 1
+    token = bytes(chunk[q:t]).decode("utf-8", "replace")
+    row_start = rel_starts[r]
+    before = ~seps[row_start:q]  # non-separators before the bad token
+    pixel = int(np.count_nonzero(before[1:] & ~before[:-1])) + int(before[:1].sum()) + 1
+    where = f" (pixel {pixel})"
+    try:
+        number = float(token)
+    except ValueError:
+        number = None
+    if number is not None and (number < 0 or number > 255):  # NaN is neither
+        message = f"Image value {token}{where} lies outside 0-255"
+    else:
+        message = (f"Image holds {token!r}{where}, which is not a whole number; expected "
+                   "9,216 numbers 0-255 separated by spaces")
+    raise DataError(path, message, row=int(rows[r]), column="Image")
 
 
 def write_kaggle_csv(dataset: Dataset, path: str | Path, layout: str | None = None) -> Path:
