@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -89,7 +90,7 @@ class Dataset:
     @property
     def present(self) -> np.ndarray:
         """Boolean N x 15: keypoint labelled (both x and y present)."""
-        kp = self.keypoints.reshape(len(self), -1, 2)
+        kp = self.keypoints.reshape(len(self), len(NAMES), 2)  # -1 fails on 0 rows
         return ~np.isnan(kp).any(axis=2)
 
     def complete(self) -> "Dataset":
@@ -135,7 +136,7 @@ def split_by_person(dataset: Dataset, fractions: Sequence[float] = (0.8, 0.1, 0.
 
 def describe(dataset: Dataset) -> dict[str, Any]:
     """Faces, split sizes, and per keypoint: missing count, mean and std of x and y."""
-    kp = dataset.keypoints.reshape(len(dataset), -1, 2)
+    kp = dataset.keypoints.reshape(len(dataset), len(NAMES), 2)
     per_kp = {}
     with np.errstate(invalid="ignore"), _quiet_nan_warnings():
         mean = np.nanmean(kp, axis=0) if len(dataset) else np.full((15, 2), np.nan)
@@ -230,6 +231,8 @@ def write_npz(dataset: Dataset, path: str | Path) -> Path:
 
 def read_npz(path: str | Path) -> Dataset:
     path = check_input_file(path, ".npz dataset file")
+    if not zipfile.is_zipfile(path):  # else np.load tries .npy or pickle and says so
+        raise DataError(path, "not a .npz file (a .npz is a zip archive of numpy arrays)")
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError ...
