@@ -354,7 +354,17 @@ def test_unknown_extension(tmp_path, few):
 def test_npz_that_is_not_a_zip(tmp_path):
     path = tmp_path / "faces.npz"
     path.write_text("left_eye_center_x,Image\n")
-    expect_error(path, None, None, "not a readable .npz", reader=data.load)
+    expect_error(path, None, None, "not a .npz file", reader=data.load)
+    with open(path, "wb") as fh:
+        np.save(fh, np.zeros((2, 96, 96), np.uint8))  # a lone .npy array
+    expect_error(path, None, None, "not a .npz file", reader=data.load)
+
+
+def test_empty_dataset_can_be_described(tmp_path):
+    empty = data.Dataset.from_arrays(np.zeros((0, 96, 96), np.uint8))
+    assert empty.present.shape == (0, 15)
+    desc = data.describe(empty)
+    assert desc["faces"] == 0 and desc["keypoints"]["nose_tip"]["mean_x"] is None
 
 
 def test_npz_without_images(tmp_path):

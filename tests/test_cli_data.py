@@ -1,0 +1,163 @@
+"""`facekp import | info | montage`: outputs, reports, and one-line errors with exit status 2."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import cli, data
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, shared_data) -> tuple[Path, Path]:
+    """Eight ytf68 test-folder photos of four people, in the ytf68 layout."""
+    with open(shared_data / "ytf68" / "test_frames_keypoints.csv", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        rows = list(reader)
+    by_person: dict[str, list] = {}
+    for row in rows:
+        by_person.setdefault(row[0].rsplit("_", 1)[0], []).append(row)
+    picked = [r for person in sorted(by_person)[:4] for r in by_person[person][:2]]
+    root = tmp_path_factory.mktemp("cli")
+    images = root / "images"
+    images.mkdir()
+    for row in picked:
+        shutil.copy(shared_data / "ytf68" / "test" / row[0], images / row[0])
+    labels = root / "labels.csv"
+    with open(labels, "w", newline="") as fh:
+        csv.writer(fh).writerows([header] + picked)
+    return labels, images
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("facekp ") and ": error: " in lines[0]
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0]
+
+
+def test_import_writes_npz_and_reports_faces(capsys, folder, tmp_path):
+    labels, images = folder
+    out = tmp_path / "faces.npz"
+    code, stdout, stderr = run(capsys, "import", "--labels", labels, "--images", images,
+                               "--out", out)
+    assert code == 0
+    assert "faces in: 8, faces out: 8, dropped: 0" in stdout
+    assert "left_eye_center" in stdout and "std x" in stdout  # per-keypoint statistics
+    assert f"wrote 8 faces to {out}" in stdout
+    assert "8/8" in stderr  # the progress line reached the end
+    ds = data.load(out)
+    assert len(ds) == 8 and ds.images.shape == (8, 96, 96)
+    assert len(set(ds.persons)) == 4
+    assert ds.meta["imported_from"] == [str(images)]
+
+
+def test_import_to_kaggle_csv_with_a_split_by_person(capsys, folder, tmp_path):
+    labels, images = folder
+    out = tmp_path / "faces.csv"
+    code, stdout, _ = run(capsys, "import", "--labels", labels, "--images", images,
+                          "--out", out, "--split", "0.5,0.25,0.25", "--seed", "1")
+    assert code == 0 and "== written" in stdout
+    assert out.read_text().splitlines()[0].endswith(",Image")
+    ds = data.load(out)
+    assert len(ds) == 8 and not np.isnan(ds.keypoints[:, :4]).any()
+
+
+def test_info_json_keys(capsys, faces, tmp_path):
+    path = data.write_npz(faces.subset(np.arange(0, len(faces), 97)), tmp_path / "d.npz")
+    code, stdout, _ = run(capsys, "info", path, "--json")
+    assert code == 0
+    info = json.loads(stdout)
+    assert set(info) == {"file", "faces", "complete", "people", "splits", "keypoints"}
+    assert info["faces"] == 40 and info["file"] == str(path)
+    assert set(info["splits"]) == {"train", "val", "test"}
+    assert sum(info["splits"].values()) == 40
+    assert len(info["keypoints"]) == 15
+    assert set(info["keypoints"]["nose_tip"]) == {"missing", "mean_x", "mean_y",
+                                                  "std_x", "std_y"}
+
+
+def test_info_reads_a_kaggle_csv_as_text(capsys, faces, tmp_path):
+    path = data.write_kaggle_csv(faces.subset(np.arange(6)), tmp_path / "training.csv")
+    code, stdout, _ = run(capsys, "info", path)
+    assert code == 0
+    assert "faces: 6" in stdout and "unassigned 6" in stdout and "mouth_center_bottom_lip" in stdout
+
+
+def test_montage_writes_a_png(capsys, faces, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "m.png"
+    code, stdout, _ = run(capsys, "montage", ROOT / "resources" / "faces.npz", "--out", out,
+                          "--count", "6", "--columns", "3", "--scale", "1", "--split", "val")
+    assert code == 0 and "wrote 6 faces" in stdout
+    with Image.open(out) as im:
+        assert im.width >= 3 * 96 and im.height >= 2 * 96
+
+
+def test_misspelled_file_exits_2(capsys, tmp_path):
+    code, _, err = run(capsys, "info", tmp_path / "facse.npz")
+    assert_one_line_error(code, err, "facse.npz", "no such")
+
+
+def test_bad_csv_exits_2_naming_row_and_column(capsys, faces, tmp_path):
+    path = data.write_kaggle_csv(faces.subset(np.arange(3)), tmp_path / "training.csv")
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace(",", ",abc", 1)  # second data row, second column
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = run(capsys, "info", path)
+    assert_one_line_error(code, err, str(path), "row 3", "'left_eye_center_y'")
+
+
+def test_import_errors_exit_2(capsys, folder, tmp_path):
+    labels, images = folder
+    code, _, err = run(capsys, "import", "--labels", tmp_path / "lables.csv", "--images",
+                       images, "--out", tmp_path / "x.npz")
+    assert_one_line_error(code, err, "lables.csv")
+    code, _, err = run(capsys, "import", "--labels", labels, "--images", tmp_path / "nowhere",
+                       "--out", tmp_path / "x.npz")
+    assert_one_line_error(code, err, "nowhere", "not a directory")
+    code, _, err = run(capsys, "import", "--labels", labels, "--images", images,
+                       "--out", tmp_path / "x.txt")
+    assert code == 2 and "Traceback" not in err and "unknown dataset format" in err
+    assert not (tmp_path / "x.npz").exists() and not (tmp_path / "x.txt").exists()
+
+
+def test_import_of_a_folder_without_faces_writes_nothing(capsys, folder, tmp_path):
+    labels, _ = folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "import", "--labels", labels, "--images", empty,
+                       "--out", tmp_path / "x.npz")
+    assert code == 2 and "no face could be imported" in err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_error_in_a_real_process_has_no_traceback(tmp_path):
+    bad = tmp_path / "faces.npz"
+    bad.write_text("not a zip")
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "info", str(bad)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"facekp info: error: {bad}: not a .npz file (a .npz is a zip archive of numpy arrays)"]
