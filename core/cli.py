@@ -100,6 +100,294 @@ def cmd_montage(args: argparse.Namespace) -> int:
 
 COMMANDS.update({"import": cmd_import, "info": cmd_info, "montage": cmd_montage})
 
+# --- model helpers ------------------------------------------------------------------------
+
+def _model_path(args: argparse.Namespace) -> Path:
+    """--model, or the shipped default model, or a clear error."""
+    if args.model:
+        return Path(args.model)
+    from .resources import default_model
+
+    path = default_model()
+    if path is None:
+        raise FacekpError("no --model given and no default model is installed; train one "
+                          "with 'facekp train --out model.keras' and pass --model model.keras")
+    return path
+
+
+def _dataset_path(args: argparse.Namespace) -> Path:
+    if args.data:
+        return Path(args.data)
+    from .resources import DEFAULT_DATASET
+
+    return DEFAULT_DATASET
+
+
+def _fmt_px(v: float | None) -> str:
+    return "   n/a" if v is None or v != v else f"{v:6.3f}"
+
+
+# --- train --------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+
+    from . import data
+    from .train import TrainConfig, Trainer
+
+    try:
+        config = TrainConfig.for_arch(
+            args.arch, epochs=args.epochs, batch_size=args.batch_size,
+            learning_rate=args.lr, patience=args.patience, augment=args.augment,
+            complete_only=args.complete_only, seed=args.seed, lr_schedule=args.lr_schedule)
+        config = config.resolved()
+    except ValueError as exc:
+        raise FacekpError(str(exc)) from None
+    out = Path(args.out)
+    if out.suffix != ".keras":
+        raise FacekpError(f"{out}: the model file name must end in .keras")
+    source = _dataset_path(args)
+    dataset = data.load(source)
+    if not (dataset.splits != "").any():
+        dataset = data.split_by_person(dataset, (0.9, 0.1, 0.0), seed=args.seed)
+        print(f"{source}: no splits assigned; using 90% of its people for training and 10% "
+              "for validation", flush=True)
+    train, val = dataset.split("train"), dataset.split("val")
+    for name, part in (("train", train), ("val", val)):
+        if len(part) == 0:
+            raise FacekpError(f"{source}: no faces in split {name!r}; assign splits with "
+                              "'facekp import --split 0.8,0.1,0.1'")
+    train.meta["source"] = str(source)
+    listener = _CliListener(sys.stdout, sys.stderr)
+    trainer = Trainer(config, train, val, out, listener, resume=args.resume)
+    listener.trainer = trainer
+
+    def on_sigint(signum, frame):
+        if trainer.stop_requested:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        trainer.stop()
+        listener.note("stopping after this batch; the best model is kept "
+                      "(Ctrl+C again to abort at once)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.reason == "error":
+        raise FacekpError(result.message)
+    return 130 if result.reason == "stopped" else 0
+
+
+class _CliListener:
+    """Progress for the terminal: one line per epoch (stdout), a batch bar on a terminal."""
+
+    def __init__(self, out, err):
+        from .progress import format_seconds
+
+        self.out, self.err = out, err
+        self.tty = getattr(err, "isatty", lambda: False)()
+        self.fmt = format_seconds
+        self.info: dict = {}
+        self.trainer = None
+        self._bar = False
+
+    def note(self, text: str) -> None:
+        self._clear()
+        print(text, file=self.err, flush=True)
+
+    def _clear(self) -> None:
+        if self._bar:
+            self.err.write("\r\x1b[K")
+            self._bar = False
+
+    def on_started(self, info: dict) -> None:
+        self.info = info
+        c = info["config"]
+        extra = []
+        if c["augment"]:
+            extra.append("augmented")
+        if c["complete_only"]:
+            extra.append("faces with all 15 keypoints")
+        if c["lr_schedule"] != "constant":
+            extra.append(f"{c['lr_schedule']} learning rate")
+        resumed = (f", resuming after epoch {info['initial_epoch']}"
+                   if info.get("initial_epoch") else "")
+        print(f"training {info['arch']} on {info['train_faces']} faces "
+              f"({', '.join(extra) or 'all faces'}), validating on {info['val_faces']}: "
+              f"{info['steps_per_epoch']} batches of {c['batch_size']} per epoch, up to "
+              f"{info['epochs']} epochs (early stop after {c['patience']} without improvement)"
+              f"{resumed}. Ctrl+C stops and keeps the best model.", file=self.out, flush=True)
+
+    def on_batch(self, epoch: int, batch: int, loss_px: float) -> None:
+        if not self.tty:
+            return
+        steps = self.info.get("steps_per_epoch", 1)
+        width = 20
+        filled = int(width * batch / steps)
+        self.err.write(f"\repoch {epoch} [{'#' * filled}{'.' * (width - filled)}] "
+                       f"{batch}/{steps} loss {loss_px:.2f} px\x1b[K")
+        self.err.flush()
+        self._bar = True
+
+    def on_epoch(self, epoch: int, train_px: float, val_px: float, best: bool,
+                 elapsed_s: float) -> None:
+        self._clear()
+        total = self.info.get("epochs", epoch)
+        done = epoch - self.info.get("initial_epoch", 0)
+        per = elapsed_s / max(done, 1)
+        eta = per * (total - epoch)
+        print(f"epoch {epoch:3d}/{total}  train {train_px:7.3f} px  val {val_px:7.3f} px"
+              f"{'  *best' if best else '       '}  {per:5.1f} s/epoch  elapsed "
+              f"{self.fmt(elapsed_s)}  ETA {self.fmt(eta)}", file=self.out, flush=True)
+
+    def on_finished(self, result) -> None:
+        self._clear()
+        reasons = {"completed": "finished", "early_stop": "stopped early",
+                   "stopped": "stopped by the user", "error": "failed"}
+        if result.reason == "error":
+            return  # the caller prints the message as an error
+        text = f"{reasons.get(result.reason, result.reason)}: {result.message}"
+        if result.model_path is not None:
+            text += (f"\nbest model: epoch {result.best_epoch}, validation RMSE "
+                     f"{result.best_val_rmse_px:.3f} px, saved to {result.model_path}")
+        else:
+            text += "\nno model saved (no epoch finished)"
+        print(text, file=self.out, flush=True)
+
+
+# --- evaluate -----------------------------------------------------------------------------
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import data
+    from .evaluate import evaluate, format_report
+    from .predict import Predictor
+
+    model = _model_path(args)
+    source = _dataset_path(args)
+    dataset = data.load(source)
+    part = dataset.split(args.split)
+    if len(part) == 0:
+        raise FacekpError(f"{source}: no faces in split {args.split!r} (use --split all for "
+                          "every face)")
+    result = evaluate(Predictor(model), part)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_report(result, f"{model} on {source} (split {args.split})"))
+    return 0
+
+
+# --- predict ------------------------------------------------------------------------------
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .errors import DataError
+    from .fileio import atomic_path
+    from .predict import Predictor
+
+    predictor = Predictor(_model_path(args))
+    draw_dir = Path(args.draw) if args.draw else None
+    results, failed = [], 0
+    for photo in args.photos:
+        try:
+            res = predictor.predict_photo(photo, passes=args.passes)
+        except DataError as exc:
+            failed += 1
+            print(f"facekp predict: error: {exc}", file=sys.stderr)
+            results.append({"photo": str(photo), "faces": [], "error": exc.reason})
+            continue
+        entry = {"photo": str(photo), **res.as_dict()}
+        if draw_dir is not None:
+            from .render import photo_with_faces
+
+            target = draw_dir / f"{Path(photo).stem}.png"
+            img = photo_with_faces(res.image, [f.box.as_list() for f in res.faces],
+                                   [f.keypoints for f in res.faces])
+            with atomic_path(target) as tmp:
+                img.save(tmp, format="PNG")
+            entry["drawn"] = str(target)
+        results.append(entry)
+        if not args.json:
+            print(f"{photo}: {res.message}" + (f" -> {entry['drawn']}" if "drawn" in entry
+                                                 else ""))
+            for i, face in enumerate(res.faces, 1):
+                box = ", ".join(f"{v:.0f}" for v in face.box.as_list())
+                pts = "  ".join(f"{n} ({x:.1f}, {y:.1f})" for n, (x, y) in
+                                zip(("left_eye_center", "right_eye_center", "nose_tip",
+                                     "mouth_center_bottom_lip"),
+                                    face.keypoints[[0, 1, 10, 14]]))
+                print(f"  face {i}: box [{box}]  {pts}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 2 if failed else 0
+
+
+# --- submit -------------------------------------------------------------------------------
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .kaggle import make_submission
+    from .predict import Predictor
+
+    predictor = Predictor(_model_path(args))
+    summary = make_submission(predictor, args.test, args.lookup, args.out,
+                              progress=_progress(f"read {args.test}"))
+    clipped = f" ({summary['clipped']} values clipped to 0-96)" if summary["clipped"] else ""
+    print(f"wrote {summary['rows']} rows for {summary['images']} images to {args.out}{clipped}")
+    return 0
+
+
+def _add_engine_parsers(sub) -> None:
+    p = sub.add_parser("train", help="train a model; the best (validation RMSE) is saved",
+                       description="Train an architecture on the 'train' split of a dataset, "
+                                   "validating on its 'val' split after every epoch. The best "
+                                   "model is saved to --out whenever validation improves; "
+                                   "Ctrl+C stops after the current batch and keeps it.")
+    p.add_argument("--data", help=".npz dataset with splits, or Kaggle training .csv "
+                                  "(default: the embedded dataset)")
+    p.add_argument("--arch", default="seed", help="architecture (default: seed)")
+    p.add_argument("--out", required=True, help="output model, .keras")
+    p.add_argument("--epochs", type=int, help="most epochs (default: the architecture's)")
+    p.add_argument("--batch-size", type=int, help="faces per batch")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--patience", type=int,
+                   help="epochs without improvement before stopping early (0: never)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="augment training batches (default: the architecture's)")
+    p.add_argument("--complete-only", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on faces with all 15 keypoints only (default: the "
+                        "architecture's)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"],
+                   help="learning-rate schedule (default: the architecture's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
+
+    p = sub.add_parser("evaluate", help="RMSE in pixels, overall and per keypoint")
+    p.add_argument("--model", help="model .keras (default: the installed default model)")
+    p.add_argument("--data", help=".npz or Kaggle .csv (default: the embedded dataset)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="which faces (default: test)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("predict", help="keypoints of the faces in photos")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
+    p.add_argument("--model", help="model .keras (default: the installed default model)")
+    p.add_argument("--json", action="store_true", help="print JSON (photo pixels)")
+    p.add_argument("--draw", metavar="DIR", help="write each photo with boxes and keypoints "
+                                                 "drawn to DIR/<name>.png")
+    p.add_argument("--passes", type=int, default=2, choices=[1, 2],
+                   help="2 (default): frame each face again around its first keypoints")
+
+    p = sub.add_parser("submit", help="Kaggle submission.csv from test.csv and IdLookupTable.csv")
+    p.add_argument("--model", help="model .keras (default: the installed default model)")
+    p.add_argument("--test", required=True, help="Kaggle test.csv (ImageId,Image)")
+    p.add_argument("--lookup", required=True, help="Kaggle IdLookupTable.csv")
+    p.add_argument("--out", required=True, help="output submission .csv")
+
+
+COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                 "submit": cmd_submit})
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facekp", description="Facial keypoint detection.")
@@ -130,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
 
+    _add_engine_parsers(sub)
     for register in _EXTRA_PARSERS:
         register(sub)
     return parser

@@ -1,0 +1,259 @@
+"""Predictor: a saved ``.keras`` model -> keypoints for 96x96 crops or for whole photos.
+
+Crops: :meth:`Predictor.predict` takes uint8 (N, 96, 96) faces and returns float32 (N, 30)
+keypoints in pixels of the crop. The model is called directly (one traced function, no
+``model.predict``, whose fixed overhead is larger than the whole forward pass of one face).
+
+Photos: :meth:`Predictor.predict_photo` applies the EXIF orientation, finds frontal faces
+(:func:`find_faces`), frames each with :func:`core.faces.crop_for_box` (the one crop rule the
+training data was made with), predicts, and maps the keypoints back to the photo's pixels.
+With ``passes=2`` each face is framed again around its first-pass keypoints
+(:func:`core.faces.crop_for_points`) and predicted once more, so the result does not hinge on
+where the detector happened to put its box.
+
+Face finding: OpenCV's Haar cascade (:func:`core.faces.detect_faces`) runs on a copy of the
+photo whose longer side is at most ``detect_side`` pixels (its smallest face is 30 px there, so
+faces smaller than about 30/``detect_side`` of the photo's longer side are not looked for; this
+bounds the time on large photos); each candidate must then be confirmed by a second, differently
+trained cascade (OpenCV's ``frontalface_alt2``) on the region around it, which removes most
+false detections on textures and animals; a box lying mostly inside a larger one is dropped.
+"""
+from __future__ import annotations
+
+import functools
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import DataError
+from .faces import Box, Crop, crop_for_box, crop_for_points, crop_image, detect_faces, to_gray
+from .keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+
+#: Longer side of the image the face detector scans (see the module docstring).
+DETECT_SIDE = 512
+#: Region around a candidate box given to the confirming cascade: box side x (1 + 2 x margin).
+CONFIRM_MARGIN = 0.25
+#: ... resized to this many pixels a side (the face then spans about 80 px).
+CONFIRM_SIZE = 120
+#: Largest change of framing accepted from the second pass (ratio of crop sides).
+SECOND_PASS_MAX_RESCALE = 2.0
+BATCH = 256
+
+
+@dataclass
+class FaceResult:
+    """One face: the detector (or given) box, the crop the final keypoints came from, and the
+    15 keypoints (15, 2) in photo pixels (pixel centres, x then y, Kaggle order)."""
+    box: Box
+    crop: Crop
+    keypoints: np.ndarray
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"box": [round(v, 2) for v in self.box.as_list()],
+                "keypoints": {name: [round(float(x), 2), round(float(y), 2)]
+                              for name, (x, y) in zip(NAMES, self.keypoints)}}
+
+
+@dataclass
+class PhotoResult:
+    """The faces of one photo (largest first) and a message for people ("no face found")."""
+    faces: list[FaceResult] = field(default_factory=list)
+    message: str = ""
+    size: tuple[int, int] | None = None  # (width, height) after the EXIF orientation
+    image: Any = None  # the oriented PIL image, for drawing
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"faces": [f.as_dict() for f in self.faces], "message": self.message}
+
+
+class Predictor:
+    """Keypoints from a Keras model (a ``.keras`` path or a model object)."""
+
+    def __init__(self, model: Any, detect_side: int = DETECT_SIDE):
+        import tensorflow as tf
+
+        if isinstance(model, (str, Path)):
+            self.path: Path | None = Path(model)
+            model = load_model(self.path)
+        else:
+            self.path = None
+        self.model = model
+        self.detect_side = int(detect_side)
+        self._forward = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)])
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs) -> "Predictor":
+        return cls(Path(path), **kwargs)
+
+    # -- crops --
+
+    def predict(self, images: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
+        """uint8 (N, 96, 96) faces (or (N, 96, 96, 1)) -> float32 (N, 30) keypoints, pixels."""
+        x = np.asarray(images)
+        if x.ndim == 4 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"expected faces as N x {IMAGE_SIZE} x {IMAGE_SIZE}, got {x.shape}")
+        out = np.empty((len(x), 2 * NUM_KEYPOINTS), np.float32)
+        for a in range(0, len(x), batch_size):
+            chunk = x[a:a + batch_size, :, :, None].astype(np.float32)
+            out[a:a + len(chunk)] = self._forward(chunk).numpy()
+        return out
+
+    # -- photos --
+
+    def predict_photo(self, photo: Any, boxes: Sequence[Box] | None = None,
+                      passes: int = 2) -> PhotoResult:
+        """Keypoints of every face in a photo (a path, a PIL image or an array).
+
+        ``boxes=None`` finds the faces (:func:`find_faces`); otherwise each given box (photo
+        pixels, detector-like: see :func:`core.faces.box_from_points`) is framed as the
+        detector's would be. No face gives an empty result with a message, not an error; an
+        unreadable file raises :class:`core.errors.DataError`.
+        """
+        from PIL import Image
+
+        from .faces import load_photo
+
+        if passes not in (1, 2):
+            raise ValueError(f"passes must be 1 or 2, got {passes}")
+        if isinstance(photo, (str, Path)):
+            image = load_photo(photo)
+        elif isinstance(photo, Image.Image):
+            image = photo
+        else:
+            image = Image.fromarray(np.asarray(photo))
+        gray = to_gray(image)
+        size = (gray.shape[1], gray.shape[0])
+        found = find_faces(gray, self.detect_side) if boxes is None else list(boxes)
+        if not found:
+            return PhotoResult([], "no face found", size, image)
+        crops = [crop_for_box(b) for b in found]
+        points = self._points(gray, crops)
+        if passes == 2:
+            again = [_reframe(p, c) for p, c in zip(points, crops)]
+            redo = [i for i, c in enumerate(again) if c is not None]
+            if redo:
+                new = self._points(gray, [again[i] for i in redo])
+                for j, i in enumerate(redo):
+                    crops[i], points[i] = again[i], new[j]
+        faces = [FaceResult(b, c, p) for b, c, p in zip(found, crops, points)]
+        n = len(faces)
+        return PhotoResult(faces, f"{n} face{'s' if n != 1 else ''} found", size, image)
+
+    def _points(self, gray: np.ndarray, crops: list[Crop]) -> list[np.ndarray]:
+        images = np.stack([crop_image(gray, c) for c in crops])
+        kp = self.predict(images).reshape(len(crops), NUM_KEYPOINTS, 2)
+        return [c.to_photo(k) for c, k in zip(crops, kp)]
+
+
+def _reframe(points: np.ndarray, first: Crop) -> Crop | None:
+    """The second-pass crop, or None when the first pass's keypoints are too implausible to
+    frame a face by (not finite, or a framing far from the detector's)."""
+    if not np.isfinite(points).all():
+        return None
+    try:
+        crop = crop_for_points(points)
+    except ValueError:
+        return None
+    ratio = crop.side / first.side
+    cx, cy = crop.x0 + crop.side / 2, crop.y0 + crop.side / 2
+    if not (1 / SECOND_PASS_MAX_RESCALE <= ratio <= SECOND_PASS_MAX_RESCALE) or \
+            not first.box.contains(cx, cy):
+        return None
+    return crop
+
+
+# --- faces --------------------------------------------------------------------------------
+
+def find_faces(gray: np.ndarray, detect_side: int = DETECT_SIDE, confirm: bool = True
+               ) -> list[Box]:
+    """Frontal faces in a 2-D uint8 photo, largest first, in photo pixels (see the module
+    docstring: scan at most ``detect_side`` pixels wide, confirm, drop nested boxes)."""
+    import cv2
+
+    h, w = gray.shape[:2]
+    scale = min(1.0, detect_side / max(h, w))
+    small = gray if scale >= 1.0 else cv2.resize(
+        gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    sx, sy = w / small.shape[1], h / small.shape[0]
+    boxes = [Box(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy) for b in detect_faces(small)]
+    if confirm:
+        boxes = [b for b in boxes if _confirmed(gray, b)]
+    kept: list[Box] = []
+    for b in boxes:  # largest first
+        if all(_overlap(b, k) <= 0.5 for k in kept):
+            kept.append(b)
+    return kept
+
+
+def _overlap(small: Box, big: Box) -> float:
+    """Share of ``small``'s area inside ``big``."""
+    ix = max(0.0, min(small.x1, big.x1) - max(small.x0, big.x0))
+    iy = max(0.0, min(small.y1, big.y1) - max(small.y0, big.y0))
+    return ix * iy / max(small.width * small.height, 1e-9)
+
+
+@functools.lru_cache(maxsize=1)
+def _confirming_cascade():
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml"
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV could not load its face detector from {path}")
+    return cascade
+
+
+def _confirmed(gray: np.ndarray, box: Box) -> bool:
+    """Does the second cascade also see a face in the region around ``box``?"""
+    import cv2
+
+    side = max(box.width, box.height)
+    m = CONFIRM_MARGIN * side
+    s = max(8, int(round(side + 2 * m)))
+    x0, y0 = int(round(box.x0 - m)), int(round(box.y0 - m))
+    h, w = gray.shape[:2]
+    region = np.zeros((s, s), np.uint8)  # zero padding where the region leaves the photo
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
+    if sx1 > sx0 and sy1 > sy0:
+        region[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = gray[sy0:sy1, sx0:sx1]
+    size = CONFIRM_SIZE
+    region = cv2.resize(region, (size, size),
+                        interpolation=cv2.INTER_AREA if s >= size else cv2.INTER_LINEAR)
+    face = size / (1 + 2 * CONFIRM_MARGIN)
+    found = _confirming_cascade().detectMultiScale(region, scaleFactor=1.1, minNeighbors=3,
+                                                   minSize=(int(0.6 * face),) * 2)
+    return len(found) > 0
+
+
+# --- loading ------------------------------------------------------------------------------
+
+def load_model(path: str | Path, compile: bool = False):
+    """Load a ``.keras`` keypoint model (for inference; ``compile=True`` also restores its
+    optimizer state, to go on training); DataError if it is not one."""
+    import keras
+
+    from . import model as _custom_objects  # noqa: F401  (registers the loss and metric)
+    from .fileio import check_input_file
+
+    path = check_input_file(path, "model file")
+    if path.suffix.lower() != ".h5" and not zipfile.is_zipfile(path):
+        raise DataError(path, "not a Keras model file (expected a .keras file saved by "
+                              "'facekp train')")
+    try:
+        model = keras.saving.load_model(path, compile=compile)
+    except Exception as exc:
+        reason = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else ""
+        raise DataError(path, "a Keras file this version cannot load"
+                        + (f" ({reason[:160]})" if reason else "")) from None
+    ins, outs = tuple(model.input_shape), tuple(model.output_shape)
+    if ins[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1) or outs[1:] != (2 * NUM_KEYPOINTS,):
+        raise DataError(path, f"model maps {ins} -> {outs}; expected (None, 96, 96, 1) -> "
+                              "(None, 30): 96x96 faces to 15 keypoints")
+    return model

@@ -1,0 +1,452 @@
+"""Training: a :class:`Trainer` runs Keras ``fit`` over ``tf.data`` pipelines and reports its
+progress through a small plain-Python protocol (:class:`TrainingListener`) that the command
+line and the GUI both use.
+
+- Training data: shuffled every epoch, batched, cast to float32, optionally augmented
+  (``core.augment.augment_batch``, imported only when augmentation is on), prefetched.
+- Validation RMSE in pixels (:class:`core.model.MaskedRMSE`) after every epoch; the best model
+  is saved as ``.keras`` whenever it improves, atomically (temporary file + rename), together
+  with a small JSON record of the run beside it (``<model>.train.json``, see
+  :func:`record_path`). Early stopping after ``patience`` epochs without improvement; at the
+  end the model in memory holds the best weights, as the file does.
+- :meth:`Trainer.stop` (any thread) ends training after the current batch; the best model
+  saved so far stays on disk.
+- Runs under a ``tf.distribute`` strategy: the default one on a single device,
+  ``MirroredStrategy`` when several GPUs are visible (or the strategy passed in).
+
+Epochs and batches are 1-based in the protocol. Every figure is in pixels of the 96x96 crop.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import Dataset
+from .errors import DataError, FacekpError
+from .fileio import atomic_path
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+# --- configuration ------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    """How to train. ``None`` for ``augment``, ``complete_only`` and ``lr_schedule`` means the
+    architecture's default (``core.model.ARCH_DEFAULTS``); :meth:`for_arch` also takes the
+    architecture's epochs, batch size, learning rate and patience."""
+    arch: str = "seed"
+    epochs: int = 100
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 10
+    augment: bool | None = None
+    complete_only: bool | None = None
+    seed: int = 0
+    lr_schedule: str | None = None
+
+    @classmethod
+    def for_arch(cls, arch: str = "seed", **overrides) -> "TrainConfig":
+        """The architecture's registered training defaults, with ``overrides`` (``None`` values
+        are ignored, so command-line options left out keep the defaults)."""
+        from .model import ARCH_DEFAULTS, ARCHITECTURES
+
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {arch!r}; expected one of "
+                             f"{', '.join(sorted(ARCHITECTURES))}")
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in ARCH_DEFAULTS.get(arch, {}).items() if k in names}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - names
+        if unknown:
+            raise TypeError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        values["arch"] = arch
+        return cls(**values)
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every ``None`` replaced by the architecture's default, checked."""
+        from .model import ARCH_DEFAULTS, ARCHITECTURES
+
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; expected one of "
+                             f"{', '.join(sorted(ARCHITECTURES))}")
+        d = ARCH_DEFAULTS.get(self.arch, {})
+        cfg = replace(
+            self,
+            augment=bool(d.get("augment", False)) if self.augment is None else bool(self.augment),
+            complete_only=(bool(d.get("complete_only", False)) if self.complete_only is None
+                           else bool(self.complete_only)),
+            lr_schedule=(d.get("lr_schedule") or "constant") if self.lr_schedule is None
+            else self.lr_schedule,
+        )
+        if cfg.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown learning-rate schedule {cfg.lr_schedule!r}; expected one "
+                             f"of {', '.join(LR_SCHEDULES)}")
+        if int(cfg.epochs) < 1:
+            raise ValueError(f"epochs must be at least 1, got {cfg.epochs}")
+        if int(cfg.batch_size) < 1:
+            raise ValueError(f"batch size must be at least 1, got {cfg.batch_size}")
+        if not float(cfg.learning_rate) > 0:
+            raise ValueError(f"learning rate must be positive, got {cfg.learning_rate}")
+        if int(cfg.patience) < 0:
+            raise ValueError(f"patience must be 0 (no early stopping) or more, got {cfg.patience}")
+        return cfg
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- progress protocol --------------------------------------------------------------------
+
+class TrainingListener:
+    """Receives a Trainer's progress. Every method is a no-op here; override what you need.
+
+    Methods are called from the thread that runs :meth:`Trainer.run` (a GUI forwards them to
+    its own thread with signals).
+    """
+
+    def on_started(self, info: dict) -> None:
+        """Totals, before the first batch: keys ``epochs``, ``steps_per_epoch``,
+        ``train_faces``, ``val_faces``, ``arch`` (plus ``initial_epoch``, ``config``)."""
+
+    def on_batch(self, epoch: int, batch: int, loss_px: float) -> None:
+        """One training batch done: its own loss (masked RMSE) in pixels."""
+
+    def on_epoch(self, epoch: int, train_rmse_px: float, val_rmse_px: float, best: bool,
+                 elapsed_s: float) -> None:
+        """One epoch done. ``best``: validation improved and the model was saved.
+        ``elapsed_s``: seconds since training started (setup excluded)."""
+
+    def on_finished(self, result: "TrainResult") -> None:
+        """Training ended (always called once, also after an error)."""
+
+
+@dataclass
+class TrainResult:
+    """How a training run ended.
+
+    ``reason``: "completed", "early_stop", "stopped" (by :meth:`Trainer.stop`) or "error"
+    (``message`` says what went wrong). ``best_epoch`` is 0 and ``model_path`` None when no
+    model was saved. ``epochs_run`` is the number of the last epoch completed.
+    """
+    reason: str
+    message: str = ""
+    best_epoch: int = 0
+    best_val_rmse_px: float = math.nan
+    epochs_run: int = 0
+    model_path: Path | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model_path"] = None if self.model_path is None else str(self.model_path)
+        d["best_val_rmse_px"] = _num(self.best_val_rmse_px)
+        return d
+
+
+def record_path(model_path: str | Path) -> Path:
+    """The JSON record written beside a trained model: ``M.keras`` -> ``M.train.json``."""
+    p = Path(model_path)
+    return p.with_name(p.stem + ".train.json")
+
+
+def read_record(model_path: str | Path) -> dict | None:
+    """The training record of a model (config, best epoch, history), or None if absent."""
+    path = record_path(model_path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def default_strategy():
+    """MirroredStrategy over all GPUs when several are visible, else the default strategy."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+    return tf.distribute.get_strategy()
+
+
+class _StopRequested(Exception):
+    """Raised inside ``fit`` to leave it right after the current batch."""
+
+
+# --- the trainer --------------------------------------------------------------------------
+
+class Trainer:
+    """Trains ``config.arch`` on ``train``, validating on ``val``, saving the best to ``out``.
+
+    ``resume``: a ``.keras`` model saved by a Trainer (or any compatible model): training goes
+    on from its weights and optimizer state, at the epoch after the one it was saved at (read
+    from its training record when there is one). ``strategy``: a ``tf.distribute`` strategy
+    (default: :func:`default_strategy`).
+    """
+
+    def __init__(self, config: TrainConfig, train: Dataset, val: Dataset, out: str | Path,
+                 listener: TrainingListener | None = None, resume: str | Path | None = None,
+                 strategy=None):
+        self.config = config.resolved()
+        self.train_data = train
+        self.val_data = val
+        self.out = Path(out)
+        if self.out.suffix != ".keras":
+            raise ValueError(f"{self.out}: a model file name must end in .keras")
+        self.listener = listener or TrainingListener()
+        self.resume = None if resume is None else Path(resume)
+        self.strategy = strategy
+        self.model = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask training to end after the current batch (thread-safe, returns at once)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> TrainResult:
+        """Train (blocking). Never raises for training problems: they end with reason
+        "error" and a message. ``listener.on_finished`` is called with the result."""
+        self._state = _RunState()
+        try:
+            result = self._run()
+        except _StopRequested:
+            result = self._result("stopped", "stopped by the user")
+        except FacekpError as exc:
+            result = self._result("error", str(exc))
+        except Exception as exc:  # a training failure must reach the caller as a result
+            result = self._result("error", f"{type(exc).__name__}: {exc}")
+        self.listener.on_finished(result)
+        return result
+
+    # -- internals --
+
+    def _result(self, reason: str, message: str) -> TrainResult:
+        s = self._state
+        if s.best_weights is not None and self.model is not None:
+            self.model.set_weights(s.best_weights)
+        return TrainResult(reason=reason, message=message, best_epoch=s.best_epoch,
+                           best_val_rmse_px=s.best_val, epochs_run=s.last_epoch,
+                           model_path=self.out if s.saved else None, history=list(s.history))
+
+    def _run(self) -> TrainResult:
+        import keras
+
+        from .model import MaskedRMSE, build_model, masked_rmse
+
+        cfg = self.config
+        s = self._state
+        train = self.train_data.complete() if cfg.complete_only else self.train_data
+        val = self.val_data
+        if len(train) == 0:
+            what = "faces with all 15 keypoints" if cfg.complete_only else "faces"
+            raise FacekpError(f"no training {what}")
+        if len(val) == 0 or np.isnan(val.keypoints).all():
+            raise FacekpError("no labelled validation faces (validation RMSE decides which "
+                              "model is kept)")
+        if self._stop.is_set():
+            raise _StopRequested
+        steps = math.ceil(len(train) / cfg.batch_size)
+        strategy = self.strategy or default_strategy()
+        keras.utils.set_random_seed(cfg.seed)
+
+        initial_epoch = 0
+        with strategy.scope():
+            if self.resume is not None:
+                model = _load_for_training(self.resume)
+                record = read_record(self.resume) or {}
+                initial_epoch = int(record.get("best_epoch") or 0)
+                s.history = [h for h in record.get("history", [])
+                             if h.get("epoch", 0) <= initial_epoch]
+                optimizer = model.optimizer or _optimizer(cfg, steps)
+            else:
+                model = build_model(cfg.arch)
+                optimizer = _optimizer(cfg, steps)
+            model.compile(optimizer=optimizer, loss=masked_rmse, metrics=[MaskedRMSE()])
+        self.model = model
+
+        train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                             augment=cfg.augment)
+        val_ds = _pipeline(val, cfg.batch_size, shuffle=False)
+        s.base_record = {"arch": cfg.arch, "model": model.name, "config": cfg.as_dict(),
+                         "train_faces": len(train), "val_faces": len(val),
+                         "data": self.train_data.meta.get("source")
+                         or self.train_data.meta.get("imported_from")}
+        if self.resume is not None:
+            s.base_record["resumed_from"] = str(self.resume)
+            logs = model.evaluate(val_ds, verbose=0, return_dict=True)
+            s.best_val = float(logs["rmse_px"])
+            s.best_epoch = s.last_epoch = initial_epoch
+            s.best_weights = model.get_weights()
+            if self.out.resolve() != self.resume.resolve():
+                self._save(model)
+            else:
+                s.saved = True
+
+        self.listener.on_started({
+            "epochs": cfg.epochs, "steps_per_epoch": steps, "train_faces": len(train),
+            "val_faces": len(val), "arch": cfg.arch, "initial_epoch": initial_epoch,
+            "config": cfg.as_dict(),
+        })
+        callback = _make_callback(self, len(train), cfg.batch_size)
+        if initial_epoch >= cfg.epochs:
+            return self._result("completed", f"already trained for {initial_epoch} epochs")
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
+                  initial_epoch=initial_epoch, callbacks=[callback], shuffle=False,
+                  verbose=0)  # shuffle: the pipeline reshuffles every epoch itself
+        if callback.early_stopped:
+            return self._result("early_stop", f"validation RMSE did not improve for "
+                                              f"{cfg.patience} epochs")
+        return self._result("completed", f"trained for {cfg.epochs} epochs")
+
+    def _save(self, model) -> None:
+        """Write the model and its record, each atomically (temporary file + rename)."""
+        s = self._state
+        with atomic_path(self.out) as tmp:
+            model.save(tmp)
+        record = dict(s.base_record, best_epoch=s.best_epoch,
+                      best_val_rmse_px=_num(s.best_val), history=s.history)
+        with atomic_path(record_path(self.out)) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+        s.saved = True
+
+
+@dataclass
+class _RunState:
+    best_val: float = math.nan  # NaN until a first validation
+    best_epoch: int = 0
+    best_weights: list | None = None
+    last_epoch: int = 0
+    saved: bool = False
+    history: list = field(default_factory=list)
+    base_record: dict = field(default_factory=dict)
+
+
+def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
+    """The Keras callback of a run: per-batch loss, per-epoch RMSE, checkpoints, early
+    stopping and the stop request. (Built here so that importing this module needs no Keras.)"""
+    import keras
+
+    state = trainer._state
+
+    class _Callback(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.wait = 0
+            self.early_stopped = False
+            self.t0 = time.monotonic()
+            self.epoch = 0
+            self.seen, self.total = 0, 0.0
+
+        def on_train_begin(self, logs=None):
+            self.t0 = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self.seen, self.total = 0, 0.0
+            if trainer._stop.is_set():
+                raise _StopRequested
+
+        def on_train_batch_end(self, batch, logs=None):
+            # logs["loss"] is the epoch's running mean weighted by batch size: difference it
+            # to get this batch's own loss.
+            b = min(batch_size, n_train - batch * batch_size)
+            seen = self.seen + b
+            total = float(logs["loss"]) * seen
+            loss = (total - self.total) / b
+            self.seen, self.total = seen, total
+            if not math.isfinite(loss):
+                raise FacekpError(f"training diverged: the loss became {loss} at epoch "
+                                  f"{self.epoch + 1}, batch {batch + 1}; try a lower learning "
+                                  "rate")
+            trainer.listener.on_batch(self.epoch + 1, batch + 1, max(loss, 0.0) * 96.0)
+            if trainer._stop.is_set():
+                raise _StopRequested
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            train_px = float(logs.get("rmse_px", math.nan))
+            val_px = float(logs.get("val_rmse_px", math.nan))
+            # The first finite validation is the best so far (best_val starts as NaN).
+            best = math.isfinite(val_px) and not (val_px >= state.best_val)
+            state.last_epoch = epoch + 1
+            elapsed = time.monotonic() - self.t0
+            state.history.append({
+                "epoch": epoch + 1, "train_rmse_px": _num(train_px),
+                "val_rmse_px": _num(val_px), "best": bool(best), "elapsed_s": round(elapsed, 3),
+                "lr": _current_lr(self.model)})
+            if best:
+                state.best_val, state.best_epoch = val_px, epoch + 1
+                state.best_weights = self.model.get_weights()
+                trainer._save(self.model)
+                self.wait = 0
+            else:
+                self.wait += 1
+            trainer.listener.on_epoch(epoch + 1, train_px, val_px, bool(best), elapsed)
+            if trainer.config.patience and self.wait >= trainer.config.patience:
+                self.early_stopped = True
+                self.model.stop_training = True
+            if trainer._stop.is_set():
+                raise _StopRequested
+
+    return _Callback()
+
+
+# --- pieces -------------------------------------------------------------------------------
+
+def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    lr: Any = float(cfg.learning_rate)
+    if cfg.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=cfg.epochs * steps_per_epoch)
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def _current_lr(model) -> float | None:
+    try:
+        opt = model.optimizer
+        lr = opt.learning_rate
+        return float(np.asarray(lr))
+    except Exception:
+        return None
+
+
+def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: bool = False):
+    """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30)."""
+    import tensorflow as tf
+
+    d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
+    if shuffle:
+        d = d.shuffle(len(ds), seed=seed, reshuffle_each_iteration=True)
+    d = d.batch(batch_size)
+    d = d.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        from .augment import augment_batch
+
+        d = d.map(lambda x, y: augment_batch(x, y), num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return d.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _load_for_training(path: Path):
+    from .predict import load_model
+
+    return load_model(path, compile=True)
+
+
+def _num(v) -> float | None:
+    """A float for JSON: None for NaN/inf."""
+    v = float(v)
+    return v if math.isfinite(v) else None
