@@ -1,0 +1,178 @@
+"""``facekp-gui``: the desktop app.
+
+    facekp-gui [FILE] [--data D] [--model M] [--image N | --photo P]
+    facekp-gui --screenshot OUT.png [--data D] [--model M] [--image N | --photo P]
+               [--train-epochs K] [--size 1400x900]
+
+With ``--screenshot`` the window is rendered offscreen once loading (and, with
+``--train-epochs``, K epochs of training on the dataset's train split) is done, saved as PNG,
+and the app exits (status 0; 1 if it timed out, 2 on bad arguments).
+
+Only Qt and numpy are imported before the window shows; everything else loads behind it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facekp-gui", description="Facial keypoints: view datasets "
+                                "and photos, edit ground truth, train and compare models.")
+    p.add_argument("file", nargs="?", help="a photo, dataset (.npz / Kaggle .csv) or model "
+                   "(.keras) to open")
+    p.add_argument("--data", metavar="D", help="dataset to open (.npz or Kaggle .csv); default: "
+                   "the embedded dataset")
+    p.add_argument("--model", metavar="M", help="model to load (.keras); default: the shipped "
+                   "model when there is one")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--image", metavar="N", type=int, help="show dataset face N (0-based)")
+    which.add_argument("--photo", metavar="P", help="open this photo")
+    p.add_argument("--split", choices=("all", "train", "val", "test"),
+                   help="show only this split in the table")
+    p.add_argument("--screenshot", metavar="OUT.png", help="render the window offscreen once "
+                   "everything has loaded, save it as PNG and exit")
+    p.add_argument("--train-epochs", metavar="K", type=int, help="with --screenshot: train K "
+                   "epochs first (the plot is in the screenshot)")
+    p.add_argument("--size", default="1400x900", help="window size for --screenshot "
+                   "(default 1400x900)")
+    p.add_argument("--timeout", type=float, default=900.0, help=argparse.SUPPRESS)
+    p.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def _check_args(p: argparse.ArgumentParser, args) -> None:
+    def fail(msg: str):
+        print(f"facekp-gui: {msg}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+    for label, value in (("--data", args.data), ("--model", args.model), ("--photo", args.photo),
+                         ("file", args.file)):
+        if value is not None and not Path(value).is_file():
+            fail(f"{label} {value}: no such file")
+    if args.train_epochs is not None and args.train_epochs < 1:
+        fail("--train-epochs must be at least 1")
+    if args.train_epochs is not None and not args.screenshot:
+        fail("--train-epochs goes with --screenshot (in the app, use the Training panel)")
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        args.size = (w, h)
+    except ValueError:
+        fail(f"--size {args.size}: expected WIDTHxHEIGHT, e.g. 1400x900")
+
+
+def main(argv: list[str] | None = None) -> int:
+    t0 = time.time()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    if (args.screenshot or args.startup_probe) and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from . import settings as app_settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(app_settings.ORGANIZATION)
+    app.setApplicationName(app_settings.APPLICATION)
+    app.setApplicationDisplayName("facekp")
+
+    from .main_window import MainWindow, Options
+
+    photo = args.photo
+    data, model = args.data, args.model
+    if args.file:
+        suffix = Path(args.file).suffix.lower()
+        if suffix in (".npz", ".csv"):
+            data = data or args.file
+        elif suffix == ".keras":
+            model = model or args.file
+        else:
+            photo = photo or args.file
+    options = Options(data=data, model=model, image=args.image, photo=photo, split=args.split,
+                      restore_state=not (args.screenshot or args.startup_probe))
+    window = MainWindow(options)
+
+    if args.startup_probe:
+        # prints when the first window is on screen (used by benchmarks/gui_responsiveness.py)
+        def probe():
+            print(f"startup-probe shown_at={time.time():.6f} main_at={t0:.6f}", flush=True)
+            os._exit(0)
+        window.show()
+        QTimer.singleShot(0, probe)
+        return app.exec()
+
+    if args.screenshot:
+        window.resize(*args.size)
+        return _screenshot(app, window, Path(args.screenshot), args.train_epochs, args.timeout)
+
+    window.show()
+    return app.exec()
+
+
+def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float) -> int:
+    import tempfile
+
+    from PySide6.QtCore import QTimer
+
+    state = {"phase": "loading", "code": 0}
+    tmpdir = tempfile.TemporaryDirectory(prefix="facekp-gui-")
+
+    def grab():
+        from core.fileio import atomic_path
+
+        window.canvas.fit() if window.canvas._auto_fit else None
+        app.processEvents()
+        image = window.grab().toImage()
+        with atomic_path(out) as tmp:
+            if not image.save(str(tmp), "PNG"):
+                raise OSError(f"could not write {out}")
+        print(f"wrote {out} ({image.width()}x{image.height()})")
+        window.close()
+
+    def on_idle():
+        if state["phase"] == "loading" and train_epochs:
+            state["phase"] = "training"
+            window.training_dock.show()
+            window.training_dock.raise_()
+            panel = window.training_panel
+            panel.epochs.setValue(train_epochs)
+            started = panel.start(config={"epochs": train_epochs},
+                                  out=Path(tmpdir.name) / "model.keras")
+            if not started:
+                print("facekp-gui: training could not start", file=sys.stderr)
+                state["code"] = 1
+                state["phase"] = "done"
+                QTimer.singleShot(0, grab)
+            return
+        if state["phase"] in ("loading", "training"):
+            state["phase"] = "done"
+            QTimer.singleShot(200, grab)  # let the last repaints land
+
+    def on_timeout():
+        print(f"facekp-gui: --screenshot timed out after {timeout:.0f} s "
+              f"(still busy with: {', '.join(sorted(window.busy)) or 'nothing'})", file=sys.stderr)
+        state["code"] = 1
+        grab()
+
+    window.idle.connect(on_idle)
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(on_timeout)
+    timer.start(int(timeout * 1000))
+    window.show()
+    code = app.exec()
+    tmpdir.cleanup()
+    return state["code"] or code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,537 @@
+"""The image canvas: a QGraphicsView showing a 96x96 face or a whole photo with keypoints.
+
+Scene coordinates are image pixels with (0, 0) at the top-left *edge* of the image, so a
+keypoint at pixel centre (x, y) (core's convention) sits at scene (x + 0.5, y + 0.5).
+
+Layers (each toggled on its own): the image, ground truth (green circles, draggable),
+predictions (red crosses), error lines (thin, from each ground-truth point to its
+prediction) and face boxes (photos). Markers keep their size on screen at any zoom.
+
+The canvas never edits data itself: it reports what the user did (a point dragged, a point to
+add or delete, a box drawn) through signals, and the window turns those into undoable commands
+and calls :meth:`Canvas.set_truth` back.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (QAction, QBrush, QColor, QImage, QPainter, QPainterPath, QPen,
+                           QPixmap)
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem,
+                               QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsRectItem,
+                               QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QMenu)
+
+from core.keypoints import NAMES
+
+TRUTH_COLOR = QColor(40, 220, 60)
+PRED_COLOR = QColor(240, 40, 40)
+LINE_COLOR = QColor(255, 230, 80, 220)
+BOX_COLOR = QColor(255, 200, 0)
+DRAW_BOX_COLOR = QColor(80, 170, 255)
+LAYERS = ("image", "truth", "prediction", "lines", "boxes")
+NICE = {n: n.replace("_", " ") for n in NAMES}
+
+
+def gray_qimage(image: np.ndarray) -> QImage:
+    arr = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = arr.shape
+    return QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+
+
+def rgb_qimage(image: np.ndarray) -> QImage:
+    arr = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+    h, w = arr.shape[:2]
+    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class Layer(QGraphicsItem):
+    """An invisible parent: hiding it hides its children, who still get their own events."""
+
+    def __init__(self, z: float):
+        super().__init__()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
+        self.setZValue(z)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF()
+
+    def paint(self, painter, option, widget=None) -> None:
+        pass
+
+
+class TruthItem(QGraphicsEllipseItem):
+    """A ground-truth keypoint: a green circle of fixed screen size, draggable when editable."""
+
+    RADIUS = 6.0
+
+    def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem):
+        r = self.RADIUS
+        super().__init__(-r, -r, 2 * r, 2 * r, parent)
+        self.canvas = canvas
+        self.index = index
+        self.setPen(QPen(TRUTH_COLOR, 2.0))
+        self.setBrush(QBrush(QColor(40, 220, 60, 50)))
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setAcceptHoverEvents(True)
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self._press_pos: QPointF | None = None
+
+    def set_editable(self, editable: bool) -> None:
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, editable)
+        self.setCursor(Qt.CursorShape.OpenHandCursor if editable else Qt.CursorShape.ArrowCursor)
+
+    def itemChange(self, change, value):
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
+            rect = self.canvas.image_rect
+            return QPointF(min(max(value.x(), rect.left()), rect.right()),
+                           min(max(value.y(), rect.top()), rect.bottom()))
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            self.canvas._truth_item_moved(self.index)
+        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            pen = QPen(QColor(255, 255, 255) if self.isSelected() else TRUTH_COLOR, 2.0)
+            self.setPen(pen)
+        return super().itemChange(change, value)
+
+    def mousePressEvent(self, event) -> None:
+        self._press_pos = QPointF(self.pos())
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        super().mouseReleaseEvent(event)
+        start, self._press_pos = self._press_pos, None
+        if start is not None and (self.pos() - start).manhattanLength() > 1e-6:
+            self.canvas._truth_item_dropped(self.index, start, QPointF(self.pos()))
+
+    def hoverEnterEvent(self, event) -> None:
+        self.setScale(1.35)
+        self.canvas._hover(self.canvas.describe_point(self.index, "truth"))
+        super().hoverEnterEvent(event)
+
+    def hoverLeaveEvent(self, event) -> None:
+        self.setScale(1.0)
+        self.canvas._hover("")
+        super().hoverLeaveEvent(event)
+
+
+def _cross_path(size: float) -> QPainterPath:
+    path = QPainterPath()
+    path.moveTo(-size, -size)
+    path.lineTo(size, size)
+    path.moveTo(-size, size)
+    path.lineTo(size, -size)
+    return path
+
+
+class PredictionItem(QGraphicsPathItem):
+    """A predicted keypoint: a red cross of fixed screen size."""
+
+    SIZE = 5.0
+
+    def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem, face: int = -1):
+        super().__init__(_cross_path(self.SIZE), parent)
+        self.canvas = canvas
+        self.index = index
+        self.face = face
+        pen = QPen(PRED_COLOR, 2.2)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        self.setPen(pen)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setAcceptHoverEvents(True)
+
+    def shape(self) -> QPainterPath:  # an easier target for the mouse than two thin lines
+        path = QPainterPath()
+        s = self.SIZE + 2
+        path.addRect(QRectF(-s, -s, 2 * s, 2 * s))
+        return path
+
+    def hoverEnterEvent(self, event) -> None:
+        self.setScale(1.35)
+        self.canvas._hover(self.canvas.describe_point(self.index, "prediction", self.face))
+        super().hoverEnterEvent(event)
+
+    def hoverLeaveEvent(self, event) -> None:
+        self.setScale(1.0)
+        self.canvas._hover("")
+        super().hoverLeaveEvent(event)
+
+
+class Canvas(QGraphicsView):
+    """Shows one face crop (editable ground truth) or one photo (boxes and predictions)."""
+
+    pointMoved = Signal(int, object, object)      # keypoint, old (x, y), new (x, y) in px
+    pointAddRequested = Signal(int, object)       # keypoint, (x, y)
+    pointDeleteRequested = Signal(int)            # keypoint
+    boxDrawn = Signal(object)                     # (x0, y0, x1, y1) photo px
+    hovered = Signal(str)
+    zoomChanged = Signal(float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setBackgroundBrush(QColor(38, 38, 42))
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setMinimumSize(240, 240)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        self.mode = "empty"            # "face", "photo" or "empty"
+        self.editable = True
+        self.smooth = False
+        self._auto_fit = True
+        self._visible = {name: True for name in LAYERS}
+        self._truth = np.full((15, 2), np.nan)
+        self._pred = np.full((15, 2), np.nan)
+        self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
+        self._box_mode = False
+        self._box_start: QPointF | None = None
+        self._box_item: QGraphicsRectItem | None = None
+        self.image_rect = QRectF(0, 0, 96, 96)
+        self._build_scene()
+        self._message = QGraphicsSimpleTextItem()
+        self._message.setBrush(QColor(200, 200, 200))
+        self._message.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.scene().addItem(self._message)
+        self.show_message("Loading…")
+
+    # --- scene construction -------------------------------------------------------------
+    def _build_scene(self) -> None:
+        scene = self.scene()
+        self.layers = {name: Layer(z) for name, z in
+                       zip(LAYERS, (0, 3, 4, 2, 1))}
+        for layer in self.layers.values():
+            scene.addItem(layer)
+        self.pixmap_item = QGraphicsPixmapItem(self.layers["image"])
+        self.pixmap_item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
+        self.truth_items = [TruthItem(self, i, self.layers["truth"]) for i in range(15)]
+        self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in range(15)]
+        self.line_items = []
+        for _ in range(15):
+            line = QGraphicsLineItem(self.layers["lines"])
+            pen = QPen(LINE_COLOR, 1.2)
+            pen.setCosmetic(True)
+            line.setPen(pen)
+            self.line_items.append(line)
+        self._photo_items: list[QGraphicsItem] = []
+        for item in self.truth_items + self.pred_items + self.line_items:
+            item.hide()
+
+    # --- public API ---------------------------------------------------------------------
+    def show_message(self, text: str) -> None:
+        """Show only a text (e.g. while loading)."""
+        self.mode = "empty"
+        self.pixmap_item.setPixmap(QPixmap())
+        self._clear_photo_items()
+        for item in self.truth_items + self.pred_items + self.line_items:
+            item.hide()
+        self._message.setText(text)
+        self._message.show()
+        br = self._message.boundingRect()
+        self._message.setPos(-br.width() / 2, -br.height() / 2)
+        self.scene().setSceneRect(QRectF(-br.width() / 2 - 20, -br.height() / 2 - 20,
+                                         br.width() + 40, br.height() + 40))
+        self.fit()
+
+    def show_face(self, image: np.ndarray, truth: np.ndarray | None,
+                  prediction: np.ndarray | None, editable: bool = True) -> None:
+        """A 96x96 crop; ``truth`` and ``prediction`` are (15, 2) or (30,) px, NaN = missing."""
+        was_face = self.mode == "face"
+        self.mode = "face"
+        self.editable = editable
+        self._message.hide()
+        self._clear_photo_items()
+        self.set_box_mode(False)
+        self._set_pixmap(QPixmap.fromImage(gray_qimage(image)))
+        for item in self.truth_items:
+            item.set_editable(editable)
+            item.setSelected(False)
+        self.set_truth(truth)
+        self.set_prediction(prediction)
+        if not was_face or self._auto_fit:
+            self.fit()
+
+    def set_truth(self, truth: np.ndarray | None) -> None:
+        self._truth = _points(truth)
+        self._update_face_items()
+
+    def set_prediction(self, prediction: np.ndarray | None) -> None:
+        self._pred = _points(prediction)
+        self._update_face_items()
+
+    @property
+    def truth(self) -> np.ndarray:
+        return self._truth.copy()
+
+    @property
+    def prediction(self) -> np.ndarray:
+        return self._pred.copy()
+
+    def show_photo(self, image: np.ndarray,
+                   faces: list[tuple[tuple[float, float, float, float], np.ndarray | None]]
+                   ) -> None:
+        """A whole photo (H x W x 3 uint8) with each face's box and keypoints (photo px)."""
+        new_image = self.mode != "photo" or self.pixmap_item.pixmap().size().toTuple() != \
+            (image.shape[1], image.shape[0])
+        self.mode = "photo"
+        self._message.hide()
+        for item in self.truth_items + self.pred_items + self.line_items:
+            item.hide()
+        if new_image:
+            self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)))
+        self.set_faces(faces)
+        if new_image or self._auto_fit:
+            self.fit()
+
+    def set_faces(self, faces) -> None:
+        self._clear_photo_items()
+        self._faces = [(tuple(float(v) for v in box), None if kp is None else _points(kp))
+                       for box, kp in faces]
+        width = max(1.5, max(self.image_rect.width(), self.image_rect.height()) / 500)
+        for f, (box, kp) in enumerate(self._faces):
+            rect = QGraphicsRectItem(QRectF(QPointF(box[0], box[1]), QPointF(box[2], box[3])),
+                                     self.layers["boxes"])
+            pen = QPen(BOX_COLOR, width)
+            rect.setPen(pen)
+            label = QGraphicsSimpleTextItem(f"face {f + 1}", self.layers["boxes"])
+            label.setBrush(BOX_COLOR)
+            label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            label.setPos(box[0], box[1])
+            self._photo_items += [rect, label]
+            if kp is None:
+                continue
+            for i, (x, y) in enumerate(kp):
+                if np.isnan(x) or np.isnan(y):
+                    continue
+                item = PredictionItem(self, i, self.layers["prediction"], face=f)
+                item.setPos(x + 0.5, y + 0.5)
+                self._photo_items.append(item)
+
+    @property
+    def faces(self):
+        return list(self._faces)
+
+    def set_layer_visible(self, name: str, visible: bool) -> None:
+        self._visible[name] = bool(visible)
+        self.layers[name].setVisible(bool(visible))
+
+    def layer_visible(self, name: str) -> bool:
+        return self._visible[name]
+
+    def set_smooth(self, smooth: bool) -> None:
+        self.smooth = bool(smooth)
+        self.pixmap_item.setTransformationMode(
+            Qt.TransformationMode.SmoothTransformation if smooth
+            else Qt.TransformationMode.FastTransformation)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+        self.viewport().update()
+
+    def set_box_mode(self, on: bool) -> None:
+        """While on, dragging on the photo draws a face box (reported by ``boxDrawn``)."""
+        self._box_mode = bool(on) and self.mode == "photo"
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if self._box_mode
+                         else QGraphicsView.DragMode.ScrollHandDrag)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if self._box_mode
+                                  else Qt.CursorShape.OpenHandCursor)
+
+    @property
+    def box_mode(self) -> bool:
+        return self._box_mode
+
+    def fit(self) -> None:
+        self._auto_fit = True
+        rect = self.scene().sceneRect()
+        self.resetTransform()
+        if self.mode == "empty" or rect.isEmpty():
+            self.centerOn(0, 0)
+            return
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        self.zoomChanged.emit(self.zoom)
+
+    def zoom_by(self, factor: float) -> None:
+        new = self.zoom * factor
+        if not 0.02 <= new <= 200:
+            return
+        self._auto_fit = False
+        self.scale(factor, factor)
+        self.zoomChanged.emit(self.zoom)
+
+    def zoom_in(self) -> None:
+        self.zoom_by(1.25)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(0.8)
+
+    @property
+    def zoom(self) -> float:
+        return float(self.transform().m11())
+
+    def selected_truth(self) -> int | None:
+        for item in self.truth_items:
+            if item.isSelected() and item.isVisible():
+                return item.index
+        return None
+
+    def describe_point(self, index: int, kind: str, face: int = -1) -> str:
+        name = NICE[NAMES[index]]
+        if kind == "prediction" and face >= 0:
+            x, y = self._faces[face][1][index]
+            return f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f})"
+        t, p = self._truth[index], self._pred[index]
+        parts = [name]
+        if kind == "truth" and not np.isnan(t).any():
+            parts.append(f"ground truth ({t[0]:.1f}, {t[1]:.1f})")
+        if not np.isnan(p).any():
+            parts.append(f"predicted ({p[0]:.1f}, {p[1]:.1f})")
+        if not np.isnan(t).any() and not np.isnan(p).any():
+            parts.append(f"error {math.hypot(*(p - t)):.2f} px")
+        return " · ".join(parts)
+
+    def render_image(self):
+        """The visible view as a QImage (what 'Export view' saves)."""
+        return self.viewport().grab().toImage()
+
+    # --- internals ----------------------------------------------------------------------
+    def _set_pixmap(self, pixmap: QPixmap) -> None:
+        self.pixmap_item.setPixmap(pixmap)
+        self.set_smooth(self.smooth)
+        self.image_rect = QRectF(0, 0, pixmap.width(), pixmap.height())
+        margin = max(pixmap.width(), pixmap.height()) * 0.02
+        self.scene().setSceneRect(self.image_rect.adjusted(-margin, -margin, margin, margin))
+
+    def _clear_photo_items(self) -> None:
+        scene = self.scene()
+        for item in self._photo_items:
+            scene.removeItem(item)
+        self._photo_items = []
+        self._faces = []
+
+    def _update_face_items(self) -> None:
+        if self.mode != "face":
+            return
+        for i in range(15):
+            t, p = self._truth[i], self._pred[i]
+            t_ok, p_ok = not np.isnan(t).any(), not np.isnan(p).any()
+            ti, pi_, li = self.truth_items[i], self.pred_items[i], self.line_items[i]
+            if t_ok:
+                ti.setPos(t[0] + 0.5, t[1] + 0.5)
+            ti.setVisible(t_ok)
+            if p_ok:
+                pi_.setPos(p[0] + 0.5, p[1] + 0.5)
+            pi_.setVisible(p_ok)
+            if t_ok and p_ok:
+                li.setLine(t[0] + 0.5, t[1] + 0.5, p[0] + 0.5, p[1] + 0.5)
+            li.setVisible(t_ok and p_ok)
+
+    def _truth_item_moved(self, index: int) -> None:
+        """Live feedback while dragging: the error line follows the point."""
+        item = self.truth_items[index]
+        p = self._pred[index]
+        if not np.isnan(p).any():
+            self.line_items[index].setLine(item.pos().x(), item.pos().y(), p[0] + 0.5, p[1] + 0.5)
+
+    def _truth_item_dropped(self, index: int, start: QPointF, end: QPointF) -> None:
+        old = (start.x() - 0.5, start.y() - 0.5)
+        new = (end.x() - 0.5, end.y() - 0.5)
+        # Report after the mouse event has unwound: receivers may rebuild the view.
+        QTimer.singleShot(0, lambda: self.pointMoved.emit(index, old, new))
+
+    def _hover(self, text: str) -> None:
+        self.setToolTip(text)
+        self.hovered.emit(text)
+
+    def scene_to_pixel(self, pos: QPointF) -> tuple[float, float]:
+        return pos.x() - 0.5, pos.y() - 0.5
+
+    # --- events -------------------------------------------------------------------------
+    def wheelEvent(self, event) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(1.25 ** steps)
+        event.accept()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._auto_fit:
+            self.fit()
+
+    def mousePressEvent(self, event) -> None:
+        if self._box_mode and event.button() == Qt.MouseButton.LeftButton:
+            self._box_start = self._clamp(self.mapToScene(event.position().toPoint()))
+            self._box_item = QGraphicsRectItem(QRectF(self._box_start, self._box_start))
+            pen = QPen(DRAW_BOX_COLOR, 2, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            self._box_item.setPen(pen)
+            self._box_item.setZValue(10)
+            self.scene().addItem(self._box_item)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._box_start is not None and self._box_item is not None:
+            end = self._clamp(self.mapToScene(event.position().toPoint()))
+            self._box_item.setRect(_square(self._box_start, end))
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._box_start is not None and self._box_item is not None:
+            rect = self._box_item.rect()
+            self.scene().removeItem(self._box_item)
+            self._box_item, self._box_start = None, None
+            event.accept()
+            if rect.width() >= 8:
+                self.draw_box(rect.left(), rect.top(), rect.right(), rect.bottom())
+            return
+        super().mouseReleaseEvent(event)
+
+    def draw_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """As if the user dragged a box from (x0, y0) to (x1, y1) in photo pixels."""
+        self.boxDrawn.emit((float(x0), float(y0), float(x1), float(y1)))
+
+    def _clamp(self, p: QPointF) -> QPointF:
+        r = self.image_rect
+        return QPointF(min(max(p.x(), r.left()), r.right()), min(max(p.y(), r.top()), r.bottom()))
+
+    def contextMenuEvent(self, event) -> None:
+        if self.mode != "face" or not self.editable:
+            return super().contextMenuEvent(event)
+        menu = QMenu(self)
+        item = self.itemAt(event.pos())
+        while item is not None and not isinstance(item, TruthItem):
+            item = item.parentItem()
+        if isinstance(item, TruthItem) and item.isVisible():
+            act = QAction(f"Delete {NICE[NAMES[item.index]]}", menu)
+            act.triggered.connect(lambda _=False, k=item.index: self.pointDeleteRequested.emit(k))
+            menu.addAction(act)
+        missing = [i for i in range(15) if np.isnan(self._truth[i]).any()]
+        pos = self.scene_to_pixel(self._clamp(self.mapToScene(event.pos())))
+        if missing:
+            sub = menu.addMenu("Add missing keypoint here")
+            for k in missing:
+                act = QAction(NICE[NAMES[k]], sub)
+                act.triggered.connect(lambda _=False, k=k: self.pointAddRequested.emit(k, pos))
+                sub.addAction(act)
+        if not menu.isEmpty():
+            menu.exec(event.globalPos())
+
+
+def _points(values) -> np.ndarray:
+    if values is None:
+        return np.full((15, 2), np.nan)
+    return np.asarray(values, dtype=np.float64).reshape(15, 2).copy()
+
+
+def _square(a: QPointF, b: QPointF) -> QRectF:
+    """The square with corner ``a`` reaching towards ``b`` (face boxes are square)."""
+    side = max(abs(b.x() - a.x()), abs(b.y() - a.y()))
+    sx = 1 if b.x() >= a.x() else -1
+    sy = 1 if b.y() >= a.y() else -1
+    return QRectF(a, QPointF(a.x() + sx * side, a.y() + sy * side)).normalized()

@@ -1,0 +1,347 @@
+"""The dataset browser: a table of faces (with per-image error once predicted), a split
+filter, prediction progress, and a per-keypoint error view."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex,
+                            QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                               QProgressBar, QPushButton, QStyledItemDelegate, QTableView,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from core.keypoints import NAMES
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test", "": "—"}
+
+
+class DatasetModel(QAbstractTableModel):
+    """Rows of a core Dataset: index, name, person, split, labelled points, RMSE px."""
+
+    COLUMNS = ("#", "name", "person", "split", "points", "RMSE px")
+    COL_INDEX, COL_NAME, COL_PERSON, COL_SPLIT, COL_POINTS, COL_RMSE = range(6)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.dataset = None
+        self.errors = np.zeros(0)
+        self._present = np.zeros(0, dtype=int)
+
+    def set_dataset(self, dataset) -> None:
+        self.beginResetModel()
+        self.dataset = dataset
+        n = 0 if dataset is None else len(dataset)
+        self.errors = np.full(n, np.nan)
+        self._present = np.zeros(n, dtype=int) if dataset is None else \
+            dataset.present.sum(axis=1).astype(int)
+        self.endResetModel()
+
+    def set_errors(self, errors: np.ndarray) -> None:
+        self.errors = np.asarray(errors, dtype=np.float64).copy()
+        if self.rowCount():
+            self.dataChanged.emit(self.index(0, self.COL_RMSE),
+                                  self.index(self.rowCount() - 1, self.COL_RMSE))
+
+    def row_changed(self, row: int, error: float | None = None) -> None:
+        """A face was edited: refresh its labelled-point count (and error)."""
+        self._present[row] = int(self.dataset.present[row].sum())
+        if error is not None:
+            self.errors[row] = error
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() or self.dataset is None else len(self.dataset)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return ("Root-mean-square error of the predicted coordinates against the ground "
+                    "truth, in pixels of the 96x96 face" if section == self.COL_RMSE else None)
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.dataset is None:
+            return None
+        r, c = index.row(), index.column()
+        ds = self.dataset
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c == self.COL_INDEX:
+                return str(r)
+            if c == self.COL_NAME:
+                return str(ds.names[r])
+            if c == self.COL_PERSON:
+                return str(ds.persons[r])
+            if c == self.COL_SPLIT:
+                return SPLIT_NAMES.get(str(ds.splits[r]), str(ds.splits[r]))
+            if c == self.COL_POINTS:
+                return f"{self._present[r]}/15"
+            if c == self.COL_RMSE:
+                e = self.errors[r]
+                return "" if np.isnan(e) else f"{e:.2f}"
+        elif role == SORT_ROLE:
+            if c == self.COL_INDEX:
+                return r
+            if c == self.COL_POINTS:
+                return int(self._present[r])
+            if c == self.COL_RMSE:
+                e = self.errors[r]
+                return -1.0 if np.isnan(e) else float(e)
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
+        elif role == Qt.ItemDataRole.TextAlignmentRole:
+            if c in (self.COL_INDEX, self.COL_POINTS, self.COL_RMSE):
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        elif role == Qt.ItemDataRole.ForegroundRole and c == self.COL_RMSE:
+            e = self.errors[r]
+            if not np.isnan(e):
+                return QColor(230, 90, 80) if e > 4 else (QColor(230, 180, 60) if e > 2.5 else None)
+        return None
+
+
+class DatasetProxy(QSortFilterProxyModel):
+    """Sorting by numbers (not text) and a split filter."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self._split = "all"
+
+    def set_split(self, split: str) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9
+            self.beginFilterChange()
+            self._split = split
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._split = split
+            self.invalidateRowsFilter()
+
+    @property
+    def split(self) -> str:
+        return self._split
+
+    def filterAcceptsRow(self, row, parent) -> bool:
+        if self._split == "all":
+            return True
+        ds = self.sourceModel().dataset
+        return ds is not None and str(ds.splits[row]) == self._split
+
+
+class DatasetPanel(QWidget):
+    """Table + split filter + prediction progress. ``currentChanged`` gives dataset rows."""
+
+    currentChanged = Signal(int)
+    predictRequested = Signal()
+    splitChanged = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = DatasetModel(self)
+        self.proxy = DatasetProxy(self)
+        self.proxy.setSourceModel(self.model)
+
+        self.split_box = QComboBox()
+        for key, label in (("all", "all splits"), ("train", "train"), ("val", "validation"),
+                           ("test", "test")):
+            self.split_box.addItem(label, key)
+        self.split_box.currentIndexChanged.connect(self._split_changed)
+        self.summary = QLabel("")
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(DatasetModel.COL_INDEX, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        for col, width in enumerate((44, 170, 120, 72, 48, 60)):
+            self.table.setColumnWidth(col, width)
+        self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
+
+        self.predict_button = QPushButton("Predict all")
+        self.predict_button.setToolTip("Predict every face with the current model (Ctrl+R) "
+                                       "to fill the RMSE column")
+        self.predict_button.clicked.connect(self.predictRequested)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setMaximumHeight(18)
+        self.progress.hide()
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Split:"))
+        top.addWidget(self.split_box)
+        top.addStretch(1)
+        top.addWidget(self.predict_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.summary)
+
+    # --- data -----------------------------------------------------------------------------
+    def set_dataset(self, dataset) -> None:
+        self.model.set_dataset(dataset)
+        self._update_summary()
+
+    def set_errors(self, errors: np.ndarray) -> None:
+        self.model.set_errors(errors)
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        ds = self.model.dataset
+        if ds is None:
+            self.summary.setText("")
+            return
+        rows = self.visible_rows()
+        e = self.model.errors[rows] if len(rows) else np.zeros(0)
+        done = int(np.isfinite(e).sum())
+        text = f"{len(rows)} faces"
+        if done:
+            text += f" · mean per-image RMSE {np.nanmean(e):.2f} px over {done} predicted"
+        self.summary.setText(text)
+
+    def set_progress(self, done: int, total: int, text: str = "Predicting") -> None:
+        if total <= 0 or done >= total:
+            self.progress.hide()
+            return
+        self.progress.show()
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{text} %v/%m faces")
+
+    # --- navigation -------------------------------------------------------------------------
+    @property
+    def split(self) -> str:
+        return self.proxy.split
+
+    def set_split(self, split: str) -> None:
+        i = self.split_box.findData(split)
+        if i >= 0:
+            self.split_box.setCurrentIndex(i)
+
+    def _split_changed(self, _i: int) -> None:
+        current = self.current_row()
+        self.proxy.set_split(self.split_box.currentData())
+        self._update_summary()
+        self.splitChanged.emit(self.proxy.split)
+        if current is not None and self.proxy.mapFromSource(self.model.index(current, 0)).isValid():
+            self.select_row(current)
+        elif self.proxy.rowCount():
+            self.select_proxy_row(0)
+
+    def visible_rows(self) -> np.ndarray:
+        """Dataset rows in the current table order."""
+        n = self.proxy.rowCount()
+        return np.array([self.proxy.mapToSource(self.proxy.index(i, 0)).row() for i in range(n)],
+                        dtype=int)
+
+    def current_row(self) -> int | None:
+        idx = self.table.selectionModel().currentIndex()
+        if not idx.isValid():
+            return None
+        return self.proxy.mapToSource(idx).row()
+
+    def select_row(self, row: int) -> bool:
+        pidx = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not pidx.isValid():
+            return False
+        self.select_proxy_row(pidx.row())
+        return True
+
+    def select_proxy_row(self, prow: int) -> None:
+        if not self.proxy.rowCount():
+            return
+        prow = max(0, min(prow, self.proxy.rowCount() - 1))
+        idx = self.proxy.index(prow, 0)
+        self.table.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.scrollTo(idx)
+
+    def step(self, delta: int) -> None:
+        """Next (+1) / previous (-1) face in the table's current order."""
+        idx = self.table.selectionModel().currentIndex()
+        prow = idx.row() + delta if idx.isValid() else 0
+        self.select_proxy_row(prow)
+
+    def sort_worst_first(self) -> None:
+        self.table.sortByColumn(DatasetModel.COL_RMSE, Qt.SortOrder.DescendingOrder)
+
+    def _current_row_changed(self, current, _previous) -> None:
+        if current.isValid():
+            self.currentChanged.emit(self.proxy.mapToSource(current).row())
+
+
+class _BarDelegate(QStyledItemDelegate):
+    """Draws a number as a horizontal bar scaled to the column's maximum."""
+
+    def __init__(self, view: "KeypointErrorView", color: QColor):
+        super().__init__(view)
+        self.view = view
+        self.color = color
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        value = index.data(Qt.ItemDataRole.UserRole)
+        if value is not None and np.isfinite(value) and self.view.bar_max > 0:
+            r = option.rect.adjusted(2, 4, -2, -4)
+            w = int(r.width() * min(1.0, value / self.view.bar_max))
+            painter.save()
+            painter.fillRect(r.x(), r.y(), w, r.height(), self.color)
+            painter.restore()
+        super().paint(painter, option, index)
+
+
+class KeypointErrorView(QTableWidget):
+    """Per-keypoint RMSE (px) for the current face and the mean over the current split."""
+
+    def __init__(self, parent=None):
+        super().__init__(len(NAMES), 3, parent)
+        self.setHorizontalHeaderLabels(["keypoint", "this face", "split"])
+        self.verticalHeader().hide()
+        self.verticalHeader().setDefaultSectionSize(20)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.setColumnWidth(1, 80)
+        self.setColumnWidth(2, 80)
+        self.bar_max = 0.0
+        self.setItemDelegateForColumn(1, _BarDelegate(self, QColor(240, 40, 40, 90)))
+        self.setItemDelegateForColumn(2, _BarDelegate(self, QColor(120, 140, 255, 90)))
+        for i, name in enumerate(NAMES):
+            self.setItem(i, 0, QTableWidgetItem(name.replace("_", " ")))
+            for c in (1, 2):
+                item = QTableWidgetItem("")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.setItem(i, c, item)
+        self.split_label = "split"
+        self.current = np.full(15, np.nan)
+        self.split_values = np.full(15, np.nan)
+
+    def set_values(self, current: np.ndarray | None, split: np.ndarray | None,
+                   split_label: str = "split") -> None:
+        self.current = np.full(15, np.nan) if current is None else np.asarray(current, float)
+        self.split_values = np.full(15, np.nan) if split is None else np.asarray(split, float)
+        self.split_label = split_label
+        self.setHorizontalHeaderLabels(["keypoint", "this face", split_label])
+        both = np.concatenate([self.current, self.split_values])
+        self.bar_max = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
+        for i in range(15):
+            for c, values in ((1, self.current), (2, self.split_values)):
+                v = values[i]
+                item = self.item(i, c)
+                item.setText("" if np.isnan(v) else f"{v:.2f}")
+                item.setData(Qt.ItemDataRole.UserRole, None if np.isnan(v) else float(v))
+        self.viewport().update()

@@ -1,0 +1,97 @@
+"""Writing predictions shown in the app to CSV or JSON (by file extension), atomically.
+
+Plain Python (no Qt): dataset predictions as one row per face with the 30 Kaggle columns, and
+photo predictions as one row per face with its box; JSON holds the same with keypoints by name.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from core.fileio import atomic_path
+from core.keypoints import COLUMNS, NAMES
+
+
+def _num(v) -> float | None:
+    v = float(v)
+    return round(v, 3) if math.isfinite(v) else None
+
+
+def _points(kp) -> dict[str, list[float] | None]:
+    p = np.asarray(kp, dtype=np.float64).reshape(15, 2)
+    return {name: (None if np.isnan(p[i]).any() else [round(float(p[i, 0]), 3),
+                                                       round(float(p[i, 1]), 3)])
+            for i, name in enumerate(NAMES)}
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise ValueError(f"{path}: choose a file name ending in .csv or .json")
+    return suffix[1:]
+
+
+def write_dataset_predictions(path: str | Path, dataset, predictions: np.ndarray,
+                              errors: np.ndarray | None = None) -> Path:
+    """Predictions for every predicted face of ``dataset`` (rows never predicted are left out).
+
+    CSV: ``index,name,person,split,rmse_px`` then the 30 Kaggle columns (pixels of the crop).
+    JSON: ``{"faces": [{"index", "name", "person", "split", "rmse_px", "keypoints": {name:
+    [x, y]}}]}``.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    kind = _kind(path)
+    predictions = np.asarray(predictions, dtype=np.float64)
+    rows = np.flatnonzero(~np.isnan(predictions).all(axis=1))
+    errors = np.full(len(dataset), np.nan) if errors is None else np.asarray(errors, float)
+    with atomic_path(path) as tmp:
+        if kind == "csv":
+            table = pd.DataFrame({"index": rows, "name": dataset.names[rows],
+                                  "person": dataset.persons[rows], "split": dataset.splits[rows],
+                                  "rmse_px": np.round(errors[rows], 4)})
+            coords = pd.DataFrame(np.round(predictions[rows], 3), columns=list(COLUMNS))
+            pd.concat([table, coords], axis=1).to_csv(tmp, index=False, na_rep="")
+        else:
+            faces = [{"index": int(r), "name": str(dataset.names[r]),
+                      "person": str(dataset.persons[r]), "split": str(dataset.splits[r]),
+                      "rmse_px": _num(errors[r]), "keypoints": _points(predictions[r])}
+                     for r in rows]
+            tmp.write_text(json.dumps({"units": "pixels of the 96x96 crop", "faces": faces},
+                                      indent=1))
+    return path
+
+
+def write_photo_predictions(path: str | Path, photo: str | Path, faces) -> Path:
+    """Faces found in a photo: ``faces`` is a list of ``(box [x0, y0, x1, y1], keypoints
+    (15, 2) or None)`` in photo pixels.
+
+    CSV: ``photo,face,box_x0,box_y0,box_x1,box_y1`` then the 30 Kaggle columns (photo pixels).
+    JSON: ``{"photo", "faces": [{"face", "box", "keypoints": {name: [x, y]}}]}``.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    with atomic_path(path) as tmp:
+        if kind == "csv":
+            import csv
+
+            with open(tmp, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["photo", "face", "box_x0", "box_y0", "box_x1", "box_y1",
+                            *COLUMNS])
+                for i, (box, kp) in enumerate(faces):
+                    coords = (np.full(30, np.nan) if kp is None
+                              else np.asarray(kp, dtype=np.float64).reshape(30))
+                    w.writerow([str(photo), i + 1, *[round(float(v), 2) for v in box],
+                                *["" if np.isnan(v) else round(float(v), 3) for v in coords]])
+        else:
+            out = {"photo": str(photo), "units": "pixels of the photo",
+                   "faces": [{"face": i + 1, "box": [round(float(v), 2) for v in box],
+                              "keypoints": None if kp is None else _points(kp)}
+                             for i, (box, kp) in enumerate(faces)]}
+            tmp.write_text(json.dumps(out, indent=1))
+    return path

@@ -1,0 +1,346 @@
+"""The desktop app's real widgets, offscreen: dataset table, canvas editing with undo, photos,
+exports. A model trained for one epoch on a few real faces stands in for a real one (the
+tests check what the app does with predictions, not how good they are)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    """Settings and trained models go to a temporary place, never the user's own."""
+    monkeypatch.setenv("FACEKP_GUI_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("FACEKP_GUI_DATA", str(tmp_path / "appdata"))
+
+
+@pytest.fixture(scope="module")
+def tiny(faces, tmp_path_factory):
+    """40 real train faces (all 15 points) + 16 validation + 8 test faces, as an .npz."""
+    from core import data
+
+    rng = np.random.default_rng(5)
+    train = rng.choice(np.flatnonzero((faces.splits == "train") & faces.present.all(1)), 40,
+                       replace=False)
+    val = rng.choice(np.flatnonzero(faces.splits == "val"), 16, replace=False)
+    test = rng.choice(np.flatnonzero(faces.splits == "test"), 8, replace=False)
+    ds = faces.subset(np.sort(np.concatenate([train, val, test])))
+    path = tmp_path_factory.mktemp("gui-data") / "tiny.npz"
+    data.write_npz(ds, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_path(tiny, tmp_path_factory):
+    """A real model trained for one epoch on the tiny dataset."""
+    from core import data
+    from core.train import TrainConfig, Trainer
+
+    ds = data.read_npz(tiny)
+    out = tmp_path_factory.mktemp("gui-model") / "one-epoch.keras"
+    result = Trainer(TrainConfig(epochs=1, batch_size=20), ds.split("train"), ds.split("val"),
+                     out).run()
+    assert result.reason == "completed", result.message
+    return out
+
+
+def open_window(qtbot, **options):
+    from gui.main_window import MainWindow, Options
+
+    window = MainWindow(Options(restore_state=False, **options))
+    window.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.idle, timeout=120_000):
+        window.show()
+    return window
+
+
+def wait_idle(qtbot, window, timeout=60_000):
+    qtbot.waitUntil(lambda: not window.busy, timeout=timeout)
+
+
+def test_gui_modules_do_not_import_tensorflow_before_the_window_shows():
+    code = ("import sys, gui.app, gui.main_window; "
+            "heavy = [m for m in ('tensorflow', 'keras', 'pandas', 'pyqtgraph', 'cv2') "
+            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, model_path):
+    from core import data, evaluate
+    from core.predict import Predictor
+
+    ds = data.read_npz(tiny)
+    window = open_window(qtbot, data=str(tiny), model=str(model_path))
+    panel = window.dataset_panel
+    assert panel.model.rowCount() == len(ds)
+    assert window.predictor is not None and window.model_path == model_path
+
+    # predictions over the whole dataset ran in the background: the RMSE column is the
+    # per-image RMSE of the model's own predictions
+    expected = evaluate.per_image(Predictor(model_path).predict(ds.images), ds.keypoints)
+    np.testing.assert_allclose(panel.model.errors, expected, rtol=1e-3, atol=1e-3)
+    shown = panel.model.data(panel.model.index(3, panel.model.COL_RMSE))
+    assert shown == f"{expected[3]:.2f}"
+
+    # worst first
+    panel.sort_worst_first()
+    order = panel.visible_rows()
+    assert order[0] == int(np.argmax(expected))
+    assert np.all(np.diff(expected[order]) <= 1e-9)
+    panel.select_proxy_row(0)
+    assert window.row == order[0]
+
+    # D / A step through the table's order, from the canvas or anywhere in the window
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_D)
+    assert window.row == order[1]
+    qtbot.keyClick(window.canvas, Qt.Key.Key_D)
+    assert window.row == order[2]
+    qtbot.keyClick(window.canvas, Qt.Key.Key_A)
+    assert window.row == order[1]
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Down)
+    assert window.row == order[2]
+    # the table's own arrow keys step too
+    panel.table.setFocus()
+    qtbot.keyClick(panel.table, Qt.Key.Key_Down)
+    assert window.row == order[3]
+
+    # split filter
+    panel.set_split("val")
+    rows = panel.visible_rows()
+    assert len(rows) == int((ds.splits == "val").sum())
+    assert set(ds.splits[rows]) == {"val"}
+    assert window.row in set(rows)
+
+    # per-keypoint view: this face and the split, from core.evaluate
+    r = window.row
+    pred = window.predictions
+    np.testing.assert_allclose(window.kp_view.current,
+                               evaluate.per_keypoint(pred[r:r + 1], ds.keypoints[r:r + 1]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(window.kp_view.split_values,
+                               evaluate.per_keypoint(pred[rows], ds.keypoints[rows]), rtol=1e-6)
+
+    # canvas shows that face's ground truth and prediction
+    np.testing.assert_allclose(window.canvas.truth, ds.keypoints[r].reshape(15, 2))
+    np.testing.assert_allclose(window.canvas.prediction, pred[r].reshape(15, 2))
+    visible = [it for it in window.canvas.truth_items if it.isVisible()]
+    assert len(visible) == int(ds.present[r].sum())
+
+
+def _drag(qtbot, view, start: QPointF, end: QPointF) -> None:
+    """A real left-button drag on the view's viewport (press, moves, release)."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+
+    vp = view.viewport()
+    a = view.mapFromScene(start)
+    b = view.mapFromScene(end)
+
+    def send(kind, pos, buttons):
+        button = Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove else \
+            Qt.MouseButton.NoButton
+        ev = QMouseEvent(kind, QPointF(pos), QPointF(vp.mapToGlobal(pos)), button, buttons,
+                         Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(vp, ev)
+
+    send(QEvent.Type.MouseButtonPress, a, Qt.MouseButton.LeftButton)
+    for t in np.linspace(0.2, 1.0, 5):
+        p = QPoint(round(a.x() + (b.x() - a.x()) * t), round(a.y() + (b.y() - a.y()) * t))
+        send(QEvent.Type.MouseMove, p, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseButtonRelease, b, Qt.MouseButton.NoButton)
+    qtbot.wait(30)
+
+
+def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path):
+    from core import data
+
+    window = open_window(qtbot, data=str(tiny), image=2)   # no model: ground truth only
+    assert window.predictor is None
+    assert not window.act_pred.isEnabled()
+    original = data.read_npz(tiny).keypoints.copy()
+    canvas = window.canvas
+    assert window.row == 2
+    k = 10  # nose tip
+    x, y = original[2, 2 * k:2 * k + 2]
+
+    # drag the nose tip 6 px right and 4 px down with the mouse
+    canvas.resetTransform()
+    canvas.scale(5, 5)
+    canvas.centerOn(x + 0.5, y + 0.5)
+    _drag(qtbot, canvas, QPointF(x + 0.5, y + 0.5), QPointF(x + 6.5, y + 4.5))
+    qtbot.waitUntil(lambda: window.undo_stack.count() == 1, timeout=5000)
+    moved = window.dataset.keypoints[2, 2 * k:2 * k + 2]
+    assert abs(moved[0] - (x + 6)) < 0.3 and abs(moved[1] - (y + 4)) < 0.3
+    assert window.isWindowModified()
+    # every other coordinate untouched
+    other = np.ones(30, bool)
+    other[2 * k:2 * k + 2] = False
+    np.testing.assert_array_equal(window.dataset.keypoints[2, other], original[2, other])
+
+    # Ctrl+Z restores exactly, Ctrl+Shift+Z redoes
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(window.dataset.keypoints[2], original[2])
+    assert not window.isWindowModified()
+    qtbot.keyClick(window, Qt.Key.Key_Z,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_allclose(window.dataset.keypoints[2, 2 * k:2 * k + 2], moved)
+
+    # select a point and delete it (Delete key); the table's point count follows
+    item = canvas.truth_items[0]
+    item.setSelected(True)
+    qtbot.keyClick(window, Qt.Key.Key_Delete)
+    assert np.isnan(window.dataset.keypoints[2, 0:2]).all()
+    assert not canvas.truth_items[0].isVisible()
+    assert window.dataset_panel.model.data(window.dataset_panel.model.index(
+        2, window.dataset_panel.model.COL_POINTS)) == "14/15"
+
+    # add the missing one back at its average position, then undo the add and the delete
+    window.add_missing_point()
+    assert not np.isnan(window.dataset.keypoints[2, 0:2]).any()
+    assert canvas.truth_items[0].isVisible()
+    window.undo_stack.undo()
+    window.undo_stack.undo()
+    np.testing.assert_array_equal(window.dataset.keypoints[2, 0:2], original[2, 0:2])
+    assert window.undo_stack.index() == 1  # the move remains
+
+    # undoing an edit of another face brings that face back into view
+    window.dataset_panel.select_row(5)
+    window.undo_stack.undo()
+    assert window.row == 2
+    np.testing.assert_array_equal(window.dataset.keypoints[2], original[2])
+    window.undo_stack.redo()
+
+    # save: atomic write through core.data, then the file holds the edit
+    out = tmp_path / "edited.npz"
+    assert window.write_dataset(out)
+    assert not window.isWindowModified()
+    saved = data.read_npz(out)
+    np.testing.assert_allclose(saved.keypoints[2, 2 * k:2 * k + 2], moved)
+    np.testing.assert_array_equal(np.delete(saved.keypoints, 2, axis=0),
+                                  np.delete(original, 2, axis=0))
+    assert not list(tmp_path.glob(".*partial*"))
+    # and as Kaggle CSV, not adopted as the edited file
+    csv = tmp_path / "edited.csv"
+    assert window.write_dataset(csv, adopt=False)
+    np.testing.assert_allclose(data.read_kaggle_csv(csv).keypoints, saved.keypoints, atol=1e-3)
+    assert window.dataset_path == out
+
+
+def test_unsaved_edits_are_asked_about_on_close(qtbot, tiny):
+    window = open_window(qtbot, data=str(tiny))
+    window.add_missing_point() if not window.dataset.present[0].all() else \
+        window._point_delete_requested(3)
+    assert window.isWindowModified()
+    asked = []
+    window.ask_unsaved = lambda: asked.append(1) or QMessageBox.StandardButton.Cancel
+    window.close()
+    assert asked and window.isVisible()          # cancelled: still open
+    window.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+    window.close()
+    assert not window.isVisible()
+
+
+def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, model_path,
+                                                               shared_data, tmp_path):
+    from gui import settings as app_settings
+
+    window = open_window(qtbot, data=str(tiny), model=str(model_path))
+    photo = shared_data / "photos" / "bald_guys.jpg"
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.open_photo(photo)
+    faces = window.canvas.faces
+    assert window.view_mode == "photo" and len(faces) >= 3
+    w, h = window.photo["image"].size
+    for box, kp in faces:
+        assert kp.shape == (15, 2) and np.isfinite(kp).all()
+        assert 0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h
+    assert str(photo.resolve()) in app_settings.recent_files()
+    assert "face" in window.statusBar().currentMessage()
+
+    # exports of the photo's predictions
+    out = window.export_predictions(tmp_path / "photo.json")
+    saved = json.loads(out.read_text())
+    assert len(saved["faces"]) == len(faces)
+    np.testing.assert_allclose(saved["faces"][0]["keypoints"]["nose_tip"], faces[0][1][10],
+                               atol=1e-3)
+    csv = window.export_predictions(tmp_path / "photo.csv").read_text().splitlines()
+    assert len(csv) == len(faces) + 1 and csv[0].startswith("photo,face,box_x0")
+    png = window.export_view(tmp_path / "view.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # no face: the status bar says so and a box drawn by hand is predicted inside
+    dogs = shared_data / "photos" / "dogs.jpg"
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.open_photo(dogs)
+    assert window.canvas.faces == []
+    assert "No face found" in window.statusBar().currentMessage()
+    assert window.canvas.box_mode
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.canvas.draw_box(100, 80, 300, 280)
+    (box, kp), = window.canvas.faces
+    assert box == pytest.approx([100, 80, 300, 280])
+    assert np.isfinite(kp).all()
+
+    # drag and drop of a photo file onto the window
+    mime = QMimeData()
+    tom = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
+    mime.setUrls([QUrl.fromLocalFile(str(tom))])
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.dropEvent(drop)
+    assert window.photo["path"] == tom and len(window.canvas.faces) == 1
+
+    # Escape goes back to the dataset face
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert window.view_mode == "dataset" and window.canvas.mode == "face"
+
+
+def test_dataset_predictions_export_csv_and_json(qtbot, tiny, model_path, tmp_path):
+    import pandas as pd
+
+    from core.keypoints import COLUMNS
+
+    window = open_window(qtbot, data=str(tiny), model=str(model_path))
+    path = window.export_predictions(tmp_path / "pred.csv")
+    table = pd.read_csv(path)
+    assert len(table) == len(window.dataset)
+    np.testing.assert_allclose(table[list(COLUMNS)].to_numpy(), window.predictions, atol=2e-3)
+    np.testing.assert_allclose(table["rmse_px"], window.errors, atol=1e-3)
+    doc = json.loads(window.export_predictions(tmp_path / "pred.json").read_text())
+    assert len(doc["faces"]) == len(window.dataset)
+    assert doc["faces"][4]["name"] == window.dataset.names[4]
+
+
+def test_layer_toggles_and_smooth_pixels(qtbot, tiny, model_path):
+    window = open_window(qtbot, data=str(tiny), model=str(model_path))
+    canvas = window.canvas
+    assert canvas.layers["prediction"].isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    assert not canvas.layers["prediction"].isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    assert not canvas.layers["truth"].isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_L)
+    assert not canvas.layers["lines"].isVisible()
+    assert canvas.pixmap_item.transformationMode() == Qt.TransformationMode.FastTransformation
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    assert canvas.pixmap_item.transformationMode() == Qt.TransformationMode.SmoothTransformation
+    z = canvas.zoom
+    canvas.zoom_in()
+    assert canvas.zoom == pytest.approx(z * 1.25)
+    canvas.fit()
+    assert canvas.zoom == pytest.approx(z)

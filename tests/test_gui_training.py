@@ -1,0 +1,164 @@
+"""Training from the app's training dock, offscreen, with core's real Trainer on a few real
+faces: the plot receives points, Stop ends within one batch, closing the window mid-training
+neither crashes nor loses the best model, and the process exits with status 0."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = {"epochs": 2, "batch_size": 8, "patience": 0}   # 32 faces: 4 batches an epoch
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    """Settings and trained models go to a temporary place, never the user's own."""
+    monkeypatch.setenv("FACEKP_GUI_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("FACEKP_GUI_DATA", str(tmp_path / "appdata"))
+
+
+@pytest.fixture(scope="module")
+def tiny(faces, tmp_path_factory):
+    """32 real train faces with all 15 points + 12 validation faces, as an .npz."""
+    from core import data
+
+    rng = np.random.default_rng(7)
+    train = rng.choice(np.flatnonzero((faces.splits == "train") & faces.present.all(1)), 32,
+                       replace=False)
+    val = rng.choice(np.flatnonzero(faces.splits == "val"), 12, replace=False)
+    path = tmp_path_factory.mktemp("gui-train") / "tiny.npz"
+    data.write_npz(faces.subset(np.sort(np.concatenate([train, val]))), path)
+    return path
+
+
+def open_window(qtbot, **options):
+    from gui.main_window import MainWindow, Options
+
+    window = MainWindow(Options(restore_state=False, **options))
+    window.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.idle, timeout=120_000):
+        window.show()
+    return window
+
+
+def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path):
+    window = open_window(qtbot, data=str(tiny))
+    panel = window.training_panel
+    assert window.predictor is None                  # no model: ground truth only
+    panel.ensure_plot()
+    emissions = []
+    out = tmp_path / "trained.keras"
+    t0 = time.monotonic()
+    with qtbot.waitSignal(window.modelChanged, timeout=180_000) as loaded:
+        assert panel.start(config=FAST, out=out)
+        panel.thread.batches.connect(lambda pts: emissions.append(len(pts)))
+        qtbot.waitUntil(lambda: len(panel.batch_x) > 0, timeout=120_000)
+        assert panel.progress.format().startswith("epoch 1/2 · batch")
+    duration = time.monotonic() - t0
+    assert loaded.args == [out]
+    result = panel.thread.result
+    assert result.reason == "completed" and result.epochs_run == 2
+
+    # per-batch points at fractional epochs, per-epoch train/val lines, best epoch marked
+    x, y = panel.batch_curve.getOriginalDataset()
+    assert len(x) == 2 * 4 == panel.thread.batches_seen
+    np.testing.assert_allclose(x, [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
+    assert np.all(np.isfinite(y)) and np.all(y > 0)
+    ex, ey = panel.val_curve.getOriginalDataset()
+    np.testing.assert_array_equal(ex, [1, 2])
+    np.testing.assert_allclose(ey, [h["val_rmse_px"] for h in result.history], rtol=1e-5)
+    tx, _ = panel.train_curve.getOriginalDataset()
+    np.testing.assert_array_equal(tx, [1, 2])
+    bx, by = panel.best_curve.getOriginalDataset()
+    assert list(bx) == [result.best_epoch]
+    assert by[0] == pytest.approx(result.best_val_rmse_px, rel=1e-5)
+    assert panel.best_line.isVisible() and panel.best_line.value() == result.best_epoch
+    # batches arrive coalesced: never more than ~10 lists a second (+ one per epoch end)
+    assert sum(emissions) == len(x)
+    assert len(emissions) <= duration / 0.1 + 2 + 2
+
+    # the new model is loaded and the dataset predicted with it
+    assert window.model_path == out and window.predictor is not None
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert np.isfinite(window.errors).all()
+
+    # log scale toggle and the loss curve export
+    panel.log_scale.setChecked(False)
+    assert not panel.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    panel.log_scale.setChecked(True)
+    assert panel.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    png = window.export_loss_curve(tmp_path / "loss.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_path):
+    window = open_window(qtbot, data=str(tiny))
+    panel = window.training_panel
+    out = tmp_path / "stopped.keras"
+    assert panel.start(config={**FAST, "epochs": 50}, out=out)
+    thread = panel.thread
+    # wait for the first epoch (a best model on disk) and a batch of the second
+    qtbot.waitUntil(lambda: len(panel.epoch_rows) >= 1 and thread.batches_seen >= 5,
+                    timeout=180_000)
+    with qtbot.waitSignal(thread.trainingFinished, timeout=60_000):
+        qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    result = thread.result
+    assert result.reason == "stopped"
+    assert thread.batches_seen - thread.batches_at_stop <= 1
+    assert result.epochs_run < 50
+    assert result.model_path == out and out.exists() and result.best_epoch >= 1
+    assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+
+
+def test_closing_the_window_during_training_stops_it_cleanly(qtbot, tiny, tmp_path):
+    window = open_window(qtbot, data=str(tiny))
+    panel = window.training_panel
+    out = tmp_path / "closed.keras"
+    assert panel.start(config={**FAST, "epochs": 50}, out=out)
+    thread = panel.thread
+    qtbot.waitUntil(lambda: thread.batches_seen >= 1, timeout=180_000)
+    window.close()
+    assert not thread.isRunning()
+    assert thread.result.reason == "stopped"
+    assert not window.engine.isRunning()
+
+
+def test_app_process_exits_0_when_closed_mid_training(tiny, tmp_path):
+    script = textwrap.dedent(f"""
+        import os, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from gui.main_window import MainWindow, Options
+        w = MainWindow(Options(data={str(tiny)!r}, restore_state=False))
+        def start():
+            if w.training_panel.thread is None:
+                w.training_panel.start(config={{"epochs": 50, "batch_size": 8}},
+                                       out={str(tmp_path / "m.keras")!r})
+                poll.start(20)
+        def check():
+            if w.training_panel.thread.batches_seen >= 1:
+                poll.stop()
+                w.close()
+        poll = QTimer()
+        poll.timeout.connect(check)
+        w.idle.connect(start)
+        w.show()
+        sys.exit(app.exec())
+    """)
+    env = {**__import__("os").environ, "FACEKP_GUI_SETTINGS": str(tmp_path / "s.ini"),
+           "FACEKP_GUI_DATA": str(tmp_path / "d")}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
