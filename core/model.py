@@ -115,3 +115,152 @@ def seed() -> keras.Model:
     x = layers.Dropout(0.5, name="dropout")(x)
     x = layers.Dense(30, name="keypoints_scaled", **kw())(x)
     return keras.Model(inputs, _head_out(x), name="seed")
+
+
+# --- compact conv nets with batch norm -----------------------------------------------------
+
+def _conv_bn_relu(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                      name=name)(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def conv_bn_net(name: str, widths=(32, 48, 96, 192), stage_convs=(1, 2, 2, 1), reduce: int = 64,
+                hidden: int = 512, dropout: float = 0.1) -> keras.Model:
+    """A plain conv + batch-norm stack that keeps a 6x6 map for a dense head.
+
+    A stride-2 3x3 stem (96 -> 48), then stages at 24, 12 and 6 px, each after 2x2
+    max-pooling, of 3x3 conv + BN + ReLU; a 1x1 conv reduces the 6x6 map to ``reduce``
+    channels, which a dense layer (BN, ReLU, dropout) reads as a whole, so where a feature
+    sits on the face stays known. The last layer starts near the crop centre (0.5 in 1/96
+    units, tiny weights), so early batches do not chase wild guesses. The layers form a
+    single chain, so :func:`fold_batch_norm` can fold the BN layers into the convolutions
+    for inference.
+    """
+    inputs, x = _io(name)
+    x = _conv_bn_relu(x, widths[0], strides=2, name="stem")
+    for i in range(1, stage_convs[0]):
+        x = _conv_bn_relu(x, widths[0], name=f"s0c{i}")
+    for s in range(1, 4):
+        x = layers.MaxPooling2D(2, name=f"pool{s}")(x)
+        for i in range(stage_convs[s]):
+            x = _conv_bn_relu(x, widths[s], name=f"s{s}c{i}")
+    x = _conv_bn_relu(x, reduce, kernel=1, name="reduce")
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(hidden, use_bias=False, name="fc")(x)
+    x = layers.BatchNormalization(name="fc_bn")(x)
+    x = layers.ReLU(name="fc_relu")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(30, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3),
+                     bias_initializer=keras.initializers.Constant(0.5),
+                     name="keypoints_scaled")(x)
+    return keras.Model(inputs, _head_out(x), name=name)
+
+
+@register("convbn", augment=True, complete_only=False, learning_rate=1.5e-3, epochs=90,
+          batch_size=32, patience=0, lr_schedule="cosine")
+def convbn() -> keras.Model:
+    """Compact conv + batch-norm net: 32-48-96-192 channels, one 3x3 conv at 48 and 24 px,
+    two at 12, one at 6, a 1x1 reduction to 64 and a dense head on the 6x6 map (about
+    1.5 M parameters, ~34 M multiply-adds per face). Trained on every labelled keypoint with
+    augmentation and a cosine schedule; no early stop (the schedule sets the length)."""
+    return conv_bn_net("convbn", stage_convs=(1, 1, 2, 1))
+
+
+def fold_batch_norm(model: keras.Model) -> keras.Model:
+    """The same function as ``model`` (inference) in fewer layers, so one crop predicts
+    faster: each BatchNormalization is folded into the Conv2D/Dense before it, a ReLU right
+    after such a layer becomes its activation, Dropout is dropped, and a plain scaling
+    (Rescaling without offset, such as the /255 input and x96 output scalings) is folded into
+    the Conv2D/Dense next to it. ``model`` must be a single chain of layers (as
+    :func:`conv_bn_net` builds); outputs agree to float rounding."""
+    import numpy as np
+
+    chain = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
+    previous = model.inputs[0] if len(model.inputs) == 1 else None
+    for layer in chain:
+        nodes = layer._inbound_nodes
+        if (previous is None or len(nodes) != 1 or len(nodes[0].input_tensors) != 1
+                or nodes[0].input_tensors[0] is not previous):
+            raise ValueError(f"{model.name}: not a single chain of layers at {layer.name}; "
+                             "only chains can be folded")
+        previous = layer.output
+    if len(model.outputs) != 1 or model.outputs[0] is not previous:
+        raise ValueError(f"{model.name}: not a single chain of layers")
+
+    # 1. a list of [class, config, weights], batch norm and ReLU merged, dropout gone
+    specs: list[list] = []
+    i = 0
+    while i < len(chain):
+        layer = chain[i]
+        nxt = chain[i + 1] if i + 1 < len(chain) else None
+        if isinstance(layer, layers.Dropout):
+            i += 1
+            continue
+        cfg = layer.get_config()
+        weights = [np.asarray(w, np.float64) for w in layer.get_weights()]
+        i += 1
+        if isinstance(layer, (layers.Conv2D, layers.Dense)) and cfg["activation"] == "linear":
+            kernel = weights[0]
+            bias = weights[1] if layer.use_bias else np.zeros(kernel.shape[-1])
+            if isinstance(nxt, layers.BatchNormalization):
+                ones, zeros = np.ones(kernel.shape[-1]), np.zeros(kernel.shape[-1])
+                def value(v):
+                    return ops.convert_to_numpy(v).astype(np.float64)
+
+                gamma = value(nxt.gamma) if nxt.scale else ones
+                beta = value(nxt.beta) if nxt.center else zeros
+                scale = gamma / np.sqrt(value(nxt.moving_variance) + nxt.epsilon)
+                kernel = kernel * scale
+                bias = beta + (bias - value(nxt.moving_mean)) * scale
+                i += 1
+            after = chain[i] if i < len(chain) else None
+            if isinstance(after, layers.ReLU) and _plain_relu(after):
+                cfg["activation"] = "relu"
+                i += 1
+            cfg["use_bias"] = True
+            weights = [kernel, bias]
+        specs.append([layer.__class__, cfg, weights])
+
+    # 2. plain scalings folded into the neighbouring linear layer
+    def linear(spec):
+        return spec[0] in (layers.Conv2D, layers.Dense)
+
+    def plain_scale(spec):
+        if spec[0] is not layers.Rescaling:
+            return None
+        scale, offset = spec[1].get("scale"), spec[1].get("offset", 0.0)
+        if isinstance(scale, (int, float)) and isinstance(offset, (int, float)) and offset == 0:
+            return float(scale)
+        return None
+
+    j = 0
+    while j < len(specs):
+        s = plain_scale(specs[j])
+        if s is not None and j + 1 < len(specs) and linear(specs[j + 1]):
+            specs[j + 1][2][0] = specs[j + 1][2][0] * s  # zero padding stays zero: exact
+            del specs[j]
+            continue
+        if (s is not None and j > 0 and linear(specs[j - 1])
+                and (specs[j - 1][1]["activation"] == "linear"
+                     or (specs[j - 1][1]["activation"] == "relu" and s > 0))):
+            specs[j - 1][2] = [w * s for w in specs[j - 1][2]]
+            del specs[j]
+            continue
+        j += 1
+
+    inputs = keras.Input(model.input_shape[1:], name=model.inputs[0].name.split(":")[0])
+    x = inputs
+    for cls, cfg, weights in specs:
+        new = cls.from_config(cfg)
+        x = new(x)
+        if weights:
+            new.set_weights([w.astype("float32") for w in weights])
+    return keras.Model(inputs, x, name=model.name)
+
+
+def _plain_relu(layer) -> bool:
+    cfg = layer.get_config()
+    return (cfg.get("max_value") is None and not cfg.get("negative_slope")
+            and not cfg.get("threshold"))

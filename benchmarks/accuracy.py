@@ -1,0 +1,357 @@
+"""Accuracy: the reference recipe against the new one, trained and scored in one run.
+
+Both are trained with core.train.Trainer on the embedded dataset's training people (validation:
+its 'val' people, which pick the kept epoch) and scored on its 'test' people, whom neither saw:
+
+- reference: architecture "seed" with its registered defaults (faces with all 15 keypoints
+  only, no augmentation, constant learning rate 1e-3, at most 100 epochs, early stop after 10
+  without improvement);
+- new: architecture "convbn" (default; --arch-new) with its registered defaults (every labelled
+  keypoint, augmentation, cosine schedule); for inference its batch norm is folded into the
+  convolutions (core.model.fold_batch_norm), and that folded file is the one scored, timed and
+  shipped.
+
+Printed: test RMSE in pixels, overall and per keypoint, and the ratio new/reference; model
+file sizes and parameter counts; training wall time and epochs; single-crop latency (the model
+called on one crop, median after warm-up, both models timed in alternating rounds); and the
+photo path's NME on the test people's original ytf68 photos: detect, crop, predict, map back
+(core.predict.Predictor.predict_photo) with one pass and with two, the mean keypoint error
+divided by the distance between the labelled eye centres.
+
+By default the two trainings run at the same time in two processes (on a 2-core machine this
+finishes sooner than one after the other; both then share the CPU, so their wall times are
+comparable with each other); --sequential trains one after the other.
+
+    python benchmarks/accuracy.py                       # everything, models under /tmp
+    python benchmarks/accuracy.py --save-default        # ... and ship the new model
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+YTF68 = ROOT.parent / "shared" / "data" / "ytf68"
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+# --- training (each in its own process) -----------------------------------------------------
+
+def train_one(role: str, arch: str, overrides: dict, data_path: str, out: str, queue) -> None:
+    """Train one recipe and put its summary on ``queue`` (runs in a child process)."""
+    from core import data
+    from core.train import Trainer, TrainConfig, TrainingListener
+
+    class Progress(TrainingListener):
+        def on_started(self, info):
+            self.epochs = info["epochs"]
+            log(f"[{role}] start: {info['arch']}, {info['train_faces']} training faces, "
+                f"{info['val_faces']} validation faces, {info['epochs']} epochs x "
+                f"{info['steps_per_epoch']} steps; config {info['config']}")
+
+        def on_epoch(self, epoch, train_rmse_px, val_rmse_px, best, elapsed_s):
+            eta = elapsed_s / epoch * (self.epochs - epoch)
+            log(f"[{role}] epoch {epoch}/{self.epochs} train {train_rmse_px:.3f} px, "
+                f"val {val_rmse_px:.3f} px{' (best)' if best else ''}, "
+                f"{elapsed_s:.0f} s elapsed, at most {eta:.0f} s to go")
+
+    dataset = data.load(data_path)
+    config = TrainConfig.for_arch(arch, **overrides)
+    t0 = time.perf_counter()
+    result = Trainer(config, dataset.split("train"), dataset.split("val"), out,
+                     listener=Progress()).run()
+    wall = time.perf_counter() - t0
+    log(f"[{role}] finished: {result.reason} ({result.message}); best epoch "
+        f"{result.best_epoch}, val {result.best_val_rmse_px:.3f} px, {wall:.0f} s")
+    queue.put((role, {"reason": result.reason, "message": result.message,
+                      "best_epoch": result.best_epoch,
+                      "best_val_rmse_px": result.best_val_rmse_px,
+                      "epochs_run": result.epochs_run, "wall_s": wall,
+                      "config": config.resolved().as_dict(),
+                      "model_path": None if result.model_path is None
+                      else str(result.model_path)}))
+
+
+def train_all(jobs: list[tuple], parallel: bool) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    results: dict = {}
+    if parallel:
+        procs = [ctx.Process(target=train_one, args=job + (queue,)) for job in jobs]
+        for p in procs:
+            p.start()
+        while len(results) < len(jobs):
+            try:
+                role, res = queue.get(timeout=5)
+                results[role] = res
+            except Exception:
+                if not any(p.is_alive() for p in procs) and queue.empty():
+                    break
+        for p in procs:
+            p.join()
+    else:
+        for job in jobs:
+            p = ctx.Process(target=train_one, args=job + (queue,))
+            p.start()
+            role, res = queue.get()
+            results[role] = res
+            p.join()
+    missing = [job[0] for job in jobs if job[0] not in results]
+    if missing:
+        raise SystemExit(f"training failed for: {', '.join(missing)} (see the log above)")
+    return results
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+def latencies_ms(models: dict, rounds: int = 7, calls: int = 30) -> dict:
+    """Median time of ``model(x)`` on one crop, models timed in alternating rounds."""
+    x = np.random.default_rng(0).uniform(0, 255, (1, 96, 96, 1)).astype(np.float32)
+    for m in models.values():
+        for _ in range(10):
+            m(x, training=False)
+    times = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, m in models.items():
+            for _ in range(calls):
+                t = time.perf_counter()
+                m(x, training=False)
+                times[name].append(time.perf_counter() - t)
+    return {name: 1000 * float(np.median(t)) for name, t in times.items()}
+
+
+def test_photos(test) -> list[tuple[Path, np.ndarray]]:
+    """(photo path, 15 labelled keypoints in photo pixels) for every face of the test people."""
+    from core.importers import read_labels_csv
+    from core.keypoints import from_68
+
+    labels = {}
+    for folder in ("training", "test"):
+        for p in read_labels_csv(YTF68 / f"{folder}_frames_keypoints.csv", YTF68 / folder):
+            labels[f"{folder}/{p.name}"] = (p.path, from_68(p.points68))
+    return [labels[name] for name in test.names if name in labels]
+
+
+def photo_nme(predictor, photos, passes: int) -> dict:
+    """Mean over found faces of (mean keypoint error / labelled eye-centre distance)."""
+    from core.keypoints import NAMES
+
+    le, re_ = NAMES.index("left_eye_center"), NAMES.index("right_eye_center")
+    nme, missed = [], 0
+    for path, truth in photos:
+        result = predictor.predict_photo(path, passes=passes)
+        centre = truth.mean(axis=0)
+        best, dist = None, math.inf
+        for face in result.faces:
+            cx, cy = face.box.center
+            d = math.hypot(cx - centre[0], cy - centre[1])
+            if face.box.contains(*centre) and d < dist:
+                best, dist = face, d
+        if best is None:
+            missed += 1
+            continue
+        iod = float(np.linalg.norm(truth[le] - truth[re_]))
+        err = np.linalg.norm(best.keypoints - truth, axis=1).mean()
+        nme.append(err / iod)
+    return {"nme": float(np.mean(nme)) if nme else math.nan, "found": len(nme),
+            "not_found": missed}
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def fmt_table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for j, r in enumerate(rows):
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(r, widths))))
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch-new", default="convbn", help="new architecture (default convbn)")
+    parser.add_argument("--epochs-new", type=int, default=None,
+                        help="epochs for the new recipe (default: its registered default)")
+    parser.add_argument("--epochs-ref", type=int, default=None,
+                        help="at most this many epochs for the reference (default: its 100)")
+    parser.add_argument("--data", default=None, help="dataset with train/val/test splits "
+                        "(default: the embedded resources/faces.npz)")
+    parser.add_argument("--out-dir", default="/tmp/facekp-accuracy",
+                        help="where the trained models go (default /tmp/facekp-accuracy)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="train one recipe after the other instead of both at once")
+    parser.add_argument("--save-default", action="store_true",
+                        help="copy the new model to resources/models/default.keras (+ .json)")
+    parser.add_argument("--no-photos", action="store_true", help="skip the photo-path NME")
+    args = parser.parse_args(argv)
+
+    from core.resources import DEFAULT_DATASET, DEFAULT_MODEL
+
+    started = time.perf_counter()
+    data_path = str(args.data or DEFAULT_DATASET)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ref_path, new_path = out_dir / "reference.keras", out_dir / f"{args.arch_new}.keras"
+    ref_over = {"epochs": args.epochs_ref}
+    new_over = {"epochs": args.epochs_new}
+    jobs = [("new", args.arch_new, new_over, data_path, str(new_path)),
+            ("reference", "seed", ref_over, data_path, str(ref_path))]
+    log(f"training both recipes {'one after the other' if args.sequential else 'at once'}; "
+        f"models under {out_dir}")
+    trained = train_all(jobs, parallel=not args.sequential)
+    for role in ("new", "reference"):
+        if trained[role]["model_path"] is None:
+            raise SystemExit(f"{role}: no model was saved ({trained[role]['message']})")
+
+    import keras
+
+    from core import data, evaluate
+    from core.fileio import atomic_path
+    from core.keypoints import NAMES
+    from core.model import fold_batch_norm
+    from core.predict import Predictor, load_model
+
+    # the new model as shipped: batch norm folded into the convolutions
+    folded_path = out_dir / f"{args.arch_new}_folded.keras"
+    trained_new = load_model(new_path)
+    folded = fold_batch_norm(trained_new)
+    with atomic_path(folded_path) as tmp:
+        folded.save(tmp)
+    models = {"reference": load_model(ref_path), "new": load_model(folded_path)}
+    paths = {"reference": ref_path, "new": folded_path}
+
+    dataset = data.load(data_path)
+    test = dataset.split("test")
+    log(f"scoring on {len(test)} test faces of {len(set(test.persons))} people")
+    scores = {k: evaluate.evaluate(Predictor(m), test) for k, m in models.items()}
+    val = dataset.split("val")
+    val_scores = {k: evaluate.evaluate(Predictor(m), val)["rmse_px"] for k, m in models.items()}
+    trained_scores = {
+        "new": evaluate.evaluate(Predictor(trained_new), test)["rmse_px"]}
+    lat = latencies_ms(models)
+
+    photo = {}
+    if not args.no_photos:
+        photos = test_photos(test)
+        log(f"photo path on {len(photos)} original photos of the test people")
+        for k, m in models.items():
+            pred = Predictor(m)
+            for passes in (1, 2):
+                photo[(k, passes)] = photo_nme(pred, photos, passes)
+                log(f"  {k}, {passes} pass(es): NME {photo[(k, passes)]['nme']:.4f}")
+
+    ref, new = scores["reference"], scores["new"]
+    ratio = new["rmse_px"] / ref["rmse_px"]
+    rows = [["", "reference (seed)", f"new ({args.arch_new})", "new/reference"]]
+    rows.append(["test RMSE px (all keypoints)", f"{ref['rmse_px']:.3f}", f"{new['rmse_px']:.3f}",
+                 f"{ratio:.3f}"])
+    rows.append(["validation RMSE px", f"{val_scores['reference']:.3f}",
+                 f"{val_scores['new']:.3f}",
+                 f"{val_scores['new'] / val_scores['reference']:.3f}"])
+    for name in NAMES:
+        a, b = ref["per_keypoint"][name], new["per_keypoint"][name]
+        rows.append([f"  {name}", f"{a:.3f}", f"{b:.3f}", f"{b / a:.3f}"])
+    sizes = {k: paths[k].stat().st_size / 2 ** 20 for k in paths}
+    rows.append(["model file MB", f"{sizes['reference']:.2f}", f"{sizes['new']:.2f}",
+                 f"{sizes['new'] / sizes['reference']:.3f}"])
+    params = {k: m.count_params() for k, m in models.items()}
+    rows.append(["parameters", f"{params['reference']:,}", f"{params['new']:,}",
+                 f"{params['new'] / params['reference']:.3f}"])
+    tr = trained
+    rows.append(["training wall s", f"{tr['reference']['wall_s']:.0f}",
+                 f"{tr['new']['wall_s']:.0f}",
+                 f"{tr['new']['wall_s'] / tr['reference']['wall_s']:.3f}"])
+    rows.append(["epochs run (best)",
+                 f"{tr['reference']['epochs_run']} ({tr['reference']['best_epoch']})",
+                 f"{tr['new']['epochs_run']} ({tr['new']['best_epoch']})", ""])
+    rows.append(["single-crop latency ms", f"{lat['reference']:.2f}", f"{lat['new']:.2f}",
+                 f"{lat['new'] / lat['reference']:.3f}"])
+    for passes in (1, 2):
+        if photo:
+            a, b = photo[("reference", passes)], photo[("new", passes)]
+            rows.append([f"photo NME, {passes} pass{'es' if passes == 2 else ''}",
+                         f"{a['nme']:.4f}", f"{b['nme']:.4f}", f"{b['nme'] / a['nme']:.3f}"])
+    if photo:
+        a, b = photo[("reference", 1)], photo[("new", 1)]
+        rows.append(["photos: faces found / not found", f"{a['found']} / {a['not_found']}",
+                     f"{b['found']} / {b['not_found']}", ""])
+        rows.append(["photo NME 2 passes / 1 pass",
+                     f"{photo[('reference', 2)]['nme'] / photo[('reference', 1)]['nme']:.3f}",
+                     f"{photo[('new', 2)]['nme'] / photo[('new', 1)]['nme']:.3f}", ""])
+
+    total = time.perf_counter() - started
+    print()
+    print(f"Test people: {len(test)} faces of {len(set(test.persons))} people; training "
+          f"{len(dataset.split('train'))} faces, validation {len(val)} "
+          f"({'trained at once, sharing the CPU' if not args.sequential else 'trained in turn'}; "
+          f"{os.cpu_count()} CPU cores)")
+    print(fmt_table(rows))
+    print(f"new model before folding batch norm: test RMSE {trained_scores['new']:.3f} px")
+    targets = {"rmse <= 0.6 x reference": ratio <= 0.6, "rmse <= 1.8 px": new["rmse_px"] <= 1.8,
+               "file <= 10 MB": paths["new"].stat().st_size <= 10 * 2 ** 20,
+               "latency <= reference": lat["new"] <= lat["reference"]}
+    if photo:
+        targets["2 passes no worse than 1"] = photo[("new", 2)]["nme"] <= photo[("new", 1)]["nme"]
+    print("targets: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in targets.items()))
+    print(f"total wall time {total:.0f} s")
+
+    if args.save_default:
+        command = "python benchmarks/accuracy.py " + " ".join(argv if argv is not None
+                                                               else sys.argv[1:])
+        card = {
+            "arch": args.arch_new,
+            "file": "default.keras",
+            "inference_form": "batch norm folded into the convolutions (core.model."
+                              "fold_batch_norm)",
+            "parameters": params["new"],
+            "data": f"embedded dataset resources/faces.npz ({len(dataset)} faces of "
+                    f"{len(set(dataset.persons))} people from ytf68, 68 landmarks mapped to "
+                    "the 15 Kaggle keypoints)",
+            "split": {"by": "person", "train_faces": len(dataset.split("train")),
+                      "val_faces": len(val), "test_faces": len(test),
+                      "test_people": len(set(test.persons))},
+            "training": {k: v for k, v in tr["new"].items() if k != "model_path"},
+            "test_rmse_px": round(new["rmse_px"], 4),
+            "test_rmse_per_keypoint_px": {k: round(v, 4) for k, v in new["per_keypoint"].items()},
+            "val_rmse_px": round(val_scores["new"], 4),
+            "reference_test_rmse_px": round(ref["rmse_px"], 4),
+            "ratio_to_reference": round(ratio, 4),
+            "photo_nme": {f"{p}_pass": round(photo[("new", p)]["nme"], 5) for p in (1, 2)}
+            if photo else None,
+            "single_crop_latency_ms": round(lat["new"], 2),
+            "command": command.strip(),
+            "benchmark_wall_s": round(total),
+            "machine": f"{os.cpu_count()} CPU cores, no GPU",
+            "date": time.strftime("%Y-%m-%d"),
+            "image_rights": "trained on frames of the YouTube Faces dataset via ytf68; image "
+                            "rights not stated by the source",
+        }
+        with atomic_path(DEFAULT_MODEL) as tmp:
+            shutil.copyfile(folded_path, tmp)
+        with atomic_path(DEFAULT_MODEL.with_suffix(".json")) as tmp:
+            Path(tmp).write_text(json.dumps(card, indent=1) + "\n")
+        log(f"saved {DEFAULT_MODEL} and its card {DEFAULT_MODEL.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
