@@ -1,0 +1,176 @@
+"""facekp train | evaluate | predict | submit: real runs, exit codes 0/2/130, clean errors."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from core import data
+from core.cli import main
+from core.keypoints import NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in argv])
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def small_npz(faces, tmp_path_factory):
+    """64 training, 16 validation and 16 test faces (real, split by person)."""
+    rng = np.random.default_rng(1)
+    parts = [rng.choice(np.flatnonzero(faces.splits == s), n, replace=False)
+             for s, n in (("train", 64), ("val", 16), ("test", 16))]
+    path = tmp_path_factory.mktemp("data") / "small.npz"
+    data.write_npz(faces.subset(np.sort(np.concatenate(parts))), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(small_npz, tmp_path_factory):
+    """`facekp train` for one epoch: (exit code, stdout, stderr, model path)."""
+    out = tmp_path_factory.mktemp("model") / "m.keras"
+    rc, stdout, stderr = run(["train", "--data", small_npz, "--epochs", 1, "--batch-size", 32,
+                              "--out", out])
+    return rc, stdout, stderr, out
+
+
+def test_train_prints_a_line_per_epoch_and_saves(trained):
+    rc, stdout, stderr, out = trained
+    assert rc == 0, stderr
+    assert "training seed on" in stdout
+    epoch_lines = [l for l in stdout.splitlines() if l.startswith("epoch ")]
+    assert len(epoch_lines) == 1
+    line = epoch_lines[0]
+    assert "1/1" in line and "train" in line and "val" in line and "px" in line
+    assert "ETA" in line and "s/epoch" in line
+    assert f"saved to {out}" in stdout
+    assert out.exists() and out.with_name("m.train.json").exists()
+
+
+def test_evaluate_json_and_text(trained, small_npz):
+    from core.evaluate import evaluate
+
+    model = trained[3]
+    rc, stdout, _ = run(["evaluate", "--model", model, "--data", small_npz, "--json"])
+    assert rc == 0
+    result = json.loads(stdout)
+    assert set(result) == {"rmse_px", "per_keypoint", "faces"}
+    assert result["faces"] == 16  # the default split is test
+    assert list(result["per_keypoint"]) == list(NAMES)
+    direct = evaluate(model, data.load(small_npz).split("test"))
+    assert result["rmse_px"] == pytest.approx(direct["rmse_px"], rel=1e-6)
+
+    rc, stdout, _ = run(["evaluate", "--model", model, "--data", small_npz, "--split", "val"])
+    assert rc == 0 and "RMSE" in stdout and "over 16 faces" in stdout
+    assert all(name in stdout for name in NAMES)
+
+
+def test_predict_json_and_drawings(trained, shared_data, tmp_path):
+    photos = shared_data / "photos"
+    tom, dogs = photos / "Tom_Cruise_avp_2014_4.jpg", photos / "dogs.jpg"
+    rc, stdout, stderr = run(["predict", "--model", trained[3], tom, dogs, "--json",
+                              "--draw", tmp_path / "drawn"])
+    assert rc == 0, stderr
+    result = json.loads(stdout)
+    assert [r["photo"] for r in result] == [str(tom), str(dogs)]
+    face = result[0]["faces"][0]
+    assert len(face["box"]) == 4
+    assert list(face["keypoints"]) == list(NAMES)
+    assert all(len(v) == 2 for v in face["keypoints"].values())
+    assert result[1]["faces"] == []
+    for photo in (tom, dogs):
+        drawn = tmp_path / "drawn" / f"{photo.stem}.png"
+        with Image.open(drawn) as img, Image.open(photo) as original:
+            assert img.format == "PNG" and img.size == original.size
+
+
+def test_predict_a_text_file_is_a_clean_error(trained, tmp_path, shared_data):
+    text = tmp_path / "readme.jpg"
+    text.write_text("this is text")
+    rc, stdout, stderr = run(["predict", "--model", trained[3], text,
+                              shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"])
+    assert rc == 2
+    assert "readme.jpg" in stderr and "Traceback" not in stderr
+    assert "1 face" in stdout  # the good photo was still done
+
+
+def test_submit(trained, faces, shared_data, tmp_path):
+    test_csv = tmp_path / "test.csv"
+    data.write_kaggle_csv(faces.subset(np.arange(20)), test_csv, layout="test")
+    lookup = pd.read_csv(shared_data / "kaggle" / "IdLookupTable.csv")
+    lookup = lookup[lookup.ImageId <= 20]
+    lookup.to_csv(tmp_path / "lookup.csv", index=False)
+    out = tmp_path / "submission.csv"
+    rc, stdout, stderr = run(["submit", "--model", trained[3], "--test", test_csv,
+                              "--lookup", tmp_path / "lookup.csv", "--out", out])
+    assert rc == 0, stderr
+    sub = pd.read_csv(out)
+    assert sub["RowId"].tolist() == lookup["RowId"].tolist()
+    assert sub["Location"].between(0, 96).all()
+    assert f"wrote {len(lookup)} rows for 20 images" in stdout
+
+
+def test_user_mistakes_exit_2_without_traceback(tmp_path, small_npz, monkeypatch):
+    import core.resources
+
+    rc, _, err = run(["evaluate", "--model", tmp_path / "none.keras", "--data", small_npz])
+    assert rc == 2 and "none.keras" in err and "Traceback" not in err
+    monkeypatch.setattr(core.resources, "default_model", lambda: None)
+    rc, _, err = run(["predict", str(tmp_path / "x.jpg")])
+    assert rc == 2 and "--model" in err
+    rc, _, err = run(["train", "--data", small_npz, "--out", tmp_path / "m.h5"])
+    assert rc == 2 and ".keras" in err
+    rc, _, err = run(["train", "--data", small_npz, "--arch", "nope", "--out",
+                      tmp_path / "m.keras"])
+    assert rc == 2 and "seed" in err
+    no_val = tmp_path / "no_val.npz"
+    ds = data.load(small_npz)
+    data.write_npz(ds.subset(np.flatnonzero(ds.splits != "val")), no_val)
+    rc, _, err = run(["train", "--data", no_val, "--out", tmp_path / "m.keras"])
+    assert rc == 2 and "'val'" in err
+    with pytest.raises(SystemExit) as info:
+        run(["evaluate", "--split", "bogus"])
+    assert info.value.code == 2
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_npz, tmp_path):
+    import keras
+
+    out = tmp_path / "m.keras"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--data", str(small_npz),
+                             "--epochs", "200", "--batch-size", "16", "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("epoch "):
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stdout = "".join(lines) + rest
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "stopped by the user" in stdout and "best model: epoch" in stdout
+    assert "Traceback" not in stderr
+    assert keras.saving.load_model(out).count_params() == 8_051_502
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]

@@ -1,0 +1,155 @@
+"""Predictor on crops and on the real photos in shared/data/photos."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.errors import DataError
+from core.faces import Box, crop_for_box, crop_for_points
+from core.keypoints import as_points
+
+
+def _constant_model(values):
+    """A real Keras model whose output ignores the image (the same 30 numbers for any face)."""
+    import keras
+
+    inputs = keras.Input((96, 96, 1))
+    out = keras.layers.Dense(30)(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, out)
+    model.layers[-1].set_weights([np.zeros((96 * 96, 30), np.float32),
+                                  np.asarray(values, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def mean_shape(faces):
+    """The mean keypoints of the training faces: a face-shaped constant prediction."""
+    return np.nanmean(faces.split("train").keypoints, axis=0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def predictor(mean_shape, tmp_path_factory):
+    from core.predict import Predictor
+
+    path = tmp_path_factory.mktemp("model") / "mean.keras"
+    _constant_model(mean_shape).save(path)
+    return Predictor(path)
+
+
+@pytest.fixture(scope="module")
+def photos(shared_data):
+    return shared_data / "photos"
+
+
+def test_predict_crops_calls_the_model(faces):
+    from core.predict import Predictor
+
+    import keras
+
+    inputs = keras.Input((96, 96, 1))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)  # mean pixel
+    model = keras.Model(inputs, keras.layers.Dense(30)(x))
+    model.layers[-1].set_weights([np.linspace(0.1, 0.4, 30, dtype=np.float32)[None],
+                                  np.arange(30, dtype=np.float32)])
+    p = Predictor(model)
+    images = faces.images[:5]
+    got = p.predict(images)
+    assert got.dtype == np.float32 and got.shape == (5, 30)
+    mean = images.reshape(5, -1).mean(axis=1, dtype=np.float64)
+    expected = mean[:, None] * np.linspace(0.1, 0.4, 30) + np.arange(30)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(p.predict(images[..., None]), got)  # (N, 96, 96, 1) too
+    np.testing.assert_allclose(p.predict(images, batch_size=2), got)  # chunked alike
+    with pytest.raises(ValueError, match="96"):
+        p.predict(np.zeros((2, 64, 64), np.uint8))
+
+
+def test_photo_with_one_face(predictor, photos, mean_shape):
+    result = predictor.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=1)
+    assert len(result.faces) >= 1 and result.size == (565, 800)
+    face = result.faces[0]
+    assert face.keypoints.shape == (15, 2)
+    # Crop pixels mapped back into photo pixels through the crop the detector box gives.
+    assert face.crop == crop_for_box(face.box)
+    np.testing.assert_allclose(face.keypoints, face.crop.to_photo(as_points(mean_shape)),
+                               atol=1e-3)
+    for x, y in face.keypoints:
+        assert face.box.x0 <= x <= face.box.x1 and face.box.y0 <= y <= face.box.y1
+
+
+def test_second_pass_reframes_around_the_first_keypoints(predictor, photos, mean_shape):
+    one = predictor.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=1).faces[0]
+    two = predictor.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=2).faces[0]
+    assert two.box == one.box
+    assert two.crop == crop_for_points(one.keypoints)
+    np.testing.assert_allclose(two.keypoints, two.crop.to_photo(as_points(mean_shape)),
+                               atol=1e-3)
+    with pytest.raises(ValueError):
+        predictor.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=3)
+
+
+def test_several_faces_and_none(predictor, photos):
+    group = predictor.predict_photo(photos / "bald_guys.jpg")
+    assert len(group.faces) >= 10
+    boxes = [f.box for f in group.faces]
+    areas = [b.width * b.height for b in boxes]
+    assert all(a >= b * (1 - 1e-9) for a, b in zip(areas, areas[1:]))  # largest first
+    for i, a in enumerate(boxes):  # distinct faces, not one face found twice
+        for b in boxes[i + 1:]:
+            ix = max(0, min(a.x1, b.x1) - max(a.x0, b.x0))
+            iy = max(0, min(a.y1, b.y1) - max(a.y0, b.y0))
+            assert ix * iy < 0.5 * b.width * b.height
+    dogs = predictor.predict_photo(photos / "dogs.jpg")
+    assert dogs.faces == [] and dogs.message == "no face found"
+
+
+def test_given_boxes_are_framed_like_detections(predictor, photos):
+    img = Image.open(photos / "Tom_Cruise_avp_2014_4.jpg")
+    box = Box(100, 250, 450, 600)
+    result = predictor.predict_photo(img, boxes=[box], passes=1)
+    assert [f.box for f in result.faces] == [box]
+    assert result.faces[0].crop == crop_for_box(box)
+
+
+def test_exif_orientation_is_applied(predictor, photos, tmp_path):
+    upright = Image.open(photos / "Tom_Cruise_avp_2014_4.jpg").convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # as a camera held sideways stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, exif=exif.tobytes(), quality=95)
+    result = predictor.predict_photo(path, passes=1)
+    assert result.size == upright.size
+    assert len(result.faces) >= 1
+    reference = predictor.predict_photo(upright, passes=1).faces[0].box
+    got = result.faces[0].box
+    assert abs(got.center[0] - reference.center[0]) < 0.1 * reference.width
+    assert abs(got.center[1] - reference.center[1]) < 0.1 * reference.width
+
+
+def test_unreadable_photos_raise_data_error(predictor, tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image\n")
+    with pytest.raises(DataError, match="notes.jpg"):
+        predictor.predict_photo(text)
+    with pytest.raises(DataError, match="no such"):
+        predictor.predict_photo(tmp_path / "missing.png")
+
+
+def test_model_file_errors(tmp_path):
+    from core.predict import Predictor
+
+    bad = tmp_path / "model.keras"
+    bad.write_text("hello")
+    with pytest.raises(DataError, match="not a Keras model"):
+        Predictor(bad)
+    with pytest.raises(DataError, match="no such"):
+        Predictor(tmp_path / "none.keras")
+    import keras
+
+    inputs = keras.Input((96, 96, 1))
+    wrong = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+    wrong.save(tmp_path / "wrong.keras")
+    with pytest.raises(DataError, match="15 keypoints"):
+        Predictor(tmp_path / "wrong.keras")
