@@ -185,6 +185,9 @@ class _StopRequested(Exception):
 class Trainer:
     """Trains ``config.arch`` on ``train``, validating on ``val``, saving the best to ``out``.
 
+    ``config.complete_only`` keeps the training faces with all 15 keypoints; validation always
+    uses every face of ``val`` (missing keypoints masked), as ``facekp evaluate`` does.
+
     ``resume``: a ``.keras`` model saved by a Trainer (or any compatible model): training goes
     on from its weights and optimizer state, at the epoch after the one it was saved at (read
     from its training record when there is one). ``strategy``: a ``tf.distribute`` strategy
@@ -234,7 +237,10 @@ class Trainer:
     def _result(self, reason: str, message: str) -> TrainResult:
         s = self._state
         if s.best_weights is not None and self.model is not None:
-            self.model.set_weights(s.best_weights)
+            try:
+                self.model.set_weights(s.best_weights)
+            except Exception:  # the file on disk is what counts; keep the result
+                pass
         return TrainResult(reason=reason, message=message, best_epoch=s.best_epoch,
                            best_val_rmse_px=s.best_val, epochs_run=s.last_epoch,
                            model_path=self.out if s.saved else None, history=list(s.history))
@@ -260,12 +266,13 @@ class Trainer:
         strategy = self.strategy or default_strategy()
         keras.utils.set_random_seed(cfg.seed)
 
-        initial_epoch = 0
+        initial_epoch, arch = 0, cfg.arch
         with strategy.scope():
             if self.resume is not None:
                 model = _load_for_training(self.resume)
                 record = read_record(self.resume) or {}
                 initial_epoch = int(record.get("best_epoch") or 0)
+                arch = record.get("arch") or model.name
                 s.history = [h for h in record.get("history", [])
                              if h.get("epoch", 0) <= initial_epoch]
                 optimizer = model.optimizer or _optimizer(cfg, steps)
@@ -278,7 +285,7 @@ class Trainer:
         train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
                              augment=cfg.augment)
         val_ds = _pipeline(val, cfg.batch_size, shuffle=False)
-        s.base_record = {"arch": cfg.arch, "model": model.name, "config": cfg.as_dict(),
+        s.base_record = {"arch": arch, "model": model.name, "config": cfg.as_dict(),
                          "train_faces": len(train), "val_faces": len(val),
                          "data": self.train_data.meta.get("source")
                          or self.train_data.meta.get("imported_from")}
@@ -295,7 +302,7 @@ class Trainer:
 
         self.listener.on_started({
             "epochs": cfg.epochs, "steps_per_epoch": steps, "train_faces": len(train),
-            "val_faces": len(val), "arch": cfg.arch, "initial_epoch": initial_epoch,
+            "val_faces": len(val), "arch": arch, "initial_epoch": initial_epoch,
             "config": cfg.as_dict(),
         })
         callback = _make_callback(self, len(train), cfg.batch_size)
