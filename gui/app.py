@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(app_settings.ORGANIZATION)
     app.setApplicationName(app_settings.APPLICATION)
-    app.setApplicationDisplayName("facekp")
 
     from .main_window import MainWindow, Options
 
@@ -112,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.screenshot:
         window.resize(*args.size)
+        # the training dock only when training is asked for: the picture is about the rest
+        window.training_dock.setVisible(bool(args.train_epochs))
         return _screenshot(app, window, Path(args.screenshot), args.train_epochs, args.timeout)
 
     window.show()

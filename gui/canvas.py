@@ -131,20 +131,27 @@ class PredictionItem(QGraphicsPathItem):
 
     SIZE = 5.0
 
-    def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem, face: int = -1):
-        super().__init__(_cross_path(self.SIZE), parent)
+    def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem, face: int = -1,
+                 scene_size: float | None = None):
+        """``scene_size`` None: a fixed size on screen (faces); else a size in image pixels
+        (photos, where a cross must stay small next to a small face at any zoom)."""
+        size = self.SIZE if scene_size is None else scene_size
+        super().__init__(_cross_path(size), parent)
         self.canvas = canvas
         self.index = index
         self.face = face
-        pen = QPen(PRED_COLOR, 2.2)
+        self._size = size
+        pen = QPen(PRED_COLOR, 2.2 if scene_size is None else 1.6)
         pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        pen.setCosmetic(True)
         self.setPen(pen)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        if scene_size is None:
+            self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setAcceptHoverEvents(True)
 
     def shape(self) -> QPainterPath:  # an easier target for the mouse than two thin lines
         path = QPainterPath()
-        s = self.SIZE + 2
+        s = self._size * 1.4
         path.addRect(QRectF(-s, -s, 2 * s, 2 * s))
         return path
 
@@ -292,11 +299,11 @@ class Canvas(QGraphicsView):
         self._clear_photo_items()
         self._faces = [(tuple(float(v) for v in box), None if kp is None else _points(kp))
                        for box, kp in faces]
-        width = max(1.5, max(self.image_rect.width(), self.image_rect.height()) / 500)
         for f, (box, kp) in enumerate(self._faces):
             rect = QGraphicsRectItem(QRectF(QPointF(box[0], box[1]), QPointF(box[2], box[3])),
                                      self.layers["boxes"])
-            pen = QPen(BOX_COLOR, width)
+            pen = QPen(BOX_COLOR, 1.5)
+            pen.setCosmetic(True)
             rect.setPen(pen)
             label = QGraphicsSimpleTextItem(f"face {f + 1}", self.layers["boxes"])
             label.setBrush(BOX_COLOR)
@@ -305,10 +312,12 @@ class Canvas(QGraphicsView):
             self._photo_items += [rect, label]
             if kp is None:
                 continue
+            size = max(0.8, 0.022 * max(box[2] - box[0], box[3] - box[1]))
             for i, (x, y) in enumerate(kp):
                 if np.isnan(x) or np.isnan(y):
                     continue
-                item = PredictionItem(self, i, self.layers["prediction"], face=f)
+                item = PredictionItem(self, i, self.layers["prediction"], face=f,
+                                      scene_size=size)
                 item.setPos(x + 0.5, y + 0.5)
                 self._photo_items.append(item)
 

@@ -26,6 +26,7 @@ class DatasetModel(QAbstractTableModel):
         super().__init__(parent)
         self.dataset = None
         self.errors = np.zeros(0)
+        self._marks = (np.inf, np.inf)
         self._present = np.zeros(0, dtype=int)
 
     def set_dataset(self, dataset) -> None:
@@ -33,12 +34,17 @@ class DatasetModel(QAbstractTableModel):
         self.dataset = dataset
         n = 0 if dataset is None else len(dataset)
         self.errors = np.full(n, np.nan)
+        self._marks = (np.inf, np.inf)
         self._present = np.zeros(n, dtype=int) if dataset is None else \
             dataset.present.sum(axis=1).astype(int)
         self.endResetModel()
 
     def set_errors(self, errors: np.ndarray) -> None:
         self.errors = np.asarray(errors, dtype=np.float64).copy()
+        finite = self.errors[np.isfinite(self.errors)]
+        # the worst tenth of the predicted faces in red, the next 15% in amber
+        self._marks = (tuple(np.percentile(finite, [75, 90])) if len(finite) >= 10
+                       else (np.inf, np.inf))
         if self.rowCount():
             self.dataChanged.emit(self.index(0, self.COL_RMSE),
                                   self.index(self.rowCount() - 1, self.COL_RMSE))
@@ -98,7 +104,9 @@ class DatasetModel(QAbstractTableModel):
         elif role == Qt.ItemDataRole.ForegroundRole and c == self.COL_RMSE:
             e = self.errors[r]
             if not np.isnan(e):
-                return QColor(230, 90, 80) if e > 4 else (QColor(230, 180, 60) if e > 2.5 else None)
+                amber, red = self._marks
+                return QColor(220, 60, 50) if e > red else (QColor(200, 140, 20) if e > amber
+                                                             else None)
         return None
 
 
@@ -166,7 +174,7 @@ class DatasetPanel(QWidget):
         header.setStretchLastSection(True)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        for col, width in enumerate((44, 170, 120, 72, 48, 60)):
+        for col, width in enumerate((40, 150, 110, 70, 46, 56)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
 

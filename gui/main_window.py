@@ -141,9 +141,9 @@ class MainWindow(QMainWindow):
         self.dataset_dock = dock("Dataset", "dataset-dock", self.dataset_panel, left)
         self.kp_dock = dock("Keypoint errors", "keypoint-dock", self.kp_view, left)
         self.training_dock = dock("Training", "training-dock", self.training_panel, right)
-        self.resizeDocks([self.dataset_dock, self.training_dock], [500, 400],
+        self.resizeDocks([self.dataset_dock, self.training_dock], [520, 400],
                          Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dataset_dock, self.kp_dock], [560, 330], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dataset_dock, self.kp_dock], [440, 350], Qt.Orientation.Vertical)
 
     def _action(self, text: str, slot=None, shortcut=None, checkable=False, checked=False,
                 tip: str | None = None) -> QAction:
@@ -316,6 +316,7 @@ class MainWindow(QMainWindow):
         self.canvas.hovered.connect(self._hovered)
         self.canvas.zoomChanged.connect(self._zoom_changed)
         self.dataset_panel.currentChanged.connect(self.show_row)
+        self.dataset_panel.table.clicked.connect(self._table_clicked)
         self.dataset_panel.predictRequested.connect(self.predict_dataset)
         self.dataset_panel.splitChanged.connect(self._split_changed)
         self.training_panel.modelTrained.connect(self._model_trained)
@@ -563,9 +564,14 @@ class MainWindow(QMainWindow):
             if not 0 <= row < n:
                 self.show_error(f"--image {row}: the dataset has faces 0 to {n - 1}")
                 row = 0
+            photo = self.view_mode == "photo"
+            if photo:  # a photo is on screen: select the face without showing it
+                self.row = row
+                self.dataset_panel.blockSignals(True)
             if not self.dataset_panel.select_row(row):
                 self.dataset_panel.set_split("all")
                 self.dataset_panel.select_row(row)
+            self.dataset_panel.blockSignals(False)
         self.statusBar().showMessage(f"{self._dataset_label()}: {n} faces", 5000)
         self.datasetLoaded.emit()
         if self.predictor is not None:
@@ -639,6 +645,12 @@ class MainWindow(QMainWindow):
         if np.isfinite(e):
             text += f" · RMSE {e:.2f} px"
         self.statusBar().showMessage(text)
+
+    def _table_clicked(self, index) -> None:
+        if self.view_mode == "photo":   # the current row clicked again: back to its face
+            row = self.dataset_panel.current_row()
+            if row is not None:
+                self.show_row(row)
 
     def back_to_dataset(self) -> None:
         if self.view_mode == "dataset" or self.dataset is None:
@@ -767,8 +779,13 @@ class MainWindow(QMainWindow):
         self.dataset_panel.model.row_changed(row, err)
         self._split_kp_cache = None
         if self.row != row or self.view_mode != "dataset":
-            self.dataset_panel.set_split("all") if not self.dataset_panel.select_row(row) else None
-            self.dataset_panel.select_row(row)
+            # an undo/redo of another face: bring that face into view (showing all splits
+            # if the filter hides it)
+            if not self.dataset_panel.select_row(row):
+                self.dataset_panel.set_split("all")
+                self.dataset_panel.select_row(row)
+            if self.view_mode != "dataset":
+                self.show_row(row)
         else:
             self.canvas.set_truth(ds.keypoints[row])
             self._update_kp_view()
@@ -1125,6 +1142,7 @@ class MainWindow(QMainWindow):
         if self.training_panel.is_running():
             self.statusBar().showMessage("Stopping training (the best model is kept)…")
             QApplication.processEvents()
+        # Wait for every thread: destroying a running QThread would abort the process.
         self.training_panel.shutdown()
         self.engine.shutdown()
         for task in list(self._tasks):

@@ -196,6 +196,7 @@ class TrainingPanel(QWidget):
         self.plot_placeholder.deleteLater()
         self.plot_holder.addWidget(plot)
         self._redraw()
+        self._update_title()
 
     def _reset_series(self) -> None:
         self.batch_x: list[float] = []
@@ -231,7 +232,6 @@ class TrainingPanel(QWidget):
             self.best_curve.setData([], [])
             self.best_line.hide()
         self._apply_range()
-        self._update_title()
 
     def _apply_range(self) -> None:
         item = self.plot.getPlotItem()
@@ -402,13 +402,14 @@ class TrainingPanel(QWidget):
             self.progress.setFormat("stopping after this batch…")
             self.statusMessage.emit("Stopping training after the current batch…")
 
-    def shutdown(self, wait_ms: int = 120000) -> bool:
-        """Stop a run and wait for its thread (closing the window)."""
+    def shutdown(self) -> None:
+        """Stop a run and wait for its thread (closing the window): it ends after the current
+        batch, or once the model is built when it had not started yet."""
         if self.thread is None:
-            return True
+            return
         if self.thread.isRunning():
             self.thread.stop()
-        return self.thread.wait(wait_ms)
+        self.thread.wait()
 
     def _set_controls_enabled(self, on: bool) -> None:
         for w in (self.arch, self.epochs, self.batch_size, self.learning_rate, self.patience,
@@ -439,7 +440,7 @@ class TrainingPanel(QWidget):
             self.batch_y.append(loss)
             self.last_batch = (epoch, batch)
         self.batches_done += len(points)
-        self._update_progress()
+        self._update_progress(title=False)
         self._schedule_redraw()
 
     def _on_epoch(self, row: dict) -> None:
@@ -454,6 +455,7 @@ class TrainingPanel(QWidget):
         self._clock.stop()
         self._redraw_timer.stop()
         self._redraw()
+        self._update_title()
         self.start_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self._set_controls_enabled(True)
@@ -492,9 +494,11 @@ class TrainingPanel(QWidget):
         elapsed = time.monotonic() - self.started_at
         return elapsed / max(1, done) * max(0, total - done)
 
-    def _update_progress(self) -> None:
+    def _update_progress(self, title: bool = True) -> None:
+        """Progress bar text; the plot's title (a relayout) only when ``title`` (clock, epochs)."""
         if not self.is_running() or not self.steps:
-            self._update_title()
+            if title:
+                self._update_title()
             return
         epoch, batch = self.last_batch
         total = self.planned_epochs * self.steps
@@ -505,7 +509,8 @@ class TrainingPanel(QWidget):
             self.progress.setFormat(f"epoch {max(1, epoch)}/{self.planned_epochs} · batch "
                                     f"{batch}/{self.steps} · "
                                     f"ETA {format_seconds(self.eta())}")
-        self._update_title()
+        if title:
+            self._update_title()
 
 
 def _bool(v) -> bool:

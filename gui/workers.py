@@ -14,6 +14,7 @@ Rules that keep the window responsive and the process safe (see the design guide
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import sys
 import threading
@@ -23,6 +24,23 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from PySide6.QtCore import QThread, Signal
+
+
+#: Background threads (engine, training, tasks) run this much "nicer" than the GUI thread on
+#: Linux, so a busy CPU still serves the interface first. Threads they start (TensorFlow's
+#: thread pools, tf.data) inherit it.
+BACKGROUND_NICE = 5
+
+
+def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
+    """Make the calling thread (and the threads it starts) yield the CPU to the GUI thread."""
+    if not sys.platform.startswith("linux") or nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
+    except (AttributeError, OSError):
+        pass
 
 
 def describe_error(exc: BaseException) -> str:
@@ -57,6 +75,7 @@ class TaskThread(QThread):
             self.progress.emit(int(done), int(total))
 
     def run(self) -> None:
+        lower_thread_priority()
         try:
             self.result = self._fn(self._report)
         except Exception as exc:  # reported to the user as one line
@@ -132,13 +151,15 @@ class EngineThread(QThread):
         self._generation += 1
         return self._generation
 
-    def shutdown(self, wait_ms: int = 60000) -> bool:
+    def shutdown(self) -> None:
+        """Skip the queued jobs, finish the running one (or the TensorFlow import), wait."""
         self._closing.set()
         self._queue.put(_Job(-1, -1, "quit", lambda progress: None))
-        return self.wait(wait_ms)
+        self.wait()
 
     # the thread
     def run(self) -> None:
+        lower_thread_priority()
         try:
             self.status.emit("Loading TensorFlow…")
             self.info = load_engine()
@@ -250,6 +271,7 @@ class TrainingThread(QThread):
         return self._stop_requested
 
     def run(self) -> None:
+        lower_thread_priority()
         self.status.emit("Preparing training: loading TensorFlow and building the model…")
         try:
             from core.train import TrainConfig, Trainer, TrainingListener

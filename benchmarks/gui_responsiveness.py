@@ -1,0 +1,201 @@
+"""Does the app stay responsive? Startup time and event-loop gaps while training.
+
+1. Start-up: time from launching ``python -m gui.app`` to its first shown window (the app's
+   hidden ``--startup-probe`` flag prints the wall-clock time once the window is shown, then
+   exits). Baseline in the same run: a bare PySide6 process that shows an empty QMainWindow.
+   Target: <= 1 s.
+2. Responsiveness: the real app (offscreen) on a small real subset of the embedded dataset
+   trains the seed CNN with core's Trainer for a few epochs from its training dock, while a
+   20 ms QTimer ticks in the GUI thread; every gap between ticks is recorded from Start until
+   training has finished. Baseline in the same run: the same timer in the same window, idle,
+   for a few seconds. Targets: 99th-percentile gap <= 50 ms, worst gap <= 150 ms.
+
+    python benchmarks/gui_responsiveness.py                  # 512 train / 128 val faces, 3 epochs
+    python benchmarks/gui_responsiveness.py --train 256 --epochs 2 --repeat 5
+
+Settings and trained models go to a temporary folder. The machine's load average is printed
+first: other processes competing for the CPU lengthen every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+BARE_WINDOW = """
+import sys, time
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMainWindow
+app = QApplication(sys.argv[:1])
+w = QMainWindow(); w.resize(1400, 900); w.show()
+def probe():
+    print(f"startup-probe shown_at={time.time():.6f}", flush=True)
+    import os; os._exit(0)
+QTimer.singleShot(0, probe)
+app.exec()
+"""
+
+
+def _shown_after(cmd: list[str], env: dict) -> float:
+    t0 = time.time()
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    for line in out.stdout.splitlines():
+        if line.startswith("startup-probe"):
+            fields = dict(f.split("=") for f in line.split()[1:])
+            return float(fields["shown_at"]) - t0
+    raise RuntimeError(f"no probe output from {cmd}: {out.stdout} {out.stderr[-2000:]}")
+
+
+def startup(repeat: int, env: dict) -> None:
+    app, bare = [], []
+    for _ in range(repeat):  # alternate, so drifting load hits both alike
+        bare.append(_shown_after([sys.executable, "-c", BARE_WINDOW], env))
+        app.append(_shown_after([sys.executable, "-m", "gui.app", "--startup-probe"], env))
+    a, b = statistics.median(app), statistics.median(bare)
+    print(f"start-up to first shown window (median of {repeat}, fresh processes):")
+    print(f"  facekp-gui          {a:6.3f} s   (runs: {', '.join(f'{v:.3f}' for v in app)})")
+    print(f"  bare PySide6 window {b:6.3f} s   (runs: {', '.join(f'{v:.3f}' for v in bare)})")
+    print(f"  ratio app/bare      {a / b:6.2f}    target <= 1 s: {'PASS' if a <= 1.0 else 'FAIL'}")
+
+
+def _gaps_summary(gaps_ms) -> dict:
+    import numpy as np
+
+    g = np.asarray(gaps_ms, float)
+    return {"n": len(g), "p50": float(np.percentile(g, 50)), "p99": float(np.percentile(g, 99)),
+            "max": float(g.max())}
+
+
+def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: float,
+                   tmp: Path) -> None:
+    import numpy as np
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from core import data
+    from core.resources import DEFAULT_DATASET
+
+    faces = data.read_npz(DEFAULT_DATASET)
+    rng = np.random.default_rng(0)
+    train = rng.choice(np.flatnonzero((faces.splits == "train") & faces.present.all(1)), n_train,
+                       replace=False)
+    val = rng.choice(np.flatnonzero(faces.splits == "val"), n_val, replace=False)
+    subset = tmp / "subset.npz"
+    data.write_npz(faces.subset(np.sort(np.concatenate([train, val]))), subset)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from gui.main_window import MainWindow, Options
+
+    window = MainWindow(Options(data=str(subset), restore_state=False))
+
+    def wait_until(cond, timeout_s: float) -> None:
+        loop = QEventLoop()
+        t = QTimer()
+        t.timeout.connect(lambda: cond() and loop.quit())
+        t.start(20)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+        t.stop()
+
+    ready = {"idle": False}
+    window.idle.connect(lambda: ready.__setitem__("idle", True))
+    window.show()
+    wait_until(lambda: ready["idle"], 300)
+    panel = window.training_panel
+    panel.ensure_plot()
+
+    clock = QElapsedTimer()
+    gaps: list[float] = []
+    last = {"t": None}
+
+    def tick():
+        now = clock.nsecsElapsed() / 1e6
+        if last["t"] is not None:
+            gaps.append(now - last["t"])
+        last["t"] = now
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.timeout.connect(tick)
+
+    # baseline: idle window
+    clock.start()
+    timer.start(20)
+    wait_until(lambda: False, idle_s)
+    timer.stop()
+    idle = _gaps_summary(gaps)
+
+    # training
+    gaps.clear()
+    last["t"] = None
+    emissions = []
+    done = {"v": False}
+    t0 = time.monotonic()
+    timer.start(20)
+    panel.start(config={"epochs": epochs, "batch_size": batch, "patience": 0},
+                out=tmp / "bench.keras")
+    panel.thread.batches.connect(lambda pts: emissions.append(len(pts)))
+    panel.thread.trainingFinished.connect(lambda r: done.__setitem__("v", True))
+    wait_until(lambda: done["v"], 1800)
+    timer.stop()
+    train_s = time.monotonic() - t0
+    busy = _gaps_summary(gaps)
+    result = panel.thread.result
+    batches = panel.thread.batches_seen
+
+    print(f"\nevent-loop gaps of a 20 ms QTimer (ms), real app offscreen, seed CNN, "
+          f"{n_train} train / {n_val} val real faces, batch {batch}:")
+    print(f"  {'':22s} {'ticks':>6s} {'p50':>7s} {'p99':>7s} {'worst':>7s}")
+    print(f"  {'idle window':22s} {idle['n']:6d} {idle['p50']:7.1f} {idle['p99']:7.1f} "
+          f"{idle['max']:7.1f}")
+    print(f"  {'while training':22s} {busy['n']:6d} {busy['p50']:7.1f} {busy['p99']:7.1f} "
+          f"{busy['max']:7.1f}")
+    print(f"  ratio training/idle    {'':6s} {busy['p50'] / idle['p50']:7.2f} "
+          f"{busy['p99'] / idle['p99']:7.2f} {busy['max'] / idle['max']:7.2f}")
+    print(f"  training: {result.reason}, {result.epochs_run} epochs, {batches} batches in "
+          f"{train_s:.1f} s (setup included); batch points reached the GUI in "
+          f"{len(emissions)} signals; plot redrawn {panel.redraws} times "
+          f"({panel.redraws / train_s:.1f}/s)")
+    print(f"  targets: p99 <= 50 ms: {'PASS' if busy['p99'] <= 50 else 'FAIL'}; "
+          f"worst <= 150 ms: {'PASS' if busy['max'] <= 150 else 'FAIL'}")
+    window.close()
+    app.processEvents()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeat", type=int, default=3, help="start-up runs of each (default 3)")
+    p.add_argument("--train", type=int, default=512, help="training faces (default 512)")
+    p.add_argument("--val", type=int, default=128, help="validation faces (default 128)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--idle", type=float, default=5.0, help="seconds of idle baseline")
+    p.add_argument("--skip-startup", action="store_true")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="facekp-bench-") as tmp:
+        tmp = Path(tmp)
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ["FACEKP_GUI_SETTINGS"] = str(tmp / "settings.ini")
+        os.environ["FACEKP_GUI_DATA"] = str(tmp / "appdata")
+        load = os.getloadavg()
+        print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
+              f"{load[2]:.2f}")
+        if not args.skip_startup:
+            startup(args.repeat, dict(os.environ))
+        responsiveness(args.train, args.val, args.epochs, args.batch_size, args.idle, tmp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
