@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float) -> int:
     import tempfile
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import Qt, QTimer
 
     state = {"phase": "loading", "code": 0}
     tmpdir = tempfile.TemporaryDirectory(prefix="facekp-gui-")
@@ -144,6 +144,8 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
             state["phase"] = "training"
             window.training_dock.show()
             window.training_dock.raise_()
+            window.resizeDocks([window.training_dock], [560],
+                               Qt.Orientation.Horizontal)
             panel = window.training_panel
             panel.epochs.setValue(train_epochs)
             started = panel.start(config={"epochs": train_epochs},

@@ -165,8 +165,15 @@ class TrainingPanel(QWidget):
             return
         import pyqtgraph as pg
 
+        class PlainLogAxis(pg.AxisItem):
+            """Log-scale ticks as plain pixel values (3, 5, 10, 20), not 3·10⁰."""
+
+            def logTickStrings(self, values, scale, spacing):
+                return [f"{10 ** v:.3g}" for v in values]
+
         pg.setConfigOptions(antialias=True)
-        plot = pg.PlotWidget(background=(30, 30, 34))
+        plot = pg.PlotWidget(background=(30, 30, 34),
+                             axisItems={"left": PlainLogAxis(orientation="left")})
         plot.setMinimumHeight(200)
         item = plot.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.25)

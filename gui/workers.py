@@ -28,8 +28,8 @@ from PySide6.QtCore import QThread, Signal
 
 #: Background threads (engine, training, tasks) run this much "nicer" than the GUI thread on
 #: Linux, so a busy CPU still serves the interface first. Threads they start (TensorFlow's
-#: thread pools, tf.data) inherit it.
-BACKGROUND_NICE = 5
+#: thread pools, tf.data) inherit it. FACEKP_GUI_NICE overrides it (0: off).
+BACKGROUND_NICE = int(os.environ.get("FACEKP_GUI_NICE", "5") or 0)
 
 
 def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
@@ -194,13 +194,26 @@ class EngineThread(QThread):
 
 
 def load_engine() -> dict:
-    """Import TensorFlow/Keras and core's model modules; describe what training offers."""
+    """Import TensorFlow/Keras and core's model modules; describe what training offers.
+
+    The import creates some 300,000 Python objects that live as long as the process. The
+    cyclic garbage collector is paused while they are made and then told to leave them out of
+    every later collection (``gc.freeze``): otherwise each full collection, in whichever
+    thread triggers it, walks them all while holding the GIL, freezing the window for a few
+    hundred milliseconds each time.
+    """
     import dataclasses
+    import gc
 
-    import tensorflow as tf  # noqa: F401  (the slow part)
-    import keras
+    gc.disable()
+    try:
+        import tensorflow as tf  # noqa: F401  (the slow part)
+        import keras
 
-    from core import model as core_model
+        from core import model as core_model
+    finally:
+        gc.enable()
+        gc.freeze()
 
     info: dict[str, Any] = {
         "tensorflow": tf.__version__,

@@ -233,6 +233,15 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path):
     np.testing.assert_array_equal(np.delete(saved.keypoints, 2, axis=0),
                                   np.delete(original, 2, axis=0))
     assert not list(tmp_path.glob(".*partial*"))
+
+    # without a model a photo still shows the faces found (boxes, no keypoints)
+    photo = Path(__file__).resolve().parent.parent.parent / "shared/data/photos/bald_guys.jpg"
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.open_photo(photo)
+    assert len(window.canvas.faces) >= 3
+    assert all(kp is None for _, kp in window.canvas.faces)
+    assert "no model" in window.statusBar().currentMessage()
+    window.back_to_dataset()
     # and as Kaggle CSV, not adopted as the edited file
     csv = tmp_path / "edited.csv"
     assert window.write_dataset(csv, adopt=False)
@@ -339,6 +348,24 @@ def test_layer_toggles_and_smooth_pixels(qtbot, tiny, model_path):
     assert canvas.pixmap_item.transformationMode() == Qt.TransformationMode.FastTransformation
     qtbot.keyClick(window, Qt.Key.Key_S)
     assert canvas.pixmap_item.transformationMode() == Qt.TransformationMode.SmoothTransformation
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    qtbot.keyClick(window, Qt.Key.Key_L)
+
+    # hovering a ground-truth point names it and gives its error in px
+    r = window.row
+    truth = window.dataset.keypoints[r].reshape(15, 2)
+    pred = window.predictions[r].reshape(15, 2)
+    k = 10
+    canvas.fit()
+    pos = canvas.mapFromScene(QPointF(truth[k, 0] + 0.5, truth[k, 1] + 0.5))
+    qtbot.mouseMove(canvas.viewport(), pos + QPoint(8, 8))
+    qtbot.mouseMove(canvas.viewport(), pos)
+    qtbot.waitUntil(lambda: "nose tip" in window.statusBar().currentMessage(), timeout=3000)
+    message = window.statusBar().currentMessage()
+    assert f"error {np.hypot(*(pred[k] - truth[k])):.2f} px" in message
+    assert canvas.toolTip() == message
+
     z = canvas.zoom
     canvas.zoom_in()
     assert canvas.zoom == pytest.approx(z * 1.25)
