@@ -236,6 +236,11 @@ class Trainer:
 
     def _result(self, reason: str, message: str) -> TrainResult:
         s = self._state
+        if s.checkpointer is not None:
+            try:
+                s.checkpointer.wait()  # the last best model is on disk before we report
+            except Exception as exc:
+                reason, message = "error", f"the model could not be saved to {self.out}: {exc}"
         if s.best_weights is not None and self.model is not None:
             try:
                 self.model.set_weights(s.best_weights)
@@ -306,6 +311,7 @@ class Trainer:
             "config": cfg.as_dict(),
         })
         callback = _make_callback(self, len(train), cfg.batch_size)
+        s.checkpointer = _Checkpointer(self)
         if initial_epoch >= cfg.epochs:
             return self._result("completed", f"already trained for {initial_epoch} epochs")
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
@@ -316,16 +322,15 @@ class Trainer:
                                               f"{cfg.patience} epochs")
         return self._result("completed", f"trained for {cfg.epochs} epochs")
 
-    def _save(self, model) -> None:
-        """Write the model and its record, each atomically (temporary file + rename)."""
+    def _record(self) -> dict:
         s = self._state
-        with atomic_path(self.out) as tmp:
-            model.save(tmp)
-        record = dict(s.base_record, best_epoch=s.best_epoch,
-                      best_val_rmse_px=_num(s.best_val), history=s.history)
-        with atomic_path(record_path(self.out)) as tmp:
-            tmp.write_text(json.dumps(record, indent=1))
-        s.saved = True
+        return dict(s.base_record, best_epoch=s.best_epoch, best_val_rmse_px=_num(s.best_val),
+                    history=list(s.history))
+
+    def _save(self, model) -> None:
+        """Write the model and its record now, each atomically (temporary file + rename)."""
+        _write(model, self.out, self._record())
+        self._state.saved = True
 
 
 @dataclass
@@ -337,6 +342,86 @@ class _RunState:
     saved: bool = False
     history: list = field(default_factory=list)
     base_record: dict = field(default_factory=dict)
+    checkpointer: "_Checkpointer | None" = None
+
+
+def _write(model, path: Path, record: dict) -> None:
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    with atomic_path(record_path(path)) as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+
+
+class _Checkpointer:
+    """Saves the best model without holding training up.
+
+    At an improvement the weights and the optimizer state are copied (a snapshot, fast) into a
+    second copy of the model, which a background thread then writes (atomically, as always)
+    while the next epoch trains. One save at a time: a new one first waits for the last. A
+    model that cannot be copied this way is saved in the foreground instead.
+    """
+
+    def __init__(self, trainer: "Trainer"):
+        self.trainer = trainer
+        self.shadow = None
+        self.usable = True
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def save(self, model, weights: list | None = None) -> None:
+        """Save ``model`` as it is now (``weights``: its get_weights(), if already taken)."""
+        self.wait()
+        record = self.trainer._record()
+        if self.usable and self.shadow is None:
+            self.shadow = self._make_shadow(model)
+            self.usable = self.shadow is not None
+        if not self.usable:
+            _write(model, self.trainer.out, record)
+            self.trainer._state.saved = True
+            return
+        shadow = self.shadow
+        shadow.set_weights(model.get_weights() if weights is None else weights)
+        for target, value in zip(shadow.optimizer.variables, model.optimizer.variables):
+            target.assign(value.numpy())
+        self.thread = threading.Thread(target=self._run, args=(shadow, record),
+                                       name="facekp-checkpoint", daemon=True)
+        self.thread.start()
+
+    def _run(self, shadow, record) -> None:
+        try:
+            _write(shadow, self.trainer.out, record)
+            self.trainer._state.saved = True
+        except BaseException as exc:  # reported by wait()
+            self.error = exc
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    @staticmethod
+    def _make_shadow(model):
+        import keras
+
+        from .model import MaskedRMSE, masked_rmse
+
+        try:
+            shadow = keras.models.clone_model(model)
+            optimizer = model.optimizer.__class__.from_config(model.optimizer.get_config())
+            shadow.compile(optimizer=optimizer, loss=masked_rmse, metrics=[MaskedRMSE()])
+            shadow.optimizer.build(shadow.trainable_variables)
+            pairs = list(zip(shadow.weights, model.weights))
+            pairs += list(zip(shadow.optimizer.variables, model.optimizer.variables))
+            if (len(shadow.weights) != len(model.weights)
+                    or len(shadow.optimizer.variables) != len(model.optimizer.variables)
+                    or any(tuple(a.shape) != tuple(b.shape) for a, b in pairs)):
+                return None
+            return shadow
+        except Exception:
+            return None
 
 
 def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
@@ -395,7 +480,7 @@ def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
             if best:
                 state.best_val, state.best_epoch = val_px, epoch + 1
                 state.best_weights = self.model.get_weights()
-                trainer._save(self.model)
+                state.checkpointer.save(self.model, state.best_weights)
                 self.wait = 0
             else:
                 self.wait += 1
