@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .data import Dataset
-from .errors import DataError, FacekpError
+from .errors import FacekpError
 from .fileio import atomic_path
 
 LR_SCHEDULES = ("constant", "cosine")
