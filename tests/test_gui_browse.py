@@ -165,7 +165,9 @@ def _drag(qtbot, view, start: QPointF, end: QPointF) -> None:
     qtbot.wait(30)
 
 
-def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path):
+def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, monkeypatch):
+    # the case of a checkout without a shipped model: ground truth only
+    monkeypatch.setattr("core.resources.default_model", lambda: None)
     from core import data
 
     window = open_window(qtbot, data=str(tiny), image=2)   # no model: ground truth only
@@ -261,6 +263,18 @@ def test_unsaved_edits_are_asked_about_on_close(qtbot, tiny):
     window.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
     window.close()
     assert not window.isVisible()
+    # the window's layout went to the settings file the environment names
+    from gui import settings as app_settings
+
+    ini = Path(app_settings.settings().fileName())
+    assert ini.name == "settings.ini" and "geometry" in ini.read_text()
+
+
+def test_bad_command_line_is_one_line_and_status_2(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "gui.app", "--data", str(tmp_path / "no.npz")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"facekp-gui: --data {tmp_path / 'no.npz'}: no such file"
 
 
 def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, model_path,

@@ -50,7 +50,9 @@ def open_window(qtbot, **options):
     return window
 
 
-def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path):
+def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path, monkeypatch):
+    # the case of a checkout without a shipped model: ground truth only
+    monkeypatch.setattr("core.resources.default_model", lambda: None)
     window = open_window(qtbot, data=str(tiny))
     panel = window.training_panel
     assert window.predictor is None                  # no model: ground truth only
@@ -162,3 +164,20 @@ def test_app_process_exits_0_when_closed_mid_training(tiny, tmp_path):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr
+
+
+def test_screenshot_after_training_exits_0_with_a_png(tiny, tmp_path):
+    from PIL import Image
+
+    out_png = tmp_path / "shot.png"
+    env = {**__import__("os").environ, "FACEKP_GUI_SETTINGS": str(tmp_path / "s.ini"),
+           "FACEKP_GUI_DATA": str(tmp_path / "d")}
+    out = subprocess.run([sys.executable, "-m", "gui.app", "--screenshot", str(out_png),
+                          "--data", str(tiny), "--image", "3", "--train-epochs", "1",
+                          "--size", "1000x700"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with Image.open(out_png) as im:
+        assert im.size == (1000, 700)
+        # the window is drawn, not blank: many colours (face pixels, green/red markers)
+        assert len(im.convert("RGB").getcolors(1 << 20)) > 500
