@@ -137,11 +137,12 @@ def crop_image(gray: np.ndarray, crop: Crop) -> np.ndarray:
     return cv2.resize(region, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interp)
 
 
-@functools.lru_cache(maxsize=1)
-def _cascade():
+@functools.lru_cache(maxsize=4)
+def haar_cascade(filename: str = "haarcascade_frontalface_default.xml"):
+    """One of the Haar cascades shipped with opencv-python-headless (< 5), loaded once."""
     import cv2
 
-    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    path = Path(cv2.data.haarcascades) / filename
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
         raise RuntimeError(f"OpenCV could not load its face detector from {path}")
@@ -150,7 +151,7 @@ def _cascade():
 
 def detect_faces(gray: np.ndarray) -> list[Box]:
     """Frontal faces in a 2-D uint8 image (OpenCV Haar cascade), largest first."""
-    found = _cascade().detectMultiScale(np.ascontiguousarray(gray), **HAAR_PARAMS)
+    found = haar_cascade().detectMultiScale(np.ascontiguousarray(gray), **HAAR_PARAMS)
     boxes = [Box(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in found]
     return sorted(boxes, key=lambda b: -b.width * b.height)
 

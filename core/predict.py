@@ -20,7 +20,6 @@ false detections on textures and animals; a box lying mostly inside a larger one
 """
 from __future__ import annotations
 
-import functools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import DataError
-from .faces import Box, Crop, crop_for_box, crop_for_points, crop_image, detect_faces, to_gray
+from .faces import (Box, Crop, crop_for_box, crop_for_points, crop_image, detect_faces,
+                    haar_cascade, to_gray)
 from .keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 #: Longer side of the image the face detector scans (see the module docstring).
@@ -199,15 +199,6 @@ def _overlap(small: Box, big: Box) -> float:
     return ix * iy / max(small.width * small.height, 1e-9)
 
 
-@functools.lru_cache(maxsize=1)
-def _confirming_cascade():
-    import cv2
-
-    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml"
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV could not load its face detector from {path}")
-    return cascade
 
 
 def _confirmed(gray: np.ndarray, box: Box) -> bool:
@@ -227,8 +218,9 @@ def _confirmed(gray: np.ndarray, box: Box) -> bool:
     region = cv2.resize(region, (size, size),
                         interpolation=cv2.INTER_AREA if s >= size else cv2.INTER_LINEAR)
     face = size / (1 + 2 * CONFIRM_MARGIN)
-    found = _confirming_cascade().detectMultiScale(region, scaleFactor=1.1, minNeighbors=3,
-                                                   minSize=(int(0.6 * face),) * 2)
+    confirm = haar_cascade("haarcascade_frontalface_alt2.xml")
+    found = confirm.detectMultiScale(region, scaleFactor=1.1, minNeighbors=3,
+                                     minSize=(int(0.6 * face),) * 2)
     return len(found) > 0
 
 
