@@ -199,8 +199,6 @@ def _overlap(small: Box, big: Box) -> float:
     return ix * iy / max(small.width * small.height, 1e-9)
 
 
-
-
 def _confirmed(gray: np.ndarray, box: Box) -> bool:
     """Does the second cascade also see a face in the region around ``box``?"""
     import cv2
