@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--photo", default=str(PHOTO), help="a photo with one face")
     parser.add_argument("--megapixels", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--detect-side", type=int, default=None,
+                        help="longer side the face detector scans (default: the Predictor's)")
     args = parser.parse_args()
 
     from PIL import Image
@@ -63,6 +65,8 @@ def main() -> None:
             model_path = Path(tmp) / "seed.keras"
             build_model("seed").save(model_path)
         predictor = Predictor(model_path)
+        if args.detect_side:
+            predictor.detect_side = args.detect_side
         with Image.open(args.photo) as im:
             im = im.convert("RGB")
             s = (args.megapixels * 1e6 / (im.width * im.height)) ** 0.5
@@ -71,7 +75,8 @@ def main() -> None:
         im.save(photo, quality=92)
         found = predictor.predict_photo(photo)
         print(f"photo {im.width} x {im.height} ({im.width * im.height / 1e6:.2f} MP), "
-              f"{len(found.faces)} face(s); model {model_path.name}; load average "
+              f"{len(found.faces)} face(s); model {model_path.name}; detector scans "
+              f"{predictor.detect_side} px; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         if len(found.faces) != 1:
             raise SystemExit("expected exactly one face in the benchmark photo")

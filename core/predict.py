@@ -217,8 +217,11 @@ def _confirmed(gray: np.ndarray, box: Box) -> bool:
                         interpolation=cv2.INTER_AREA if s >= size else cv2.INTER_LINEAR)
     face = size / (1 + 2 * CONFIRM_MARGIN)
     confirm = haar_cascade("haarcascade_frontalface_alt2.xml")
+    # Look only for faces of about the candidate's size (0.75 to 1.4 x): as selective as an
+    # open search on the real photos and faces tried, at half the time.
     found = confirm.detectMultiScale(region, scaleFactor=1.1, minNeighbors=3,
-                                     minSize=(int(0.6 * face),) * 2)
+                                     minSize=(int(0.75 * face),) * 2,
+                                     maxSize=(int(1.4 * face),) * 2)
     return len(found) > 0
 
 
