@@ -139,7 +139,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = TrainConfig.for_arch(
             args.arch, epochs=args.epochs, batch_size=args.batch_size,
             learning_rate=args.lr, patience=args.patience, augment=args.augment,
-            complete_only=args.complete_only, seed=args.seed, lr_schedule=args.lr_schedule)
+            complete_only=args.complete_only, seed=args.seed, lr_schedule=args.lr_schedule,
+            augment_strength=args.augment_strength)
         config = config.resolved()
     except ValueError as exc:
         raise FacekpError(str(exc)) from None
@@ -207,7 +208,8 @@ class _CliListener:
         c = info["config"]
         extra = []
         if c["augment"]:
-            extra.append("augmented")
+            strength = c.get("augment_strength", 1.0)
+            extra.append("augmented" + (f" x{strength:g}" if strength != 1.0 else ""))
         if c["complete_only"]:
             extra.append("faces with all 15 keypoints")
         if c["lr_schedule"] != "constant":
@@ -354,6 +356,10 @@ def _add_engine_parsers(sub) -> None:
                    help="epochs without improvement before stopping early (0: never)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="augment training batches (default: the architecture's)")
+    p.add_argument("--augment-strength", type=float, metavar="S",
+                   help="augmentation S times as strong as core.augment's defaults (rotation "
+                        "10 deg, scale 10%%, shift 4 px, brightness 10%%, contrast 20%%; "
+                        "default: the architecture's)")
     p.add_argument("--complete-only", action=argparse.BooleanOptionalAction, default=None,
                    help="train on faces with all 15 keypoints only (default: the "
                         "architecture's)")

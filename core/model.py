@@ -9,7 +9,7 @@ the reference (RMSE on 1/96-scaled coordinates). Figures shown to people are in 
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 from keras import layers, ops
@@ -170,97 +170,177 @@ def convbn() -> keras.Model:
 
 def fold_batch_norm(model: keras.Model) -> keras.Model:
     """The same function as ``model`` (inference) in fewer layers, so one crop predicts
-    faster: each BatchNormalization is folded into the Conv2D/Dense before it, a ReLU right
-    after such a layer becomes its activation, Dropout is dropped, and a plain scaling
-    (Rescaling without offset, such as the /255 input and x96 output scalings) is folded into
-    the Conv2D/Dense next to it. ``model`` must be a single chain of layers (as
-    :func:`conv_bn_net` builds); outputs agree to float rounding."""
+    faster. In a functional model (a chain or any graph of layers each used once):
+
+    - a BatchNormalization whose only input is a Conv2D/Dense with no activation, and which is
+      that layer's only consumer, is folded into it; a plain ReLU that is the only consumer
+      after that becomes the layer's activation;
+    - a plain scaling (Rescaling without offset, such as the /255 input and x96 output
+      scalings) is folded into the Conv2D/Dense it alone feeds, or into the linear (or ReLU,
+      for a positive scale) Conv2D/Dense that alone feeds it;
+    - Dropout is dropped; every other layer is rebuilt as it is, with its weights.
+
+    Outputs agree to float rounding. A layer used more than once raises ValueError."""
     import numpy as np
 
-    chain = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
-    previous = model.inputs[0] if len(model.inputs) == 1 else None
-    for layer in chain:
+    def value(v):
+        return ops.convert_to_numpy(v).astype(np.float64)
+
+    consumers: dict[int, list] = {}
+    for layer in model.layers:
         nodes = layer._inbound_nodes
-        if (previous is None or len(nodes) != 1 or len(nodes[0].input_tensors) != 1
-                or nodes[0].input_tensors[0] is not previous):
-            raise ValueError(f"{model.name}: not a single chain of layers at {layer.name}; "
-                             "only chains can be folded")
-        previous = layer.output
-    if len(model.outputs) != 1 or model.outputs[0] is not previous:
-        raise ValueError(f"{model.name}: not a single chain of layers")
+        if not isinstance(layer, keras.layers.InputLayer) and len(nodes) != 1:
+            raise ValueError(f"{model.name}: layer {layer.name} is used {len(nodes)} times; "
+                             "only models whose layers are each used once can be folded")
+        for node in nodes:
+            for t in node.input_tensors:
+                consumers.setdefault(id(t), []).append(layer)
+    output_ids = {id(t) for t in model.outputs}
 
-    # 1. a list of [class, config, weights], batch norm and ReLU merged, dropout gone
-    specs: list[list] = []
-    i = 0
-    while i < len(chain):
-        layer = chain[i]
-        nxt = chain[i + 1] if i + 1 < len(chain) else None
-        if isinstance(layer, layers.Dropout):
-            i += 1
-            continue
-        cfg = layer.get_config()
-        weights = [np.asarray(w, np.float64) for w in layer.get_weights()]
-        i += 1
-        if isinstance(layer, (layers.Conv2D, layers.Dense)) and cfg["activation"] == "linear":
-            kernel = weights[0]
-            bias = weights[1] if layer.use_bias else np.zeros(kernel.shape[-1])
-            if isinstance(nxt, layers.BatchNormalization):
-                ones, zeros = np.ones(kernel.shape[-1]), np.zeros(kernel.shape[-1])
-                def value(v):
-                    return ops.convert_to_numpy(v).astype(np.float64)
+    def sole_consumer(tensor):
+        c = consumers.get(id(tensor), [])
+        return c[0] if len(c) == 1 and id(tensor) not in output_ids else None
 
-                gamma = value(nxt.gamma) if nxt.scale else ones
-                beta = value(nxt.beta) if nxt.center else zeros
-                scale = gamma / np.sqrt(value(nxt.moving_variance) + nxt.epsilon)
-                kernel = kernel * scale
-                bias = beta + (bias - value(nxt.moving_mean)) * scale
-                i += 1
-            after = chain[i] if i < len(chain) else None
-            if isinstance(after, layers.ReLU) and _plain_relu(after):
-                cfg["activation"] = "relu"
-                i += 1
-            cfg["use_bias"] = True
-            weights = [kernel, bias]
-        specs.append([layer.__class__, cfg, weights])
-
-    # 2. plain scalings folded into the neighbouring linear layer
-    def linear(spec):
-        return spec[0] in (layers.Conv2D, layers.Dense)
-
-    def plain_scale(spec):
-        if spec[0] is not layers.Rescaling:
+    def plain_scale(layer) -> float | None:
+        if not isinstance(layer, layers.Rescaling):
             return None
-        scale, offset = spec[1].get("scale"), spec[1].get("offset", 0.0)
+        cfg = layer.get_config()
+        scale, offset = cfg.get("scale"), cfg.get("offset", 0.0)
         if isinstance(scale, (int, float)) and isinstance(offset, (int, float)) and offset == 0:
             return float(scale)
         return None
 
-    j = 0
-    while j < len(specs):
-        s = plain_scale(specs[j])
-        if s is not None and j + 1 < len(specs) and linear(specs[j + 1]):
-            specs[j + 1][2][0] = specs[j + 1][2][0] * s  # zero padding stays zero: exact
-            del specs[j]
-            continue
-        if (s is not None and j > 0 and linear(specs[j - 1])
-                and (specs[j - 1][1]["activation"] == "linear"
-                     or (specs[j - 1][1]["activation"] == "relu" and s > 0))):
-            specs[j - 1][2] = [w * s for w in specs[j - 1][2]]
-            del specs[j]
-            continue
-        j += 1
+    linear_types = (layers.Conv2D, layers.Dense)
+    new: dict[int, Any] = {}          # id(old tensor) -> new tensor
+    absorbed: set[int] = set()        # ids of layers folded into another
+    input_scale: dict[int, float] = {}  # id(layer) -> scale of its folded input Rescaling
+    new_inputs = []
+    for t in model.inputs:
+        x = keras.Input(t.shape[1:], name=t.name.split(":")[0])
+        new[id(t)] = x
+        new_inputs.append(x)
 
-    inputs = keras.Input(model.input_shape[1:], name=model.inputs[0].name.split(":")[0])
-    x = inputs
-    for cls, cfg, weights in specs:
-        new = cls.from_config(cfg)
-        x = new(x)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer) or id(layer) in absorbed:
+            continue
+        node = layer._inbound_nodes[0]
+        ins = [new[id(t)] for t in node.input_tensors]
+        out = node.output_tensors[0]
+        if isinstance(layer, layers.Dropout):
+            new[id(out)] = ins[0]
+            continue
+        s = plain_scale(layer)
+        nxt = sole_consumer(out)
+        if s is not None and isinstance(nxt, linear_types):
+            input_scale[id(nxt)] = input_scale.get(id(layer), 1.0) * s
+            new[id(out)] = ins[0]
+            continue
+        cfg = layer.get_config()
+        weights = [np.asarray(w, np.float64) for w in layer.get_weights()]
+        if isinstance(layer, linear_types):
+            kernel = weights[0] * input_scale.get(id(layer), 1.0)  # zero padding stays zero
+            bias = weights[1] if layer.use_bias else np.zeros(kernel.shape[-1])
+            if cfg["activation"] == "linear" and isinstance(nxt, layers.BatchNormalization):
+                n = kernel.shape[-1]
+                gamma = value(nxt.gamma) if nxt.scale else np.ones(n)
+                beta = value(nxt.beta) if nxt.center else np.zeros(n)
+                scale = gamma / np.sqrt(value(nxt.moving_variance) + nxt.epsilon)
+                kernel, bias = kernel * scale, beta + (bias - value(nxt.moving_mean)) * scale
+                absorbed.add(id(nxt))
+                out = nxt._inbound_nodes[0].output_tensors[0]
+                nxt = sole_consumer(out)
+            if (cfg["activation"] == "linear" and isinstance(nxt, layers.ReLU)
+                    and _plain_relu(nxt)):
+                cfg["activation"] = "relu"
+                absorbed.add(id(nxt))
+                out = nxt._inbound_nodes[0].output_tensors[0]
+                nxt = sole_consumer(out)
+            s = plain_scale(nxt) if nxt is not None else None
+            if s is not None and (cfg["activation"] == "linear"
+                                  or (cfg["activation"] == "relu" and s > 0)):
+                kernel, bias = kernel * s, bias * s
+                absorbed.add(id(nxt))
+                out = nxt._inbound_nodes[0].output_tensors[0]
+            cfg["use_bias"] = True
+            weights = [kernel, bias]
+        rebuilt = layer.__class__.from_config(cfg)
+        y = rebuilt(ins[0] if len(ins) == 1 else ins)
         if weights:
-            new.set_weights([w.astype("float32") for w in weights])
-    return keras.Model(inputs, x, name=model.name)
+            rebuilt.set_weights([w.astype("float32") for w in weights])
+        new[id(out)] = y
+    outputs = [new[id(t)] for t in model.outputs]
+    return keras.Model(new_inputs if len(new_inputs) > 1 else new_inputs[0],
+                       outputs if len(outputs) > 1 else outputs[0], name=model.name)
 
 
 def _plain_relu(layer) -> bool:
     cfg = layer.get_config()
     return (cfg.get("max_value") is None and not cfg.get("negative_slope")
             and not cfg.get("threshold"))
+
+
+# --- heatmaps read out by a soft-argmax ----------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="facekp")
+class SoftArgmax(layers.Layer):
+    """Heatmap logits (N, H, W, K) -> keypoints in crop pixels (N, 2K) ordered x0, y0, x1, ...
+
+    Each map is turned into a probability distribution with a softmax over its H x W cells, and
+    the keypoint is the expected position of the cell centres under it (integral regression):
+    differentiable, sub-cell precise, and free of the position-specific weights a dense head
+    learns. A map of H cells covers ``size`` input pixels, so cell j has its centre at
+    ``(j + 0.5) * size / H - 0.5`` in pixel-centre coordinates."""
+
+    def __init__(self, size: int = IMAGE_SIZE, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+
+    def call(self, logits):
+        h, w, k = logits.shape[1], logits.shape[2], logits.shape[3]
+        flat = ops.reshape(ops.transpose(logits, (0, 3, 1, 2)), (-1, k, h * w))
+        p = ops.reshape(ops.softmax(flat, axis=-1), (-1, k, h, w))
+        ys = (ops.arange(h, dtype=p.dtype) + 0.5) * (self.size / h) - 0.5
+        xs = (ops.arange(w, dtype=p.dtype) + 0.5) * (self.size / w) - 0.5
+        x = ops.sum(ops.sum(p, axis=2) * xs, axis=-1)
+        y = ops.sum(ops.sum(p, axis=3) * ys, axis=-1)
+        return ops.reshape(ops.stack([x, y], axis=-1), (-1, 2 * k))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+def heatmap_net(name: str, widths=(32, 48, 96, 160), up_width: int = 64,
+                keypoints: int = 15) -> keras.Model:
+    """A small encoder-decoder that draws one heatmap per keypoint at 24 x 24 (4 px cells) and
+    reads each out with :class:`SoftArgmax`.
+
+    Encoder: stride-2 stem (48 px), then 2x2 pooling to 24, 12 and 6 px with two 3x3 conv + BN
+    + ReLU per stage (the 6 px stage sees the whole face). Decoder: the 6 px features are
+    upsampled to 12 and then 24 px, each time added to the encoder's features of that size
+    (1x1 projections) and refined by a 3x3 conv; a 1x1 conv gives the heatmap logits."""
+    inputs, x = _io(name)
+    x = _conv_bn_relu(x, widths[0], strides=2, name="stem")
+    skips = []
+    for s in range(1, 4):
+        x = layers.MaxPooling2D(2, name=f"pool{s}")(x)
+        x = _conv_bn_relu(x, widths[s], name=f"s{s}c0")
+        x = _conv_bn_relu(x, widths[s], name=f"s{s}c1")
+        skips.append(x)
+    for s, skip in ((2, skips[1]), (1, skips[0])):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{s}")(x)
+        x = _conv_bn_relu(x, up_width, kernel=1, name=f"up{s}_proj")
+        lateral = _conv_bn_relu(skip, up_width, kernel=1, name=f"lat{s}")
+        x = layers.Add(name=f"merge{s}")([x, lateral])
+        x = _conv_bn_relu(x, up_width, name=f"up{s}_conv")
+    x = layers.Conv2D(keypoints, 1, name="heatmaps")(x)
+    return keras.Model(inputs, SoftArgmax(IMAGE_SIZE, name="keypoints")(x), name=name)
+
+
+@register("heatmap", augment=True, augment_strength=0.5, complete_only=False,
+          learning_rate=2e-3, epochs=50, batch_size=32, patience=0, lr_schedule="cosine")
+def heatmap() -> keras.Model:
+    """:func:`heatmap_net`: 15 heatmaps at 24 x 24 read out by a soft-argmax."""
+    return heatmap_net("heatmap")

@@ -51,6 +51,7 @@ class TrainConfig:
     complete_only: bool | None = None
     seed: int = 0
     lr_schedule: str | None = None
+    augment_strength: float | None = None
 
     @classmethod
     def for_arch(cls, arch: str = "seed", **overrides) -> "TrainConfig":
@@ -85,6 +86,8 @@ class TrainConfig:
                            else bool(self.complete_only)),
             lr_schedule=(d.get("lr_schedule") or "constant") if self.lr_schedule is None
             else self.lr_schedule,
+            augment_strength=float(d.get("augment_strength", 1.0)
+                                   if self.augment_strength is None else self.augment_strength),
         )
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown learning-rate schedule {cfg.lr_schedule!r}; expected one "
@@ -95,6 +98,9 @@ class TrainConfig:
             raise ValueError(f"batch size must be at least 1, got {cfg.batch_size}")
         if not float(cfg.learning_rate) > 0:
             raise ValueError(f"learning rate must be positive, got {cfg.learning_rate}")
+        if not 0 < cfg.augment_strength <= 3:
+            raise ValueError("augmentation strength must be above 0 and at most 3, got "
+                             f"{cfg.augment_strength}")
         if int(cfg.patience) < 0:
             raise ValueError(f"patience must be 0 (no early stopping) or more, got {cfg.patience}")
         return cfg
@@ -288,7 +294,7 @@ class Trainer:
         self.model = model
 
         train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                             augment=cfg.augment)
+                             augment=cfg.augment_strength if cfg.augment else 0.0)
         val_ds = _pipeline(val, cfg.batch_size, shuffle=False)
         s.base_record = {"arch": arch, "model": model.name, "config": cfg.as_dict(),
                          "train_faces": len(train), "val_faces": len(val),
@@ -514,8 +520,9 @@ def _current_lr(model) -> float | None:
         return None
 
 
-def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: bool = False):
-    """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30)."""
+def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0):
+    """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30),
+    augmented (``core.augment``) at ``augment`` times the default strength when above 0."""
     import tensorflow as tf
 
     d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
@@ -528,9 +535,10 @@ def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augmen
     d = d.map(no_autograph(lambda x, y: (tf.cast(x, tf.float32), y)),
               num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
-        from .augment import augment_batch
+        from .augment import DEFAULT, augment_batch
 
-        d = d.map(no_autograph(lambda x, y: augment_batch(x, y)),
+        strength = DEFAULT.scaled(float(augment))
+        d = d.map(no_autograph(lambda x, y: augment_batch(x, y, config=strength)),
                   num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

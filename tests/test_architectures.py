@@ -76,11 +76,30 @@ def test_folding_batch_norm_keeps_the_outputs(name, tmp_path, faces):
     np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)(x)), want, atol=1e-3)
 
 
-def test_fold_refuses_a_branching_model():
+def test_fold_handles_branches_and_keeps_a_shared_output_unfolded():
+    inp = keras.Input((6, 6, 1))
+    x = keras.layers.Rescaling(1 / 255)(inp)
+    a = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(x)
+    a = keras.layers.ReLU()(keras.layers.BatchNormalization()(a))
+    b = keras.layers.Conv2D(4, 1)(a)                      # feeds a BN and the Add: kept
+    c = keras.layers.BatchNormalization()(b)
+    out = keras.layers.Add()([b, keras.layers.Conv2D(4, 1)(a), c])
+    m = keras.Model(inp, keras.layers.Flatten()(out))
+    randomise_batch_norm(m)
+    folded = fold_batch_norm(m)
+    bns = [l for l in folded.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(bns) == 1  # the second BN's conv output is also used by the Add
+    assert not any(isinstance(l, keras.layers.Rescaling) for l in folded.layers)
+    x = np.random.default_rng(1).uniform(0, 255, (3, 6, 6, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(folded(x)), np.asarray(m(x, training=False)),
+                               atol=1e-4)
+
+
+def test_fold_refuses_a_layer_used_twice():
     inp = keras.Input((4,))
-    a = keras.layers.Dense(3)(inp)
-    out = keras.layers.Add()([a, keras.layers.Dense(3)(a)])  # a residual branch
-    with pytest.raises(ValueError, match="chain"):
+    shared = keras.layers.Dense(4)
+    out = shared(shared(inp))
+    with pytest.raises(ValueError, match="used 2 times"):
         fold_batch_norm(keras.Model(inp, out))
 
 
@@ -99,3 +118,22 @@ def test_training_steps_reduce_the_loss_on_real_faces_with_missing_keypoints(nam
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.7 * losses[0]
     assert all(np.isfinite(w).all() for w in m.get_weights())
+
+
+def test_soft_argmax_reads_a_peak_as_its_cell_centre_and_a_flat_map_as_the_middle():
+    logits = np.zeros((2, 24, 24, 15), np.float32)
+    rng = np.random.default_rng(3)
+    rows, cols = rng.integers(0, 24, 15), rng.integers(0, 24, 15)
+    logits[0, rows, cols, np.arange(15)] = 60.0  # a sharp peak per keypoint
+    out = np.asarray(M.SoftArgmax(96)(logits)).reshape(2, 15, 2)
+    # cell j covers input pixels 4j .. 4j + 3, whose centre is 4j + 1.5 (pixel centres)
+    np.testing.assert_allclose(out[0, :, 0], 4 * cols + 1.5, atol=1e-3)
+    np.testing.assert_allclose(out[0, :, 1], 4 * rows + 1.5, atol=1e-3)
+    np.testing.assert_allclose(out[1], 47.5, atol=1e-4)
+
+
+def test_soft_argmax_between_two_cells_gives_a_sub_cell_position():
+    logits = np.full((1, 24, 24, 1), -60.0, np.float32)
+    logits[0, 10, 5, 0] = logits[0, 10, 6, 0] = 0.0  # equal mass on two neighbours
+    x, y = np.asarray(M.SoftArgmax(96)(logits))[0]
+    assert x == pytest.approx(4 * 5.5 + 1.5, abs=1e-3) and y == pytest.approx(41.5, abs=1e-3)

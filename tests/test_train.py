@@ -91,6 +91,35 @@ def test_config_takes_the_architecture_defaults():
         TrainConfig(arch="nope").resolved()
 
 
+def test_augmentation_strength_comes_from_the_architecture_and_scales_the_changes(tiny):
+    from core.keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET
+    from core.train import _pipeline
+
+    assert TrainConfig.for_arch("heatmap").resolved().augment_strength == 0.5
+    assert TrainConfig.for_arch("seed").resolved().augment_strength == 1.0
+    assert TrainConfig.for_arch("heatmap", augment_strength=2).resolved().augment_strength == 2
+    with pytest.raises(ValueError, match="strength"):
+        TrainConfig(augment_strength=0).resolved()
+
+    train, _ = tiny
+    faces = train.subset(np.arange(64))
+    truth = faces.keypoints.reshape(-1, 15, 2)
+    flipped = faces.keypoints[:, FLIP_PERMUTATION].reshape(-1, 15, 2).copy()
+    flipped[..., 0] = FLIP_X_OFFSET - flipped[..., 0]
+
+    def largest_move(strength):
+        (x, y), = _pipeline(faces, 64, shuffle=False, augment=strength).take(1)
+        got = np.asarray(y).reshape(-1, 15, 2)
+        move = np.minimum(np.nanmax(np.abs(got - truth), axis=(1, 2)),
+                          np.nanmax(np.abs(got - flipped), axis=(1, 2)))  # flips stay as is
+        return np.nanmax(move)
+
+    (x, y), = _pipeline(faces, 64, shuffle=False).take(1)  # no augmentation: unchanged
+    np.testing.assert_array_equal(np.asarray(x)[..., 0], faces.images.astype(np.float32))
+    assert largest_move(0.01) < 0.2  # 0.1 deg, 0.1 %, 0.04 px at most, plus rounding
+    assert largest_move(1.0) > 2.0
+
+
 def test_training_reports_pixels_and_keeps_the_best_model(tiny, tmp_path):
     import keras
 
