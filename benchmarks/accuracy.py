@@ -12,8 +12,8 @@ its 'val' people, which pick the kept epoch) and scored on its 'test' people, wh
   shipped.
 
 Printed: test RMSE in pixels, overall and per keypoint, and the ratio new/reference; model
-file sizes and parameter counts; training wall time and epochs; single-crop latency (the model
-called on one crop, median after warm-up, both models timed in alternating rounds); and the
+file sizes and parameter counts; training wall time and epochs; single-crop latency (one crop through
+core.predict.Predictor.predict, median after warm-up, both models timed in alternating rounds); and the
 photo path's NME on the test people's original ytf68 photos: detect, crop, predict, map back
 (core.predict.Predictor.predict_photo) with one pass and with two, the mean keypoint error
 divided by the distance between the labelled eye centres.
@@ -121,17 +121,22 @@ def train_all(jobs: list[tuple], parallel: bool) -> dict:
 # --- measurements ---------------------------------------------------------------------------
 
 def latencies_ms(models: dict, rounds: int = 7, calls: int = 30) -> dict:
-    """Median time of ``model(x)`` on one crop, models timed in alternating rounds."""
-    x = np.random.default_rng(0).uniform(0, 255, (1, 96, 96, 1)).astype(np.float32)
-    for m in models.values():
+    """Median time to predict one crop the way the app and the CLI do
+    (``core.predict.Predictor.predict``: one compiled call of the model), after warm-up;
+    models timed in alternating rounds."""
+    from core.predict import Predictor
+
+    x = np.random.default_rng(0).integers(0, 256, (1, 96, 96), dtype=np.uint8)
+    predictors = {name: Predictor(m) for name, m in models.items()}
+    for p in predictors.values():
         for _ in range(10):
-            m(x, training=False)
+            p.predict(x)
     times = {name: [] for name in models}
     for _ in range(rounds):
-        for name, m in models.items():
+        for name, p in predictors.items():
             for _ in range(calls):
                 t = time.perf_counter()
-                m(x, training=False)
+                p.predict(x)
                 times[name].append(time.perf_counter() - t)
     return {name: 1000 * float(np.median(t)) for name, t in times.items()}
 
@@ -230,12 +235,19 @@ def main(argv=None) -> int:
     from core.model import fold_batch_norm
     from core.predict import Predictor, load_model
 
-    # the new model as shipped: batch norm folded into the convolutions
-    folded_path = out_dir / f"{args.arch_new}_folded.keras"
+    # the new model as shipped: batch norm folded into the convolutions where the network is
+    # a single chain of layers (fold_batch_norm's condition); otherwise the trained file itself
     trained_new = load_model(new_path)
-    folded = fold_batch_norm(trained_new)
-    with atomic_path(folded_path) as tmp:
-        folded.save(tmp)
+    try:
+        folded = fold_batch_norm(trained_new)
+    except ValueError as exc:
+        log(f"new model shipped as trained ({exc})")
+        folded_path, inference_form = new_path, "as trained (batch norm kept)"
+    else:
+        folded_path = out_dir / f"{args.arch_new}_folded.keras"
+        inference_form = "batch norm folded into the convolutions (core.model.fold_batch_norm)"
+        with atomic_path(folded_path) as tmp:
+            folded.save(tmp)
     models = {"reference": load_model(ref_path), "new": load_model(folded_path)}
     paths = {"reference": ref_path, "new": folded_path}
 
@@ -320,8 +332,7 @@ def main(argv=None) -> int:
         card = {
             "arch": args.arch_new,
             "file": "default.keras",
-            "inference_form": "batch norm folded into the convolutions (core.model."
-                              "fold_batch_norm)",
+            "inference_form": inference_form,
             "parameters": params["new"],
             "data": f"embedded dataset resources/faces.npz ({len(dataset)} faces of "
                     f"{len(set(dataset.persons))} people from ytf68, 68 landmarks mapped to "
