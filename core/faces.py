@@ -149,9 +149,11 @@ def haar_cascade(filename: str = "haarcascade_frontalface_default.xml"):
     return cascade
 
 
-def detect_faces(gray: np.ndarray) -> list[Box]:
-    """Frontal faces in a 2-D uint8 image (OpenCV Haar cascade), largest first."""
-    found = haar_cascade().detectMultiScale(np.ascontiguousarray(gray), **HAAR_PARAMS)
+def detect_faces(gray: np.ndarray, params: dict | None = None) -> list[Box]:
+    """Frontal faces in a 2-D uint8 image (OpenCV Haar cascade), largest first.
+    ``params``: detectMultiScale's settings (default :data:`HAAR_PARAMS`)."""
+    found = haar_cascade().detectMultiScale(np.ascontiguousarray(gray),
+                                            **(HAAR_PARAMS if params is None else params))
     boxes = [Box(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in found]
     return sorted(boxes, key=lambda b: -b.width * b.height)
 
