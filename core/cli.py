@@ -382,7 +382,8 @@ def _add_engine_parsers(sub) -> None:
     p.add_argument("--draw", metavar="DIR", help="write each photo with boxes and keypoints "
                                                  "drawn to DIR/<name>.png")
     p.add_argument("--passes", type=int, default=2, choices=[1, 2],
-                   help="2 (default): frame each face again around its first keypoints")
+                   help="2 (default): frame each face again around its first keypoints and "
+                        "average the two views")
 
     p = sub.add_parser("submit", help="Kaggle submission.csv from test.csv and IdLookupTable.csv")
     p.add_argument("--model", help="model .keras (default: the installed default model)")

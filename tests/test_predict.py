@@ -78,13 +78,15 @@ def test_photo_with_one_face(predictor, photos, mean_shape):
         assert face.box.x0 <= x <= face.box.x1 and face.box.y0 <= y <= face.box.y1
 
 
-def test_second_pass_reframes_around_the_first_keypoints(predictor, photos, mean_shape):
+def test_second_pass_reframes_and_averages_the_two_views(predictor, photos, mean_shape):
     one = predictor.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=1).faces[0]
     two = predictor.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=2).faces[0]
     assert two.box == one.box
     assert two.crop == crop_for_points(one.keypoints)
-    np.testing.assert_allclose(two.keypoints, two.crop.to_photo(as_points(mean_shape)),
-                               atol=1e-3)
+    # The face's keypoints: the mean of the first view and the reframed one, in photo pixels.
+    second = two.crop.to_photo(as_points(mean_shape))
+    np.testing.assert_allclose(two.keypoints, (one.keypoints + second) / 2, atol=1e-3)
+    assert np.abs(second - one.keypoints).max() > 0.5  # the two views differ: a real mean
     with pytest.raises(ValueError):
         predictor.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=3)
 
