@@ -6,10 +6,10 @@ its 'val' people, which pick the kept epoch) and scored on its 'test' people, wh
 - reference: architecture "seed" with its registered defaults (faces with all 15 keypoints
   only, no augmentation, constant learning rate 1e-3, at most 100 epochs, early stop after 10
   without improvement);
-- new: architecture "convbn" (default; --arch-new) with its registered defaults (every labelled
-  keypoint, augmentation, cosine schedule); for inference its batch norm is folded into the
-  convolutions (core.model.fold_batch_norm), and that folded file is the one scored, timed and
-  shipped.
+- new: architecture "heatmap" (default; --arch-new) with its registered defaults (every
+  labelled keypoint, augmentation, cosine schedule); for inference its batch norm is folded into
+  the convolutions (core.model.fold_batch_norm), and that folded file is the one scored, timed
+  and shipped.
 
 Printed: test RMSE in pixels, overall and per keypoint, and the ratio new/reference; model
 file sizes and parameter counts; training wall time and epochs; single-crop latency (one crop through
@@ -18,12 +18,17 @@ photo path's NME on the test people's original ytf68 photos: detect, crop, predi
 (core.predict.Predictor.predict_photo) with one pass and with two, the mean keypoint error
 divided by the distance between the labelled eye centres.
 
+The training summaries go to <out-dir>/trained.json; --score-only scores the models a previous
+run left in --out-dir again (after a change to the scoring or the photo path) without training,
+its training figures read from that file.
+
 By default the two trainings run at the same time in two processes (on a 2-core machine this
 finishes sooner than one after the other; both then share the CPU, so their wall times are
 comparable with each other); --sequential trains one after the other.
 
     python benchmarks/accuracy.py                       # everything, models under /tmp
-    python benchmarks/accuracy.py --save-default        # ... and ship the new model
+    python benchmarks/accuracy.py --sequential --save-default   # ... and ship the new model
+    python benchmarks/accuracy.py --score-only          # score /tmp/facekp-accuracy again
 """
 from __future__ import annotations
 
@@ -193,7 +198,8 @@ def fmt_table(rows: list[list[str]]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch-new", default="convbn", help="new architecture (default convbn)")
+    parser.add_argument("--arch-new", default="heatmap",
+                        help="new architecture (default heatmap)")
     parser.add_argument("--epochs-new", type=int, default=None,
                         help="epochs for the new recipe (default: its registered default)")
     parser.add_argument("--epochs-ref", type=int, default=None,
@@ -207,6 +213,9 @@ def main(argv=None) -> int:
     parser.add_argument("--save-default", action="store_true",
                         help="copy the new model to resources/models/default.keras (+ .json)")
     parser.add_argument("--no-photos", action="store_true", help="skip the photo-path NME")
+    parser.add_argument("--score-only", action="store_true",
+                        help="do not train: score the models of an earlier run in --out-dir "
+                             "(training figures from its trained.json)")
     args = parser.parse_args(argv)
 
     from core.resources import DEFAULT_DATASET, DEFAULT_MODEL
@@ -220,9 +229,26 @@ def main(argv=None) -> int:
     new_over = {"epochs": args.epochs_new}
     jobs = [("new", args.arch_new, new_over, data_path, str(new_path)),
             ("reference", "seed", ref_over, data_path, str(ref_path))]
-    log(f"training both recipes {'one after the other' if args.sequential else 'at once'}; "
-        f"models under {out_dir}")
-    trained = train_all(jobs, parallel=not args.sequential)
+    summary = out_dir / "trained.json"
+    this_command = ("python benchmarks/accuracy.py "
+                    + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    if args.score_only:
+        if not summary.exists():
+            raise SystemExit(f"--score-only: {summary} not found (train first, without "
+                             "--score-only)")
+        trained = json.loads(summary.read_text())
+        log(f"scoring the models in {out_dir} again; training figures from {summary}")
+    else:
+        log(f"training both recipes {'one after the other' if args.sequential else 'at once'}; "
+            f"models under {out_dir}")
+        trained = train_all(jobs, parallel=not args.sequential)
+        trained["sequential"] = args.sequential
+        trained["command"] = this_command
+        trained["training_wall_s"] = round(time.perf_counter() - started)
+        from core.fileio import atomic_path
+        with atomic_path(summary) as tmp:
+            Path(tmp).write_text(json.dumps(trained, indent=1) + "\n")
+    sequential = trained.get("sequential", args.sequential)
     for role in ("new", "reference"):
         if trained[role]["model_path"] is None:
             raise SystemExit(f"{role}: no model was saved ({trained[role]['message']})")
@@ -314,7 +340,7 @@ def main(argv=None) -> int:
     print()
     print(f"Test people: {len(test)} faces of {len(set(test.persons))} people; training "
           f"{len(dataset.split('train'))} faces, validation {len(val)} "
-          f"({'trained at once, sharing the CPU' if not args.sequential else 'trained in turn'}; "
+          f"({'trained at once, sharing the CPU' if not sequential else 'trained in turn'}; "
           f"{os.cpu_count()} CPU cores)")
     print(fmt_table(rows))
     print(f"new model before folding batch norm: test RMSE {trained_scores['new']:.3f} px")
@@ -324,11 +350,13 @@ def main(argv=None) -> int:
     if photo:
         targets["2 passes no worse than 1"] = photo[("new", 2)]["nme"] <= photo[("new", 1)]["nme"]
     print("targets: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in targets.items()))
-    print(f"total wall time {total:.0f} s")
+    if args.score_only:
+        print(f"scoring wall time {total:.0f} s; training ({trained.get('command', '?')}) took "
+              f"{trained.get('training_wall_s', '?')} s")
+    else:
+        print(f"total wall time {total:.0f} s")
 
     if args.save_default:
-        command = "python benchmarks/accuracy.py " + " ".join(argv if argv is not None
-                                                               else sys.argv[1:])
         card = {
             "arch": args.arch_new,
             "file": "default.keras",
@@ -349,8 +377,11 @@ def main(argv=None) -> int:
             "photo_nme": {f"{p}_pass": round(photo[("new", p)]["nme"], 5) for p in (1, 2)}
             if photo else None,
             "single_crop_latency_ms": round(lat["new"], 2),
-            "command": command.strip(),
-            "benchmark_wall_s": round(total),
+            "command": trained.get("command", this_command) if args.score_only
+            else this_command,
+            "scored_by": this_command if args.score_only else None,
+            "benchmark_wall_s": round(total) if not args.score_only
+            else trained.get("training_wall_s", 0) + round(total),
             "machine": f"{os.cpu_count()} CPU cores, no GPU",
             "date": time.strftime("%Y-%m-%d"),
             "image_rights": "trained on frames of the YouTube Faces dataset via ytf68; image "
