@@ -100,7 +100,7 @@ def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, mod
     order = panel.visible_rows()
     assert order[0] == int(np.argmax(expected))
     assert np.all(np.diff(expected[order]) <= 1e-9)
-    panel.select_proxy_row(0)
+    panel.select_view_row(0)
     assert window.row == order[0]
 
     # D / A step through the table's order, from the canvas or anywhere in the window
@@ -163,6 +163,49 @@ def _drag(qtbot, view, start: QPointF, end: QPointF) -> None:
         send(QEvent.Type.MouseMove, p, Qt.MouseButton.LeftButton)
     send(QEvent.Type.MouseButtonRelease, b, Qt.MouseButton.NoButton)
     qtbot.wait(30)
+
+
+def test_table_resorts_with_numpy_keeping_the_selected_face(qtbot, tiny):
+    """New errors re-sort the table (worst first) without losing the selected face; the split
+    filter hides rows; text columns sort with ties in dataset order."""
+    from core import data
+    from gui.dataset_panel import DatasetModel, DatasetPanel
+
+    ds = data.read_npz(tiny)
+    panel = DatasetPanel()
+    qtbot.addWidget(panel)
+    panel.set_dataset(ds)
+    n = len(ds)
+    rng = np.random.default_rng(1)
+    errors = rng.uniform(1, 5, n)
+    panel.set_errors(errors)
+    panel.sort_worst_first()
+    np.testing.assert_array_equal(panel.visible_rows(), np.argsort(-errors, kind="stable"))
+    face = int(panel.visible_rows()[2])
+    panel.select_row(face)
+    assert panel.current_row() == face
+
+    errors2 = errors.copy()
+    errors2[face] = 10.0  # now the worst: it moves to the top, still selected
+    panel.set_errors(errors2)
+    assert panel.visible_rows()[0] == face and panel.current_row() == face
+    assert panel.table.selectionModel().currentIndex().row() == 0
+    shown = panel.view.data(panel.view.index(0, DatasetModel.COL_RMSE))
+    assert shown == "10.00"
+
+    split = str(ds.splits[face])
+    other = next(i for i in range(n) if str(ds.splits[i]) != split)
+    panel.set_split(split)
+    rows = panel.visible_rows()
+    assert set(rows) == {i for i in range(n) if str(ds.splits[i]) == split}
+    assert panel.view.view_row(other) == -1 and not panel.select_row(other)
+    assert panel.current_row() == face
+
+    panel.set_split("all")
+    panel.table.sortByColumn(DatasetModel.COL_PERSON, Qt.SortOrder.AscendingOrder)
+    persons = np.asarray(ds.persons).astype(str)
+    expected = sorted(range(n), key=lambda i: (persons[i], i))
+    np.testing.assert_array_equal(panel.visible_rows(), expected)
 
 
 def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, monkeypatch):
