@@ -177,6 +177,11 @@ class TrainingPanel(QWidget):
         plot.setMinimumHeight(200)
         item = plot.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.25)
+        # Grid lines at the major ticks and one minor level only: pyqtgraph's default (two
+        # minor levels) doubled the plot's paint time (10 -> 5 ms here), and the plot repaints
+        # a few times a second while training shares the CPU.
+        for axis in ("left", "bottom"):
+            item.getAxis(axis).setStyle(maxTickLevel=1)
         item.setLabel("bottom", "epoch")
         item.setLabel("left", "RMSE", units="px")
         item.getAxis("left").enableAutoSIPrefix(False)
