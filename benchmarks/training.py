@@ -8,9 +8,11 @@ size, learning rate and epochs, one after the other in this one process.
 
 Printed: images/s over whole epochs (training + validation + checkpoint) and over the training
 batches alone, for epochs after the first (the first one also traces the graphs), and the
-ratio Trainer / reference (> 1: the Trainer is faster).
+ratio Trainer / reference (> 1: the Trainer is faster). Each runs --rounds times (2), in
+A-B-B-A order, and the rates pool all rounds.
 
     python benchmarks/training.py [--faces 1024] [--val 256] [--epochs 3] [--batch-size 64]
+                                  [--rounds 2]
 """
 from __future__ import annotations
 
@@ -104,6 +106,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="runs of each, in A-B-B-A order; rates pooled (default 2)")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch traces the graphs)")
@@ -124,26 +128,34 @@ def main() -> None:
           f"faces, {e} epochs; load average before: {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs", flush=True)
 
+    # Rounds in A-B-B-A order (reference, Trainer, Trainer, reference, ...): on a shared
+    # machine whose speed drifts, both then meet the same conditions on average.
+    runs = {"reference": [], "Trainer": []}
     with tempfile.TemporaryDirectory() as tmp:
-        ref = reference_loop(args.arch, train, val, e, b, args.lr, args.seed,
-                             Path(tmp) / "reference.keras")
-        trn = trainer_run(args.arch, train, val, e, b, args.lr, args.seed,
-                          Path(tmp) / "trainer.keras")
+        for k in range(args.rounds):
+            order = ("reference", "Trainer") if k % 2 == 0 else ("Trainer", "reference")
+            for name in order:
+                fn = reference_loop if name == "reference" else trainer_run
+                runs[name].append(fn(args.arch, train, val, e, b, args.lr, args.seed,
+                                     Path(tmp) / f"{name}-{k}.keras"))
+                print(f"  round {k + 1}: {name} done", flush=True)
 
-    def rates(result):
-        epoch_times, spans, best = result
-        whole = n * (e - 1) / sum(epoch_times[1:])
-        batches = (steps - 1) * b * (e - 1) / sum(spans[1:])  # between first and last batch
-        first = n / epoch_times[0]
-        return whole, batches, first, best
+    def rates(results):
+        """Rates over all rounds together (total images / total seconds)."""
+        whole = n * (e - 1) * len(results) / sum(sum(r[0][1:]) for r in results)
+        batches = (steps - 1) * b * (e - 1) * len(results) / sum(sum(r[1][1:]) for r in results)
+        first = n * len(results) / sum(r[0][0] for r in results)
+        return whole, batches, first, float(np.mean([r[2] for r in results]))
 
+    ref, trn = runs["reference"], runs["Trainer"]
     r, t = rates(ref), rates(trn)
+    print(f"{args.rounds} round(s) of each:")
     print(f"{'':28s}{'reference loop':>16s}{'Trainer':>12s}{'ratio':>8s}")
     rows = [("images/s, whole epochs", 0), ("images/s, training batches", 1),
             ("images/s, first epoch", 2)]
     for label, i in rows:
         print(f"{label:28s}{r[i]:16.1f}{t[i]:12.1f}{t[i] / r[i]:8.2f}")
-    print(f"{'validation RMSE px at end':28s}{r[3]:16.2f}{t[3]:12.2f}")
+    print(f"{'val RMSE px at end, mean':28s}{r[3]:16.2f}{t[3]:12.2f}")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -294,7 +294,7 @@ class Trainer:
         self.model = model
 
         train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                             augment=cfg.augment_strength if cfg.augment else 0.0)
+                             augment=cfg.augment_strength if cfg.augment else 0.0, repeat=True)
         val_ds = _pipeline(val, cfg.batch_size, shuffle=False)
         s.base_record = {"arch": arch, "model": model.name, "config": cfg.as_dict(),
                          "train_faces": len(train), "val_faces": len(val),
@@ -320,9 +320,10 @@ class Trainer:
         s.checkpointer = _Checkpointer(self)
         if initial_epoch >= cfg.epochs:
             return self._result("completed", f"already trained for {initial_epoch} epochs")
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
-                  initial_epoch=initial_epoch, callbacks=[callback], shuffle=False,
-                  verbose=0)  # shuffle: the pipeline reshuffles every epoch itself
+        # One training iterator for the whole fit (a new one per epoch cost time at every
+        # epoch's start); the pipeline reshuffles each pass itself.
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, steps_per_epoch=steps,
+                  initial_epoch=initial_epoch, callbacks=[callback], shuffle=False, verbose=0)
         if callback.early_stopped:
             return self._result("early_stop", f"validation RMSE did not improve for "
                                               f"{cfg.patience} epochs")
@@ -520,9 +521,12 @@ def _current_lr(model) -> float | None:
         return None
 
 
-def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0):
+def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
+              repeat: bool = False):
     """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30),
-    augmented (``core.augment``) at ``augment`` times the default strength when above 0."""
+    augmented (``core.augment``) at ``augment`` times the default strength when above 0.
+    ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
+    with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start)."""
     import tensorflow as tf
 
     d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
@@ -540,6 +544,8 @@ def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augmen
         strength = DEFAULT.scaled(float(augment))
         d = d.map(no_autograph(lambda x, y: augment_batch(x, y, config=strength)),
                   num_parallel_calls=tf.data.AUTOTUNE)
+    if repeat:
+        d = d.repeat()
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return d.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -120,6 +120,26 @@ def test_augmentation_strength_comes_from_the_architecture_and_scales_the_change
     assert largest_move(1.0) > 2.0
 
 
+def test_repeated_training_pipeline_shows_every_face_once_per_pass_reshuffled(tiny):
+    """fit runs on one endless iterator with steps_per_epoch = batches per pass: each pass
+    (epoch) must hold every face exactly once, the last batch partial, in a new order."""
+    from core.train import _pipeline
+
+    train, _ = tiny
+    faces = train.subset(np.arange(40))
+    ids = faces.images.reshape(len(faces), -1).astype(np.int64).sum(axis=1)
+    assert len(set(ids.tolist())) == len(faces)  # each face recognisable by its pixels
+    steps = math.ceil(len(faces) / 16)  # 3 batches: 16, 16, 8
+    batches = list(_pipeline(faces, 16, shuffle=True, seed=3, repeat=True).take(3 * steps))
+    assert [len(x) for x, _ in batches] == [16, 16, 8] * 3
+    passes = []
+    for p in range(3):
+        x = np.concatenate([np.asarray(b[0]) for b in batches[p * steps:(p + 1) * steps]])
+        passes.append(x.reshape(len(x), -1).astype(np.int64).sum(axis=1))
+        assert sorted(passes[-1].tolist()) == sorted(ids.tolist())
+    assert not np.array_equal(passes[0], passes[1]) and not np.array_equal(passes[1], passes[2])
+
+
 def test_training_reports_pixels_and_keeps_the_best_model(tiny, tmp_path):
     import keras
 
