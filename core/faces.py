@@ -180,6 +180,10 @@ def to_gray(image) -> np.ndarray:
     return np.asarray(Image.fromarray(arr[..., :3].astype(np.uint8)).convert("L"))
 
 
+#: The EXIF tag that says how a photo is turned (1: upright).
+EXIF_ORIENTATION = 0x0112
+
+
 def load_photo(path: str | Path):
     """Open a photo with its EXIF orientation applied -> PIL image (RGB). DataError if unreadable."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -190,8 +194,13 @@ def load_photo(path: str | Path):
     path = check_input_file(path, "image file")
     try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
+            im.load()
+            # exif_transpose and convert copy the image even when there is nothing to do (7-8
+            # ms each for a megapixel): only turn a photo that says it is turned, only convert
+            # one that is not RGB already.
+            if im.getexif().get(EXIF_ORIENTATION, 1) != 1:
+                im = ImageOps.exif_transpose(im)
+            return im if im.mode == "RGB" else im.convert("RGB")
     except UnidentifiedImageError:
         raise DataError(path, "not an image file Pillow can read (expected JPEG, PNG, ...)") from None
     except OSError as exc:

@@ -130,6 +130,28 @@ def test_exif_orientation_is_applied(predictor, photos, tmp_path):
     assert abs(got.center[1] - reference.center[1]) < 0.1 * reference.width
 
 
+def test_photos_of_any_mode_load_as_upright_rgb(tmp_path):
+    from core.faces import load_photo, to_gray
+
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+    for mode, ext in (("RGB", "jpg"), ("L", "png"), ("P", "png"), ("RGBA", "png"),
+                      ("CMYK", "jpg")):
+        path = tmp_path / f"photo-{mode}.{ext}"
+        rgb.convert(mode).save(path)
+        got = load_photo(path)  # the file is closed: the pixels must already be loaded
+        assert got.mode == "RGB" and got.size == (60, 40), mode
+        assert to_gray(got).shape == (40, 60)
+    # upright EXIF (1) and no EXIF give the same pixels
+    plain, tagged = tmp_path / "plain.png", tmp_path / "tagged.png"
+    rgb.save(plain)
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    rgb.save(tagged, exif=exif.tobytes())
+    np.testing.assert_array_equal(np.asarray(load_photo(plain)), np.asarray(rgb))
+    np.testing.assert_array_equal(np.asarray(load_photo(tagged)), np.asarray(rgb))
+
+
 def test_unreadable_photos_raise_data_error(predictor, tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image\n")
