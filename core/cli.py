@@ -443,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     except FacekpError as exc:
         print(f"facekp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a disk that fills while writing: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"facekp {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"facekp {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -19,9 +19,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     writers (Keras, numpy) look at it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
-                               dir=path.parent)
+    if path.is_dir():
+        raise DataError(path, "is a folder, expected a file name to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
+                                   dir=path.parent)
+    except OSError as exc:
+        blocker = next((a for a in path.parents if a.exists()), None)
+        reason = (f"{blocker} is a file, not a folder" if blocker is not None
+                  and not blocker.is_dir() else exc.strerror or str(exc))
+        raise DataError(path, f"cannot write the file there: {reason}") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

@@ -113,6 +113,17 @@ def test_montage_writes_a_png(capsys, faces, tmp_path):
         assert im.width >= 3 * 96 and im.height >= 2 * 96
 
 
+def test_an_output_that_cannot_be_written_exits_2_naming_it(capsys, tmp_path):
+    data = ROOT / "resources" / "faces.npz"
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where a folder would have to be\n")
+    code, _, err = run(capsys, "montage", data, "--out", blocker / "m.png", "--count", "2")
+    assert_one_line_error(code, err, "notes.txt/m.png", "notes.txt is a file, not a folder")
+    code, _, err = run(capsys, "montage", data, "--out", tmp_path, "--count", "2")
+    assert_one_line_error(code, err, str(tmp_path), "is a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing half-written
+
+
 def test_misspelled_file_exits_2(capsys, tmp_path):
     code, _, err = run(capsys, "info", tmp_path / "facse.npz")
     assert_one_line_error(code, err, "facse.npz", "no such")
