@@ -38,3 +38,66 @@ def small_faces(faces):
     val = np.flatnonzero(faces.splits == "val")
     idx = np.concatenate([rng.choice(train, 256, replace=False), rng.choice(val, 64, replace=False)])
     return faces.subset(np.sort(idx))
+
+
+@pytest.fixture(scope="session")
+def real_subset_npz(faces, tmp_path_factory):
+    """Factory: ``make(name, train, val, test=0, seed=0)`` writes that many real faces of each
+    split (training faces with all 15 points) to an .npz and returns its path."""
+    from core import data
+
+    def make(name: str, train: int, val: int, test: int = 0, seed: int = 0) -> Path:
+        rng = np.random.default_rng(seed)
+        pools = [(faces.splits == "train") & faces.present.all(1), faces.splits == "val",
+                 faces.splits == "test"]
+        idx = [rng.choice(np.flatnonzero(pool), n, replace=False)
+               for pool, n in zip(pools, (train, val, test)) if n]
+        path = tmp_path_factory.mktemp(name) / f"{name}.npz"
+        data.write_npz(faces.subset(np.sort(np.concatenate(idx))), path)
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def constant_model():
+    """Factory: a real Keras model whose output ignores the image (the same 30 numbers for any
+    face): Flatten -> Dense with a zero kernel and ``values`` as its bias."""
+    def make(values):
+        import keras
+
+        inputs = keras.Input((96, 96, 1))
+        out = keras.layers.Dense(30)(keras.layers.Flatten()(inputs))
+        model = keras.Model(inputs, out)
+        model.layers[-1].set_weights([np.zeros((96 * 96, 30), np.float32),
+                                      np.asarray(values, np.float32)])
+        return model
+
+    return make
+
+
+@pytest.fixture
+def gui_settings(tmp_path, monkeypatch):
+    """The app's settings and trained models go to a temporary place, never the user's own."""
+    monkeypatch.setenv("FACEKP_GUI_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("FACEKP_GUI_DATA", str(tmp_path / "appdata"))
+
+
+@pytest.fixture
+def open_window():
+    """Factory: ``open_window(qtbot, **options)`` shows the real main window with those
+    gui.main_window.Options (no saved layout restored; unsaved edits discarded on close) and
+    returns it once its first loading is done."""
+    def open_(qtbot, **options):
+        from PySide6.QtWidgets import QMessageBox
+
+        from gui.main_window import MainWindow, Options
+
+        window = MainWindow(Options(restore_state=False, **options))
+        window.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+        qtbot.addWidget(window)
+        with qtbot.waitSignal(window.idle, timeout=120_000):
+            window.show()
+        return window
+
+    return open_

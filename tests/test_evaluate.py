@@ -62,23 +62,11 @@ def test_shapes_must_agree():
         ev.rmse(np.zeros((2, 28)), np.zeros((2, 28)))
 
 
-def _constant_model(values):
-    """A real Keras model whose output ignores the image: Flatten -> Dense with zero kernel."""
-    import keras
-
-    inputs = keras.Input((96, 96, 1))
-    out = keras.layers.Dense(30)(keras.layers.Flatten()(inputs))
-    model = keras.Model(inputs, out)
-    model.layers[-1].set_weights([np.zeros((96 * 96, 30), np.float32),
-                                  np.asarray(values, np.float32)])
-    return model
-
-
-def test_evaluate_a_saved_model_on_real_faces(faces, tmp_path):
+def test_evaluate_a_saved_model_on_real_faces(faces, constant_model, tmp_path):
     subset = faces.split("val").subset(np.arange(40))
     constant = np.nanmean(faces.split("train").keypoints, axis=0)
     path = tmp_path / "mean.keras"
-    _constant_model(constant).save(path)
+    constant_model(constant).save(path)
     result = ev.evaluate(path, subset)
     assert set(result) == {"rmse_px", "per_keypoint", "faces"}
     assert result["faces"] == 40
@@ -95,10 +83,10 @@ def test_evaluate_a_saved_model_on_real_faces(faces, tmp_path):
                                                              rel=1e-5)
 
 
-def test_evaluate_refuses_unlabelled_faces(faces):
+def test_evaluate_refuses_unlabelled_faces(faces, constant_model):
     from core.data import Dataset
     from core.errors import FacekpError
 
     unlabelled = Dataset.from_arrays(faces.images[:3])
     with pytest.raises(FacekpError, match="no keypoints"):
-        ev.evaluate(_constant_model(np.zeros(30)), unlabelled)
+        ev.evaluate(constant_model(np.zeros(30)), unlabelled)

@@ -18,27 +18,14 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path, monkeypatch):
-    """Settings and trained models go to a temporary place, never the user's own."""
-    monkeypatch.setenv("FACEKP_GUI_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("FACEKP_GUI_DATA", str(tmp_path / "appdata"))
+#: The app's settings and trained models go to a temporary place (conftest.gui_settings).
+pytestmark = pytest.mark.usefixtures("gui_settings")
 
 
 @pytest.fixture(scope="module")
-def tiny(faces, tmp_path_factory):
+def tiny(real_subset_npz):
     """40 real train faces (all 15 points) + 16 validation + 8 test faces, as an .npz."""
-    from core import data
-
-    rng = np.random.default_rng(5)
-    train = rng.choice(np.flatnonzero((faces.splits == "train") & faces.present.all(1)), 40,
-                       replace=False)
-    val = rng.choice(np.flatnonzero(faces.splits == "val"), 16, replace=False)
-    test = rng.choice(np.flatnonzero(faces.splits == "test"), 8, replace=False)
-    ds = faces.subset(np.sort(np.concatenate([train, val, test])))
-    path = tmp_path_factory.mktemp("gui-data") / "tiny.npz"
-    data.write_npz(ds, path)
-    return path
+    return real_subset_npz("gui-data", train=40, val=16, test=8, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +42,6 @@ def model_path(tiny, tmp_path_factory):
     return out
 
 
-def open_window(qtbot, **options):
-    from gui.main_window import MainWindow, Options
-
-    window = MainWindow(Options(restore_state=False, **options))
-    window.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
-    qtbot.addWidget(window)
-    with qtbot.waitSignal(window.idle, timeout=120_000):
-        window.show()
-    return window
-
-
 def wait_idle(qtbot, window, timeout=60_000):
     qtbot.waitUntil(lambda: not window.busy, timeout=timeout)
 
@@ -78,7 +54,8 @@ def test_gui_modules_do_not_import_tensorflow_before_the_window_shows():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, model_path):
+def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, model_path,
+                                                                open_window):
     from core import data, evaluate
     from core.predict import Predictor
 
@@ -208,7 +185,8 @@ def test_table_resorts_with_numpy_keeping_the_selected_face(qtbot, tiny):
     np.testing.assert_array_equal(panel.visible_rows(), expected)
 
 
-def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, monkeypatch):
+def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, monkeypatch,
+                                                        open_window):
     # the case of a checkout without a shipped model: ground truth only
     monkeypatch.setattr("core.resources.default_model", lambda: None)
     from core import data
@@ -294,7 +272,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
     assert window.dataset_path == out
 
 
-def test_unsaved_edits_are_asked_about_on_close(qtbot, tiny):
+def test_unsaved_edits_are_asked_about_on_close(qtbot, tiny, open_window):
     window = open_window(qtbot, data=str(tiny))
     window.add_missing_point() if not window.dataset.present[0].all() else \
         window._point_delete_requested(3)
@@ -321,7 +299,7 @@ def test_bad_command_line_is_one_line_and_status_2(tmp_path):
 
 
 def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, model_path,
-                                                               shared_data, tmp_path):
+                                                               shared_data, tmp_path, open_window):
     from gui import settings as app_settings
 
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
@@ -376,7 +354,7 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
     assert window.view_mode == "dataset" and window.canvas.mode == "face"
 
 
-def test_dataset_predictions_export_csv_and_json(qtbot, tiny, model_path, tmp_path):
+def test_dataset_predictions_export_csv_and_json(qtbot, tiny, model_path, tmp_path, open_window):
     import pandas as pd
 
     from core.keypoints import COLUMNS
@@ -392,7 +370,7 @@ def test_dataset_predictions_export_csv_and_json(qtbot, tiny, model_path, tmp_pa
     assert doc["faces"][4]["name"] == window.dataset.names[4]
 
 
-def test_layer_toggles_and_smooth_pixels(qtbot, tiny, model_path):
+def test_layer_toggles_and_smooth_pixels(qtbot, tiny, model_path, open_window):
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
     canvas = window.canvas
     assert canvas.layers["prediction"].isVisible()

@@ -12,45 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"epochs": 2, "batch_size": 8, "patience": 0}   # 32 faces: 4 batches an epoch
 
 
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path, monkeypatch):
-    """Settings and trained models go to a temporary place, never the user's own."""
-    monkeypatch.setenv("FACEKP_GUI_SETTINGS", str(tmp_path / "settings.ini"))
-    monkeypatch.setenv("FACEKP_GUI_DATA", str(tmp_path / "appdata"))
+#: The app's settings and trained models go to a temporary place (conftest.gui_settings).
+pytestmark = pytest.mark.usefixtures("gui_settings")
 
 
 @pytest.fixture(scope="module")
-def tiny(faces, tmp_path_factory):
+def tiny(real_subset_npz):
     """32 real train faces with all 15 points + 12 validation faces, as an .npz."""
-    from core import data
-
-    rng = np.random.default_rng(7)
-    train = rng.choice(np.flatnonzero((faces.splits == "train") & faces.present.all(1)), 32,
-                       replace=False)
-    val = rng.choice(np.flatnonzero(faces.splits == "val"), 12, replace=False)
-    path = tmp_path_factory.mktemp("gui-train") / "tiny.npz"
-    data.write_npz(faces.subset(np.sort(np.concatenate([train, val]))), path)
-    return path
+    return real_subset_npz("gui-train", train=32, val=12, seed=7)
 
 
-def open_window(qtbot, **options):
-    from gui.main_window import MainWindow, Options
-
-    window = MainWindow(Options(restore_state=False, **options))
-    window.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
-    qtbot.addWidget(window)
-    with qtbot.waitSignal(window.idle, timeout=120_000):
-        window.show()
-    return window
-
-
-def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path, monkeypatch):
+def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path, monkeypatch,
+                                                         open_window):
     # the case of a checkout without a shipped model: ground truth only
     monkeypatch.setattr("core.resources.default_model", lambda: None)
     window = open_window(qtbot, data=str(tiny))
@@ -102,7 +80,7 @@ def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path, 
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_path):
+def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_path, open_window):
     window = open_window(qtbot, data=str(tiny))
     panel = window.training_panel
     out = tmp_path / "stopped.keras"
@@ -121,7 +99,7 @@ def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_pa
     assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
 
 
-def test_closing_the_window_during_training_stops_it_cleanly(qtbot, tiny, tmp_path):
+def test_closing_the_window_during_training_stops_it_cleanly(qtbot, tiny, tmp_path, open_window):
     window = open_window(qtbot, data=str(tiny))
     panel = window.training_panel
     out = tmp_path / "closed.keras"

@@ -10,18 +10,6 @@ from core.faces import Box, crop_for_box, crop_for_points
 from core.keypoints import as_points
 
 
-def _constant_model(values):
-    """A real Keras model whose output ignores the image (the same 30 numbers for any face)."""
-    import keras
-
-    inputs = keras.Input((96, 96, 1))
-    out = keras.layers.Dense(30)(keras.layers.Flatten()(inputs))
-    model = keras.Model(inputs, out)
-    model.layers[-1].set_weights([np.zeros((96 * 96, 30), np.float32),
-                                  np.asarray(values, np.float32)])
-    return model
-
-
 @pytest.fixture(scope="module")
 def mean_shape(faces):
     """The mean keypoints of the training faces: a face-shaped constant prediction."""
@@ -29,11 +17,11 @@ def mean_shape(faces):
 
 
 @pytest.fixture(scope="module")
-def predictor(mean_shape, tmp_path_factory):
+def predictor(mean_shape, constant_model, tmp_path_factory):
     from core.predict import Predictor
 
     path = tmp_path_factory.mktemp("model") / "mean.keras"
-    _constant_model(mean_shape).save(path)
+    constant_model(mean_shape).save(path)
     return Predictor(path)
 
 
