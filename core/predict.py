@@ -15,13 +15,7 @@ second view for both models of benchmarks/accuracy.py on the test people's 383 f
 (NME, 1 pass / second view only / mean: reference 0.0900 / 0.0859 / 0.0841, heatmap
 0.0604 / 0.0609 / 0.0592).
 
-Face finding: OpenCV's Haar cascade (:func:`core.faces.detect_faces`, coarser pyramid steps
-than the importer's: :data:`DETECT_PARAMS`) runs on a copy of the
-photo whose longer side is at most ``detect_side`` pixels (its smallest face is 30 px there, so
-faces smaller than about 30/``detect_side`` of the photo's longer side are not looked for; this
-bounds the time on large photos); each candidate must then be confirmed by a second, differently
-trained cascade (OpenCV's ``frontalface_alt2``) on the region around it, which removes most
-false detections on textures and animals; a box lying mostly inside a larger one is dropped.
+Face finding: :func:`core.faces.find_faces`.
 """
 from __future__ import annotations
 
@@ -33,22 +27,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import DataError
-from .faces import (Box, Crop, crop_for_box, crop_for_points, crop_image, detect_faces,
-                    haar_cascade, to_gray)
+from .faces import (DETECT_SIDE, Box, Crop, crop_for_box, crop_for_points, crop_image,
+                    find_faces, to_gray)
 from .keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
-#: Longer side of the image the face detector scans (see the module docstring).
-DETECT_SIDE = 512
-#: The photo path's scan: pyramid steps of 1.2 (not the importer's 1.1) take 0.58x the time;
-#: with the confirming cascade behind it, 2 neighbours suffice. On the test people's 389
-#: original photos it finds 383 faces (the importer's settings: 379), no extra box, none on
-#: dogs.jpg; its boxes match the importer's framing (side ratio 1.003 +- 0.038, centre shift
-#: 0.3 % of the side), and the second pass reframes by keypoints anyway.
-DETECT_PARAMS = dict(scaleFactor=1.2, minNeighbors=2, minSize=(30, 30))
-#: Region around a candidate box given to the confirming cascade: box side x (1 + 2 x margin).
-CONFIRM_MARGIN = 0.25
-#: ... resized to this many pixels a side (the face then spans about 80 px).
-CONFIRM_SIZE = 120
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
 BATCH = 256
@@ -182,63 +164,6 @@ def _reframe(points: np.ndarray, first: Crop) -> Crop | None:
             not first.box.contains(cx, cy):
         return None
     return crop
-
-
-# --- faces --------------------------------------------------------------------------------
-
-def find_faces(gray: np.ndarray, detect_side: int = DETECT_SIDE, confirm: bool = True
-               ) -> list[Box]:
-    """Frontal faces in a 2-D uint8 photo, largest first, in photo pixels (see the module
-    docstring: scan at most ``detect_side`` pixels wide, confirm, drop nested boxes)."""
-    import cv2
-
-    h, w = gray.shape[:2]
-    scale = min(1.0, detect_side / max(h, w))
-    small = gray if scale >= 1.0 else cv2.resize(
-        gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    sx, sy = w / small.shape[1], h / small.shape[0]
-    boxes = [Box(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy)
-             for b in detect_faces(small, DETECT_PARAMS)]
-    if confirm:
-        boxes = [b for b in boxes if _confirmed(gray, b)]
-    kept: list[Box] = []
-    for b in boxes:  # largest first
-        if all(_overlap(b, k) <= 0.5 for k in kept):
-            kept.append(b)
-    return kept
-
-
-def _overlap(small: Box, big: Box) -> float:
-    """Share of ``small``'s area inside ``big``."""
-    ix = max(0.0, min(small.x1, big.x1) - max(small.x0, big.x0))
-    iy = max(0.0, min(small.y1, big.y1) - max(small.y0, big.y0))
-    return ix * iy / max(small.width * small.height, 1e-9)
-
-
-def _confirmed(gray: np.ndarray, box: Box) -> bool:
-    """Does the second cascade also see a face in the region around ``box``?"""
-    import cv2
-
-    side = max(box.width, box.height)
-    m = CONFIRM_MARGIN * side
-    s = max(8, int(round(side + 2 * m)))
-    x0, y0 = int(round(box.x0 - m)), int(round(box.y0 - m))
-    h, w = gray.shape[:2]
-    region = np.zeros((s, s), np.uint8)  # zero padding where the region leaves the photo
-    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
-    if sx1 > sx0 and sy1 > sy0:
-        region[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = gray[sy0:sy1, sx0:sx1]
-    size = CONFIRM_SIZE
-    region = cv2.resize(region, (size, size),
-                        interpolation=cv2.INTER_AREA if s >= size else cv2.INTER_LINEAR)
-    face = size / (1 + 2 * CONFIRM_MARGIN)
-    confirm = haar_cascade("haarcascade_frontalface_alt2.xml")
-    # Look only for faces of about the candidate's size (0.75 to 1.4 x): as selective as an
-    # open search on the real photos and faces tried, at half the time.
-    found = confirm.detectMultiScale(region, scaleFactor=1.1, minNeighbors=3,
-                                     minSize=(int(0.75 * face),) * 2,
-                                     maxSize=(int(1.4 * face),) * 2)
-    return len(found) > 0
 
 
 # --- loading ------------------------------------------------------------------------------

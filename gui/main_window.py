@@ -823,8 +823,8 @@ class MainWindow(QMainWindow):
         else:
             # no model (yet): find the faces without TensorFlow and show their boxes
             def job(progress, image=photo["image"], boxes=boxes):
-                from core.faces import to_gray
-                from core.predict import find_faces  # no TensorFlow needed
+                from core.faces import find_faces, to_gray
+
                 found = boxes if boxes is not None else find_faces(to_gray(image))
                 return [(b, None) for b in found]
 
