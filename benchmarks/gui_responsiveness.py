@@ -5,12 +5,13 @@
    exits). Baseline in the same run: a bare PySide6 process that shows an empty QMainWindow.
    Target: <= 1 s.
 2. Responsiveness: the real app (offscreen) on a small real subset of the embedded dataset
-   trains a CNN (the training dock's default architecture, seed) with core's Trainer for a few epochs from its training dock, while a
-   20 ms QTimer ticks in the GUI thread; every gap between ticks is recorded from Start until
-   training has finished. Baseline in the same run: the same timer in the same window, idle,
-   for a few seconds. Targets: 99th-percentile gap <= 50 ms, worst gap <= 150 ms. Training
-   runs --train-runs times (3) in the same window, each after the app has loaded the previous
-   run's model and predicted the dataset with it; the gaps of all runs are pooled.
+   trains the training dock's default architecture (seed) with core's Trainer for a few
+   epochs, while a 20 ms QTimer ticks in the GUI thread; every gap between ticks is recorded
+   from Start until training has finished. Baseline in the same run: the same timer in the
+   same window, idle, for a few seconds. Targets: 99th-percentile gap <= 50 ms, worst gap
+   <= 150 ms. Training runs --train-runs times (3) in the same window, each after the app has
+   loaded the previous run's model and predicted the dataset with it; the gaps of all runs are
+   pooled.
 
     python benchmarks/gui_responsiveness.py                  # 512 train / 128 val faces, 3 epochs
     python benchmarks/gui_responsiveness.py --train 256 --epochs 2 --repeat 5
@@ -163,22 +164,22 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
         ready["idle"] = False
         wait_until(lambda: ready["idle"] and not window.busy, 300)
 
-    print(f"\nevent-loop gaps of a 20 ms QTimer (ms), real app offscreen, {panel.config()['arch']} "
-          f"CNN, {n_train} train / {n_val} val real faces, batch {batch}, {epochs} epochs, "
-          f"{runs} training run(s):")
+    print(f"\nevent-loop gaps of a 20 ms QTimer (ms), real app offscreen, "
+          f"{panel.config()['arch']} CNN, {n_train} train / {n_val} val real faces, "
+          f"batch {batch}, {epochs} epochs, {runs} training run(s):")
     print(f"  {'':22s} {'ticks':>6s} {'p50':>7s} {'p99':>7s} {'worst':>7s}")
 
     def row(name, g):
         print(f"  {name:22s} {g['n']:6d} {g['p50']:7.1f} {g['p99']:7.1f} {g['max']:7.1f}")
 
     row("idle window", idle)
-    for i, (g, result, batches, train_s, signals, redraws) in enumerate(runs_out, 1):
+    for i, (g, *_) in enumerate(runs_out, 1):
         row(f"training run {i}", g)
     busy = _gaps_summary(all_gaps)
     row("training, all runs", busy)
     print(f"  ratio training/idle    {'':6s} {busy['p50'] / idle['p50']:7.2f} "
           f"{busy['p99'] / idle['p99']:7.2f} {busy['max'] / idle['max']:7.2f}")
-    for i, (g, result, batches, train_s, signals, redraws) in enumerate(runs_out, 1):
+    for i, (_, result, batches, train_s, signals, redraws) in enumerate(runs_out, 1):
         print(f"  run {i}: {result.reason}, {result.epochs_run} epochs, {batches} batches in "
               f"{train_s:.1f} s (setup included); batch points reached the GUI in {signals} "
               f"signals; plot redrawn {redraws} times ({redraws / train_s:.1f}/s)")
