@@ -14,6 +14,11 @@ from core.keypoints import NAMES
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test", "": "—"}
 
 
+def split_label(split) -> str:
+    """A split as the table shows it ("val" -> "validation")."""
+    return SPLIT_NAMES.get(str(split), str(split))
+
+
 class DatasetModel(QAbstractTableModel):
     """Rows of a core Dataset: index, name, person, split, labelled points, RMSE px."""
 
@@ -69,7 +74,7 @@ class DatasetModel(QAbstractTableModel):
             return np.asarray(ds.names).astype(str)
         if column == self.COL_PERSON:
             return np.asarray(ds.persons).astype(str)
-        return np.array([SPLIT_NAMES.get(str(v), str(v)) for v in ds.splits])
+        return np.array([split_label(v) for v in ds.splits])
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() or self.dataset is None else len(self.dataset)
@@ -98,7 +103,7 @@ class DatasetModel(QAbstractTableModel):
             if c == self.COL_PERSON:
                 return str(ds.persons[r])
             if c == self.COL_SPLIT:
-                return SPLIT_NAMES.get(str(ds.splits[r]), str(ds.splits[r]))
+                return split_label(ds.splits[r])
             if c == self.COL_POINTS:
                 return f"{self._present[r]}/15"
             if c == self.COL_RMSE:
