@@ -34,13 +34,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
         prefix = f"{Path(folder).name}/" if len(images) > 1 else ""
-        ds, report = importers.import_folder(folder, lab, prefix=prefix,
-                                             progress=_progress(f"import {folder}"))
+        ds, report = importers.import_folder(
+            folder, lab, prefix=prefix, progress=_progress(f"import {folder}"),
+            detector=None if args.detector == "none" else args.detector)
         parts.append(ds)
         reports.append(report)
     dataset = parts[0]
     for p in parts[1:]:
         dataset = dataset.concat(p)
+    recentred = None
+    if args.recentre and len(dataset):
+        dataset, recentred = importers.recentre_labels(dataset)
     if args.split:
         fractions = tuple(float(v) for v in args.split.split(","))
         dataset = data.split_by_person(dataset, fractions, seed=args.seed)
@@ -52,6 +56,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     for folder, report in zip(images, reports):
         print(f"== {folder}")
         print(report.format())
+    if recentred is not None:
+        print(f"labels moved {-recentred['offset_px']:+.2f} px in x onto the faces' mirror axis "
+              f"(measured on {recentred['faces']} faces; --no-recentre keeps them as they are)")
     if len(reports) > 1 or args.split:
         print("== written")
         print(data.format_description(data.describe(dataset)))
@@ -288,7 +295,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .fileio import atomic_path
     from .predict import Predictor
 
-    predictor = Predictor(_model_path(args))
+    predictor = Predictor(_model_path(args), detector=args.detector,
+                          min_confidence=args.min_confidence)
     draw_dir = Path(args.draw) if args.draw else None
     results, failed = [], 0
     for photo in args.photos:
@@ -319,7 +327,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                 zip(("left_eye_center", "right_eye_center", "nose_tip",
                                      "mouth_center_bottom_lip"),
                                     face.keypoints[[0, 1, 10, 14]]))
-                print(f"  face {i}: box [{box}]  {pts}")
+                conf = "" if face.confidence is None else f"  confidence {face.confidence:.3f}"
+                print(f"  face {i}: box [{box}]{conf}  {pts}")
     if args.json:
         print(json.dumps(results, indent=2))
     return 2 if failed else 0
@@ -381,6 +390,10 @@ def _add_engine_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (photo pixels)")
     p.add_argument("--draw", metavar="DIR", help="write each photo with boxes and keypoints "
                                                  "drawn to DIR/<name>.png")
+    p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn",
+                   help="face detector (default mtcnn; haar: faster, frontal faces only)")
+    p.add_argument("--min-confidence", type=float, default=0.0, metavar="C",
+                   help="leave out faces the detector is less sure of (0-1; default 0)")
     p.add_argument("--passes", type=int, default=2, choices=[1, 2],
                    help="2 (default): frame each face again around its first keypoints and "
                         "average the two views")
@@ -410,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", metavar="TRAIN,VAL,TEST",
                    help="assign splits by person, e.g. 0.8,0.1,0.1")
     p.add_argument("--seed", type=int, default=0, help="seed of the split by person")
+    p.add_argument("--detector", choices=["mtcnn", "haar", "none"], default="mtcnn",
+                   help="frame faces as this detector frames photos (default mtcnn; none: "
+                        "from the labelled points)")
+    p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=True,
+                   help="move the labels' x onto the faces' mirror axis, measured over the "
+                        "import (default on)")
     p.add_argument("--meta", help=argparse.SUPPRESS)
 
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")

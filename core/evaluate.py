@@ -87,3 +87,32 @@ def format_report(result: dict[str, Any], title: str | Path | None = None) -> st
     for name, v in result["per_keypoint"].items():
         lines.append(f"  {name:<{width}}  " + ("   n/a" if v is None else f"{v:6.3f} px"))
     return "\n".join(lines)
+
+
+def flip_diagnostics(predictor_or_model: Any, dataset) -> dict[str, float]:
+    """Left/right checks of a model on ``dataset``'s labelled faces, in pixels:
+
+    - ``mean_dx``, ``mean_dy``: mean signed error (prediction - label) over labelled
+      coordinates; a model without a left/right bias has both near 0;
+    - ``flip_dx_mean``, ``flip_dx_rms``: each face mirrored (``core.keypoints.flip_images``),
+      predicted and mapped back (``flip_keypoints``), minus the direct prediction, in x; a
+      flip-consistent model has a mean near 0;
+    - ``rmse``, ``rmse_flipped``, ``rmse_averaged``: direct, mirrored-and-mapped-back, and the
+      mean of the two (test-time flip averaging).
+    """
+    from .keypoints import flip_images, flip_keypoints
+    from .predict import Predictor
+
+    if isinstance(predictor_or_model, Predictor):
+        predictor = Predictor(predictor_or_model.model)  # the model alone, no flip averaging
+    else:
+        predictor = Predictor(predictor_or_model)
+    truth = dataset.keypoints.astype(np.float64)
+    direct = predictor.predict(dataset.images).astype(np.float64)
+    mirrored = flip_keypoints(predictor.predict(flip_images(dataset.images))).astype(np.float64)
+    err = direct - truth
+    moved = (mirrored - direct)[:, 0::2]
+    return {"mean_dx": float(np.nanmean(err[:, 0::2])), "mean_dy": float(np.nanmean(err[:, 1::2])),
+            "flip_dx_mean": float(moved.mean()), "flip_dx_rms": float(np.sqrt((moved ** 2).mean())),
+            "rmse": rmse(direct, truth), "rmse_flipped": rmse(mirrored, truth),
+            "rmse_averaged": rmse((direct + mirrored) / 2, truth)}

@@ -1,9 +1,16 @@
 """Face boxes in a photo, and the one crop used by training data and photo prediction alike.
 
-Framing (measured on the ytf68 faces, see shared/GUIDE.md): a square crop of
-``CROP_SCALE`` x the detector box's side, its centre moved down by ``CROP_SHIFT_DOWN`` x the
-side, resized to 96x96. This gives Kaggle-like faces: eye centres near x = 66 and 31, y = 37,
-about 36 px apart.
+Framing from five face points (:func:`crop_for_landmarks`; the default, driven by MTCNN's
+points): the two eye centres, the nose tip and the two mouth corners. The crop is centred on
+the points' mean, moved up by ``LANDMARK_SHIFT_UP`` x a reference length (the mean of the eye
+distance and the eye-to-mouth distance), and its side is ``LANDMARK_CROP_SCALE`` x that length.
+The crop is not rotated or aligned to the eyes, so eye positions still vary as in Kaggle's
+crops. Calibrated on the embedded dataset's training people only (README, Data): median eye
+distance 36 px, eye centres at y = 37.
+
+Framing from a box (:func:`crop_for_box`; the Haar detector, ``--detector haar``): a square
+crop of ``CROP_SCALE`` x the box's side, its centre moved down by ``CROP_SHIFT_DOWN`` x the
+side, which gives the same Kaggle-like faces from Haar's boxes (see shared/GUIDE.md).
 
 Coordinates are pixel centres (see core.keypoints): a crop of side ``s`` starting at integer
 ``(x0, y0)`` maps a photo point ``p`` to ``(p + 0.5 - x0) * 96 / s - 0.5``.
@@ -20,6 +27,8 @@ from .keypoints import IMAGE_SIZE
 
 CROP_SCALE = 0.965
 CROP_SHIFT_DOWN = 0.016
+LANDMARK_CROP_SCALE = 2.562
+LANDMARK_SHIFT_UP = 0.207
 #: Turning the box of the 68 labelled points into a detector-like box (for faces Haar misses).
 POINTS_BOX_SCALE = 1.14
 POINTS_BOX_SHIFT_UP = 0.16
@@ -91,35 +100,37 @@ def crop_for_box(box: Box) -> Crop:
     return Crop(int(round(cx - s / 2)), int(round(cy - s / 2)), s)
 
 
-def crop_for_points(points: np.ndarray, width_scale: float = 1.0) -> Crop:
-    """Re-framing around keypoints: a box that matches how training crops were framed.
-
-    ``points`` are the 15 keypoints (15 x 2, photo pixels) of a face; the box is chosen so
-    that the eyes and mouth land where they sit in training crops (used by the second pass of
-    photo prediction, which must not hinge on where the detector put its box).
-    """
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    # Typical crop positions of eye centres and bottom lip in the embedded dataset.
-    ref = np.array([[REF_LEFT_EYE[0], REF_LEFT_EYE[1]], [REF_RIGHT_EYE[0], REF_RIGHT_EYE[1]],
-                    [REF_MOUTH[0], REF_MOUTH[1]]])
-    got = np.stack([p[0], p[1], p[14]])
-    if np.isnan(got).any():
-        raise ValueError("need both eye centres and the bottom lip to re-frame a face")
-    # Least-squares similarity (scale + shift, no rotation) from crop frame to photo frame.
-    rc, gc = ref.mean(axis=0), got.mean(axis=0)
-    scale = np.sqrt(((got - gc) ** 2).sum() / ((ref - rc) ** 2).sum()) * width_scale
-    side = IMAGE_SIZE * scale
-    x0 = gc[0] - (rc[0] + 0.5) * scale
-    y0 = gc[1] - (rc[1] + 0.5) * scale
-    s = max(8, int(round(side)))
-    return Crop(int(round(x0 + (side - s) / 2)), int(round(y0 + (side - s) / 2)), s)
+def crop_for_landmarks(points5: np.ndarray) -> Crop:
+    """The model's framing from five face points (5 x 2, photo pixels, pixel centres): two eye
+    centres, the nose tip, two mouth corners, eyes first and mouth corners last (either
+    left/right order). The crop's centre column lies on the points' mean, so a mirrored face
+    gets the mirrored crop."""
+    p = np.asarray(points5, dtype=np.float64).reshape(5, 2)
+    if not np.isfinite(p).all():
+        raise ValueError("need five finite face points (eyes, nose tip, mouth corners)")
+    eyes, mouth = p[:2].mean(axis=0), p[3:].mean(axis=0)
+    ref = (np.linalg.norm(p[0] - p[1]) + np.linalg.norm(eyes - mouth)) / 2
+    cx, cy = p.mean(axis=0)
+    cy -= LANDMARK_SHIFT_UP * ref
+    s = max(8, int(round(LANDMARK_CROP_SCALE * ref)))
+    # columns x0 .. x0 + s - 1 have their middle at x0 + (s - 1) / 2 (pixel centres)
+    return Crop(int(round(cx - (s - 1) / 2)), int(round(cy - (s - 1) / 2)), s)
 
 
-# Where eye centres and bottom lip sit on average in crops made by crop_for_box on the
-# embedded dataset (measured by `facekp info resources/faces.npz`).
-REF_LEFT_EYE = (66.7, 36.9)
-REF_RIGHT_EYE = (31.1, 37.2)
-REF_MOUTH = (50.0, 83.3)
+def five_from_15(points: np.ndarray) -> np.ndarray:
+    """The five framing points (eye centres, nose tip, mouth corners) of 15 keypoints."""
+    from .keypoints import NAMES
+
+    idx = [NAMES.index(n) for n in ("left_eye_center", "right_eye_center", "nose_tip",
+                                    "mouth_left_corner", "mouth_right_corner")]
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2)[idx]
+
+
+def crop_for_points(points: np.ndarray) -> Crop:
+    """Re-framing around a face's 15 keypoints (15 x 2, photo pixels) with the landmark rule
+    (:func:`crop_for_landmarks`): the second pass of photo prediction, and the framing of
+    labelled faces the detector misses. ValueError when a framing point is missing."""
+    return crop_for_landmarks(five_from_15(points))
 
 
 def crop_image(gray: np.ndarray, crop: Crop) -> np.ndarray:

@@ -154,66 +154,173 @@ def find_pts_photos(images: str | Path) -> list[LabelledPhoto]:
     return out
 
 
+#: Keypoint pairs whose midpoints give a face's labelled midline (subject's left, right).
+MIDLINE_PAIRS = (("left_eye_center", "right_eye_center"),
+                 ("left_eye_inner_corner", "right_eye_inner_corner"),
+                 ("left_eye_outer_corner", "right_eye_outer_corner"),
+                 ("mouth_left_corner", "mouth_right_corner"))
+#: Region of a crop whose mirror symmetry is measured (rows, columns): the inner face.
+MIRROR_ROWS, MIRROR_COLS = slice(25, 85), slice(20, 76)
+#: A face counts towards the estimate when its best mirror correlation reaches this.
+MIRROR_MIN_CORRELATION = 0.6
+
+
+def mirror_axes(images: np.ndarray, max_shift: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Each crop's axis of mirror symmetry (x, pixel-centre coordinates) and how well the
+    mirrored face matches (normalised correlation of the inner face with its mirror image,
+    best over the axis positions tried; sub-pixel by a parabola through the best three)."""
+    x = np.asarray(images, np.float32)
+    region = x[:, MIRROR_ROWS, MIRROR_COLS]
+    a = region - region.mean(axis=(1, 2), keepdims=True)
+    mirrored = x[:, :, ::-1]
+    shifts = np.arange(-max_shift, max_shift + 1)
+    scores = np.empty((len(x), len(shifts)), np.float64)
+    c0, c1 = MIRROR_COLS.start, MIRROR_COLS.stop
+    for j, s in enumerate(shifts):  # mirrored shifted by s: F(x + s) = I(95 - x - s)
+        b = mirrored[:, MIRROR_ROWS, c0 + s:c1 + s]
+        b = b - b.mean(axis=(1, 2), keepdims=True)
+        den = np.sqrt((a * a).sum(axis=(1, 2)) * (b * b).sum(axis=(1, 2))) + 1e-9
+        scores[:, j] = (a * b).sum(axis=(1, 2)) / den
+    best = scores.argmax(axis=1).clip(1, len(shifts) - 2)
+    rows = np.arange(len(x))
+    y0, y1, y2 = scores[rows, best - 1], scores[rows, best], scores[rows, best + 1]
+    den = y0 - 2 * y1 + y2
+    sub = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1), 0.0)
+    s = shifts[best] + np.clip(sub, -0.5, 0.5)
+    return (IMAGE_SIZE - 1 - s) / 2.0, y1
+
+
+def label_mirror_offset(images: np.ndarray, keypoints: np.ndarray) -> dict:
+    """How far (x, crop pixels) the labels' midline sits from the faces' mirror axis.
+
+    For each face with all :data:`MIDLINE_PAIRS` labelled and a clear mirror symmetry, the
+    mean of the pairs' midpoints minus the image's mirror axis; the median over faces is the
+    offset. Labels made the way a horizontal flip assumes (pixel centres, x -> 95 - x) give
+    about 0; a source that put its points to one side gives that side's offset, which flip
+    augmentation turns into a left/right disagreement the model cannot learn.
+    """
+    from .keypoints import NAMES
+
+    kp = np.asarray(keypoints, np.float64).reshape(len(keypoints), -1, 2)
+    mids = np.stack([(kp[:, NAMES.index(a), 0] + kp[:, NAMES.index(b), 0]) / 2
+                     for a, b in MIDLINE_PAIRS], axis=1)
+    usable = np.isfinite(mids).all(axis=1)
+    if not usable.any():
+        return {"offset_px": 0.0, "faces": 0, "sem_px": None}
+    axes, score = mirror_axes(np.asarray(images)[usable])
+    good = score >= MIRROR_MIN_CORRELATION
+    diff = mids[usable].mean(axis=1)[good] - axes[good]
+    if len(diff) < 2:
+        return {"offset_px": 0.0, "faces": int(len(diff)), "sem_px": None}
+    return {"offset_px": float(np.median(diff)), "faces": int(len(diff)),
+            "sem_px": float(diff.std() / np.sqrt(len(diff)))}
+
+
 def import_faces(photos: Iterable[LabelledPhoto], *, prefix: str = "",
                  progress: Callable[[int, int], None] | None = None,
-                 use_detector: bool = True) -> tuple[Dataset, ImportReport]:
-    """Crop each labelled photo to the model's framing and map its 68 points to the 15."""
+                 detector: str | None = "mtcnn") -> tuple[Dataset, ImportReport]:
+    """Crop each labelled photo to the model's framing and map its 68 points to the 15.
+
+    ``detector``: "mtcnn" (framing from the detection's five points, as photos are framed),
+    "haar" (framing from its box), or None (framing from the labelled points only)."""
     photos = list(photos)
     report = ImportReport(faces_in=len(photos))
+    find = None
+    if detector is not None:
+        from .detect import make_detector
+
+        find = make_detector(detector)
     images, keypoints, names, persons = [], [], [], []
     for i, photo in enumerate(photos):
         if progress is not None:
             progress(i, len(photos))
-        if not photo.path.exists():
-            report.dropped["image file not found"] += 1
+        face = _import_one(photo, find, report)
+        if face is None:
             continue
-        pts = photo.points68
-        if not np.isfinite(pts).all():
-            report.dropped["labels not finite"] += 1
-            continue
-        try:
-            gray = faces.to_gray(faces.load_photo(photo.path))
-        except DataError:
-            report.dropped["image unreadable"] += 1
-            continue
-        box = None
-        if use_detector:
-            nose = pts[NOSE_TIP_68]
-            hits = [b for b in faces.detect_faces(gray) if b.contains(*nose)]
-            if hits:
-                box = hits[0]
-                report.framing["detector"] += 1
-        if box is None:
-            box = faces.box_from_points(pts)
-            report.framing["labelled points"] += 1
-        crop = faces.crop_for_box(box)
-        image = faces.crop_image(gray, crop)
-        kp = crop.to_crop(from_68(pts))
-        outside = ~((kp >= 0) & (kp <= IMAGE_SIZE)).all(axis=1)
-        if outside.any():
-            report.keypoints_outside += int(outside.sum())
-            report.faces_with_keypoint_outside += 1
-            kp[outside] = np.nan
-        if outside.all():
-            report.dropped["no keypoint inside the crop"] += 1
-            continue
-        images.append(image)
-        keypoints.append(kp.reshape(-1).astype(np.float32))
+        images.append(face[0])
+        keypoints.append(face[1])
         names.append(prefix + photo.name)
         persons.append(photo.person)
     if progress is not None:
         progress(len(photos), len(photos))
     n = len(images)
+    framing = ({"rule": "box", "crop_scale": faces.CROP_SCALE,
+                "crop_shift_down": faces.CROP_SHIFT_DOWN} if detector == "haar" else
+               {"rule": "five points", "crop_scale": faces.LANDMARK_CROP_SCALE,
+                "shift_up": faces.LANDMARK_SHIFT_UP})
     dataset = Dataset.from_arrays(
         np.stack(images) if n else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8),
         np.stack(keypoints) if n else np.zeros((0, 30), np.float32),
         names=names, persons=persons,
-        meta={"framing": {"crop_scale": faces.CROP_SCALE,
-                          "crop_shift_down": faces.CROP_SHIFT_DOWN,
-                          "detector": "opencv haarcascade_frontalface_default"}})
+        meta={"framing": {**framing, "detector": detector or "labelled points"}})
     report.faces_out = n
     report.summary = describe(dataset)
     return dataset, report
+
+
+def _import_one(photo: LabelledPhoto, find, report: ImportReport):
+    """One labelled photo -> (96x96 crop, 30 keypoints) or None (counted in ``report``)."""
+    if not photo.path.exists():
+        report.dropped["image file not found"] += 1
+        return None
+    pts = photo.points68
+    if not np.isfinite(pts).all():
+        report.dropped["labels not finite"] += 1
+        return None
+    try:
+        rgb = faces.load_photo(photo.path)
+    except DataError:
+        report.dropped["image unreadable"] += 1
+        return None
+    gray = faces.to_gray(rgb)
+    crop = _framing(np.asarray(rgb), pts, find)
+    report.framing["detector" if crop is not None else "labelled points"] += 1
+    if crop is None:
+        crop = (faces.crop_for_box(faces.box_from_points(pts)) if getattr(find, "name", "") == "haar"
+                else faces.crop_for_points(from_68(pts)))
+    kp = crop.to_crop(from_68(pts))
+    outside = ~((kp >= 0) & (kp <= IMAGE_SIZE)).all(axis=1)
+    if outside.any():
+        report.keypoints_outside += int(outside.sum())
+        report.faces_with_keypoint_outside += 1
+        kp[outside] = np.nan
+    if outside.all():
+        report.dropped["no keypoint inside the crop"] += 1
+        return None
+    return faces.crop_image(gray, crop), kp.reshape(-1).astype(np.float32)
+
+
+def _framing(rgb: np.ndarray, pts: np.ndarray, find):
+    """The detector's framing of the labelled face (the detection holding the labelled nose
+    tip), or None when it finds no such face."""
+    if find is None:
+        return None
+    nose = pts[NOSE_TIP_68]
+    hits = [d for d in find.detect(rgb) if d.box.contains(*nose)]
+    if not hits:
+        return None
+    if hits[0].points is not None:
+        return faces.crop_for_landmarks(hits[0].points)
+    return faces.crop_for_box(hits[0].box)
+
+
+def recentre_labels(dataset: Dataset) -> tuple[Dataset, dict]:
+    """Move the labels' x so that their midline lies on the faces' mirror axis
+    (:func:`label_mirror_offset`, measured on the whole import), recorded in the dataset's
+    meta as ``label_recentre``. A horizontal flip then maps labels as it maps the faces."""
+    info = label_mirror_offset(dataset.images, dataset.keypoints)
+    kp = dataset.keypoints.copy().reshape(len(dataset), -1, 2)
+    kp[..., 0] -= np.float32(info["offset_px"])
+    with np.errstate(invalid="ignore"):
+        kp[~((kp >= 0) & (kp <= IMAGE_SIZE)).all(axis=2)] = np.nan  # moved out of the crop
+    kp = kp.reshape(len(dataset), -1)
+    out = Dataset.from_arrays(dataset.images, kp, names=dataset.names, persons=dataset.persons,
+                              splits=dataset.splits, meta=dict(dataset.meta))
+    out.meta["label_recentre"] = {"x_moved_px": round(-info["offset_px"], 4),
+                                  "faces_measured": info["faces"],
+                                  "sem_px": None if info["sem_px"] is None
+                                  else round(info["sem_px"], 4)}
+    return out, info
 
 
 def import_folder(images: str | Path, labels: str | Path | None = None, **kwargs

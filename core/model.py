@@ -339,8 +339,9 @@ def heatmap_net(name: str, widths=(32, 48, 96, 160), up_width: int = 64,
     return keras.Model(inputs, SoftArgmax(IMAGE_SIZE, name="keypoints")(x), name=name)
 
 
-@register("heatmap", augment=True, augment_strength=0.5, complete_only=False,
-          learning_rate=2e-3, epochs=50, batch_size=32, patience=0, lr_schedule="cosine")
+@register("heatmap", augment=True, augment_preset="wild", augment_strength=1.0,
+          complete_only=False, learning_rate=2e-3, epochs=60, batch_size=32, patience=0,
+          lr_schedule="cosine")
 def heatmap() -> keras.Model:
     """:func:`heatmap_net`: 15 heatmaps at 24 x 24 read out by a soft-argmax."""
     return heatmap_net("heatmap")

@@ -4,18 +4,17 @@ Crops: :meth:`Predictor.predict` takes uint8 (N, 96, 96) faces and returns float
 keypoints in pixels of the crop. The model is called directly (one traced function, no
 ``model.predict``, whose fixed overhead is larger than the whole forward pass of one face).
 
-Photos: :meth:`Predictor.predict_photo` applies the EXIF orientation, finds frontal faces
-(:func:`find_faces`), frames each with :func:`core.faces.crop_for_box` (the one crop rule the
-training data was made with), predicts, and maps the keypoints back to the photo's pixels.
-With ``passes=2`` each face is framed again around its first-pass keypoints
-(:func:`core.faces.crop_for_points`, the framing of the training crops) and predicted once
-more, and the face's keypoints are the mean of the two views in photo pixels, so the result
-does not hinge on where the detector happened to put its box. Averaging beat keeping only the
-second view for both models of benchmarks/accuracy.py on the test people's 383 found photos
-(NME, 1 pass / second view only / mean: reference 0.0900 / 0.0859 / 0.0841, heatmap
-0.0604 / 0.0609 / 0.0592).
+With ``flip_average`` each crop is also predicted mirrored (one batch of both), the mirrored
+prediction mapped back (x -> 95 - x, left/right swapped) and the two averaged.
 
-Face finding: :func:`core.faces.find_faces`.
+Photos: :meth:`Predictor.predict_photo` applies the EXIF orientation, finds faces with a
+detector (:mod:`core.detect`: MTCNN by default, Haar on request), frames each by the one crop
+rule the training data was made with (:func:`core.faces.crop_for_landmarks` from MTCNN's five
+points; :func:`core.faces.crop_for_box` for Haar's boxes), predicts, and maps the keypoints
+back to the photo's pixels. With ``passes=2`` each face is framed again around its first-pass
+keypoints (:func:`core.faces.crop_for_points`, the same landmark rule) and predicted once more,
+and the face's keypoints are the mean of the two views in photo pixels, so the result does not
+hinge on where the detector happened to put its points (README, Models, gives the figures).
 """
 from __future__ import annotations
 
@@ -27,9 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import DataError
-from .faces import (DETECT_SIDE, Box, Crop, crop_for_box, crop_for_points, crop_image,
-                    find_faces, to_gray)
-from .keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from .faces import Box, Crop, crop_for_box, crop_for_landmarks, crop_for_points, crop_image, to_gray
+from .keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET, IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
@@ -38,14 +36,23 @@ BATCH = 256
 
 @dataclass
 class FaceResult:
-    """One face: the detector (or given) box, the crop the final keypoints came from, and the
-    15 keypoints (15, 2) in photo pixels (pixel centres, x then y, Kaggle order)."""
+    """One face: the detector (or given) box, the crop the final keypoints came from, the
+    15 keypoints (15, 2) in photo pixels (pixel centres, x then y, Kaggle order), and the
+    detector's confidence and five points (None where the detector gives none)."""
     box: Box
     crop: Crop
     keypoints: np.ndarray
+    detection: Any = None  # core.detect.Detection
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.detection is None else self.detection.confidence
 
     def as_dict(self) -> dict[str, Any]:
+        det = {"confidence": None, "points": None} if self.detection is None \
+            else self.detection.as_dict()
         return {"box": [round(v, 2) for v in self.box.as_list()],
+                "detector_confidence": det["confidence"], "detector_points": det["points"],
                 "keypoints": {name: [round(float(x), 2), round(float(y), 2)]
                               for name, (x, y) in zip(NAMES, self.keypoints)}}
 
@@ -65,7 +72,11 @@ class PhotoResult:
 class Predictor:
     """Keypoints from a Keras model (a ``.keras`` path or a model object)."""
 
-    def __init__(self, model: Any, detect_side: int = DETECT_SIDE):
+    def __init__(self, model: Any, detector: Any = None, flip_average: bool = False,
+                 min_confidence: float = 0.0):
+        """``detector``: a name of :data:`core.detect.DETECTORS` or a detector object (None:
+        MTCNN, made when a photo first needs it); ``min_confidence``: faces the detector is
+        less sure of are left out."""
         import tensorflow as tf
 
         if isinstance(model, (str, Path)):
@@ -74,7 +85,9 @@ class Predictor:
         else:
             self.path = None
         self.model = model
-        self.detect_side = int(detect_side)
+        self._detector = detector
+        self.flip_average = bool(flip_average)
+        self.min_confidence = float(min_confidence)
         # Traced once here; calling the concrete function skips the tf.function's argument
         # binding and dispatch (about 1 ms of a 5 ms single-crop call).
         self._forward = tf.function(
@@ -83,9 +96,14 @@ class Predictor:
         ).get_concrete_function()
         self._to_tensor = tf.convert_to_tensor
 
-    @classmethod
-    def load(cls, path: str | Path, **kwargs) -> "Predictor":
-        return cls(Path(path), **kwargs)
+    @property
+    def detector(self):
+        """The face detector (made on first use: MTCNN builds three networks)."""
+        if self._detector is None or isinstance(self._detector, str):
+            from .detect import DEFAULT_DETECTOR, make_detector
+
+            self._detector = make_detector(self._detector or DEFAULT_DETECTOR)
+        return self._detector
 
     # -- crops --
 
@@ -99,7 +117,14 @@ class Predictor:
         out = np.empty((len(x), 2 * NUM_KEYPOINTS), np.float32)
         for a in range(0, len(x), batch_size):
             chunk = x[a:a + batch_size, :, :, None].astype(np.float32)
-            out[a:a + len(chunk)] = self._forward(self._to_tensor(chunk)).numpy()
+            if not self.flip_average:
+                out[a:a + len(chunk)] = self._forward(self._to_tensor(chunk)).numpy()
+                continue
+            both = self._forward(self._to_tensor(
+                np.concatenate([chunk, chunk[:, :, ::-1]]))).numpy()
+            back = both[len(chunk):, FLIP_PERMUTATION]
+            back[:, 0::2] = FLIP_X_OFFSET - back[:, 0::2]
+            out[a:a + len(chunk)] = (both[:len(chunk)] + back) / 2
         return out
 
     # -- photos --
@@ -108,10 +133,10 @@ class Predictor:
                       passes: int = 2) -> PhotoResult:
         """Keypoints of every face in a photo (a path, a PIL image or an array).
 
-        ``boxes=None`` finds the faces (:func:`find_faces`); otherwise each given box (photo
-        pixels, detector-like: see :func:`core.faces.box_from_points`) is framed as the
-        detector's would be. No face gives an empty result with a message, not an error; an
-        unreadable file raises :class:`core.errors.DataError`.
+        ``boxes=None`` finds the faces (:attr:`detector`); otherwise each given box (photo
+        pixels, Haar-like: see :func:`core.faces.box_from_points`) is framed by the box rule.
+        No face gives an empty result with a message, not an error; an unreadable file raises
+        :class:`core.errors.DataError`.
         """
         from PIL import Image
 
@@ -125,12 +150,17 @@ class Predictor:
             image = photo
         else:
             image = Image.fromarray(np.asarray(photo))
+        from .detect import Detection
+
         gray = to_gray(image)
         size = (gray.shape[1], gray.shape[0])
-        found = find_faces(gray, self.detect_side) if boxes is None else list(boxes)
+        found = (self.detector.detect(image) if boxes is None
+                 else [Detection(b) for b in boxes])
+        found = [d for d in found if d.confidence is None or d.confidence >= self.min_confidence]
         if not found:
             return PhotoResult([], "no face found", size, image)
-        crops = [crop_for_box(b) for b in found]
+        crops = [crop_for_box(d.box) if d.points is None else crop_for_landmarks(d.points)
+                 for d in found]
         points = self._points(gray, crops)
         if passes == 2:
             again = [_reframe(p, c) for p, c in zip(points, crops)]
@@ -139,7 +169,7 @@ class Predictor:
                 new = self._points(gray, [again[i] for i in redo])
                 for j, i in enumerate(redo):
                     crops[i], points[i] = again[i], (points[i] + new[j]) / 2
-        faces = [FaceResult(b, c, p) for b, c, p in zip(found, crops, points)]
+        faces = [FaceResult(d.box, c, p, d) for d, c, p in zip(found, crops, points)]
         n = len(faces)
         return PhotoResult(faces, f"{n} face{'s' if n != 1 else ''} found", size, image)
 

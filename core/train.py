@@ -33,6 +33,9 @@ from .errors import FacekpError
 from .fileio import atomic_path
 
 LR_SCHEDULES = ("constant", "cosine")
+#: Augmentation presets (core.augment.PRESETS): "basic" geometry and light, "wild" adds what
+#: photos bring (low resolution, blur, JPEG, gamma, noise, occlusion, larger rotations).
+AUGMENT_PRESETS = ("basic", "wild")
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -52,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     lr_schedule: str | None = None
     augment_strength: float | None = None
+    augment_preset: str | None = None
 
     @classmethod
     def for_arch(cls, arch: str = "seed", **overrides) -> "TrainConfig":
@@ -88,7 +92,12 @@ class TrainConfig:
             else self.lr_schedule,
             augment_strength=float(d.get("augment_strength", 1.0)
                                    if self.augment_strength is None else self.augment_strength),
+            augment_preset=(d.get("augment_preset") or "basic") if self.augment_preset is None
+            else self.augment_preset,
         )
+        if cfg.augment_preset not in AUGMENT_PRESETS:
+            raise ValueError(f"unknown augmentation {cfg.augment_preset!r}; expected one of "
+                             f"{', '.join(AUGMENT_PRESETS)}")
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown learning-rate schedule {cfg.lr_schedule!r}; expected one "
                              f"of {', '.join(LR_SCHEDULES)}")
@@ -294,7 +303,8 @@ class Trainer:
         self.model = model
 
         train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                             augment=cfg.augment_strength if cfg.augment else 0.0, repeat=True)
+                             augment=cfg.augment_strength if cfg.augment else 0.0, repeat=True,
+                             preset=cfg.augment_preset)
         val_ds = _pipeline(val, cfg.batch_size, shuffle=False)
         s.base_record = {"arch": arch, "model": model.name, "config": cfg.as_dict(),
                          "train_faces": len(train), "val_faces": len(val),
@@ -522,9 +532,9 @@ def _current_lr(model) -> float | None:
 
 
 def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
-              repeat: bool = False):
+              repeat: bool = False, preset: str = "basic"):
     """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30),
-    augmented (``core.augment``) at ``augment`` times the default strength when above 0.
+    augmented (``core.augment``, its ``preset``) at ``augment`` times its strength when above 0.
     ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
     with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start)."""
     import tensorflow as tf
@@ -539,9 +549,9 @@ def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augmen
     d = d.map(no_autograph(lambda x, y: (tf.cast(x, tf.float32), y)),
               num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
-        from .augment import DEFAULT, augment_batch
+        from .augment import PRESETS, augment_batch
 
-        strength = DEFAULT.scaled(float(augment))
+        strength = PRESETS[preset].scaled(float(augment))
         d = d.map(no_autograph(lambda x, y: augment_batch(x, y, config=strength)),
                   num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:

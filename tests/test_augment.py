@@ -56,8 +56,10 @@ def test_dots_land_on_transformed_keypoints(complete_faces, flip):
             # the dot painted for keypoint k now carries the name it has after the flip
             name_index = FLIP_KEYPOINT_ORDER[k] if flip else k
             expected = out_kp[k, name_index]
-            if np.isnan(expected).any() or (expected < 4).any() or (expected > 91).any():
-                continue  # gone from the crop, or too close to the edge for a whole dot
+            source = kp.reshape(NUM_KEYPOINTS, 2)[k]
+            if np.isnan(expected).any() or (expected < 4).any() or (expected > 91).any() or \
+                    (source < 4).any() or (source > 91).any():
+                continue  # gone from the crop, or too close to an edge for a whole dot
             assert np.abs(found[k] - expected).max() < 0.5, (NAMES[name_index], found[k], expected)
             checked += 1
     assert checked > 80
@@ -154,3 +156,61 @@ def test_seed_reproducible_and_usable_in_tf_data(faces):
     ds = tf.data.Dataset.from_tensor_slices((images, sub.keypoints)).batch(4).map(augment_batch)
     shapes = [(x.shape, y.shape, x.dtype, y.dtype) for x, y in ds]
     assert shapes == [((4, 96, 96, 1), (4, 30), tf.float32, tf.float32)] * 2
+
+
+NO_GEOMETRY = dict(flip=0.0, rotate_deg=0.0, scale=0.0, shift_px=0.0, brightness=0.0,
+                   contrast=0.0)
+
+
+def sharpness(images: np.ndarray) -> float:
+    """Mean absolute difference between horizontally neighbouring pixels."""
+    return float(np.abs(np.diff(images.astype(np.float64), axis=2)).mean())
+
+
+@pytest.mark.parametrize("kind", ["low_res", "blur", "jpeg", "occlude", "noise", "gamma"])
+def test_photo_degradations_change_pixels_and_keep_keypoints(faces, kind):
+    cfg = AugmentConfig(**NO_GEOMETRY, **{kind: 6.0 if kind == "noise" else
+                                          0.4 if kind == "gamma" else 1.0})
+    x = faces.images[:16, :, :, None].astype(np.float32)
+    out, kp = augment_batch(x, faces.keypoints[:16], seed=2, config=cfg)
+    out, kp = out.numpy(), kp.numpy()
+    np.testing.assert_array_equal(kp, faces.keypoints[:16])  # pixels only, NaN stays NaN
+    assert out.min() >= 0 and out.max() <= 255
+    changed = np.abs(out - x)[..., 0]
+    assert changed.mean() > 0.5
+    if kind in ("low_res", "blur"):
+        assert sharpness(out) < 0.92 * sharpness(x)  # detail really lost (sigma >= 0.5 px)
+    if kind == "noise":
+        assert sharpness(out) > sharpness(x)
+    if kind == "occlude":  # one flat grey rectangle of 12-36 px a side per face
+        for img, diff in zip(out[..., 0], changed):
+            rows, cols = np.nonzero(np.abs(diff) > 0)
+            if len(rows):
+                assert 8 <= np.ptp(rows) + 1 <= 37 and 8 <= np.ptp(cols) + 1 <= 37
+                box = img[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+                assert box.max() - box.min() < 1e-3
+
+
+def test_wild_preset_is_reproducible_and_trains_through_tf_data(faces):
+    from core.augment import WILD
+
+    x = faces.images[:8, :, :, None].astype(np.float32)
+    a = augment_batch(x, faces.keypoints[:8], seed=5, config=WILD)[0].numpy()
+    b = augment_batch(x, faces.keypoints[:8], seed=5, config=WILD)[0].numpy()
+    np.testing.assert_array_equal(a, b)
+    ds = tf.data.Dataset.from_tensor_slices((x, faces.keypoints[:8])).batch(4).map(
+        lambda i, k: augment_batch(i, k, config=WILD))
+    shapes = [(i.shape, k.shape) for i, k in ds]
+    assert shapes == [((4, 96, 96, 1), (4, 30))] * 2
+
+
+def test_rotation_power_keeps_most_faces_near_upright():
+    cfg = AugmentConfig(flip=0.0, rotate_deg=30.0, rotate_power=3.0, scale=0.0, shift_px=0.0,
+                        brightness=0.0, contrast=0.0)
+    # one keypoint 30 px right of the centre: its angle about the centre is the rotation
+    kp = np.full((2000, 30), np.nan, np.float32)
+    kp[:, 0], kp[:, 1] = 47.5 + 30, 47.5
+    _, out = augment_batch(np.zeros((2000, 96, 96, 1), np.float32), kp, seed=0, config=cfg)
+    angle = np.degrees(np.arctan2(out.numpy()[:, 1] - 47.5, out.numpy()[:, 0] - 47.5))
+    assert np.abs(angle).max() <= 30.01 and np.abs(angle).max() > 20
+    assert np.median(np.abs(angle)) == pytest.approx(30 * 0.5 ** 3, abs=1.0)

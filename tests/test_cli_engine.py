@@ -17,6 +17,7 @@ from PIL import Image
 
 from core import data
 from core.cli import main
+from core.detect import POINT_NAMES
 from core.keypoints import NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,11 +93,30 @@ def test_predict_json_and_drawings(trained, shared_data, tmp_path):
     assert len(face["box"]) == 4
     assert list(face["keypoints"]) == list(NAMES)
     assert all(len(v) == 2 for v in face["keypoints"].values())
+    # the detector's confidence and its five points (MTCNN, the default detector)
+    assert 0.8 <= face["detector_confidence"] <= 1.0
+    assert list(face["detector_points"]) == list(POINT_NAMES)
+    x0, y0, x1, y1 = face["box"]
+    assert all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in face["detector_points"].values())
     assert result[1]["faces"] == []
     for photo in (tom, dogs):
         drawn = tmp_path / "drawn" / f"{photo.stem}.png"
         with Image.open(drawn) as img, Image.open(photo) as original:
             assert img.format == "PNG" and img.size == original.size
+
+
+def test_predict_with_haar_and_a_confidence_floor(trained, shared_data):
+    group = shared_data / "photos" / "bald_guys.jpg"
+    rc, stdout, stderr = run(["predict", "--model", trained[3], group, "--json",
+                              "--detector", "haar", "--passes", "1"])
+    assert rc == 0, stderr
+    haar = json.loads(stdout)[0]["faces"]
+    assert len(haar) >= 10 and all(f["detector_confidence"] is None for f in haar)
+    rc, stdout, stderr = run(["predict", "--model", trained[3], group, "--json",
+                              "--min-confidence", "0.999", "--passes", "1"])
+    assert rc == 0, stderr
+    sure = json.loads(stdout)[0]["faces"]
+    assert sure and all(f["detector_confidence"] >= 0.999 for f in sure)
 
 
 def test_predict_a_text_file_is_a_clean_error(trained, tmp_path, shared_data):

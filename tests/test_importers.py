@@ -94,28 +94,47 @@ def test_import_report_has_counts_and_keypoint_statistics(imported):
     assert "left_eye_center" in text and "std x" in text
 
 
-def test_crops_are_the_apps_framing_of_the_photo(imported, ytf_rows):
-    """The same crop function as photo prediction: detector box -> crop_for_box -> crop_image."""
+def test_crops_are_the_apps_framing_of_the_photo(imported, ytf_rows, constant_model, tmp_path):
+    """Import and photo prediction frame a face identically: the photo path's first crop of
+    the labelled face (MTCNN's five points -> crop_for_landmarks) is the imported crop."""
+    from core.predict import Predictor
+
     ds, report, _, images = imported
     header, rows = ytf_rows
+    path = tmp_path / "mean.keras"
+    constant_model(np.nanmean(ds.keypoints, axis=0)).save(path)
+    predictor = Predictor(path)
     checked = 0
     for i, row in enumerate(rows):
         p68 = np.array([float(v) for v in row[1:]]).reshape(68, 2)
-        gray = F.to_gray(F.load_photo(images / row[0]))
-        hits = [b for b in F.detect_faces(gray) if b.contains(*p68[NOSE_TIP_68])]
-        box = hits[0] if hits else F.box_from_points(p68)
-        crop = F.crop_for_box(box)
-        np.testing.assert_array_equal(ds.images[i], F.crop_image(gray, crop))
+        photo = F.load_photo(images / row[0])
+        found = [f for f in predictor.predict_photo(photo, passes=1).faces
+                 if f.box.contains(*p68[NOSE_TIP_68])]
+        crop = found[0].crop if found else F.crop_for_points(from_68(p68))
+        np.testing.assert_array_equal(ds.images[i], F.crop_image(F.to_gray(photo), crop))
         np.testing.assert_allclose(ds.keypoints[i], crop.to_crop(from_68(p68)).ravel(),
                                    atol=1e-4)
-        checked += bool(hits)
+        checked += bool(found)
     assert checked == report.framing["detector"] > 0
 
 
-def test_faces_the_detector_misses_are_framed_alike_from_their_points(imported):
-    """The fallback box (from the 68 labelled points) frames faces like the detector does."""
+def test_haar_import_frames_with_the_box_rule(imported, ytf_rows):
     ds, _, labels, images = imported
-    out, report = importers.import_folder(images, labels, use_detector=False)
+    header, rows = ytf_rows
+    out, report = importers.import_folder(images, labels, detector="haar")
+    assert out.meta["framing"]["detector"] == "haar"
+    p68 = np.array([float(v) for v in rows[0][1:]]).reshape(68, 2)
+    gray = F.to_gray(F.load_photo(images / rows[0][0]))
+    hits = [b for b in F.find_faces(gray) if b.contains(*p68[NOSE_TIP_68])]  # as photos are
+    crop = F.crop_for_box(hits[0] if hits else F.box_from_points(p68))
+    np.testing.assert_array_equal(out.images[0], F.crop_image(gray, crop))
+
+
+def test_faces_the_detector_misses_are_framed_alike_from_their_points(imported):
+    """The fallback (the five framing points of the 68 labelled points) frames faces like the
+    detector does."""
+    ds, _, labels, images = imported
+    out, report = importers.import_folder(images, labels, detector=None)
     assert dict(report.framing) == {"labelled points": len(ds)}
     eyes = [COLUMNS.index(f"{n}_{a}") for n in ("left_eye_center", "right_eye_center")
             for a in "xy"]

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from core.errors import DataError
-from core.faces import Box, crop_for_box, crop_for_points
+from core.faces import Box, crop_for_box, crop_for_landmarks, crop_for_points
 from core.keypoints import as_points
 
 
@@ -58,12 +58,56 @@ def test_photo_with_one_face(predictor, photos, mean_shape):
     assert len(result.faces) >= 1 and result.size == (565, 800)
     face = result.faces[0]
     assert face.keypoints.shape == (15, 2)
-    # Crop pixels mapped back into photo pixels through the crop the detector box gives.
-    assert face.crop == crop_for_box(face.box)
+    # MTCNN's confidence and five points come with the face; the crop is framed from the points
+    assert 0.8 <= face.confidence <= 1.0
+    assert face.detection.points.shape == (5, 2)
+    assert face.crop == crop_for_landmarks(face.detection.points)
+    # crop pixels mapped back into photo pixels through that crop
     np.testing.assert_allclose(face.keypoints, face.crop.to_photo(as_points(mean_shape)),
                                atol=1e-3)
-    for x, y in face.keypoints:
+    for x, y in [*face.keypoints, *face.detection.points]:
         assert face.box.x0 <= x <= face.box.x1 and face.box.y0 <= y <= face.box.y1
+
+
+def test_haar_is_one_option_away(mean_shape, constant_model, photos, tmp_path):
+    from core.predict import Predictor
+
+    path = tmp_path / "mean.keras"
+    constant_model(mean_shape).save(path)
+    haar = Predictor(path, detector="haar")
+    face = haar.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=1).faces[0]
+    assert face.confidence is None and face.detection.points is None
+    assert face.crop == crop_for_box(face.box)
+    assert haar.predict_photo(photos / "dogs.jpg").faces == []
+
+
+def test_min_confidence_leaves_out_unsure_faces(predictor, photos):
+    from core.predict import Predictor
+
+    group = predictor.predict_photo(photos / "bald_guys.jpg", passes=1)
+    confidences = sorted(f.confidence for f in group.faces)
+    cut = confidences[len(confidences) // 2]
+    strict = Predictor(predictor.model, detector=predictor.detector, min_confidence=cut)
+    kept = strict.predict_photo(photos / "bald_guys.jpg", passes=1).faces
+    assert len(kept) == sum(c >= cut for c in confidences) < len(group.faces) or cut == 1.0
+    assert all(f.confidence >= cut for f in kept)
+
+
+def test_flip_average_is_the_mean_of_the_face_and_its_mirror_image(faces):
+    import keras
+
+    from core.keypoints import flip_images, flip_keypoints
+    from core.predict import Predictor
+
+    inputs = keras.Input((96, 96, 1))
+    x = keras.layers.Flatten()(keras.layers.AveragePooling2D(16)(inputs))  # 6 x 6 means
+    model = keras.Model(inputs, keras.layers.Dense(30)(x))  # not mirror-symmetric
+    plain, averaged = Predictor(model), Predictor(model, flip_average=True)
+    images = faces.images[:4]
+    direct = plain.predict(images)
+    mirrored = flip_keypoints(plain.predict(flip_images(images)))
+    np.testing.assert_allclose(averaged.predict(images), (direct + mirrored) / 2, atol=1e-3)
+    assert np.abs(direct - mirrored).max() > 0.1
 
 
 def test_second_pass_reframes_and_averages_the_two_views(predictor, photos, mean_shape):
@@ -71,6 +115,7 @@ def test_second_pass_reframes_and_averages_the_two_views(predictor, photos, mean
     two = predictor.predict_photo(photos / "Tom_Cruise_avp_2014_4.jpg", passes=2).faces[0]
     assert two.box == one.box
     assert two.crop == crop_for_points(one.keypoints)
+    assert two.crop == crop_for_landmarks(one.keypoints[[0, 1, 10, 11, 12]])
     # The face's keypoints: the mean of the first view and the reframed one, in photo pixels.
     second = two.crop.to_photo(as_points(mean_shape))
     np.testing.assert_allclose(two.keypoints, (one.keypoints + second) / 2, atol=1e-3)

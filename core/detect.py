@@ -1,0 +1,233 @@
+"""Face detectors for photos: MTCNN (the default) and OpenCV's Haar cascade.
+
+A detector turns an RGB photo (H x W x 3 uint8) into :class:`Detection` s, largest first:
+a box in photo pixels, the detector's confidence, and for MTCNN five points (the eye centres,
+the nose tip and the mouth corners).
+
+MTCNN runs the P-, R- and O-Net of the ``mtcnn`` package (its weights ship inside the wheel;
+nothing is downloaded) through our own driver, which makes it fast enough for the photo path:
+
+- the photo is scanned on a copy whose longer side is at most :data:`MTCNN_MAX_SIDE` pixels,
+  and the image pyramid starts at the smallest face looked for (``min_face`` pixels of that
+  copy, :data:`MTCNN_MIN_FACE`) and stops where a level would be smaller than P-Net's 12-pixel
+  window (the package's own pyramid runs past that and then reports no face at all);
+- each network is traced once (``tf.function`` with open height and width), not called
+  layer by layer in eager mode;
+- R- and O-Net see every candidate of a photo in one batch (as the package does).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import DataError
+from .faces import Box, find_faces, to_gray
+
+DETECTORS = ("mtcnn", "haar")
+DEFAULT_DETECTOR = "mtcnn"
+#: Longer side of the copy MTCNN scans (photos larger than this are scaled down first).
+MTCNN_MAX_SIDE = 1024
+#: Smallest face MTCNN looks for, in pixels of the scanned copy (box side).
+MTCNN_MIN_FACE = 20
+#: Pyramid step (each level is this times the previous one), as in the MTCNN paper.
+MTCNN_PYRAMID_STEP = 0.709
+#: Face-probability thresholds of P-, R- and O-Net (the package's defaults).
+MTCNN_THRESHOLDS = (0.6, 0.7, 0.8)
+#: Names of the five MTCNN points, in the order of :attr:`Detection.points` (image left/right:
+#: the first eye is the one on the left of the picture, the subject's right eye).
+POINT_NAMES = ("eye_image_left", "eye_image_right", "nose", "mouth_image_left",
+               "mouth_image_right")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face found in a photo: box (photo pixels), the detector's confidence (0-1, None for
+    a detector that gives none) and five points (5, 2) in photo pixels (None for Haar)."""
+    box: Box
+    confidence: float | None = None
+    points: np.ndarray | None = None
+
+    def as_dict(self) -> dict:
+        pts = None if self.points is None else {
+            n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(POINT_NAMES, self.points)}
+        conf = None if self.confidence is None else round(float(self.confidence), 4)
+        return {"box": [round(v, 2) for v in self.box.as_list()], "confidence": conf,
+                "points": pts}
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]: ...
+
+
+class HaarDetector:
+    """OpenCV's Haar cascade with a confirming second cascade (:func:`core.faces.find_faces`):
+    fast, frontal faces only, no confidence and no points."""
+    name = "haar"
+
+    def __init__(self, detect_side: int | None = None):
+        from .faces import DETECT_SIDE
+
+        self.detect_side = DETECT_SIDE if detect_side is None else int(detect_side)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        return [Detection(b) for b in find_faces(to_gray(rgb), self.detect_side)]
+
+
+class MtcnnDetector:
+    """MTCNN (joint face detection and alignment) through a fast driver: see the module text."""
+    name = "mtcnn"
+
+    def __init__(self, min_face: int = MTCNN_MIN_FACE, max_side: int = MTCNN_MAX_SIDE,
+                 thresholds: tuple[float, float, float] = MTCNN_THRESHOLDS,
+                 weights_dir: str | Path | None = None):
+        self.min_face = int(min_face)
+        self.max_side = int(max_side)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self._nets = _mtcnn_nets(None if weights_dir is None else str(weights_dir))
+
+    def pyramid(self, width: int, height: int) -> list[float]:
+        """Scales at which P-Net (a 12-pixel window) sees faces from ``min_face`` pixels up."""
+        first = 12.0 / max(self.min_face, 12)
+        smallest = min(width, height)
+        count = max(1, int(math.floor(math.log(12.0 / (smallest * first))
+                                      / math.log(MTCNN_PYRAMID_STEP))) + 1)
+        return [first * MTCNN_PYRAMID_STEP ** k for k in range(count)]
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        import cv2
+        import tensorflow as tf
+
+        rgb = _as_rgb(rgb)
+        h, w = rgb.shape[:2]
+        shrink = min(1.0, self.max_side / max(h, w))
+        small = rgb if shrink >= 1.0 else cv2.resize(
+            rgb, (max(1, round(w * shrink)), max(1, round(h * shrink))),
+            interpolation=cv2.INTER_AREA)
+        if min(small.shape[:2]) < 12:
+            return []
+        rows = self._propose(small)
+        if len(rows):
+            norm = tf.constant(_normalise(small)[None])
+            rows = self._nets.rnet(images_normalized=norm, bboxes_batch=rows,
+                                   threshold_rnet=self.thresholds[1])
+            if len(rows):
+                rows = self._nets.onet(images_normalized=norm, bboxes_batch=rows,
+                                       threshold_onet=self.thresholds[2])
+        back = 1.0 / shrink
+        out = []
+        for r in rows:
+            box = Box(*(float(v) * back for v in r[1:5]))
+            pts = np.stack([r[6:11], r[11:16]], axis=1).astype(np.float64) * back
+            out.append(Detection(box, float(r[5]), pts))
+        return sorted(out, key=lambda d: -d.box.width * d.box.height)
+
+    def _propose(self, rgb: np.ndarray) -> np.ndarray:
+        """P-Net over the pyramid -> candidate rows [0, x0, y0, x1, y1, score] (squared)."""
+        import cv2
+        from mtcnn.utils.bboxes import (generate_bounding_box, resize_to_square,
+                                        smart_nms_from_bboxes)
+
+        h, w = rgb.shape[:2]
+        found = []
+        for scale in self.pyramid(w, h):
+            size = (max(12, int(math.ceil(w * scale))), max(12, int(math.ceil(h * scale))))
+            # uint8 resizing is several times faster than float; P-Net normalises in-graph
+            level = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            reg, cls = self._nets.pnet(level[None])
+            rows = generate_bounding_box(reg, cls, self.thresholds[0])
+            if not len(rows):
+                continue
+            rows[:, 1:5] /= np.array([size[0] / w, size[1] / h, size[0] / w, size[1] / h])
+            found.append(smart_nms_from_bboxes(rows, threshold=0.5, method="union",
+                                               initial_sort=False))
+        if not found:
+            return np.empty((0, 6))
+        rows = smart_nms_from_bboxes(np.concatenate(found), threshold=0.7, method="union",
+                                     initial_sort=True)
+        return resize_to_square(rows)
+
+
+def _normalise(rgb: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> MTCNN's input range [-1, 1)."""
+    return (rgb.astype(np.float32) - 127.5) / 128.0
+
+
+@dataclass
+class _Nets:
+    pnet: object
+    rnet: object
+    onet: object
+
+
+@functools.lru_cache(maxsize=2)
+def _mtcnn_nets(weights_dir: str | None) -> _Nets:
+    """The three MTCNN stages with their networks traced once; weights from the ``mtcnn``
+    package (or ``weights_dir``, holding pnet.lz4, rnet.lz4 and onet.lz4)."""
+    import tensorflow as tf
+
+    try:
+        from mtcnn.stages import StageONet, StagePNet, StageRNet
+    except ImportError as exc:
+        raise DataError("mtcnn", f"the MTCNN face detector is not installed ({exc}); "
+                                 "pip install mtcnn, or use the haar detector") from None
+    stages = []
+    for cls, name in ((StagePNet, "pnet.lz4"), (StageRNet, "rnet.lz4"), (StageONet, "onet.lz4")):
+        path = _weights_path(name, weights_dir)
+        try:
+            stage = cls(weights=str(path))
+        except Exception as exc:  # a truncated or foreign file: joblib/pickle/keras errors
+            raise DataError(path, f"MTCNN weight file could not be loaded ({type(exc).__name__}: "
+                                  f"{str(exc)[:120]}); reinstall the mtcnn package") from None
+        model = stage._model
+        spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+        stage._model = tf.function(lambda x, m=model: m(x), input_signature=spec)
+        stages.append(stage)
+    pnet_model = stages[0].model
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+    def pnet(pixels):
+        return pnet_model((tf.cast(pixels, tf.float32) - 127.5) / 128.0)
+
+    return _Nets(pnet=pnet, rnet=stages[1], onet=stages[2])
+
+
+def _weights_path(name: str, weights_dir: str | None) -> Path:
+    import importlib.resources
+
+    if weights_dir is not None:
+        path = Path(weights_dir) / name
+    else:
+        path = Path(str(importlib.resources.files("mtcnn.assets.weights") / name))
+    if not path.is_file():
+        raise DataError(path, "MTCNN weight file not found; reinstall the mtcnn package "
+                              "or use the haar detector")
+    return path
+
+
+def _as_rgb(image) -> np.ndarray:
+    """A PIL image or array (gray, RGB or RGBA) -> H x W x 3 uint8 array."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        return np.asarray(image)
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, axis=2).astype(np.uint8, copy=False)
+    return arr[..., :3].astype(np.uint8, copy=False)
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> Detector:
+    """A detector by name (:data:`DETECTORS`); ValueError for another name."""
+    if name == "mtcnn":
+        return MtcnnDetector(**kwargs)
+    if name == "haar":
+        return HaarDetector(**kwargs)
+    raise ValueError(f"unknown face detector {name!r}; expected one of {', '.join(DETECTORS)}")

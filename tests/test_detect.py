@@ -1,0 +1,83 @@
+"""Face detectors on real photos: MTCNN (default) and Haar; weight files; the pyramid."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.detect import MtcnnDetector, make_detector
+from core.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return MtcnnDetector()
+
+
+@pytest.fixture(scope="module")
+def photos(shared_data):
+    return shared_data / "photos"
+
+
+def rgb(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_mtcnn_finds_the_faces_in_the_real_photos(mtcnn, photos):
+    one = mtcnn.detect(rgb(photos / "Tom_Cruise_avp_2014_4.jpg"))
+    assert len(one) == 1 and one[0].confidence > 0.9
+    eyes, nose, mouth = one[0].points[:2], one[0].points[2], one[0].points[3:]
+    assert eyes[:, 1].max() < nose[1] < mouth[:, 1].min()  # eyes above nose above mouth
+    assert eyes[0, 0] < eyes[1, 0] and mouth[0, 0] < mouth[1, 0]  # image left first
+    group = mtcnn.detect(rgb(photos / "bald_guys.jpg"))
+    assert len(group) >= 22  # Haar found 22 here and missed a turned head
+    areas = [d.box.width * d.box.height for d in group]
+    assert areas == sorted(areas, reverse=True)
+    assert mtcnn.detect(rgb(photos / "dogs.jpg")) == []
+
+
+def test_mtcnn_finds_a_small_face_pasted_into_a_large_photo(mtcnn, photos):
+    face = Image.open(photos / "Tom_Cruise_avp_2014_4.jpg").convert("RGB")
+    small = face.resize((face.width // 9, face.height // 9), Image.LANCZOS)  # ~45 px face
+    canvas = Image.open(photos / "dogs.jpg").convert("RGB")
+    canvas.paste(small, (600, 80))
+    found = mtcnn.detect(np.asarray(canvas))
+    assert len(found) == 1
+    assert found[0].box.contains(600 + small.width / 2, 80 + small.height / 2)
+
+
+def test_gray_and_rgba_photos_work(mtcnn, photos):
+    im = Image.open(photos / "Tom_Cruise_avp_2014_4.jpg")
+    assert len(mtcnn.detect(np.asarray(im.convert("L")))) == 1
+    assert len(mtcnn.detect(im.convert("RGBA"))) == 1
+    assert mtcnn.detect(np.zeros((8, 8, 3), np.uint8)) == []
+
+
+def test_pyramid_starts_at_the_smallest_face_and_stops_at_the_window(mtcnn):
+    scales = mtcnn.pyramid(800, 600)
+    assert scales[0] == pytest.approx(12 / mtcnn.min_face)
+    assert 600 * scales[-1] >= 12 > 600 * scales[-1] * 0.709
+    assert all(b < a for a, b in zip(scales, scales[1:]))
+
+
+def test_haar_detector_gives_boxes_without_confidence(photos):
+    haar = make_detector("haar")
+    found = haar.detect(rgb(photos / "Tom_Cruise_avp_2014_4.jpg"))
+    assert len(found) == 1 and found[0].confidence is None and found[0].points is None
+    with pytest.raises(ValueError, match="mtcnn, haar"):
+        make_detector("yolo")
+
+
+def test_missing_or_broken_weight_file_is_a_clear_error(tmp_path):
+    import importlib.resources
+
+    src = importlib.resources.files("mtcnn.assets.weights")
+    for name in ("pnet.lz4", "rnet.lz4"):
+        shutil.copyfile(str(src / name), tmp_path / name)
+    with pytest.raises(DataError, match="onet.lz4.*not found"):
+        MtcnnDetector(weights_dir=tmp_path)
+    (tmp_path / "onet.lz4").write_bytes(b"not a weight file")
+    with pytest.raises(DataError, match="onet.lz4.*could not be loaded"):
+        MtcnnDetector(weights_dir=tmp_path)
