@@ -119,6 +119,12 @@ def test_predict_with_haar_and_a_confidence_floor(trained, shared_data):
     assert sure and all(f["detector_confidence"] >= 0.999 for f in sure)
 
 
+def test_predict_detect_side_too_small_is_a_clean_error(trained, shared_data):
+    rc, _, stderr = run(["predict", "--model", trained[3], "--detect-side", "10",
+                         shared_data / "photos" / "dogs.jpg"])
+    assert rc == 2 and "--detect-side must be at least 64 px" in stderr
+
+
 def test_predict_a_text_file_is_a_clean_error(trained, tmp_path, shared_data):
     text = tmp_path / "readme.jpg"
     text.write_text("this is text")
