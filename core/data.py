@@ -132,6 +132,44 @@ def split_by_person(dataset: Dataset, fractions: Sequence[float] = (0.8, 0.1, 0.
     return Dataset(dataset.images, dataset.keypoints, dataset.names, dataset.persons, splits, meta)
 
 
+#: How a dataset without any splits is divided for training (people, not faces).
+TRAINING_FRACTIONS = (0.9, 0.1, 0.0)
+
+
+def training_splits(dataset: Dataset, seed: int = 0) -> tuple[Dataset, Dataset, str]:
+    """The one rule for which faces train and which validate, for the CLI and the app alike.
+
+    A dataset's own splits are used as they are (its test faces are never touched). Only a
+    dataset with no splits at all is divided by person, 90% train / 10% validation, and the
+    returned note says so (it is empty otherwise). A dataset with splits but no train or no
+    validation faces is a :class:`DataError`.
+    """
+    note = ""
+    if not (dataset.splits != "").any():
+        dataset = split_by_person(dataset, TRAINING_FRACTIONS, seed=seed)
+        note = ("no splits assigned; using 90% of its people for training and 10% for "
+                "validation")
+    train, val = dataset.split("train"), dataset.split("val")
+    for name, part in (("train", train), ("val", val)):
+        if len(part) == 0:
+            raise DataError(None, f"no faces in split {name!r}; assign splits with "
+                                  "'facekp import --split 0.8,0.1,0.1'")
+    return train, val, note
+
+
+def evaluation_faces(dataset: Dataset, split: str) -> tuple[Dataset, str]:
+    """The faces to evaluate on for ``split`` ("all" or a split name), and a note.
+
+    A dataset without any splits has no test faces to hold out: every face is used and the
+    note says so (it is empty otherwise).
+    """
+    if split == "all":
+        return dataset, ""
+    if not (dataset.splits != "").any():
+        return dataset, f"no splits assigned; evaluating every face instead of split {split!r}"
+    return dataset.split(split), ""
+
+
 # --- summary ------------------------------------------------------------------------------
 
 def describe(dataset: Dataset) -> dict[str, Any]:
