@@ -285,6 +285,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .errors import DataError
     from .fileio import atomic_path
+    from .photo_json import photo_record
     from .predict import Predictor
 
     predictor = Predictor(_model_path(args))
@@ -296,9 +297,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except DataError as exc:
             failed += 1
             print(f"facekp predict: error: {exc}", file=sys.stderr)
-            results.append({"photo": str(photo), "faces": [], "error": exc.reason})
+            results.append({**photo_record(photo, []), "error": exc.reason})
             continue
-        entry = {"photo": str(photo), **res.as_dict()}
+        entry = photo_record(photo, [(f.box.as_list(), f.keypoints) for f in res.faces],
+                             res.message)
         if draw_dir is not None:
             from .render import photo_with_faces
 
