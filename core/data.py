@@ -503,46 +503,54 @@ def _parse_images(path: Path, data: bytes, starts: list[int], ends: list[int],
             r = int(np.flatnonzero(counts != PIXELS)[0])
             raise DataError(path, f"Image has {counts[r]} values, expected {PIXELS} (96 x 96)",
                             row=int(row_numbers[a + r]), column="Image")
-        # Unaligned uint32 at every byte offset: word i = bytes i .. i+3, little-endian, so
-        # the word ending at a number's last digit has that digit in byte 3.
-        words = np.ndarray((len(chunk) - 3,), dtype="<u4", buffer=chunk, strides=(1,))
-        w = words[last[3:]]
-        value = w >> 24
-        value &= 0xF
-        d1 = w >> 20  # digit flag of the byte before the last digit
-        d1 &= 1
-        x = w >> 16
-        x &= 0xF
-        x *= 10
-        x *= d1
-        value += x
-        d2 = w >> 12  # ... and of the one before that, if the number reaches it
-        d2 &= d1
-        x = w >> 8
-        x &= 0xF
-        x *= 100
-        x *= d2
-        value += x
-        w >>= 4  # four digits in a row
-        w &= d2
-        too_big = value > 255
-        np.logical_or(too_big, w, out=too_big)
-        if too_big.any():
-            k = int(np.flatnonzero(too_big)[0])
-            r = k // PIXELS
-            p = int(np.flatnonzero(last)[k])
-            q = p
-            while q > 0 and digit[q - 1]:
-                q -= 1
-            while p + 1 < len(chunk) and digit[p + 1]:
-                p += 1
-            token = bytes(chunk[q:p + 1]).decode()
-            raise DataError(path, f"Image value {token} (pixel {k % PIXELS + 1}) lies outside "
-                                  "0-255", row=int(row_numbers[a + r]), column="Image")
+        value = _decode_numbers(path, chunk, digit, last, row_numbers[a:b])
         out[a:b] = value.reshape(b - a, PIXELS)
         if progress is not None:
             progress(b, n)
     return out.reshape(n, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _decode_numbers(path: Path, chunk: np.ndarray, digit: np.ndarray, last: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray:
+    """The value of every number in ``chunk`` (``last`` marks each one's last digit) as a
+    flat array; a DataError naming the row for a number above 255."""
+    # Unaligned uint32 at every byte offset: word i = bytes i .. i+3, little-endian, so
+    # the word ending at a number's last digit has that digit in byte 3.
+    words = np.ndarray((len(chunk) - 3,), dtype="<u4", buffer=chunk, strides=(1,))
+    w = words[last[3:]]
+    value = w >> 24
+    value &= 0xF
+    d1 = w >> 20  # digit flag of the byte before the last digit
+    d1 &= 1
+    x = w >> 16
+    x &= 0xF
+    x *= 10
+    x *= d1
+    value += x
+    d2 = w >> 12  # ... and of the one before that, if the number reaches it
+    d2 &= d1
+    x = w >> 8
+    x &= 0xF
+    x *= 100
+    x *= d2
+    value += x
+    w >>= 4  # four digits in a row
+    w &= d2
+    too_big = value > 255
+    np.logical_or(too_big, w, out=too_big)
+    if too_big.any():
+        k = int(np.flatnonzero(too_big)[0])
+        r = k // PIXELS
+        p = int(np.flatnonzero(last)[k])
+        q = p
+        while q > 0 and digit[q - 1]:
+            q -= 1
+        while p + 1 < len(chunk) and digit[p + 1]:
+            p += 1
+        token = bytes(chunk[q:p + 1]).decode()
+        raise DataError(path, f"Image value {token} (pixel {k % PIXELS + 1}) lies outside "
+                              "0-255", row=int(rows[r]), column="Image")
+    return value
 
 
 def _bad_image_token(path: Path, chunk: np.ndarray, digit: np.ndarray, p: int,
