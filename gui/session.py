@@ -105,12 +105,15 @@ class Session:
                 f"validation faces from {self.label}")
 
     def validation_faces(self):
-        """The faces a new model is compared on: the validation split, else every face."""
+        """The faces a new model is compared on: those training validated on (core's one
+        rule), else every face; None without faces."""
         ds = self.dataset
         if ds is None or not len(ds):
             return None
-        val = ds.split("val")
-        return val if len(val) else ds
+        try:
+            return self.training_data()[1]
+        except ValueError:                   # a DataError: no train or no val faces
+            return ds
 
     # --- predictions ----------------------------------------------------------------------
     def store_predictions(self, rows, preds) -> None:

@@ -72,10 +72,14 @@ def test_training_faces_follow_core_rule():
     s.set_dataset(_dataset(), None)
     train, val, note = s.training_data()
     assert (len(train), len(val), note) == (2, 2, "")   # its test faces stay test faces
+    assert list(s.validation_faces().names) == list(val.names)
     s.set_dataset(_dataset(20, splits=[""] * 20), None)        # 10 people: 9 train, 1 val
     train, val, note = s.training_data()
     assert (len(train), len(val)) == (18, 2) and "90%" in note
+    assert list(s.validation_faces().names) == list(val.names)   # what training validates on
     assert "without splits" in s.training_description()
+    s.set_dataset(_dataset(splits=["test"] * 6), None)
+    assert len(s.validation_faces()) == 6                         # cannot train: every face
 
 
 BLOCK_PYSIDE = """
