@@ -188,3 +188,19 @@ def test_the_panel_never_overwrites_a_model_it_did_not_make(qtbot, tiny, tmp_pat
     assert "exists" in panel.status.text() and panel.thread is None
     panel.created.add(precious.resolve())                  # as if trained here just now
     assert panel.refuses(precious) is None
+
+
+def test_training_that_cannot_start_is_a_message_read_from_the_thread(qtbot, tiny, tmp_path,
+                                                                     open_window):
+    """No stand-in result any more: the panel reads core's TrainResult, or the thread's
+    error when training could not start; the window is not left busy."""
+    window = open_window(qtbot, data=str(tiny))
+    panel = window.training_panel
+    assert panel.start(config={"arch": "no-such-arch"}, out=tmp_path / "m.keras")
+    # (the thread may end before a waitSignal could connect: wait for the panel instead)
+    qtbot.waitUntil(lambda: panel.status.text().startswith("Training failed: "),
+                    timeout=60_000)
+    assert panel.thread.result is None and "no-such-arch" in panel.thread.error
+    assert "no-such-arch" in panel.status.text()
+    qtbot.waitUntil(lambda: not window.busy, timeout=10_000)
+    assert panel.start_button.isEnabled() and not (tmp_path / "m.keras").exists()

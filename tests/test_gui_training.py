@@ -105,10 +105,9 @@ def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_pa
     from gui.workers import TrainingThread
 
     assert panel.start(config={**FAST, "epochs": 1}, out=out)
-    with qtbot.waitSignal(panel.thread.trainingFinished, timeout=180_000):
-        pass
+    qtbot.waitUntil(lambda: panel.thread.result is not None and not panel.is_running(),
+                    timeout=180_000)
     assert panel.thread.result.reason == "completed"
-    qtbot.waitUntil(lambda: not panel.is_running(), timeout=10_000)
     assert len(panel.findChildren(TrainingThread)) == 1
 
 
