@@ -1,4 +1,9 @@
-"""Background work for the app: QThread subclasses that run core's work and report by signals.
+"""Background work for the app: one way to run it, a :class:`Job` handed to :class:`Jobs`.
+
+A job is a function for another thread plus its own ``on_done`` / ``on_failed`` callbacks,
+called on the GUI thread; :meth:`Jobs.run` gives it a thread of its own, :meth:`Jobs.submit`
+queues it on the TensorFlow engine. Training is the one long job with a thread of its own
+kind (:class:`TrainingThread`), because it reports progress as it goes.
 
 Rules that keep the window responsive and the process safe (see the design guide):
 - Each worker is a QThread *subclass* whose signals live on the object (in the GUI thread);
