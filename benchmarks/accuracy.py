@@ -320,11 +320,8 @@ def main(argv=None) -> int:
         if trained[role]["model_path"] is None:
             raise SystemExit(f"{role}: no model was saved ({trained[role]['message']})")
 
-    import keras
-
     from core import data, evaluate
     from core.fileio import atomic_path
-    from core.keypoints import NAMES
     from core.model import fold_batch_norm
     from core.predict import Predictor, load_model
 
@@ -403,6 +400,8 @@ def main(argv=None) -> int:
         print(f"total wall time {total:.0f} s")
 
     if args.save_default:
+        params = {k: m.count_params() for k, m in models.items()}
+        tr = trained
         card = {
             "arch": args.arch_new,
             "file": "default.keras",

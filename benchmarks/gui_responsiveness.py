@@ -98,7 +98,7 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from gui.main_window import MainWindow, Options
 
-    window = MainWindow(Options(data=str(subset), restore_state=False))
+    window = MainWindow(Options(data=str(subset), remember=False))
 
     def wait_until(cond, timeout_s: float) -> None:
         loop = QEventLoop()
@@ -156,8 +156,8 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
         train_s = time.monotonic() - t0
         all_gaps.extend(gaps)
         runs_out.append((_gaps_summary(gaps), panel.thread.result, panel.thread.batches_seen,
-                         train_s, len(emissions), panel.redraws))
-        panel.redraws = 0
+                         train_s, len(emissions), panel.loss.redraws))
+        panel.loss.redraws = 0
         # the app loads the new model and predicts the dataset again: start the next run once
         # that is done, as a user would see it (a run started during it shares the GUI thread
         # with the table's repaints; see the module docstring)

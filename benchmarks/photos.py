@@ -29,10 +29,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
+
+from accuracy import recentred, test_photos  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 EYE_DISTANCES = (12, 18, 24, 36)
@@ -142,7 +145,6 @@ def main(argv=None) -> int:
 
     from PIL import Image
 
-    from accuracy import recentred, test_photos
     from core import data
     from core.predict import Predictor
     from core.resources import DEFAULT_DATASET, DEFAULT_MODEL
@@ -187,5 +189,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.exit(main())

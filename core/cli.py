@@ -140,6 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
     from . import data
+    from .errors import DataError
     from .train import TrainConfig, Trainer
 
     try:
@@ -155,16 +156,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.suffix != ".keras":
         raise FacekpError(f"{out}: the model file name must end in .keras")
     source = _dataset_path(args)
-    dataset = data.load(source)
-    if not (dataset.splits != "").any():
-        dataset = data.split_by_person(dataset, (0.9, 0.1, 0.0), seed=args.seed)
-        print(f"{source}: no splits assigned; using 90% of its people for training and 10% "
-              "for validation", flush=True)
-    train, val = dataset.split("train"), dataset.split("val")
-    for name, part in (("train", train), ("val", val)):
-        if len(part) == 0:
-            raise FacekpError(f"{source}: no faces in split {name!r}; assign splits with "
-                              "'facekp import --split 0.8,0.1,0.1'")
+    try:
+        train, val, note = data.training_splits(data.load(source), seed=args.seed)
+    except DataError as exc:
+        raise FacekpError(f"{source}: {exc}") from None
+    if note:
+        print(f"{source}: {note}", flush=True)
     train.meta["source"] = str(source)
     listener = _CliListener(sys.stdout, sys.stderr)
     trainer = Trainer(config, train, val, out, listener, resume=args.resume)
@@ -276,7 +273,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = _model_path(args)
     source = _dataset_path(args)
     dataset = data.load(source)
-    part = dataset.split(args.split)
+    part, note = data.evaluation_faces(dataset, args.split)
+    if note:  # with --json stdout holds the JSON alone
+        print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
     if len(part) == 0:
         raise FacekpError(f"{source}: no faces in split {args.split!r} (use --split all for "
                           "every face)")
@@ -293,6 +292,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .errors import DataError
     from .fileio import atomic_path
+    from .photo_json import photo_record
     from .predict import Predictor
 
     from .detect import make_detector
@@ -311,9 +311,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except DataError as exc:
             failed += 1
             print(f"facekp predict: error: {exc}", file=sys.stderr)
-            results.append({"photo": str(photo), "faces": [], "error": exc.reason})
+            results.append({**photo_record(photo, []), "error": exc.reason})
             continue
-        entry = {"photo": str(photo), **res.as_dict()}
+        entry = photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection)
+                                     for f in res.faces],
+                             res.message)
         if draw_dir is not None:
             from .render import photo_with_faces
 
@@ -454,13 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     _add_engine_parsers(sub)
-    for register in _EXTRA_PARSERS:
-        register(sub)
     return parser
-
-
-#: Other modules' sub-command registrations: callables taking the subparsers object.
-_EXTRA_PARSERS: list[Callable] = []
 
 
 def main(argv: list[str] | None = None) -> int:

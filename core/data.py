@@ -132,6 +132,44 @@ def split_by_person(dataset: Dataset, fractions: Sequence[float] = (0.8, 0.1, 0.
     return Dataset(dataset.images, dataset.keypoints, dataset.names, dataset.persons, splits, meta)
 
 
+#: How a dataset without any splits is divided for training (people, not faces).
+TRAINING_FRACTIONS = (0.9, 0.1, 0.0)
+
+
+def training_splits(dataset: Dataset, seed: int = 0) -> tuple[Dataset, Dataset, str]:
+    """The one rule for which faces train and which validate, for the CLI and the app alike.
+
+    A dataset's own splits are used as they are (its test faces are never touched). Only a
+    dataset with no splits at all is divided by person, 90% train / 10% validation, and the
+    returned note says so (it is empty otherwise). A dataset with splits but no train or no
+    validation faces is a :class:`DataError`.
+    """
+    note = ""
+    if not (dataset.splits != "").any():
+        dataset = split_by_person(dataset, TRAINING_FRACTIONS, seed=seed)
+        note = ("no splits assigned; using 90% of its people for training and 10% for "
+                "validation")
+    train, val = dataset.split("train"), dataset.split("val")
+    for name, part in (("train", train), ("val", val)):
+        if len(part) == 0:
+            raise DataError(None, f"no faces in split {name!r}; assign splits with "
+                                  "'facekp import --split 0.8,0.1,0.1'")
+    return train, val, note
+
+
+def evaluation_faces(dataset: Dataset, split: str) -> tuple[Dataset, str]:
+    """The faces to evaluate on for ``split`` ("all" or a split name), and a note.
+
+    A dataset without any splits has no test faces to hold out: every face is used and the
+    note says so (it is empty otherwise).
+    """
+    if split == "all":
+        return dataset, ""
+    if not (dataset.splits != "").any():
+        return dataset, f"no splits assigned; evaluating every face instead of split {split!r}"
+    return dataset.split(split), ""
+
+
 # --- summary ------------------------------------------------------------------------------
 
 def describe(dataset: Dataset) -> dict[str, Any]:
@@ -465,46 +503,54 @@ def _parse_images(path: Path, data: bytes, starts: list[int], ends: list[int],
             r = int(np.flatnonzero(counts != PIXELS)[0])
             raise DataError(path, f"Image has {counts[r]} values, expected {PIXELS} (96 x 96)",
                             row=int(row_numbers[a + r]), column="Image")
-        # Unaligned uint32 at every byte offset: word i = bytes i .. i+3, little-endian, so
-        # the word ending at a number's last digit has that digit in byte 3.
-        words = np.ndarray((len(chunk) - 3,), dtype="<u4", buffer=chunk, strides=(1,))
-        w = words[last[3:]]
-        value = w >> 24
-        value &= 0xF
-        d1 = w >> 20  # digit flag of the byte before the last digit
-        d1 &= 1
-        x = w >> 16
-        x &= 0xF
-        x *= 10
-        x *= d1
-        value += x
-        d2 = w >> 12  # ... and of the one before that, if the number reaches it
-        d2 &= d1
-        x = w >> 8
-        x &= 0xF
-        x *= 100
-        x *= d2
-        value += x
-        w >>= 4  # four digits in a row
-        w &= d2
-        too_big = value > 255
-        np.logical_or(too_big, w, out=too_big)
-        if too_big.any():
-            k = int(np.flatnonzero(too_big)[0])
-            r = k // PIXELS
-            p = int(np.flatnonzero(last)[k])
-            q = p
-            while q > 0 and digit[q - 1]:
-                q -= 1
-            while p + 1 < len(chunk) and digit[p + 1]:
-                p += 1
-            token = bytes(chunk[q:p + 1]).decode()
-            raise DataError(path, f"Image value {token} (pixel {k % PIXELS + 1}) lies outside "
-                                  "0-255", row=int(row_numbers[a + r]), column="Image")
+        value = _decode_numbers(path, chunk, digit, last, row_numbers[a:b])
         out[a:b] = value.reshape(b - a, PIXELS)
         if progress is not None:
             progress(b, n)
     return out.reshape(n, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _decode_numbers(path: Path, chunk: np.ndarray, digit: np.ndarray, last: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray:
+    """The value of every number in ``chunk`` (``last`` marks each one's last digit) as a
+    flat array; a DataError naming the row for a number above 255."""
+    # Unaligned uint32 at every byte offset: word i = bytes i .. i+3, little-endian, so
+    # the word ending at a number's last digit has that digit in byte 3.
+    words = np.ndarray((len(chunk) - 3,), dtype="<u4", buffer=chunk, strides=(1,))
+    w = words[last[3:]]
+    value = w >> 24
+    value &= 0xF
+    d1 = w >> 20  # digit flag of the byte before the last digit
+    d1 &= 1
+    x = w >> 16
+    x &= 0xF
+    x *= 10
+    x *= d1
+    value += x
+    d2 = w >> 12  # ... and of the one before that, if the number reaches it
+    d2 &= d1
+    x = w >> 8
+    x &= 0xF
+    x *= 100
+    x *= d2
+    value += x
+    w >>= 4  # four digits in a row
+    w &= d2
+    too_big = value > 255
+    np.logical_or(too_big, w, out=too_big)
+    if too_big.any():
+        k = int(np.flatnonzero(too_big)[0])
+        r = k // PIXELS
+        p = int(np.flatnonzero(last)[k])
+        q = p
+        while q > 0 and digit[q - 1]:
+            q -= 1
+        while p + 1 < len(chunk) and digit[p + 1]:
+            p += 1
+        token = bytes(chunk[q:p + 1]).decode()
+        raise DataError(path, f"Image value {token} (pixel {k % PIXELS + 1}) lies outside "
+                              "0-255", row=int(rows[r]), column="Image")
+    return value
 
 
 def _bad_image_token(path: Path, chunk: np.ndarray, digit: np.ndarray, p: int,

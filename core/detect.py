@@ -54,13 +54,6 @@ class Detection:
     confidence: float | None = None
     points: np.ndarray | None = None
 
-    def as_dict(self) -> dict:
-        pts = None if self.points is None else {
-            n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(POINT_NAMES, self.points)}
-        conf = None if self.confidence is None else round(float(self.confidence), 4)
-        return {"box": [round(v, 2) for v in self.box.as_list()], "confidence": conf,
-                "points": pts}
-
 
 class Detector(Protocol):
     name: str

@@ -183,34 +183,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     Outputs agree to float rounding. A layer used more than once raises ValueError."""
     import numpy as np
 
-    def value(v):
-        return ops.convert_to_numpy(v).astype(np.float64)
-
-    consumers: dict[int, list] = {}
-    for layer in model.layers:
-        nodes = layer._inbound_nodes
-        if not isinstance(layer, keras.layers.InputLayer) and len(nodes) != 1:
-            raise ValueError(f"{model.name}: layer {layer.name} is used {len(nodes)} times; "
-                             "only models whose layers are each used once can be folded")
-        for node in nodes:
-            for t in node.input_tensors:
-                consumers.setdefault(id(t), []).append(layer)
-    output_ids = {id(t) for t in model.outputs}
-
-    def sole_consumer(tensor):
-        c = consumers.get(id(tensor), [])
-        return c[0] if len(c) == 1 and id(tensor) not in output_ids else None
-
-    def plain_scale(layer) -> float | None:
-        if not isinstance(layer, layers.Rescaling):
-            return None
-        cfg = layer.get_config()
-        scale, offset = cfg.get("scale"), cfg.get("offset", 0.0)
-        if isinstance(scale, (int, float)) and isinstance(offset, (int, float)) and offset == 0:
-            return float(scale)
-        return None
-
-    linear_types = (layers.Conv2D, layers.Dense)
+    sole_consumer = _sole_consumer(model)
     new: dict[int, Any] = {}          # id(old tensor) -> new tensor
     absorbed: set[int] = set()        # ids of layers folded into another
     input_scale: dict[int, float] = {}  # id(layer) -> scale of its folded input Rescaling
@@ -229,39 +202,18 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         if isinstance(layer, layers.Dropout):
             new[id(out)] = ins[0]
             continue
-        s = plain_scale(layer)
+        s = _plain_scale(layer)
         nxt = sole_consumer(out)
-        if s is not None and isinstance(nxt, linear_types):
+        if s is not None and isinstance(nxt, _LINEAR_TYPES):
             input_scale[id(nxt)] = input_scale.get(id(layer), 1.0) * s
             new[id(out)] = ins[0]
             continue
         cfg = layer.get_config()
         weights = [np.asarray(w, np.float64) for w in layer.get_weights()]
-        if isinstance(layer, linear_types):
+        if isinstance(layer, _LINEAR_TYPES):
             kernel = weights[0] * input_scale.get(id(layer), 1.0)  # zero padding stays zero
             bias = weights[1] if layer.use_bias else np.zeros(kernel.shape[-1])
-            if cfg["activation"] == "linear" and isinstance(nxt, layers.BatchNormalization):
-                n = kernel.shape[-1]
-                gamma = value(nxt.gamma) if nxt.scale else np.ones(n)
-                beta = value(nxt.beta) if nxt.center else np.zeros(n)
-                scale = gamma / np.sqrt(value(nxt.moving_variance) + nxt.epsilon)
-                kernel, bias = kernel * scale, beta + (bias - value(nxt.moving_mean)) * scale
-                absorbed.add(id(nxt))
-                out = nxt._inbound_nodes[0].output_tensors[0]
-                nxt = sole_consumer(out)
-            if (cfg["activation"] == "linear" and isinstance(nxt, layers.ReLU)
-                    and _plain_relu(nxt)):
-                cfg["activation"] = "relu"
-                absorbed.add(id(nxt))
-                out = nxt._inbound_nodes[0].output_tensors[0]
-                nxt = sole_consumer(out)
-            s = plain_scale(nxt) if nxt is not None else None
-            if s is not None and (cfg["activation"] == "linear"
-                                  or (cfg["activation"] == "relu" and s > 0)):
-                kernel, bias = kernel * s, bias * s
-                absorbed.add(id(nxt))
-                out = nxt._inbound_nodes[0].output_tensors[0]
-            cfg["use_bias"] = True
+            kernel, bias, out = _fold_after(cfg, kernel, bias, nxt, sole_consumer, absorbed, out)
             weights = [kernel, bias]
         rebuilt = layer.__class__.from_config(cfg)
         y = rebuilt(ins[0] if len(ins) == 1 else ins)
@@ -271,6 +223,72 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     outputs = [new[id(t)] for t in model.outputs]
     return keras.Model(new_inputs if len(new_inputs) > 1 else new_inputs[0],
                        outputs if len(outputs) > 1 else outputs[0], name=model.name)
+
+
+_LINEAR_TYPES = (layers.Conv2D, layers.Dense)
+
+
+def _sole_consumer(model: keras.Model):
+    """``f(tensor)``: the one layer that reads ``tensor`` (None if several, or an output)."""
+    consumers: dict[int, list] = {}
+    for layer in model.layers:
+        nodes = layer._inbound_nodes
+        if not isinstance(layer, keras.layers.InputLayer) and len(nodes) != 1:
+            raise ValueError(f"{model.name}: layer {layer.name} is used {len(nodes)} times; "
+                             "only models whose layers are each used once can be folded")
+        for node in nodes:
+            for t in node.input_tensors:
+                consumers.setdefault(id(t), []).append(layer)
+    output_ids = {id(t) for t in model.outputs}
+
+    def sole_consumer(tensor):
+        c = consumers.get(id(tensor), [])
+        return c[0] if len(c) == 1 and id(tensor) not in output_ids else None
+
+    return sole_consumer
+
+
+def _plain_scale(layer) -> float | None:
+    if not isinstance(layer, layers.Rescaling):
+        return None
+    cfg = layer.get_config()
+    scale, offset = cfg.get("scale"), cfg.get("offset", 0.0)
+    if isinstance(scale, (int, float)) and isinstance(offset, (int, float)) and offset == 0:
+        return float(scale)
+    return None
+
+
+def _fold_after(cfg: dict, kernel, bias, nxt, sole_consumer, absorbed: set, out):
+    """Fold into a Conv2D/Dense (``cfg``, ``kernel``, ``bias``) what alone follows it: a
+    BatchNormalization, then a plain ReLU, then a plain scaling. Returns the new kernel and
+    bias and the tensor the folded chain ends in; ``cfg`` and ``absorbed`` are updated."""
+    import numpy as np
+
+    def value(v):
+        return ops.convert_to_numpy(v).astype(np.float64)
+
+    def follow(layer):
+        absorbed.add(id(layer))
+        end = layer._inbound_nodes[0].output_tensors[0]
+        return end, sole_consumer(end)
+
+    if cfg["activation"] == "linear" and isinstance(nxt, layers.BatchNormalization):
+        n = kernel.shape[-1]
+        gamma = value(nxt.gamma) if nxt.scale else np.ones(n)
+        beta = value(nxt.beta) if nxt.center else np.zeros(n)
+        scale = gamma / np.sqrt(value(nxt.moving_variance) + nxt.epsilon)
+        kernel, bias = kernel * scale, beta + (bias - value(nxt.moving_mean)) * scale
+        out, nxt = follow(nxt)
+    if cfg["activation"] == "linear" and isinstance(nxt, layers.ReLU) and _plain_relu(nxt):
+        cfg["activation"] = "relu"
+        out, nxt = follow(nxt)
+    s = _plain_scale(nxt) if nxt is not None else None
+    if s is not None and (cfg["activation"] == "linear"
+                          or (cfg["activation"] == "relu" and s > 0)):
+        kernel, bias = kernel * s, bias * s
+        out, _ = follow(nxt)
+    cfg["use_bias"] = True
+    return kernel, bias, out
 
 
 def _plain_relu(layer) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import DataError
 from .faces import Box, Crop, crop_for_box, crop_for_landmarks, crop_for_points, crop_image, to_gray
-from .keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET, IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from .keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET, IMAGE_SIZE, NUM_KEYPOINTS
 
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
@@ -48,14 +48,6 @@ class FaceResult:
     def confidence(self) -> float | None:
         return None if self.detection is None else self.detection.confidence
 
-    def as_dict(self) -> dict[str, Any]:
-        det = {"confidence": None, "points": None} if self.detection is None \
-            else self.detection.as_dict()
-        return {"box": [round(v, 2) for v in self.box.as_list()],
-                "detector_confidence": det["confidence"], "detector_points": det["points"],
-                "keypoints": {name: [round(float(x), 2), round(float(y), 2)]
-                              for name, (x, y) in zip(NAMES, self.keypoints)}}
-
 
 @dataclass
 class PhotoResult:
@@ -64,9 +56,6 @@ class PhotoResult:
     message: str = ""
     size: tuple[int, int] | None = None  # (width, height) after the EXIF orientation
     image: Any = None  # the oriented PIL image, for drawing
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"faces": [f.as_dict() for f in self.faces], "message": self.message}
 
 
 class Predictor:

@@ -1,11 +1,15 @@
 """A one-line progress display with ETA for the command line (written to stderr)."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 
-def format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float | None) -> str:
+    """``m:ss`` or ``h:mm:ss``; a dash when the time is not known (None, NaN, inf)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
     seconds = max(0, int(round(seconds)))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)

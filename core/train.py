@@ -265,29 +265,13 @@ class Trainer:
                            best_val_rmse_px=s.best_val, epochs_run=s.last_epoch,
                            model_path=self.out if s.saved else None, history=list(s.history))
 
-    def _run(self) -> TrainResult:
-        import keras
-
+    def _compiled_model(self, steps: int):
+        """(model, initial epoch, architecture): built new, or read back with ``resume``."""
         from .model import MaskedRMSE, build_model, masked_rmse
 
-        cfg = self.config
-        s = self._state
-        train = self.train_data.complete() if cfg.complete_only else self.train_data
-        val = self.val_data
-        if len(train) == 0:
-            what = "faces with all 15 keypoints" if cfg.complete_only else "faces"
-            raise FacekpError(f"no training {what}")
-        if len(val) == 0 or np.isnan(val.keypoints).all():
-            raise FacekpError("no labelled validation faces (validation RMSE decides which "
-                              "model is kept)")
-        if self._stop.is_set():
-            raise _StopRequested
-        steps = math.ceil(len(train) / cfg.batch_size)
-        strategy = self.strategy or default_strategy()
-        keras.utils.set_random_seed(cfg.seed)
-
+        cfg, s = self.config, self._state
         initial_epoch, arch = 0, cfg.arch
-        with strategy.scope():
+        with (self.strategy or default_strategy()).scope():
             if self.resume is not None:
                 model = _load_for_training(self.resume)
                 record = read_record(self.resume) or {}
@@ -300,6 +284,19 @@ class Trainer:
                 model = build_model(cfg.arch)
                 optimizer = _optimizer(cfg, steps)
             model.compile(optimizer=optimizer, loss=masked_rmse, metrics=[MaskedRMSE()])
+        return model, initial_epoch, arch
+
+    def _run(self) -> TrainResult:
+        import keras
+
+        cfg = self.config
+        s = self._state
+        train, val = _checked_data(cfg, self.train_data, self.val_data)
+        if self._stop.is_set():
+            raise _StopRequested
+        steps = math.ceil(len(train) / cfg.batch_size)
+        keras.utils.set_random_seed(cfg.seed)
+        model, initial_epoch, arch = self._compiled_model(steps)
         self.model = model
 
         train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
@@ -441,6 +438,34 @@ class _Checkpointer:
             return None
 
 
+def _checked_data(cfg: TrainConfig, train_data, val_data):
+    """(train, val) faces of a run; FacekpError when either cannot serve."""
+    train = train_data.complete() if cfg.complete_only else train_data
+    if len(train) == 0:
+        what = "faces with all 15 keypoints" if cfg.complete_only else "faces"
+        raise FacekpError(f"no training {what}")
+    if len(val_data) == 0 or np.isnan(val_data.keypoints).all():
+        raise FacekpError("no labelled validation faces (validation RMSE decides which "
+                          "model is kept)")
+    return train, val_data
+
+
+def _record_epoch(state, model, epoch: int, train_px: float, val_px: float,
+                  elapsed: float) -> bool:
+    """Add an epoch to the history; a best epoch's weights are kept and checkpointed."""
+    # The first finite validation is the best so far (best_val starts as NaN).
+    best = math.isfinite(val_px) and not (val_px >= state.best_val)
+    state.last_epoch = epoch + 1
+    state.history.append({
+        "epoch": epoch + 1, "train_rmse_px": _num(train_px), "val_rmse_px": _num(val_px),
+        "best": bool(best), "elapsed_s": round(elapsed, 3), "lr": _current_lr(model)})
+    if best:
+        state.best_val, state.best_epoch = val_px, epoch + 1
+        state.best_weights = model.get_weights()
+        state.checkpointer.save(model, state.best_weights)
+    return bool(best)
+
+
 def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
     """The Keras callback of a run: per-batch loss, per-epoch RMSE, checkpoints, early
     stopping and the stop request. (Built here so that importing this module needs no Keras.)"""
@@ -486,22 +511,10 @@ def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
             logs = logs or {}
             train_px = float(logs.get("rmse_px", math.nan))
             val_px = float(logs.get("val_rmse_px", math.nan))
-            # The first finite validation is the best so far (best_val starts as NaN).
-            best = math.isfinite(val_px) and not (val_px >= state.best_val)
-            state.last_epoch = epoch + 1
             elapsed = time.monotonic() - self.t0
-            state.history.append({
-                "epoch": epoch + 1, "train_rmse_px": _num(train_px),
-                "val_rmse_px": _num(val_px), "best": bool(best), "elapsed_s": round(elapsed, 3),
-                "lr": _current_lr(self.model)})
-            if best:
-                state.best_val, state.best_epoch = val_px, epoch + 1
-                state.best_weights = self.model.get_weights()
-                state.checkpointer.save(self.model, state.best_weights)
-                self.wait = 0
-            else:
-                self.wait += 1
-            trainer.listener.on_epoch(epoch + 1, train_px, val_px, bool(best), elapsed)
+            best = _record_epoch(state, self.model, epoch, train_px, val_px, elapsed)
+            self.wait = 0 if best else self.wait + 1
+            trainer.listener.on_epoch(epoch + 1, train_px, val_px, best, elapsed)
             if trainer.config.patience and self.wait >= trainer.config.patience:
                 self.early_stopped = True
                 self.model.stop_training = True

@@ -22,6 +22,7 @@ EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``facekp-gui`` (see the module docstring)."""
     p = argparse.ArgumentParser(prog="facekp-gui", description="Facial keypoints: view datasets "
                                 "and photos, edit ground truth, train and compare models.")
     p.add_argument("file", nargs="?", help="a photo, dataset (.npz / Kaggle .csv) or model "
@@ -67,6 +68,7 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start the app (or render one screenshot and exit); the exit status."""
     t0 = time.time()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             photo = photo or args.file
     options = Options(data=data, model=model, image=args.image, photo=photo, split=args.split,
-                      restore_state=not (args.screenshot or args.startup_probe))
+                      remember=not (args.screenshot or args.startup_probe))
     window = MainWindow(options)
 
     if args.startup_probe:
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return app.exec()
 
     if args.screenshot:
+        window.ask_switch_model = lambda text: False   # keep the loaded model; no dialog
         window.resize(*args.size)
         # the training dock only when training is asked for: the picture is about the rest
         window.training_dock.setVisible(bool(args.train_epochs))
@@ -140,6 +143,7 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
         window.close()
 
     def on_idle():
+        """Loading done: train first when asked to, then take the picture."""
         if state["phase"] == "loading" and train_epochs:
             state["phase"] = "training"
             window.training_dock.show()

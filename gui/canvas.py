@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLin
                                QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsRectItem,
                                QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QMenu)
 
-from core.keypoints import NAMES
+from core.keypoints import NUM_KEYPOINTS
+
+from .session import display_name
 
 TRUTH_COLOR = QColor(40, 220, 60)
 PRED_COLOR = QColor(240, 40, 40)
@@ -31,7 +33,6 @@ LINE_COLOR = QColor(255, 230, 80, 220)
 BOX_COLOR = QColor(255, 200, 0)
 DRAW_BOX_COLOR = QColor(80, 170, 255)
 LAYERS = ("image", "truth", "prediction", "lines", "boxes")
-NICE = {n: n.replace("_", " ") for n in NAMES}
 
 
 def gray_qimage(image: np.ndarray) -> QImage:
@@ -193,8 +194,8 @@ class Canvas(QGraphicsView):
         self.smooth = False
         self._auto_fit = True
         self._visible = {name: True for name in LAYERS}
-        self._truth = np.full((15, 2), np.nan)
-        self._pred = np.full((15, 2), np.nan)
+        self._truth = np.full((NUM_KEYPOINTS, 2), np.nan)
+        self._pred = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
         self._box_mode = False
         self._box_start: QPointF | None = None
@@ -216,10 +217,11 @@ class Canvas(QGraphicsView):
             scene.addItem(layer)
         self.pixmap_item = QGraphicsPixmapItem(self.layers["image"])
         self.pixmap_item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
-        self.truth_items = [TruthItem(self, i, self.layers["truth"]) for i in range(15)]
-        self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in range(15)]
+        k = range(NUM_KEYPOINTS)
+        self.truth_items = [TruthItem(self, i, self.layers["truth"]) for i in k]
+        self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in k]
         self.line_items = []
-        for _ in range(15):
+        for _ in range(NUM_KEYPOINTS):
             line = QGraphicsLineItem(self.layers["lines"])
             pen = QPen(LINE_COLOR, 1.2)
             pen.setCosmetic(True)
@@ -247,7 +249,7 @@ class Canvas(QGraphicsView):
 
     def show_face(self, image: np.ndarray, truth: np.ndarray | None,
                   prediction: np.ndarray | None, editable: bool = True) -> None:
-        """A 96x96 crop; ``truth`` and ``prediction`` are (15, 2) or (30,) px, NaN = missing."""
+        """A 96x96 crop; ``truth`` and ``prediction`` are (NUM_KEYPOINTS, 2) or flat px, NaN = missing."""
         was_face = self.mode == "face"
         self.mode = "face"
         self.editable = editable
@@ -280,22 +282,24 @@ class Canvas(QGraphicsView):
         return self._pred.copy()
 
     def show_photo(self, image: np.ndarray,
-                   faces: list[tuple[tuple[float, float, float, float], np.ndarray | None]]
-                   ) -> None:
-        """A whole photo (H x W x 3 uint8) with each face's box and keypoints (photo px)."""
+                   faces: list[tuple[tuple[float, float, float, float], np.ndarray | None]],
+                   scale: float = 1.0) -> None:
+        """A whole photo (H x W x 3 uint8) with each face's box and keypoints (photo px).
+        ``scale``: photo pixels per pixel of ``image`` (a large photo is drawn smaller)."""
         new_image = self.mode != "photo" or self.pixmap_item.pixmap().size().toTuple() != \
-            (image.shape[1], image.shape[0])
+            (image.shape[1], image.shape[0]) or self.pixmap_item.scale() != scale
         self.mode = "photo"
         self._message.hide()
         for item in self.truth_items + self.pred_items + self.line_items:
             item.hide()
         if new_image:
-            self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)))
+            self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)), scale)
         self.set_faces(faces)
         if new_image or self._auto_fit:
             self.fit()
 
     def set_faces(self, faces) -> None:
+        """Draw each face's box, its number and its predicted keypoints (photo pixels)."""
         self._clear_photo_items()
         self._faces = [(tuple(float(v) for v in box), None if kp is None else _points(kp))
                        for box, kp in faces]
@@ -387,7 +391,7 @@ class Canvas(QGraphicsView):
         return None
 
     def describe_point(self, index: int, kind: str, face: int = -1) -> str:
-        name = NICE[NAMES[index]]
+        name = display_name(index)
         if kind == "prediction" and face >= 0:
             x, y = self._faces[face][1][index]
             return f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f})"
@@ -406,11 +410,12 @@ class Canvas(QGraphicsView):
         return self.viewport().grab().toImage()
 
     # --- internals ----------------------------------------------------------------------
-    def _set_pixmap(self, pixmap: QPixmap) -> None:
+    def _set_pixmap(self, pixmap: QPixmap, scale: float = 1.0) -> None:
         self.pixmap_item.setPixmap(pixmap)
+        self.pixmap_item.setScale(scale)
         self.set_smooth(self.smooth)
-        self.image_rect = QRectF(0, 0, pixmap.width(), pixmap.height())
-        margin = max(pixmap.width(), pixmap.height()) * 0.02
+        self.image_rect = QRectF(0, 0, pixmap.width() * scale, pixmap.height() * scale)
+        margin = max(self.image_rect.width(), self.image_rect.height()) * 0.02
         self.scene().setSceneRect(self.image_rect.adjusted(-margin, -margin, margin, margin))
 
     def _clear_photo_items(self) -> None:
@@ -423,7 +428,7 @@ class Canvas(QGraphicsView):
     def _update_face_items(self) -> None:
         if self.mode != "face":
             return
-        for i in range(15):
+        for i in range(NUM_KEYPOINTS):
             t, p = self._truth[i], self._pred[i]
             t_ok, p_ok = not np.isnan(t).any(), not np.isnan(p).any()
             ti, pi_, li = self.truth_items[i], self.pred_items[i], self.line_items[i]
@@ -510,6 +515,7 @@ class Canvas(QGraphicsView):
         return QPointF(min(max(p.x(), r.left()), r.right()), min(max(p.y(), r.top()), r.bottom()))
 
     def contextMenuEvent(self, event) -> None:
+        """Right-click on a face: delete the point under the mouse or add a missing one."""
         if self.mode != "face" or not self.editable:
             return super().contextMenuEvent(event)
         menu = QMenu(self)
@@ -517,15 +523,15 @@ class Canvas(QGraphicsView):
         while item is not None and not isinstance(item, TruthItem):
             item = item.parentItem()
         if isinstance(item, TruthItem) and item.isVisible():
-            act = QAction(f"Delete {NICE[NAMES[item.index]]}", menu)
+            act = QAction(f"Delete {display_name(item.index)}", menu)
             act.triggered.connect(lambda _=False, k=item.index: self.pointDeleteRequested.emit(k))
             menu.addAction(act)
-        missing = [i for i in range(15) if np.isnan(self._truth[i]).any()]
+        missing = [i for i in range(NUM_KEYPOINTS) if np.isnan(self._truth[i]).any()]
         pos = self.scene_to_pixel(self._clamp(self.mapToScene(event.pos())))
         if missing:
             sub = menu.addMenu("Add missing keypoint here")
             for k in missing:
-                act = QAction(NICE[NAMES[k]], sub)
+                act = QAction(display_name(k), sub)
                 act.triggered.connect(lambda _=False, k=k: self.pointAddRequested.emit(k, pos))
                 sub.addAction(act)
         if not menu.isEmpty():
@@ -534,8 +540,8 @@ class Canvas(QGraphicsView):
 
 def _points(values) -> np.ndarray:
     if values is None:
-        return np.full((15, 2), np.nan)
-    return np.asarray(values, dtype=np.float64).reshape(15, 2).copy()
+        return np.full((NUM_KEYPOINTS, 2), np.nan)
+    return np.asarray(values, dtype=np.float64).reshape(NUM_KEYPOINTS, 2).copy()
 
 
 def _square(a: QPointF, b: QPointF) -> QRectF:

@@ -9,14 +9,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QProgressBar, QPushButton, QStyledItemDelegate, QTableView,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from core.keypoints import NAMES
+from core.keypoints import NUM_KEYPOINTS
 
-SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test", "": "—"}
-
-
-def split_label(split) -> str:
-    """A split as the table shows it ("val" -> "validation")."""
-    return SPLIT_NAMES.get(str(split), str(split))
+from .session import display_name, split_label
 
 
 class DatasetModel(QAbstractTableModel):
@@ -91,6 +86,7 @@ class DatasetModel(QAbstractTableModel):
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        """Qt's model API: text, alignment and the error colour of one cell."""
         if not index.isValid() or self.dataset is None:
             return None
         r, c = index.row(), index.column()
@@ -105,7 +101,7 @@ class DatasetModel(QAbstractTableModel):
             if c == self.COL_SPLIT:
                 return split_label(ds.splits[r])
             if c == self.COL_POINTS:
-                return f"{self._present[r]}/15"
+                return f"{self._present[r]}/{NUM_KEYPOINTS}"
             if c == self.COL_RMSE:
                 e = self.errors[r]
                 return "" if np.isnan(e) else f"{e:.2f}"
@@ -126,7 +122,7 @@ class DatasetView(QAbstractTableModel):
 
     Filtering and sorting are numpy operations on whole columns (``DatasetModel.sort_keys``),
     not a QSortFilterProxyModel: that one asks the Python model for two values per comparison,
-    and re-sorting 3,869 faces by RMSE after a prediction held the GUI thread for 1.4-1.8 s.
+    which held the GUI thread for seconds when a whole dataset was re-sorted by RMSE.
     ``order`` holds the dataset rows shown, top to bottom; ``position`` the inverse (-1: not
     shown). Ties sort by dataset index.
     """
@@ -238,9 +234,8 @@ class DatasetPanel(QWidget):
         self.view = DatasetView(self.model, self)
 
         self.split_box = QComboBox()
-        for key, label in (("all", "all splits"), ("train", "train"), ("val", "validation"),
-                           ("test", "test")):
-            self.split_box.addItem(label, key)
+        for key in ("all", "train", "val", "test"):
+            self.split_box.addItem(split_label(key), key)
         self.split_box.currentIndexChanged.connect(self._split_changed)
         self.summary = QLabel("")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -400,7 +395,7 @@ class KeypointErrorView(QTableWidget):
     """Per-keypoint RMSE (px) for the current face and the mean over the current split."""
 
     def __init__(self, parent=None):
-        super().__init__(len(NAMES), 3, parent)
+        super().__init__(NUM_KEYPOINTS, 3, parent)
         self.setHorizontalHeaderLabels(["keypoint", "this face", "split"])
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(20)
@@ -412,25 +407,27 @@ class KeypointErrorView(QTableWidget):
         self.bar_max = 0.0
         self.setItemDelegateForColumn(1, _BarDelegate(self, QColor(240, 40, 40, 90)))
         self.setItemDelegateForColumn(2, _BarDelegate(self, QColor(120, 140, 255, 90)))
-        for i, name in enumerate(NAMES):
-            self.setItem(i, 0, QTableWidgetItem(name.replace("_", " ")))
+        for i in range(NUM_KEYPOINTS):
+            self.setItem(i, 0, QTableWidgetItem(display_name(i)))
             for c in (1, 2):
                 item = QTableWidgetItem("")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.setItem(i, c, item)
         self.split_label = "split"
-        self.current = np.full(15, np.nan)
-        self.split_values = np.full(15, np.nan)
+        self.current = np.full(NUM_KEYPOINTS, np.nan)
+        self.split_values = np.full(NUM_KEYPOINTS, np.nan)
 
     def set_values(self, current: np.ndarray | None, split: np.ndarray | None,
-                   split_label: str = "split") -> None:
-        self.current = np.full(15, np.nan) if current is None else np.asarray(current, float)
-        self.split_values = np.full(15, np.nan) if split is None else np.asarray(split, float)
+                   split_label: str = "split", face_label: str = "this face") -> None:
+        """Per-keypoint errors of the face on screen and of the split (None: empty)."""
+        empty = np.full(NUM_KEYPOINTS, np.nan)
+        self.current = empty if current is None else np.asarray(current, float)
+        self.split_values = empty if split is None else np.asarray(split, float)
         self.split_label = split_label
-        self.setHorizontalHeaderLabels(["keypoint", "this face", split_label])
+        self.setHorizontalHeaderLabels(["keypoint", face_label, split_label])
         both = np.concatenate([self.current, self.split_values])
         self.bar_max = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
-        for i in range(15):
+        for i in range(NUM_KEYPOINTS):
             for c, values in ((1, self.current), (2, self.split_values)):
                 v = values[i]
                 item = self.item(i, c)

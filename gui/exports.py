@@ -6,25 +6,13 @@ photo predictions as one row per face with its box; JSON holds the same with key
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from core.fileio import atomic_path
-from core.keypoints import COLUMNS, NAMES
-
-
-def _num(v) -> float | None:
-    v = float(v)
-    return round(v, 3) if math.isfinite(v) else None
-
-
-def _points(kp) -> dict[str, list[float] | None]:
-    p = np.asarray(kp, dtype=np.float64).reshape(15, 2)
-    return {name: (None if np.isnan(p[i]).any() else [round(float(p[i, 0]), 3),
-                                                       round(float(p[i, 1]), 3)])
-            for i, name in enumerate(NAMES)}
+from core.keypoints import COLUMNS
+from core.photo_json import rounded, keypoints_record, photo_record
 
 
 def _kind(path: Path) -> str:
@@ -59,19 +47,20 @@ def write_dataset_predictions(path: str | Path, dataset, predictions: np.ndarray
         else:
             faces = [{"index": int(r), "name": str(dataset.names[r]),
                       "person": str(dataset.persons[r]), "split": str(dataset.splits[r]),
-                      "rmse_px": _num(errors[r]), "keypoints": _points(predictions[r])}
+                      "rmse_px": rounded(errors[r]), "keypoints": keypoints_record(predictions[r])}
                      for r in rows]
             tmp.write_text(json.dumps({"units": "pixels of the 96x96 crop", "faces": faces},
                                       indent=1))
     return path
 
 
-def write_photo_predictions(path: str | Path, photo: str | Path, faces) -> Path:
+def write_photo_predictions(path: str | Path, photo: str | Path, faces,
+                            message: str = "") -> Path:
     """Faces found in a photo: ``faces`` is a list of ``(box [x0, y0, x1, y1], keypoints
     (15, 2) or None)`` in photo pixels.
 
     CSV: ``photo,face,box_x0,box_y0,box_x1,box_y1`` then the 30 Kaggle columns (photo pixels).
-    JSON: ``{"photo", "faces": [{"face", "box", "keypoints": {name: [x, y]}}]}``.
+    JSON: the schema of ``facekp predict --json`` (:mod:`core.photo_json`), one record.
     """
     path = Path(path)
     kind = _kind(path)
@@ -84,14 +73,11 @@ def write_photo_predictions(path: str | Path, photo: str | Path, faces) -> Path:
                 w.writerow(["photo", "face", "box_x0", "box_y0", "box_x1", "box_y1",
                             *COLUMNS])
                 for i, (box, kp) in enumerate(faces):
-                    coords = (np.full(30, np.nan) if kp is None
-                              else np.asarray(kp, dtype=np.float64).reshape(30))
-                    w.writerow([str(photo), i + 1, *[round(float(v), 2) for v in box],
-                                *["" if np.isnan(v) else round(float(v), 3) for v in coords]])
+                    coords = (np.full(len(COLUMNS), np.nan) if kp is None
+                              else np.asarray(kp, dtype=np.float64).reshape(len(COLUMNS)))
+                    w.writerow([str(photo), i + 1, *[rounded(v) for v in box],
+                                *["" if np.isnan(v) else rounded(v) for v in coords]])
         else:
-            out = {"photo": str(photo), "units": "pixels of the photo",
-                   "faces": [{"face": i + 1, "box": [round(float(v), 2) for v in box],
-                              "keypoints": None if kp is None else _points(kp)}
-                             for i, (box, kp) in enumerate(faces)]}
+            out = photo_record(photo, faces, message)
             tmp.write_text(json.dumps(out, indent=1))
     return path

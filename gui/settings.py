@@ -11,6 +11,7 @@ settings or files):
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
@@ -48,7 +49,19 @@ def recent_files() -> list[str]:
     return [str(v) for v in (value or []) if v]
 
 
+def is_temporary(path: str | Path) -> bool:
+    """A file in the system's temporary folder: gone soon, so never a recent file."""
+    try:
+        Path(path).resolve().relative_to(Path(tempfile.gettempdir()).resolve())
+        return True
+    except ValueError:
+        return False
+
+
 def add_recent_file(path: str | Path) -> list[str]:
+    """``path`` first in the recent files (temporary files are left out)."""
+    if is_temporary(path):
+        return recent_files()
     path = str(Path(path).resolve())
     files = [path] + [f for f in recent_files() if f != path]
     files = files[:MAX_RECENT]
@@ -61,4 +74,29 @@ def add_recent_file(path: str | Path) -> list[str]:
 def clear_recent_files() -> None:
     s = settings()
     s.remove("recent_files")
+    s.sync()
+
+
+def restore_window(window, toggles: dict) -> None:
+    """The window's saved geometry, dock layout and view toggles (``{key: QAction}``)."""
+    from PySide6.QtCore import QByteArray
+
+    s = settings()
+    for value, restore in ((s.value("window/geometry"), window.restoreGeometry),
+                           (s.value("window/state"), window.restoreState)):
+        if isinstance(value, QByteArray):
+            restore(value)
+    for key, act in toggles.items():
+        v = s.value(f"view/{key}")
+        if v is not None:
+            act.setChecked(str(v).lower() in ("true", "1"))
+
+
+def save_window(window, toggles: dict) -> None:
+    """Keep the window's geometry, dock layout and view toggles for the next session."""
+    s = settings()
+    s.setValue("window/geometry", window.saveGeometry())
+    s.setValue("window/state", window.saveState())
+    for key, act in toggles.items():
+        s.setValue(f"view/{key}", act.isChecked())
     s.sync()

@@ -1,43 +1,29 @@
-"""The training dock: settings, Start/Stop, a live loss plot (pyqtgraph) and progress with ETA.
+"""The training dock: settings, Start/Stop, the live loss plot and progress with ETA.
 
-The plot shows every training batch's RMSE (px) as a faint point at its fractional epoch,
-per-epoch training and validation RMSE as lines, and the best epoch so far marked. Points
-arrive from :class:`gui.workers.TrainingThread` already coalesced (at most ~10 lists a
-second); the plot is redrawn at most every ``REDRAW_INTERVAL_MS``.
-
-pyqtgraph takes a few hundred milliseconds to import, so the plot widget is created after the
-window is on screen (:meth:`TrainingPanel.ensure_plot`).
+The run itself is a :class:`gui.workers.TrainingThread`; the plot is
+:class:`gui.loss_plot.LossPlot`. The panel never writes over a model file it did not create
+in this run of the app.
 """
 from __future__ import annotations
 
-import math
 import time
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from core.progress import format_seconds
+
 from . import settings as app_settings
+from .loss_plot import LossPlot
 from .workers import TrainingThread
 
-REDRAW_INTERVAL_MS = 100
-TRAIN_COLOR = (90, 150, 255)
-VAL_COLOR = (255, 150, 40)
-BATCH_COLOR = (160, 180, 235, 150)
-BEST_COLOR = (60, 220, 90)
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+ENDINGS = {"completed": "Training finished",
+           "early_stop": "Training stopped early (no improvement)",
+           "stopped": "Training stopped", "error": "Training failed"}
 
 
 class TrainingPanel(QWidget):
@@ -47,38 +33,55 @@ class TrainingPanel(QWidget):
     trainingStateChanged = Signal(bool)   # running?
     statusMessage = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, remember: bool = True):
         super().__init__(parent)
+        self.remember = remember          # False: the person's settings are never written
         self.thread: TrainingThread | None = None
         self.engine_info: dict | None = None
-        self.data_provider = None   # callable -> (train Dataset, val Dataset, description)
-        self.plot = None
-        self._reset_series()
+        self.data_provider = None   # callable -> (train Dataset, val Dataset, note) or None
+        self.created: set[Path] = set()   # model files this panel wrote in this run
+        self._reset_run()
+        form = self._make_form()
+        buttons = self._make_buttons()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.status = QLabel("Train a model on the dataset's train split; validation on its "
+                             "val split.")
+        self.status.setWordWrap(True)
+        s = app_settings.settings()
+        self.loss = LossPlot(self, _bool(s.value("training/log_scale", True)),
+                             _bool(s.value("training/ignore_outliers", True)))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addLayout(self._make_toggles())
+        layout.addWidget(self.loss, 1)
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._update_progress)
 
-        # settings
+    def _make_form(self) -> QFormLayout:
         self.arch = QComboBox()
         self.arch.addItem("seed")
         self.arch.currentTextChanged.connect(self._arch_changed)
-        self.epochs = QSpinBox()
-        self.epochs.setRange(1, 100000)
-        self.epochs.setValue(100)
-        self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 4096)
-        self.batch_size.setValue(64)
+        self.epochs = _spin(1, 100000, 100)
+        self.batch_size = _spin(1, 4096, 64)
         self.learning_rate = QDoubleSpinBox()
         self.learning_rate.setDecimals(6)
         self.learning_rate.setRange(1e-6, 1.0)
         self.learning_rate.setSingleStep(1e-4)
         self.learning_rate.setValue(1e-3)
-        self.patience = QSpinBox()
-        self.patience.setRange(0, 100000)
+        self.patience = _spin(0, 100000, 10)
         self.patience.setSpecialValueText("off")
-        self.patience.setValue(10)
         self.patience.setToolTip("Stop when validation RMSE has not improved for this many epochs")
         self.augment = QComboBox()
-        self.augment.addItem("architecture default", None)
-        self.augment.addItem("on", True)
-        self.augment.addItem("off", False)
+        for text, value in (("architecture default", None), ("on", True), ("off", False)):
+            self.augment.addItem(text, value)
         self.out_path = QLineEdit()
         self.out_path.setPlaceholderText("a new file in the app's models folder")
         browse = QToolButton()
@@ -90,131 +93,49 @@ class TrainingPanel(QWidget):
         out_row.addWidget(browse)
         self.data_label = QLabel("no dataset yet")
         self.data_label.setWordWrap(True)
-
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Architecture", self.arch)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Batch size", self.batch_size)
-        form.addRow("Learning rate", self.learning_rate)
-        form.addRow("Patience", self.patience)
-        form.addRow("Augmentation", self.augment)
-        form.addRow("Save model to", out_row)
-        form.addRow("Data", self.data_label)
+        for label, field in (("Architecture", self.arch), ("Epochs", self.epochs),
+                             ("Batch size", self.batch_size), ("Learning rate", self.learning_rate),
+                             ("Patience", self.patience), ("Augmentation", self.augment),
+                             ("Save model to", out_row), ("Data", self.data_label)):
+            form.addRow(label, field)
+        return form
 
+    def _make_buttons(self) -> QHBoxLayout:
         self.start_button = QPushButton("Start training")
-        self.start_button.clicked.connect(self.start)
+        # a lambda: clicked(bool) would otherwise arrive as start's first argument
+        self.start_button.clicked.connect(lambda: self.start())
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop after the current batch; the best model so far is kept")
-        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.clicked.connect(lambda: self.stop())
         self.stop_button.setEnabled(False)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button, 1)
         buttons.addWidget(self.stop_button)
+        return buttons
 
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
-        self.status = QLabel("Train a model on the dataset's train split; validation on its "
-                             "val split.")
-        self.status.setWordWrap(True)
-
+    def _make_toggles(self) -> QHBoxLayout:
         self.log_scale = QCheckBox("Log scale")
         self.ignore_outliers = QCheckBox("Ignore outliers")
         self.ignore_outliers.setToolTip("Scale the y axis to the bulk of the points, not the "
                                         "first few batches")
-        s = app_settings.settings()
-        self.log_scale.setChecked(_bool(s.value("training/log_scale", True)))
-        self.ignore_outliers.setChecked(_bool(s.value("training/ignore_outliers", True)))
-        self.log_scale.toggled.connect(self._log_toggled)
-        self.ignore_outliers.toggled.connect(self._outliers_toggled)
+        self.log_scale.setChecked(self.loss.log_scale)
+        self.ignore_outliers.setChecked(self.loss.ignore_outliers)
+        self.log_scale.toggled.connect(lambda on: self._toggled("log_scale", on))
+        self.ignore_outliers.toggled.connect(lambda on: self._toggled("ignore_outliers", on))
         toggles = QHBoxLayout()
         toggles.addWidget(self.log_scale)
         toggles.addWidget(self.ignore_outliers)
         toggles.addStretch(1)
+        return toggles
 
-        self.plot_holder = QVBoxLayout()
-        self.plot_placeholder = QLabel("loss plot loading…")
-        self.plot_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.plot_placeholder.setMinimumHeight(200)
-        self.plot_holder.addWidget(self.plot_placeholder)
+    def _toggled(self, key: str, on: bool) -> None:
+        if self.remember:
+            app_settings.settings().setValue(f"training/{key}", bool(on))
+        (self.loss.set_log_scale if key == "log_scale" else self.loss.set_ignore_outliers)(on)
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addLayout(toggles)
-        layout.addLayout(self.plot_holder, 1)
-
-        self._redraw_timer = QTimer(self)
-        self._redraw_timer.setSingleShot(True)
-        self._redraw_timer.setInterval(REDRAW_INTERVAL_MS)
-        self._redraw_timer.timeout.connect(self._redraw)
-        self._clock = QTimer(self)
-        self._clock.setInterval(1000)
-        self._clock.timeout.connect(self._update_progress)
-        self.redraws = 0
-
-    # --- plot ---------------------------------------------------------------------------
-    def ensure_plot(self) -> None:
-        """Create the pyqtgraph plot (imports pyqtgraph: call once the window is shown)."""
-        if self.plot is not None:
-            return
-        import pyqtgraph as pg
-
-        class PlainLogAxis(pg.AxisItem):
-            """Log-scale ticks as plain pixel values (3, 5, 10, 20), not 3·10⁰."""
-
-            def logTickStrings(self, values, scale, spacing):
-                return [f"{10 ** v:.3g}" for v in values]
-
-        pg.setConfigOptions(antialias=True)
-        plot = pg.PlotWidget(background=(30, 30, 34),
-                             axisItems={"left": PlainLogAxis(orientation="left")})
-        plot.setMinimumHeight(200)
-        item = plot.getPlotItem()
-        item.showGrid(x=True, y=True, alpha=0.25)
-        # Grid lines at the major ticks and one minor level only: pyqtgraph's default (two
-        # minor levels) doubled the plot's paint time (10 -> 5 ms here), and the plot repaints
-        # a few times a second while training shares the CPU.
-        for axis in ("left", "bottom"):
-            item.getAxis(axis).setStyle(maxTickLevel=1)
-        item.setLabel("bottom", "epoch")
-        item.setLabel("left", "RMSE", units="px")
-        item.getAxis("left").enableAutoSIPrefix(False)
-        item.addLegend(offset=(-10, 10))
-        self.batch_curve = item.plot([], [], pen=None, symbol="o", symbolSize=4,
-                                     symbolPen=None, symbolBrush=pg.mkBrush(*BATCH_COLOR),
-                                     name="batch (train)")
-        self.train_curve = item.plot([], [], pen=pg.mkPen(TRAIN_COLOR, width=2), symbol="o",
-                                     symbolSize=6, symbolBrush=TRAIN_COLOR, symbolPen=None,
-                                     name="train (epoch)")
-        self.val_curve = item.plot([], [], pen=pg.mkPen(VAL_COLOR, width=2), symbol="o",
-                                   symbolSize=6, symbolBrush=VAL_COLOR, symbolPen=None,
-                                   name="validation")
-        self.best_curve = item.plot([], [], pen=None, symbol="star", symbolSize=16,
-                                    symbolBrush=BEST_COLOR, symbolPen=pg.mkPen("w", width=1),
-                                    name="best")
-        self.best_line = pg.InfiniteLine(angle=90, movable=False,
-                                         pen=pg.mkPen(BEST_COLOR, width=1, style=Qt.PenStyle.DashLine))
-        self.best_line.hide()
-        item.addItem(self.best_line, ignoreBounds=True)
-        item.setLogMode(False, self.log_scale.isChecked())
-        self.plot = plot
-        self.plot_holder.removeWidget(self.plot_placeholder)
-        self.plot_placeholder.deleteLater()
-        self.plot_holder.addWidget(plot)
-        self._redraw()
-        self._update_title()
-
-    def _reset_series(self) -> None:
-        self.batch_x: list[float] = []
-        self.batch_y: list[float] = []
-        self.epoch_rows: list[dict] = []
-        self.best: dict | None = None
+    def _reset_run(self) -> None:
         self.info: dict = {}
         self.steps = 0
         self.last_batch = (0, 0)
@@ -222,86 +143,25 @@ class TrainingPanel(QWidget):
         self.first_batch_at: float | None = None
         self.batches_done = 0
 
-    def _schedule_redraw(self) -> None:
-        if not self._redraw_timer.isActive():
-            self._redraw_timer.start()
-
-    def _redraw(self) -> None:
-        if self.plot is None:
-            return
-        self.redraws += 1
-        self.batch_curve.setData(np.asarray(self.batch_x), np.asarray(self.batch_y))
-        ep = np.array([r["epoch"] for r in self.epoch_rows], dtype=float)
-        tr = np.array([r["train_rmse_px"] for r in self.epoch_rows], dtype=float)
-        va = np.array([r["val_rmse_px"] for r in self.epoch_rows], dtype=float)
-        self.train_curve.setData(ep, tr)
-        self.val_curve.setData(ep, va)
-        if self.best is not None:
-            self.best_curve.setData([self.best["epoch"]], [self.best["val_rmse_px"]])
-            self.best_line.setValue(self.best["epoch"])
-            self.best_line.show()
-        else:
-            self.best_curve.setData([], [])
-            self.best_line.hide()
-        self._apply_range()
-
-    def _apply_range(self) -> None:
-        item = self.plot.getPlotItem()
-        values = np.concatenate([np.asarray(self.batch_y, float),
-                                 [r["train_rmse_px"] for r in self.epoch_rows],
-                                 [r["val_rmse_px"] for r in self.epoch_rows]])
-        values = values[np.isfinite(values) & (values > 0)]
-        if not self.ignore_outliers.isChecked() or len(values) < 5:
-            item.enableAutoRange(axis="y")
-            return
-        lo = float(values.min()) * 0.9
-        # the bulk: the upper end of the last 90% of the points (the first batches are huge)
-        hi = float(np.percentile(values[len(values) // 10:], 98)) * 1.15
-        hi = max(hi, lo * 1.5)
-        if self.log_scale.isChecked():
-            item.setYRange(math.log10(lo), math.log10(hi), padding=0)
-        else:
-            item.setYRange(max(0.0, lo), hi, padding=0)
-
-    def _update_title(self) -> None:
-        if self.plot is None:
-            return
-        parts = []
-        if self.started_at is not None:
-            elapsed = time.monotonic() - self.started_at
-            parts.append(f"elapsed {format_seconds(elapsed)}")
-            if self.is_running():
-                parts.append(f"ETA {format_seconds(self.eta())}")
-        if self.best is not None:
-            parts.append(f"best val {self.best['val_rmse_px']:.2f} px @ epoch {self.best['epoch']}")
-        self.plot.getPlotItem().setTitle("  ·  ".join(parts) if parts else "training loss",
-                                         size="9pt")
-
-    def _log_toggled(self, on: bool) -> None:
-        app_settings.settings().setValue("training/log_scale", bool(on))
-        if self.plot is not None:
-            self.plot.getPlotItem().setLogMode(False, bool(on))
-            self._redraw()
-
-    def _outliers_toggled(self, on: bool) -> None:
-        app_settings.settings().setValue("training/ignore_outliers", bool(on))
-        if self.plot is not None:
-            self._redraw()
+    # --- plot -------------------------------------------------------------------------------
+    def ensure_plot(self) -> None:
+        """Create the loss plot (imports pyqtgraph: call once the window is shown)."""
+        self.loss.ensure()
+        self._update_title()
 
     def save_plot_png(self, path: str | Path) -> Path:
-        """The loss plot as a PNG (atomic)."""
-        from core.fileio import atomic_path
+        return self.loss.save_png(path)
 
-        self.ensure_plot()
-        self._redraw()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            if not self.plot.grab().save(str(tmp), "PNG"):
-                raise OSError(f"could not write {path}")
-        return path
-
-    def history(self) -> list[dict]:
-        return list(self.epoch_rows)
+    def _update_title(self) -> None:
+        parts = []
+        if self.started_at is not None:
+            parts.append(f"elapsed {format_seconds(time.monotonic() - self.started_at)}")
+            if self.is_running():
+                parts.append(f"ETA {format_seconds(self.eta())}")
+        best = self.loss.best
+        if best is not None:
+            parts.append(f"best val {best['val_rmse_px']:.2f} px @ epoch {best['epoch']}")
+        self.loss.set_title("  ·  ".join(parts) if parts else "training loss")
 
     # --- engine and data -------------------------------------------------------------------
     def set_engine_info(self, info: dict) -> None:
@@ -311,8 +171,7 @@ class TrainingPanel(QWidget):
         self.arch.clear()
         for name in info.get("architectures") or ["seed"]:
             self.arch.addItem(name)
-        i = self.arch.findText(current)
-        self.arch.setCurrentIndex(max(0, i))
+        self.arch.setCurrentIndex(max(0, self.arch.findText(current)))
         self.arch.blockSignals(False)
         self._arch_changed(self.arch.currentText())
         if info.get("training"):
@@ -324,14 +183,11 @@ class TrainingPanel(QWidget):
             return
         defaults = dict(self.engine_info.get("train_defaults") or {})
         defaults.update(self.engine_info.get("arch_defaults", {}).get(name, {}))
-        if "epochs" in defaults:
-            self.epochs.setValue(int(defaults["epochs"]))
-        if "batch_size" in defaults:
-            self.batch_size.setValue(int(defaults["batch_size"]))
-        if "learning_rate" in defaults:
-            self.learning_rate.setValue(float(defaults["learning_rate"]))
-        if "patience" in defaults:
-            self.patience.setValue(int(defaults["patience"]))
+        for key, box, kind in (("epochs", self.epochs, int), ("batch_size", self.batch_size, int),
+                               ("learning_rate", self.learning_rate, float),
+                               ("patience", self.patience, int)):
+            if key in defaults:
+                box.setValue(kind(defaults[key]))
         self.augment.setCurrentIndex(0)
 
     def set_data_description(self, text: str) -> None:
@@ -351,61 +207,94 @@ class TrainingPanel(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Save the trained model as", start,
                                               "Keras model (*.keras)")
         if path:
-            if not path.endswith(".keras"):
-                path += ".keras"
-            self.out_path.setText(path)
+            self.out_path.setText(path if path.endswith(".keras") else path + ".keras")
 
     def output_path(self) -> Path:
+        """The file the next run writes: the one typed, else a new name in the models folder."""
         text = self.out_path.text().strip()
         if text:
             return Path(text)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        return app_settings.models_dir() / f"{self.arch.currentText() or 'model'}-{stamp}.keras"
+        base = app_settings.models_dir() / f"{self.arch.currentText() or 'model'}-{stamp}"
+        path, n = base.with_suffix(".keras"), 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}.keras")
+        return path
+
+    def refuses(self, out: Path) -> str | None:
+        """Why ``out`` may not be written (None: it may): an existing model file is only
+        overwritten when this panel created it in this run of the app."""
+        if out.exists() and out.resolve() not in self.created:
+            return (f"{out} exists and was not trained here: choose a new file name (the app "
+                    "never overwrites a model it did not make)")
+        return None
 
     # --- run --------------------------------------------------------------------------------
     def is_running(self) -> bool:
         return self.thread is not None and self.thread.isRunning()
 
-    def start(self, train=None, val=None, config: dict | None = None,
+    def start(self, *, train=None, val=None, config: dict | None = None,
               out: str | Path | None = None) -> bool:
-        """Start a run (datasets default to the window's train/val splits)."""
+        """Start a run (datasets default to the window's train/val faces); False if it
+        cannot start (running already, no data, an output it may not write)."""
         if self.is_running():
             return False
         if train is None or val is None:
-            if self.data_provider is None:
-                self.status.setText("No dataset loaded yet.")
-                return False
-            provided = self.data_provider()
+            provided = self.data_provider() if self.data_provider is not None else None
             if provided is None:
+                self.status.setText("No dataset to train on yet.")
                 return False
             train, val, _ = provided
-        cfg = self.config()
-        cfg.update(config or {})
+        cfg = {**self.config(), **(config or {})}
         out = Path(out) if out is not None else self.output_path()
+        why = self.refuses(out)
+        if why:
+            self.status.setText(why)
+            self.statusMessage.emit(why)
+            return False
+        self._release_thread()
         self.ensure_plot()
-        self._reset_series()
+        self.loss.reset()
+        self._reset_run()
         self.started_at = time.monotonic()
         self.planned_epochs = int(cfg.get("epochs", 1))
         self.out = out
+        self.thread = self._make_thread(cfg, train, val, out)
+        self._set_running_ui(True)
+        self.status.setText(f"Training {cfg['arch']} on {len(train)} faces, validating on "
+                            f"{len(val)}; model → {out}")
+        self.loss.redraw()
+        self.thread.start()
+        self._clock.start()
+        self.trainingStateChanged.emit(True)
+        return True
+
+    def _make_thread(self, cfg: dict, train, val, out: Path) -> TrainingThread:
         thread = TrainingThread(cfg, train, val, out, parent=self)
         thread.status.connect(self._thread_status)
         thread.trainingStarted.connect(self._on_started)
         thread.batches.connect(self._on_batches)
         thread.epochDone.connect(self._on_epoch)
         thread.trainingFinished.connect(self._on_finished)
-        self.thread = thread
-        self.start_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self._set_controls_enabled(False)
-        self.progress.setRange(0, 0)  # busy until the first batch
-        self.progress.setFormat("preparing…")
-        self.status.setText(f"Training {cfg['arch']} on {len(train)} faces, validating on "
-                            f"{len(val)}; model → {out}")
-        self._redraw()
-        thread.start()
-        self._clock.start()
-        self.trainingStateChanged.emit(True)
-        return True
+        return thread
+
+    def _release_thread(self) -> None:
+        """The previous run's thread goes (it holds nothing big, but they would pile up)."""
+        old, self.thread = self.thread, None
+        if old is not None:
+            old.wait()
+            old.setParent(None)   # dropped with the last reference
+
+    def _set_running_ui(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        for w in (self.arch, self.epochs, self.batch_size, self.learning_rate, self.patience,
+                  self.augment, self.out_path):
+            w.setEnabled(not running)
+        if running:
+            self.progress.setRange(0, 0)  # busy until the first batch
+            self.progress.setFormat("preparing…")
 
     def stop(self) -> None:
         if self.is_running():
@@ -422,11 +311,6 @@ class TrainingPanel(QWidget):
         if self.thread.isRunning():
             self.thread.stop()
         self.thread.wait()
-
-    def _set_controls_enabled(self, on: bool) -> None:
-        for w in (self.arch, self.epochs, self.batch_size, self.learning_rate, self.patience,
-                  self.augment, self.out_path):
-            w.setEnabled(on)
 
     # --- thread signals ------------------------------------------------------------------
     def _thread_status(self, text: str) -> None:
@@ -445,48 +329,35 @@ class TrainingPanel(QWidget):
     def _on_batches(self, points: list) -> None:
         if self.first_batch_at is None:
             self.first_batch_at = time.monotonic()
-        steps = max(1, self.steps)
-        for epoch, batch, loss in points:
-            # epochs and batches are 1-based: a point sits at the fraction of its epoch done
-            self.batch_x.append(epoch - 1 + batch / steps)
-            self.batch_y.append(loss)
-            self.last_batch = (epoch, batch)
+        self.loss.add_batches(points, self.steps)
+        if points:
+            self.last_batch = tuple(points[-1][:2])
         self.batches_done += len(points)
         self._update_progress(title=False)
-        self._schedule_redraw()
 
     def _on_epoch(self, row: dict) -> None:
-        self.epoch_rows.append(row)
-        if row.get("best"):
-            self.best = row
+        self.loss.add_epoch(row)
         self.last_batch = (row["epoch"], self.steps)
         self._update_progress()
-        self._schedule_redraw()
 
     def _on_finished(self, result) -> None:
+        """``result``: core's TrainResult, or None when the run could not start."""
         self._clock.stop()
-        self._redraw_timer.stop()
-        self._redraw()
+        self.loss.stop()
         self._update_title()
-        self.start_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        self._set_controls_enabled(True)
-        reason = getattr(result, "reason", "error")
-        text = {
-            "completed": "Training finished",
-            "early_stop": "Training stopped early (no improvement)",
-            "stopped": "Training stopped",
-            "error": "Training failed",
-        }.get(reason, f"Training ended ({reason})")
-        best_epoch = getattr(result, "best_epoch", None)
-        best_val = getattr(result, "best_val_rmse_px", None)
-        if best_epoch:
-            text += f": best validation RMSE {best_val:.2f} px at epoch {best_epoch}"
-        message = getattr(result, "message", "")
+        self._set_running_ui(False)
+        reason = result.reason if result is not None else "error"
+        text = ENDINGS.get(reason, f"Training ended ({reason})")
+        if result is not None and result.best_epoch:
+            text += (f": best validation RMSE {result.best_val_rmse_px:.2f} px at epoch "
+                     f"{result.best_epoch}")
+        message = (result.message if result is not None else self.thread.error) or ""
         if message and reason == "error":
             text += f": {message}"
-        path = getattr(result, "model_path", None)
-        if path and Path(path).exists() and reason != "error":
+        path = result.model_path if result is not None else None
+        saved = bool(path) and Path(path).exists() and reason != "error"
+        if saved:
+            self.created.add(Path(path).resolve())
             text += f"; model saved to {path}"
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if reason in ("completed", "early_stop") else 0)
@@ -494,7 +365,7 @@ class TrainingPanel(QWidget):
         self.status.setText(text + ".")
         self.statusMessage.emit(text)
         self.trainingStateChanged.emit(False)
-        if path and Path(path).exists() and best_epoch:
+        if saved and result.best_epoch:
             self.modelTrained.emit(str(path))
 
     def eta(self) -> float:
@@ -502,27 +373,29 @@ class TrainingPanel(QWidget):
             return float("nan")
         epoch, batch = self.last_batch
         done = (epoch - 1) * self.steps + batch
-        total = self.planned_epochs * self.steps
         elapsed = time.monotonic() - self.started_at
-        return elapsed / max(1, done) * max(0, total - done)
+        return elapsed / max(1, done) * max(0, self.planned_epochs * self.steps - done)
 
     def _update_progress(self, title: bool = True) -> None:
         """Progress bar text; the plot's title (a relayout) only when ``title`` (clock, epochs)."""
-        if not self.is_running() or not self.steps:
-            if title:
-                self._update_title()
-            return
-        epoch, batch = self.last_batch
-        total = self.planned_epochs * self.steps
-        done = (max(1, epoch) - 1) * self.steps + batch if self.batches_done else 0
-        self.progress.setRange(0, total)
-        self.progress.setValue(min(done, total))
-        if not self.thread.stop_requested:
-            self.progress.setFormat(f"epoch {max(1, epoch)}/{self.planned_epochs} · batch "
-                                    f"{batch}/{self.steps} · "
-                                    f"ETA {format_seconds(self.eta())}")
+        if self.is_running() and self.steps:
+            epoch, batch = self.last_batch
+            total = self.planned_epochs * self.steps
+            done = (max(1, epoch) - 1) * self.steps + batch if self.batches_done else 0
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+            if not self.thread.stop_requested:
+                self.progress.setFormat(f"epoch {max(1, epoch)}/{self.planned_epochs} · batch "
+                                        f"{batch}/{self.steps} · ETA {format_seconds(self.eta())}")
         if title:
             self._update_title()
+
+
+def _spin(lo: int, hi: int, value: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(value)
+    return box
 
 
 def _bool(v) -> bool:

@@ -1,4 +1,9 @@
-"""Background work for the app: QThread subclasses that run core's work and report by signals.
+"""Background work for the app: one way to run it, a :class:`Job` handed to :class:`Jobs`.
+
+A job is a function for another thread plus its own ``on_done`` / ``on_failed`` callbacks,
+called on the GUI thread; :meth:`Jobs.run` gives it a thread of its own, :meth:`Jobs.submit`
+queues it on the TensorFlow engine. Training is the one long job with a thread of its own
+kind (:class:`TrainingThread`), because it reports progress as it goes.
 
 Rules that keep the window responsive and the process safe (see the design guide):
 - Each worker is a QThread *subclass* whose signals live on the object (in the GUI thread);
@@ -20,10 +25,10 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections import Counter
 from typing import Any, Callable
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 
 #: Background threads (engine, training, tasks) run this much "nicer" than the GUI thread on
@@ -52,96 +57,85 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class Job:
+    """Work for a background thread and what to do with its outcome.
+
+    ``fn()`` runs off the GUI thread; then exactly one of ``on_done(result)`` or
+    ``on_failed(message)`` is called on the GUI thread (a job made stale by a newer
+    ``generation`` is dropped without either). Whatever happens, :class:`Jobs` counts the job
+    as finished, so the window never waits on a job that died.
+    """
+
+    NOW, NORMAL, BACKGROUND = 0, 10, 20
+
+    def __init__(self, name: str, fn: Callable[[], Any], on_done: Callable | None = None,
+                 on_failed: Callable[[str], None] | None = None, priority: int = NORMAL,
+                 generation: int | None = None):
+        self.name, self.fn = name, fn
+        self.on_done, self.on_failed = on_done, on_failed
+        self.priority, self.generation = priority, generation
+
+
+def _run_job(job: Job) -> tuple[bool, Any]:
+    """(True, result) or (False, one line): any exception, even a BaseException, is caught."""
+    try:
+        return True, job.fn()
+    except BaseException as exc:  # noqa: BLE001  (reported to the window, never lost)
+        if not _is_user_error(exc):
+            traceback.print_exc()
+        return False, describe_error(exc)
+
+
 class TaskThread(QThread):
-    """Runs ``fn(progress)`` once in a thread; ``progress(done, total)`` is rate-limited."""
+    """Runs one :class:`Job` in its own thread (work that needs no TensorFlow)."""
 
-    progress = Signal(int, int)
-    succeeded = Signal(object)
-    failed = Signal(str)
+    succeeded = Signal(object, object)   # job, result
+    failed = Signal(object, str)         # job, message
 
-    def __init__(self, fn: Callable[[Callable[[int, int], None]], Any], parent=None,
-                 min_interval: float = 0.1):
+    def __init__(self, job: Job, parent=None):
         super().__init__(parent)
-        self._fn = fn
-        self._min_interval = min_interval
-        self._last = 0.0
-        self.result: Any = None
-        self.error: str | None = None
-
-    def _report(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done >= total or now - self._last >= self._min_interval:
-            self._last = now
-            self.progress.emit(int(done), int(total))
+        self.job = job
 
     def run(self) -> None:
         lower_thread_priority()
-        try:
-            self.result = self._fn(self._report)
-        except Exception as exc:  # reported to the user as one line
-            if not _is_user_error(exc):
-                traceback.print_exc()
-            self.error = describe_error(exc)
-            self.failed.emit(self.error)
-        else:
-            self.succeeded.emit(self.result)
+        ok, value = _run_job(self.job)
+        (self.succeeded if ok else self.failed).emit(self.job, value)
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    try:
-        from core.errors import FacekpError
-    except ImportError:  # pragma: no cover
-        return False
+    from core.errors import FacekpError
+
     return isinstance(exc, FacekpError)
 
 
 # --- the engine: TensorFlow, models and predictions, one job at a time --------------------
 
-@dataclass(order=True)
-class _Job:
-    priority: int
-    seq: int
-    kind: str = field(compare=False)
-    fn: Callable = field(compare=False)
-    token: Any = field(compare=False, default=None)
-    generation: int | None = field(compare=False, default=None)
-
-
 class EngineThread(QThread):
-    """Imports TensorFlow in the background, then runs model jobs one at a time.
+    """Imports TensorFlow in the background, then runs :class:`Job` s one at a time.
 
-    Jobs are ``fn(progress) -> result`` callables with a priority (lower first), so a single
-    image or a photo is served before the remaining chunks of a dataset-wide prediction.
-    A job submitted with a ``generation`` is skipped when :meth:`new_generation` has been
-    called since (e.g. the model changed), which is how stale predictions are cancelled.
+    Jobs run in priority order (lower first), so a single face or a photo is served before
+    the remaining chunks of a dataset-wide prediction. A job with a ``generation`` is dropped
+    when :meth:`new_generation` has been called since (e.g. the model changed).
     """
 
     status = Signal(str)
     ready = Signal(object)          # dict: architectures, arch_defaults, train_defaults, ...
     loadFailed = Signal(str)
-    jobProgress = Signal(str, object, int, int)   # kind, token, done, total
-    jobDone = Signal(str, object, object)         # kind, token, result
-    jobFailed = Signal(str, object, str)          # kind, token, message
-
-    PRIORITY_NOW = 0
-    PRIORITY_NORMAL = 10
-    PRIORITY_BACKGROUND = 20
+    jobDone = Signal(object, object)      # job, result
+    jobFailed = Signal(object, str)       # job, message
+    jobDropped = Signal(object)           # job (stale, or the engine is not there)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
         self._seq = itertools.count()
         self._generation = 0
         self._closing = threading.Event()
         self.info: dict | None = None
-        self.lock = threading.Lock()  # held while a job runs
 
     # called from the GUI thread
-    def submit(self, kind: str, fn: Callable, token: Any = None,
-               priority: int = PRIORITY_NORMAL, generation: int | None = None) -> None:
-        if self._closing.is_set():
-            return
-        self._queue.put(_Job(priority, next(self._seq), kind, fn, token, generation))
+    def submit(self, job: Job) -> None:
+        self._queue.put((job.priority, next(self._seq), job))
 
     @property
     def generation(self) -> int:
@@ -154,53 +148,140 @@ class EngineThread(QThread):
     def shutdown(self) -> None:
         """Skip the queued jobs, finish the running one (or the TensorFlow import), wait."""
         self._closing.set()
-        self._queue.put(_Job(-1, -1, "quit", lambda progress: None))
+        self._queue.put((-1, -1, None))
         self.wait()
+
+    def _stale(self, job: Job) -> bool:
+        return job.generation is not None and job.generation != self._generation
 
     # the thread
     def run(self) -> None:
+        """Import TensorFlow, then serve jobs until :meth:`shutdown`."""
         lower_thread_priority()
         try:
             self.status.emit("Loading TensorFlow…")
             self.info = load_engine()
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001
             traceback.print_exc()
             self.loadFailed.emit(describe_error(exc))
+            self._drain()
             return
         if self._closing.is_set():
             return
         self.ready.emit(self.info)
         while True:
-            job = self._queue.get()
-            if self._closing.is_set() or job.kind == "quit":
+            job = self._queue.get()[2]
+            if self._closing.is_set() or job is None:
                 return
-            if job.generation is not None and job.generation != self._generation:
+            if self._stale(job):
+                self.jobDropped.emit(job)
                 continue
-
-            def progress(done: int, total: int, _job=job) -> None:
-                self.jobProgress.emit(_job.kind, _job.token, int(done), int(total))
-
-            try:
-                with self.lock:
-                    result = job.fn(progress)
-            except Exception as exc:
-                if not _is_user_error(exc):
-                    traceback.print_exc()
-                self.jobFailed.emit(job.kind, job.token, describe_error(exc))
+            ok, value = _run_job(job)
+            if not ok:
+                self.jobFailed.emit(job, value)
+            elif self._stale(job):
+                self.jobDropped.emit(job)
             else:
-                if job.generation is not None and job.generation != self._generation:
-                    continue
-                self.jobDone.emit(job.kind, job.token, result)
+                self.jobDone.emit(job, value)
+
+    def _drain(self) -> None:
+        """TensorFlow could not load: every job waiting (and every later one) is dropped."""
+        while not self._queue.empty():
+            job = self._queue.get()[2]
+            if job is not None:
+                self.jobDropped.emit(job)
+
+
+class Jobs(QObject):
+    """One way to run background work: :meth:`run` gives a job its own thread, :meth:`submit`
+    queues it on the engine (TensorFlow). ``busy`` names the kinds of job not finished yet;
+    ``error`` carries the message of a job that failed without its own ``on_failed`` or whose
+    callback raised."""
+
+    changed = Signal()
+    error = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.pending: Counter[str] = Counter()
+        self._threads: set[TaskThread] = set()
+        self.engine = EngineThread(self)
+        self.engine.jobDone.connect(self._done)
+        self.engine.jobFailed.connect(self._failed)
+        self.engine.jobDropped.connect(self._dropped)
+        self.engine_failed = False
+        self.engine.loadFailed.connect(self._engine_failed)
+
+    @property
+    def busy(self) -> set[str]:
+        return {name for name, n in self.pending.items() if n > 0}
+
+    def run(self, job: Job) -> None:
+        self._begin(job)
+        thread = TaskThread(job, self)
+        self._threads.add(thread)
+        thread.succeeded.connect(self._done)
+        thread.failed.connect(self._failed)
+        thread.finished.connect(lambda t=thread: self._thread_ended(t))
+        thread.start()
+
+    def submit(self, job: Job) -> None:
+        self._begin(job)
+        if self.engine_failed:
+            self._dropped(job)
+        else:
+            self.engine.submit(job)
+
+    def shutdown(self) -> None:
+        """Wait for every thread (destroying a running QThread would abort the process)."""
+        self.engine.shutdown()
+        for thread in list(self._threads):
+            thread.wait()
+
+    def _begin(self, job: Job) -> None:
+        self.pending[job.name] += 1
+        self.changed.emit()
+
+    def _end(self, job: Job) -> None:
+        self.pending[job.name] = max(0, self.pending[job.name] - 1)
+        self.changed.emit()
+
+    def _call(self, job: Job, callback, value) -> None:
+        try:
+            if callback is not None:
+                callback(value)
+        except Exception as exc:  # a bug in a callback: shown, and the job still ends
+            traceback.print_exc()
+            self.error.emit(f"{job.name}: {describe_error(exc)}")
+        finally:
+            self._end(job)
+
+    def _done(self, job: Job, result) -> None:
+        self._call(job, job.on_done, result)
+
+    def _failed(self, job: Job, message: str) -> None:
+        if job.on_failed is None:
+            self.error.emit(message)
+        self._call(job, job.on_failed, message)
+
+    def _dropped(self, job: Job) -> None:
+        self._end(job)
+
+    def _engine_failed(self, _message: str) -> None:
+        self.engine_failed = True
+
+    def _thread_ended(self, thread: TaskThread) -> None:
+        self._threads.discard(thread)
+        thread.deleteLater()
 
 
 def load_engine() -> dict:
     """Import TensorFlow/Keras and core's model modules; describe what training offers.
 
-    The import creates some 300,000 Python objects that live as long as the process. The
+    The import creates a great many Python objects that live as long as the process. The
     cyclic garbage collector is paused while they are made and then told to leave them out of
     every later collection (``gc.freeze``): otherwise each full collection, in whichever
-    thread triggers it, walks them all while holding the GIL, freezing the window for a few
-    hundred milliseconds each time.
+    thread triggers it, walks them all while holding the GIL, freezing the window each time.
     """
     import dataclasses
     import gc
@@ -239,28 +320,62 @@ def load_engine() -> dict:
 
 # --- training -----------------------------------------------------------------------------
 
+class _Listener:
+    """core's TrainingListener protocol -> the thread's signals, batches coalesced."""
+
+    def __init__(self, thread: "TrainingThread"):
+        self.thread = thread
+        self.buffer: list[tuple[int, int, float]] = []
+        self.last_emit = 0.0
+
+    def on_started(self, info):
+        self.thread.trainingStarted.emit(dict(info))
+
+    def on_batch(self, epoch, batch, loss_px):
+        self.thread.batches_seen += 1
+        self.buffer.append((int(epoch), int(batch), float(loss_px)))
+        now = time.monotonic()
+        if now - self.last_emit >= self.thread.min_interval:
+            self.flush(now)
+
+    def flush(self, now=None):
+        if self.buffer:
+            self.thread.batches.emit(self.buffer)
+            self.buffer = []
+        self.last_emit = time.monotonic() if now is None else now
+
+    def on_epoch(self, epoch, train_rmse_px, val_rmse_px, best, elapsed_s):
+        self.flush()
+        self.thread.epochDone.emit({"epoch": int(epoch), "train_rmse_px": _f(train_rmse_px),
+                                    "val_rmse_px": _f(val_rmse_px), "best": bool(best),
+                                    "elapsed_s": float(elapsed_s)})
+
+    def on_finished(self, result):
+        self.flush()
+
+
 class TrainingThread(QThread):
-    """Runs core's ``Trainer.run()`` in ``run()``; a TrainingListener adapter emits signals.
+    """Runs core's ``Trainer.run()`` in ``run()``; a listener turns its reports into signals.
 
     ``stop()`` is safe from any thread: it asks the Trainer to stop after the current batch
     (the best model so far is kept). Per-batch points arrive in lists through ``batches``, at
-    most every ``min_interval`` seconds, plus once before every ``epochDone``.
+    most every ``min_interval`` seconds, plus once before every ``epochDone``. When the run
+    ends, ``result`` is core's TrainResult (None when training could not start: ``error``
+    says why), and the thread lets go of the data, the Trainer and its model.
     """
 
     status = Signal(str)
     trainingStarted = Signal(object)   # info dict from on_started
     batches = Signal(object)           # list of (epoch, batch, loss_px)
     epochDone = Signal(object)         # dict epoch, train_rmse_px, val_rmse_px, best, elapsed_s
-    trainingFinished = Signal(object)  # TrainResult (or a stand-in with reason "error")
+    trainingFinished = Signal(object)  # TrainResult, or None (see ``error``)
 
-    def __init__(self, config: dict, train, val, out, resume=None, parent=None,
-                 min_interval: float = 0.1):
+    def __init__(self, config: dict, train, val, out, parent=None, min_interval: float = 0.1):
         super().__init__(parent)
         self.config = dict(config)
         self.train_data = train
         self.val_data = val
         self.out = out
-        self.resume = resume
         self.min_interval = min_interval
         self._lock = threading.Lock()
         self._trainer = None
@@ -268,6 +383,7 @@ class TrainingThread(QThread):
         self.batches_seen = 0          # raw count of on_batch calls (tests, stats)
         self.batches_at_stop: int | None = None
         self.result = None
+        self.error: str | None = None
 
     def stop(self) -> None:
         with self._lock:
@@ -287,56 +403,30 @@ class TrainingThread(QThread):
         lower_thread_priority()
         self.status.emit("Preparing training: loading TensorFlow and building the model…")
         try:
-            from core.train import TrainConfig, Trainer, TrainingListener
-
-            thread = self
-
-            class Adapter(TrainingListener):
-                def __init__(self):
-                    self.buffer: list[tuple[int, int, float]] = []
-                    self.last_emit = 0.0
-
-                def on_started(self, info):
-                    thread.trainingStarted.emit(dict(info))
-
-                def on_batch(self, epoch, batch, loss_px):
-                    thread.batches_seen += 1
-                    self.buffer.append((int(epoch), int(batch), float(loss_px)))
-                    now = time.monotonic()
-                    if now - self.last_emit >= thread.min_interval:
-                        self.flush(now)
-
-                def flush(self, now=None):
-                    if self.buffer:
-                        thread.batches.emit(self.buffer)
-                        self.buffer = []
-                    self.last_emit = time.monotonic() if now is None else now
-
-                def on_epoch(self, epoch, train_rmse_px, val_rmse_px, best, elapsed_s):
-                    self.flush()
-                    thread.epochDone.emit({"epoch": int(epoch),
-                                           "train_rmse_px": _f(train_rmse_px),
-                                           "val_rmse_px": _f(val_rmse_px),
-                                           "best": bool(best), "elapsed_s": float(elapsed_s)})
-
-                def on_finished(self, result):
-                    self.flush()
-
-            adapter = Adapter()
-            trainer = Trainer(TrainConfig(**self.config), self.train_data, self.val_data,
-                              self.out, listener=adapter, resume=self.resume)
-            with self._lock:
-                self._trainer = trainer
-                stop_now = self._stop_requested
-            if stop_now:
-                trainer.stop()
-            result = trainer.run()
-            adapter.flush()
-        except Exception as exc:  # bad config, missing module: reported, never raised
+            self.result = self._train()
+        except BaseException as exc:  # noqa: BLE001  (bad config, missing module: reported)
             traceback.print_exc(file=sys.stderr)
-            result = FailedTraining(describe_error(exc))
-        self.result = result
-        self.trainingFinished.emit(result)
+            self.error = describe_error(exc)
+        finally:
+            with self._lock:
+                self._trainer = None
+            self.train_data = self.val_data = None
+        self.trainingFinished.emit(self.result)
+
+    def _train(self):
+        from core.train import TrainConfig, Trainer
+
+        listener = _Listener(self)
+        trainer = Trainer(TrainConfig(**self.config), self.train_data, self.val_data,
+                          self.out, listener=listener)
+        with self._lock:
+            self._trainer = trainer
+            stop_now = self._stop_requested
+        if stop_now:
+            trainer.stop()
+        result = trainer.run()
+        listener.flush()
+        return result
 
 
 def _f(v) -> float:
@@ -344,15 +434,3 @@ def _f(v) -> float:
         return float(v)
     except (TypeError, ValueError):
         return float("nan")
-
-
-@dataclass
-class FailedTraining:
-    """Stands in for a TrainResult when training could not even start."""
-    message: str
-    reason: str = "error"
-    best_epoch: int | None = None
-    best_val_rmse_px: float | None = None
-    epochs_run: int = 0
-    model_path: Any = None
-    history: list = field(default_factory=list)

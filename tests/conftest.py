@@ -86,15 +86,17 @@ def gui_settings(tmp_path, monkeypatch):
 @pytest.fixture
 def open_window():
     """Factory: ``open_window(qtbot, **options)`` shows the real main window with those
-    gui.main_window.Options (no saved layout restored; unsaved edits discarded on close) and
-    returns it once its first loading is done."""
-    def open_(qtbot, **options):
+    gui.main_window.Options (not an interactive session unless ``remember=True``: no settings
+    read or written; unsaved edits discarded on close; a newly trained model not switched to)
+    and returns it once its first loading is done."""
+    def open_(qtbot, remember=False, **options):
         from PySide6.QtWidgets import QMessageBox
 
         from gui.main_window import MainWindow, Options
 
-        window = MainWindow(Options(restore_state=False, **options))
+        window = MainWindow(Options(remember=remember, **options))
         window.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+        window.ask_switch_model = lambda text: False
         qtbot.addWidget(window)
         with qtbot.waitSignal(window.idle, timeout=120_000):
             window.show()

@@ -90,6 +90,10 @@ def test_predict_json_and_drawings(trained, shared_data, tmp_path):
     result = json.loads(stdout)
     assert [r["photo"] for r in result] == [str(tom), str(dogs)]
     face = result[0]["faces"][0]
+    # one schema with the app's export (core.photo_json; README "Photo predictions as JSON")
+    assert set(result[0]) == {"photo", "units", "message", "faces", "drawn"}   # --draw
+    assert set(face) == {"face", "box", "keypoints"} and face["face"] == 1
+    assert all(v == round(v, 2) for v in face["box"])
     assert len(face["box"]) == 4
     assert list(face["keypoints"]) == list(NAMES)
     assert all(len(v) == 2 for v in face["keypoints"].values())
@@ -200,3 +204,18 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_npz, tmp_path):
     assert "Traceback" not in stderr
     assert keras.saving.load_model(out).count_params() == 8_051_502
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_evaluate_without_splits_uses_every_face_and_says_so(trained, small_npz, tmp_path):
+    """Issue 11, rough edge 5: a dataset without splits has no 'test' faces to stop on."""
+    ds = data.load(small_npz)
+    plain = data.Dataset(ds.images, ds.keypoints, ds.names, ds.persons,
+                         np.full(len(ds), "", dtype=str), {})
+    path = tmp_path / "nosplits.npz"
+    data.write_npz(plain, path)
+    rc, stdout, stderr = run(["evaluate", "--model", trained[3], "--data", path, "--json"])
+    assert rc == 0, stderr
+    assert json.loads(stdout)["faces"] == len(ds)
+    assert "no splits assigned; evaluating every face" in stderr
+    rc, stdout, _ = run(["evaluate", "--model", trained[3], "--data", path])
+    assert rc == 0 and f"over {len(ds)} faces" in stdout and "every face" in stdout

@@ -517,3 +517,28 @@ def test_failed_npz_write_keeps_the_old_file(few, tmp_path, monkeypatch):
         data.write_npz(few, target)
     assert target.read_bytes() == before
     assert leftovers(tmp_path, {"t.npz"}) == []
+
+
+def test_one_rule_decides_training_faces_for_cli_and_app(faces):
+    """Issue 11: a dataset's own splits are kept (its test faces never train or validate);
+    only a dataset without any splits is divided by person, 90/10, with a note."""
+    sub = faces.subset(np.arange(300))
+    train, val, note = data.training_splits(sub)
+    assert note == "" and len(train) == (sub.splits == "train").sum()
+    assert len(val) == (sub.splits == "val").sum()
+
+    plain = data.Dataset(sub.images, sub.keypoints, sub.names, sub.persons,
+                         np.full(len(sub), "", dtype=str), {})
+    train, val, note = data.training_splits(plain)
+    assert "90%" in note and len(train) + len(val) == len(plain)
+    assert not set(train.persons) & set(val.persons)
+
+    only_test = data.Dataset(sub.images, sub.keypoints, sub.names, sub.persons,
+                             np.full(len(sub), "test", dtype=str), {})
+    with pytest.raises(DataError, match="no faces in split 'train'"):
+        data.training_splits(only_test)
+
+    part, note = data.evaluation_faces(plain, "test")
+    assert len(part) == len(plain) and "every face" in note
+    part, note = data.evaluation_faces(sub, "test")
+    assert len(part) == (sub.splits == "test").sum() and note == ""

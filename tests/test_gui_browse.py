@@ -193,7 +193,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
 
     window = open_window(qtbot, data=str(tiny), image=2)   # no model: ground truth only
     assert window.predictor is None
-    assert not window.act_pred.isEnabled()
+    assert not window.acts["pred"].isEnabled()
     original = data.read_npz(tiny).keypoints.copy()
     canvas = window.canvas
     assert window.row == 2
@@ -232,7 +232,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
         2, window.dataset_panel.model.COL_POINTS)) == "14/15"
 
     # add the missing one back at its average position, then undo the add and the delete
-    window.add_missing_point()
+    window.editing.add_missing()
     assert not np.isnan(window.dataset.keypoints[2, 0:2]).any()
     assert canvas.truth_items[0].isVisible()
     window.undo_stack.undo()
@@ -249,7 +249,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
 
     # save: atomic write through core.data, then the file holds the edit
     out = tmp_path / "edited.npz"
-    assert window.write_dataset(out)
+    assert window.files.write_dataset(out)
     assert not window.isWindowModified()
     saved = data.read_npz(out)
     np.testing.assert_allclose(saved.keypoints[2, 2 * k:2 * k + 2], moved)
@@ -267,15 +267,15 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
     window.back_to_dataset()
     # and as Kaggle CSV, not adopted as the edited file
     csv = tmp_path / "edited.csv"
-    assert window.write_dataset(csv, adopt=False)
+    assert window.files.write_dataset(csv, adopt=False)
     np.testing.assert_allclose(data.read_kaggle_csv(csv).keypoints, saved.keypoints, atol=1e-3)
     assert window.dataset_path == out
 
 
 def test_unsaved_edits_are_asked_about_on_close(qtbot, tiny, open_window):
-    window = open_window(qtbot, data=str(tiny))
-    window.add_missing_point() if not window.dataset.present[0].all() else \
-        window._point_delete_requested(3)
+    window = open_window(qtbot, data=str(tiny), remember=True)   # an interactive session
+    window.editing.add_missing() if not window.dataset.present[0].all() else \
+        window.editing.delete_requested(3)
     assert window.isWindowModified()
     asked = []
     window.ask_unsaved = lambda: asked.append(1) or QMessageBox.StandardButton.Cancel
@@ -302,13 +302,13 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
                                                                shared_data, tmp_path, open_window):
     from gui import settings as app_settings
 
-    window = open_window(qtbot, data=str(tiny), model=str(model_path))
+    window = open_window(qtbot, data=str(tiny), model=str(model_path), remember=True)
     photo = shared_data / "photos" / "bald_guys.jpg"
     with qtbot.waitSignal(window.photoShown, timeout=60_000):
         window.open_photo(photo)
     faces = window.canvas.faces
     assert window.view_mode == "photo" and len(faces) >= 3
-    w, h = window.photo["image"].size
+    w, h = window.photo.image.size
     for box, kp in faces:
         assert kp.shape == (15, 2) and np.isfinite(kp).all()
         assert 0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h
@@ -316,14 +316,18 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
     assert "face" in window.statusBar().currentMessage()
 
     # exports of the photo's predictions
-    out = window.export_predictions(tmp_path / "photo.json")
+    out = window.files.export_predictions(tmp_path / "photo.json")
     saved = json.loads(out.read_text())
     assert len(saved["faces"]) == len(faces)
     np.testing.assert_allclose(saved["faces"][0]["keypoints"]["nose_tip"], faces[0][1][10],
-                               atol=1e-3)
-    csv = window.export_predictions(tmp_path / "photo.csv").read_text().splitlines()
+                               atol=0.006)
+    # the schema of `facekp predict --json` (core.photo_json), one record
+    from core.photo_json import photo_record
+
+    assert saved == json.loads(json.dumps(photo_record(photo, faces, window.photo.message)))
+    csv = window.files.export_predictions(tmp_path / "photo.csv").read_text().splitlines()
     assert len(csv) == len(faces) + 1 and csv[0].startswith("photo,face,box_x0")
-    png = window.export_view(tmp_path / "view.png")
+    png = window.files.export_view(tmp_path / "view.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # no face: the status bar says so and a box drawn by hand is predicted inside
@@ -347,7 +351,7 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(window.photoShown, timeout=60_000):
         window.dropEvent(drop)
-    assert window.photo["path"] == tom and len(window.canvas.faces) == 1
+    assert window.photo.path == tom and len(window.canvas.faces) == 1
 
     # Escape goes back to the dataset face
     qtbot.keyClick(window, Qt.Key.Key_Escape)
@@ -360,12 +364,12 @@ def test_dataset_predictions_export_csv_and_json(qtbot, tiny, model_path, tmp_pa
     from core.keypoints import COLUMNS
 
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
-    path = window.export_predictions(tmp_path / "pred.csv")
+    path = window.files.export_predictions(tmp_path / "pred.csv")
     table = pd.read_csv(path)
     assert len(table) == len(window.dataset)
     np.testing.assert_allclose(table[list(COLUMNS)].to_numpy(), window.predictions, atol=2e-3)
     np.testing.assert_allclose(table["rmse_px"], window.errors, atol=1e-3)
-    doc = json.loads(window.export_predictions(tmp_path / "pred.json").read_text())
+    doc = json.loads(window.files.export_predictions(tmp_path / "pred.json").read_text())
     assert len(doc["faces"]) == len(window.dataset)
     assert doc["faces"][4]["name"] == window.dataset.names[4]
 

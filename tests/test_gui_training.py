@@ -41,7 +41,7 @@ def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path, 
     with qtbot.waitSignal(window.modelChanged, timeout=180_000) as loaded:
         assert panel.start(config=FAST, out=out)
         panel.thread.batches.connect(lambda pts: emissions.append(len(pts)))
-        qtbot.waitUntil(lambda: len(panel.batch_x) > 0, timeout=120_000)
+        qtbot.waitUntil(lambda: len(panel.loss.batch_x) > 0, timeout=120_000)
         assert panel.progress.format().startswith("epoch 1/2 · batch")
     duration = time.monotonic() - t0
     assert loaded.args == [out]
@@ -49,19 +49,19 @@ def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path, 
     assert result.reason == "completed" and result.epochs_run == 2
 
     # per-batch points at fractional epochs, per-epoch train/val lines, best epoch marked
-    x, y = panel.batch_curve.getOriginalDataset()
+    x, y = panel.loss.batch_curve.getOriginalDataset()
     assert len(x) == 2 * 4 == panel.thread.batches_seen
     np.testing.assert_allclose(x, [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
     assert np.all(np.isfinite(y)) and np.all(y > 0)
-    ex, ey = panel.val_curve.getOriginalDataset()
+    ex, ey = panel.loss.val_curve.getOriginalDataset()
     np.testing.assert_array_equal(ex, [1, 2])
     np.testing.assert_allclose(ey, [h["val_rmse_px"] for h in result.history], rtol=1e-5)
-    tx, _ = panel.train_curve.getOriginalDataset()
+    tx, _ = panel.loss.train_curve.getOriginalDataset()
     np.testing.assert_array_equal(tx, [1, 2])
-    bx, by = panel.best_curve.getOriginalDataset()
+    bx, by = panel.loss.best_curve.getOriginalDataset()
     assert list(bx) == [result.best_epoch]
     assert by[0] == pytest.approx(result.best_val_rmse_px, rel=1e-5)
-    assert panel.best_line.isVisible() and panel.best_line.value() == result.best_epoch
+    assert panel.loss.best_line.isVisible() and panel.loss.best_line.value() == result.best_epoch
     # batches arrive coalesced: never more than ~10 lists a second (+ one per epoch end)
     assert sum(emissions) == len(x)
     assert len(emissions) <= duration / 0.1 + 2 + 2
@@ -73,10 +73,10 @@ def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path, 
 
     # log scale toggle and the loss curve export
     panel.log_scale.setChecked(False)
-    assert not panel.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    assert not panel.loss.plot.getPlotItem().ctrl.logYCheck.isChecked()
     panel.log_scale.setChecked(True)
-    assert panel.plot.getPlotItem().ctrl.logYCheck.isChecked()
-    png = window.export_loss_curve(tmp_path / "loss.png")
+    assert panel.loss.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    png = window.files.export_loss_curve(tmp_path / "loss.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -87,7 +87,7 @@ def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_pa
     assert panel.start(config={**FAST, "epochs": 50}, out=out)
     thread = panel.thread
     # wait for the first epoch (a best model on disk) and a batch of the second
-    qtbot.waitUntil(lambda: len(panel.epoch_rows) >= 1 and thread.batches_seen >= 5,
+    qtbot.waitUntil(lambda: len(panel.loss.epoch_rows) >= 1 and thread.batches_seen >= 5,
                     timeout=180_000)
     with qtbot.waitSignal(thread.trainingFinished, timeout=60_000):
         qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
@@ -97,6 +97,18 @@ def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_pa
     assert result.epochs_run < 50
     assert result.model_path == out and out.exists() and result.best_epoch >= 1
     assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+    # the run let go of its data and Trainer (issue 13 item 14, the app's part) ...
+    assert thread.train_data is None and thread.val_data is None and thread._trainer is None
+
+    # ... and a second run in the same panel leaves one thread, not a pile of them; it may
+    # write again the model this panel made (it never overwrites one it did not make)
+    from gui.workers import TrainingThread
+
+    assert panel.start(config={**FAST, "epochs": 1}, out=out)
+    qtbot.waitUntil(lambda: panel.thread.result is not None and not panel.is_running(),
+                    timeout=180_000)
+    assert panel.thread.result.reason == "completed"
+    assert len(panel.findChildren(TrainingThread)) == 1
 
 
 def test_closing_the_window_during_training_stops_it_cleanly(qtbot, tiny, tmp_path, open_window):
@@ -120,7 +132,7 @@ def test_app_process_exits_0_when_closed_mid_training(tiny, tmp_path):
         from PySide6.QtWidgets import QApplication
         app = QApplication([])
         from gui.main_window import MainWindow, Options
-        w = MainWindow(Options(data={str(tiny)!r}, restore_state=False))
+        w = MainWindow(Options(data={str(tiny)!r}, remember=False))
         def start():
             if w.training_panel.thread is None:
                 w.training_panel.start(config={{"epochs": 50, "batch_size": 8}},
@@ -155,6 +167,8 @@ def test_screenshot_after_training_exits_0_with_a_png(tiny, tmp_path):
                           "--size", "1000x700"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+    # not an interactive session: the person's settings are never written (issue 11, 1)
+    assert not (tmp_path / "s.ini").exists()
     with Image.open(out_png) as im:
         assert im.size == (1000, 700)
         # the window is drawn, not blank: many colours (face pixels, green/red markers)

@@ -1,0 +1,67 @@
+"""The one JSON form of a photo's predicted faces, written by ``facekp predict --json`` (a list
+of these records) and by the app's "Export predictions" on a photo (one record).
+
+.. code-block:: text
+
+    {"photo": "path/as/given.jpg",
+     "units": "pixels of the photo",
+     "message": "2 faces",                  (what the predictor said; "" when nothing to say)
+     "faces": [{"face": 1,                  (1-based, largest face first)
+                "box": [x0, y0, x1, y1],
+                "detector_confidence": 0.9987 | null,     (null: the detector gives none)
+                "detector_points": {"eye_image_left": [x, y], ...} | null,   (MTCNN's five)
+                "keypoints": {"left_eye_center": [x, y], ...} | null}]}
+
+Coordinates are photo pixels (x right, y down, pixel centres), rounded to ``DECIMALS``; a
+keypoint is ``null`` when it is not finite, and ``keypoints`` is ``null`` for a face whose
+keypoints were not predicted (a box found without a model). Keypoints are listed by name in
+Kaggle's column order (core.keypoints.NAMES).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .keypoints import NAMES, NUM_KEYPOINTS
+
+UNITS = "pixels of the photo"
+DECIMALS = 2
+
+
+def rounded(v) -> float | None:
+    """``v`` rounded to DECIMALS; None when it is not finite (JSON has no NaN)."""
+    v = float(v)
+    return round(v, DECIMALS) if math.isfinite(v) else None
+
+
+def keypoints_record(keypoints) -> dict[str, list[float] | None]:
+    """{name: [x, y] or None} from (15, 2) or (30,) pixels."""
+    p = np.asarray(keypoints, dtype=np.float64).reshape(NUM_KEYPOINTS, 2)
+    return {name: (None if not np.isfinite(p[i]).all() else [rounded(p[i, 0]), rounded(p[i, 1])])
+            for i, name in enumerate(NAMES)}
+
+
+def detection_record(detection) -> dict[str, Any]:
+    """The detector's confidence and five points (a core.detect.Detection, or None)."""
+    from .detect import POINT_NAMES
+
+    conf = None if detection is None else detection.confidence
+    points = None if detection is None else detection.points
+    return {"detector_confidence": None if conf is None else round(float(conf), 4),
+            "detector_points": None if points is None else {
+                n: [rounded(x), rounded(y)] for n, (x, y) in zip(POINT_NAMES, points)}}
+
+
+def photo_record(photo: str | Path, faces: Iterable, message: str = "") -> dict[str, Any]:
+    """One photo's record; ``faces`` are ``(box [x0, y0, x1, y1], keypoints or None)`` or
+    ``(box, keypoints, detection)`` with the detector's core.detect.Detection (or None)."""
+    records = []
+    for i, face in enumerate(faces, 1):
+        box, kp = face[0], face[1]
+        records.append({"face": i, "box": [rounded(v) for v in box],
+                        **detection_record(face[2] if len(face) > 2 else None),
+                        "keypoints": None if kp is None else keypoints_record(kp)})
+    return {"photo": str(photo), "units": UNITS, "message": message, "faces": records}

@@ -1,0 +1,228 @@
+"""Every action of the app as data: text, shortcut, handler, tip and when it is enabled.
+
+:func:`make_actions` turns the table into QActions, :func:`make_menus` and
+:func:`make_toolbar` lay them out, and :func:`update_enabled` is the one place that decides
+which are enabled. A handler is the name of a window method (or ``"obj.method"`` of one of its
+parts); a checkable action's handler receives the new checked state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QToolBar
+
+K = QKeySequence.StandardKey
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    text: str
+    handler: str | None = None
+    shortcut: object = None            # a key, a StandardKey, or a tuple of them
+    tip: str = ""
+    checkable: bool = False
+    checked: bool = False
+    enabled: str = "always"            # a key of the state update_enabled computes
+    short: str = ""                    # the toolbar's text, when shorter than ``text``
+
+
+def _layer(name: str, layer: str, text: str, key: str, tip: str = "", checked=True) -> Spec:
+    return Spec(name, text, f"canvas.set_layer_visible:{layer}", key, tip, True, checked,
+                "model" if layer in ("prediction", "lines") else "always")
+
+
+ACTIONS: tuple[Spec, ...] = (
+    Spec("open", "&Open…", "files.open_dialog", K.Open,
+         "open a photo, a dataset (.npz, Kaggle .csv) or a model (.keras)"),
+    Spec("open_dataset", "Open &dataset…", "files.open_dataset_dialog", "Ctrl+Shift+O"),
+    Spec("open_model", "Open &model…", "files.open_model_dialog", "Ctrl+M"),
+    Spec("save", "&Save dataset", "files.save_dataset", K.Save,
+         "save the dataset with your edits (.npz)", enabled="dataset"),
+    Spec("save_as", "Save dataset &as…", "files.save_dataset_as", K.SaveAs, enabled="dataset"),
+    Spec("export_csv", "Export dataset as &Kaggle CSV…", "files.export_kaggle_csv",
+         enabled="dataset"),
+    Spec("export_view", "Export current &view as PNG…", "files.export_view_dialog", "Ctrl+E"),
+    Spec("export_pred", "Export &predictions (CSV/JSON)…", "files.export_predictions_dialog",
+         "Ctrl+Shift+E", enabled="model"),
+    Spec("export_loss", "Export &loss curve as PNG…", "files.export_loss_dialog"),
+    Spec("quit", "&Quit", "close", K.Quit),
+    Spec("delete", "&Delete selected point", "editing.delete_selected", (K.Delete, "Backspace"),
+         "delete the selected ground-truth point (click it first)", enabled="face"),
+    Spec("add", "&Add missing keypoint", "editing.add_missing", "Insert",
+         "place the next missing keypoint at its average position; then drag it into place "
+         "(or right-click the face)", enabled="face"),
+    _layer("image", "image", "&Image", "I"),
+    _layer("truth", "truth", "&Ground truth", "G", "green circles: labelled keypoints"),
+    _layer("pred", "prediction", "&Predictions", "P", "red crosses: the model's keypoints"),
+    _layer("lines", "lines", "Error &lines", "L",
+           "a line from each labelled point to its prediction"),
+    _layer("boxes", "boxes", "Face &boxes", "Shift+B"),
+    Spec("smooth", "&Smooth pixels", "canvas.set_smooth", "S",
+         "smooth interpolation instead of crisp (nearest) pixels", True, False),
+    Spec("fit", "&Fit to window", "canvas.fit", ("F", "Ctrl+0")),
+    Spec("zoom_in", "Zoom &in", "canvas.zoom_in", ("+", "=", "Ctrl+=")),
+    Spec("zoom_out", "Zoom &out", "canvas.zoom_out", ("-", "Ctrl+-")),
+    Spec("next", "&Next face", "step:1", "D", "next row of the table", enabled="dataset"),
+    Spec("prev", "&Previous face", "step:-1", "A", "previous row of the table",
+         enabled="dataset"),
+    Spec("worst", "Sort &worst first", "dataset_panel.sort_worst_first", "W",
+         "sort the table by per-face RMSE, largest first", enabled="dataset"),
+    Spec("back", "Back to &dataset", "back_to_dataset", "Escape", enabled="photo"),
+    Spec("draw_box", "Draw a face &box", "photos.set_box_mode", "B",
+         "drag a square around a face the detector missed; keypoints are predicted inside it",
+         True, False, enabled="photo"),
+    Spec("predict", "&Predict dataset", "predict_dataset", "Ctrl+R",
+         "predict every face with the current model", enabled="model_and_dataset"),
+    Spec("train", "Start &training", "start_training", "Ctrl+T",
+         "train a model on the dataset's train faces (the Training dock shows it)",
+         enabled="can_train", short="Train"),
+    Spec("stop", "S&top training", "training_panel.stop", "Ctrl+.",
+         "stop after the current batch; the best model so far is kept", enabled="training",
+         short="Stop"),
+    Spec("about", "&About facekp", "about"),
+)
+
+#: Menus: action names, "-" for a separator, "@recent" for the recent-files menu, "@docks"
+#: for the docks' show/hide toggles, "@undo" / "@redo" for the undo stack's own actions.
+MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("&File", ("open", "@recent", "open_dataset", "open_model", "-", "save", "save_as",
+               "export_csv", "-", "export_view", "export_pred", "export_loss", "-", "quit")),
+    ("&Edit", ("@undo", "@redo", "-", "add", "delete")),
+    ("&View", ("image", "truth", "pred", "lines", "boxes", "-", "smooth", "fit", "zoom_in",
+               "zoom_out", "-", "@docks")),
+    ("&Go", ("next", "prev", "worst", "back")),
+    ("&Photo", ("draw_box",)),
+    ("&Model", ("open_model", "predict", "-", "train", "stop")),
+    ("&Help", ("about",)),
+)
+
+TOOLBAR = ("open", "save", "-", "@undo", "@redo", "-", "prev", "next", "back", "-", "truth",
+           "pred", "lines", "smooth", "fit", "-", "draw_box", "predict", "-", "train", "stop")
+
+#: View toggles kept between sessions (settings key -> action name).
+REMEMBERED_TOGGLES = {"truth": "truth", "prediction": "pred", "lines": "lines",
+                      "boxes": "boxes", "smooth": "smooth"}
+
+
+def _keys(shortcut) -> list[QKeySequence]:
+    if shortcut is None:
+        return []
+    items = shortcut if isinstance(shortcut, tuple) else (shortcut,)
+    return [QKeySequence(k) for k in items]
+
+
+def resolve(window, handler: str) -> Callable:
+    """``"obj.method"`` or ``"method"`` of the window; ``":arg"`` binds one argument."""
+    target, _, arg = handler.partition(":")
+    obj = window
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    if not arg:
+        return obj
+    value = int(arg) if arg.lstrip("-").isdigit() else arg
+    return lambda *rest: obj(value, *rest)
+
+
+def make_actions(window) -> dict[str, QAction]:
+    """QActions for :data:`ACTIONS` (added to the window so their shortcuts work anywhere),
+    plus the undo stack's undo and redo."""
+    actions: dict[str, QAction] = {}
+    for spec in ACTIONS:
+        act = QAction(spec.text, window)
+        act.setShortcuts(_keys(spec.shortcut))
+        if spec.short:
+            act.setIconText(spec.short)
+        if spec.checkable:
+            act.setCheckable(True)
+            act.setChecked(spec.checked)
+        if spec.tip:
+            act.setStatusTip(spec.tip)
+            act.setToolTip(f"{spec.text.replace('&', '').replace('…', '')} — {spec.tip}")
+        if spec.handler:
+            slot = resolve(window, spec.handler)
+            if spec.checkable:
+                act.toggled.connect(slot)
+            else:
+                act.triggered.connect(lambda _=False, slot=slot: slot())
+        window.addAction(act)
+        actions[spec.name] = act
+    actions["@undo"] = window.undo_stack.createUndoAction(window, "&Undo")
+    actions["@undo"].setShortcut(QKeySequence("Ctrl+Z"))
+    actions["@redo"] = window.undo_stack.createRedoAction(window, "&Redo")
+    actions["@redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+    window.addAction(actions["@undo"])
+    window.addAction(actions["@redo"])
+    _canvas_arrows(window)
+    return actions
+
+
+def _canvas_arrows(window) -> None:
+    """Up/Down on the canvas step too (the table handles its own arrow keys)."""
+    for key, delta in (("Down", 1), ("Up", -1)):
+        act = QAction(window.canvas)
+        act.setShortcut(QKeySequence(key))
+        act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        act.triggered.connect(lambda _=False, d=delta: window.step(d))
+        window.canvas.addAction(act)
+
+
+def make_menus(window, actions: dict[str, QAction], docks) -> None:
+    """The menu bar from :data:`MENUS`; sets ``window.recent_menu``."""
+    bar = window.menuBar()
+    for title, names in MENUS:
+        menu = bar.addMenu(title)
+        for name in names:
+            if name == "-":
+                menu.addSeparator()
+            elif name == "@recent":
+                window.recent_menu = menu.addMenu("Open &recent")
+                window.recent_menu.aboutToShow.connect(window.files.fill_recent_menu)
+            elif name == "@docks":
+                for dock in docks:
+                    menu.addAction(dock.toggleViewAction())
+            else:
+                menu.addAction(actions[name])
+
+
+def make_toolbar(window, actions: dict[str, QAction]) -> QToolBar:
+    tb = QToolBar("Main", window)
+    tb.setObjectName("main-toolbar")
+    tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    window.addToolBar(tb)
+    for name in TOOLBAR:
+        tb.addSeparator() if name == "-" else tb.addAction(actions[name])
+    return tb
+
+
+def state_of(window) -> dict[str, bool]:
+    """What the enabled state of every action depends on."""
+    session = window.session
+    has_model = window.predictor is not None
+    has_dataset = session.dataset is not None and len(session) > 0
+    photo = session.view_mode == "photo" and session.photo is not None
+    training = window.training_panel.is_running()
+    return {
+        "always": True,
+        "dataset": has_dataset,
+        "face": has_dataset and not photo and session.row is not None,
+        "photo": photo,
+        "model": has_model,
+        "model_and_dataset": has_model and has_dataset,
+        "training": training,
+        "can_train": (not training and has_dataset and not window.engine_failed
+                      and not (window.engine_info or {}).get("training")),
+    }
+
+
+def update_enabled(window) -> None:
+    """The one function that enables and disables actions (and the buttons that mirror them)."""
+    state = state_of(window)
+    for spec in ACTIONS:
+        window.acts[spec.name].setEnabled(state[spec.enabled])
+    window.dataset_panel.predict_button.setEnabled(state["model_and_dataset"])
+    if not state["training"]:          # while it runs, the panel's buttons are its own
+        window.training_panel.start_button.setEnabled(state["can_train"])

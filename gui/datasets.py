@@ -1,0 +1,82 @@
+"""Datasets in the window: read one in a job, show it (table, first face, predictions), and
+hand its training faces to the training panel by core's one rule."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .workers import Job
+
+
+class Datasets:
+    """Loading and showing datasets for one window."""
+
+    def __init__(self, window):
+        self.window = window
+
+    def load(self, path: str | Path, initial: bool = False) -> None:
+        """Read a dataset in a job; shown when it arrives (an error is one line)."""
+        w = self.window
+        path = Path(path)
+        w.statusBar().showMessage(f"Loading {path.name}…")
+        if w.session.dataset is None:
+            w.canvas.show_message(f"Loading {path.name}…")
+
+        def done(dataset):
+            self.show(dataset, path)
+            if not initial:
+                w.files.add_recent(path)
+
+        def failed(message):
+            w.show_error(message)
+            if w.session.dataset is None:
+                w.canvas.show_message("No dataset: open one with File > Open")
+
+        from core import data
+
+        w.jobs.run(Job("dataset", lambda: data.load(path), on_done=done, on_failed=failed))
+
+    def show(self, dataset, path: Path | None) -> None:
+        """Show ``dataset``: the table, the first (or --image) face, then its predictions."""
+        w = self.window
+        w.undo_stack.clear()
+        w.jobs.engine.new_generation()
+        s = w.session
+        s.set_dataset(dataset, path)
+        w.dataset_panel.set_dataset(dataset)
+        w.update_title()
+        w.training_panel.set_data_description(s.training_description())
+        n = len(dataset)
+        if w.options.split:
+            w.dataset_panel.set_split(w.options.split)
+        row = w.options.image if w.options.image is not None else 0
+        w.options.image = None
+        if n and not 0 <= row < n:
+            w.show_error(f"--image {row}: the dataset has faces 0 to {n - 1}")
+            row = 0
+        if n and s.view_mode == "photo":  # a photo is on screen: select without showing
+            s.row = row
+            w.dataset_panel.blockSignals(True)
+            w.select_row(row)
+            w.dataset_panel.blockSignals(False)
+        elif n:
+            w.select_row(row)
+        else:
+            s.row = None
+            w.canvas.show_message(f"{s.label} has no faces")
+            w.update_keypoint_errors()
+        w.statusBar().showMessage(f"{s.label}: {n} faces", 5000)
+        w.update_enabled()
+        w.models.predict_dataset()
+
+    def training_data(self):
+        """(train, val, note) for the training panel, by core's one rule; None (said in the
+        status bar) when the dataset cannot train."""
+        w = self.window
+        if w.session.dataset is None:
+            w.show_error("Open a dataset first")
+            return None
+        try:
+            return w.session.training_data()
+        except Exception as exc:
+            w.show_error(f"{w.session.label}: {exc}")
+            return None

@@ -1,0 +1,90 @@
+"""Editing ground truth with undo: move, add and delete keypoints of dataset faces."""
+from __future__ import annotations
+
+from PySide6.QtGui import QUndoCommand
+
+from .session import display_name
+
+
+class SetPointCommand(QUndoCommand):
+    """Move, add (old is None) or delete (new is None) one ground-truth keypoint."""
+
+    def __init__(self, editing: "Editing", row: int, k: int, old, new, text: str):
+        super().__init__(text)
+        self.editing, self.row, self.k = editing, row, k
+        self.old = None if old is None else (float(old[0]), float(old[1]))
+        self.new = None if new is None else (float(new[0]), float(new[1]))
+
+    def redo(self) -> None:
+        self.editing.set_point(self.row, self.k, self.new)
+
+    def undo(self) -> None:
+        self.editing.set_point(self.row, self.k, self.old)
+
+
+class Editing:
+    """The canvas's edit requests -> undoable commands -> the session and the widgets."""
+
+    def __init__(self, window):
+        self.window = window
+
+    @property
+    def _row(self) -> int | None:
+        s = self.window.session
+        return s.row if s.view_mode == "dataset" else None
+
+    def _push(self, k: int, old, new, verb: str) -> None:
+        row = self._row
+        if row is None:
+            return
+        text = f"{verb} {display_name(k)} {'to' if verb == 'add' else 'of'} face {row}"
+        self.window.undo_stack.push(SetPointCommand(self, row, k, old, new, text))
+
+    def point_moved(self, k: int, old, new) -> None:
+        self._push(k, old, new, "move")
+
+    def add_requested(self, k: int, xy) -> None:
+        self._push(k, None, xy, "add")
+
+    def delete_requested(self, k: int) -> None:
+        row = self._row
+        old = None if row is None else self.window.session.point(row, k)
+        if old is not None:
+            self._push(k, old, None, "delete")
+
+    def delete_selected(self) -> None:
+        k = self.window.canvas.selected_truth()
+        if k is None:
+            self.window.statusBar().showMessage("Click a green ground-truth point first, "
+                                                "then Delete", 5000)
+            return
+        self.delete_requested(k)
+
+    def add_missing(self) -> None:
+        """Add the first missing keypoint of the face at its average position."""
+        w, row = self.window, self._row
+        if row is None:
+            return
+        missing = w.session.missing_keypoints(row)
+        if not missing:
+            w.statusBar().showMessage("This face has every keypoint", 5000)
+            return
+        k = missing[0]
+        self.add_requested(k, tuple(w.session.mean_points[k]))
+        w.statusBar().showMessage(f"Added {display_name(k)} at its average position: drag "
+                                  "it into place", 8000)
+
+    def set_point(self, row: int, k: int, xy) -> None:
+        """Set (or with ``xy=None`` clear) one keypoint; used by the undo commands."""
+        w = self.window
+        err = w.session.set_point(row, k, xy)
+        w.dataset_panel.model.row_changed(row, err)
+        if w.session.row != row or w.session.view_mode != "dataset":
+            # an undo/redo of another face: bring that face into view (showing all splits
+            # if the filter hides it)
+            w.select_row(row)
+            if w.session.view_mode != "dataset":
+                w.show_row(row)
+        else:
+            w.canvas.set_truth(w.session.dataset.keypoints[row])
+            w.update_keypoint_errors()

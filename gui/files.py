@@ -1,0 +1,200 @@
+"""Opening, saving and exporting: functions that take paths (tests call them without a dialog)
+and :class:`Files`, whose dialogs only ask for a path and then call them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from . import exports
+from . import settings as app_settings
+
+DATASET_SUFFIXES = {".npz", ".csv"}
+MODEL_SUFFIXES = {".keras"}
+OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.npz *.csv *.keras);;"
+               "Photos (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;"
+               "Datasets (*.npz *.csv);;Models (*.keras);;All files (*)")
+
+
+def kind_of(path: str | Path) -> str:
+    """"model", "dataset" or "photo", by the file name's ending."""
+    suffix = Path(path).suffix.lower()
+    if suffix in MODEL_SUFFIXES:
+        return "model"
+    return "dataset" if suffix in DATASET_SUFFIXES else "photo"
+
+
+def write_dataset(dataset, path: str | Path) -> Path:
+    """The dataset to ``path`` (.npz or Kaggle .csv, atomically, via core.data)."""
+    from core import data
+
+    path = Path(path)
+    data.save(dataset, path)
+    return path
+
+
+def export_view(canvas, path: str | Path) -> Path:
+    """What the canvas shows, as a PNG (atomic)."""
+    from core.fileio import atomic_path
+
+    path = Path(path)
+    image = canvas.render_image()
+    with atomic_path(path) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"could not write {path}")
+    return path
+
+
+def export_predictions(session, path: str | Path) -> Path:
+    """The photo's faces (photo mode) or the dataset's predictions, CSV or JSON by ending."""
+    path = Path(path)
+    photo = session.photo
+    if session.view_mode == "photo" and photo is not None:
+        return exports.write_photo_predictions(path, photo.path, photo.faces, photo.message)
+    if session.predictions is None or np.isnan(session.predictions).all():
+        raise ValueError("no predictions yet: load or train a model first")
+    return exports.write_dataset_predictions(path, session.dataset, session.predictions,
+                                             session.errors)
+
+
+class Files:
+    """The File menu's dialogs, recent files and last folder for one window."""
+
+    def __init__(self, window, remember: bool):
+        self.window = window
+        self.remember = remember      # False: nothing goes to the person's settings
+
+    # --- settings -----------------------------------------------------------------------
+    def add_recent(self, path: str | Path) -> None:
+        if self.remember:
+            app_settings.add_recent_file(path)
+
+    def last_dir(self) -> str:
+        return str(app_settings.settings().value("last_dir", str(Path.home())))
+
+    def _asked(self, path: str, suffix: str | None = None) -> Path:
+        if suffix and not path.lower().endswith(suffix):
+            path += suffix
+        if self.remember:
+            app_settings.settings().setValue("last_dir", str(Path(path).parent))
+        return Path(path)
+
+    def fill_recent_menu(self) -> None:
+        menu = self.window.recent_menu
+        menu.clear()
+        files = app_settings.recent_files()
+        for f in files:
+            menu.addAction(f).triggered.connect(lambda _=False, f=f: self.window.open_path(f))
+        if files:
+            menu.addSeparator()
+            menu.addAction("Clear list", app_settings.clear_recent_files)
+        else:
+            menu.addAction("(none)").setEnabled(False)
+
+    # --- dialogs that ask -----------------------------------------------------------------
+    def _open(self, title: str, filters: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, title, self.last_dir(), filters)
+        if path:
+            self.window.open_path(self._asked(path))
+
+    def open_dialog(self) -> None:
+        self._open("Open a photo, dataset or model", OPEN_FILTER)
+
+    def open_dataset_dialog(self) -> None:
+        self._open("Open a dataset", "Datasets (*.npz *.csv)")
+
+    def open_model_dialog(self) -> None:
+        self._open("Open a model", "Keras models (*.keras)")
+
+    def _save_path(self, title: str, name: str, filters: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(self.window, title,
+                                              str(Path(self.last_dir()) / name), filters)
+        return path
+
+    def save_dataset(self) -> bool:
+        """Save to the dataset's own .npz; ask for a name for anything else (a CSV, the
+        shipped dataset, a dataset without a file)."""
+        from core.resources import DEFAULT_DATASET
+
+        session = self.window.session
+        if session.dataset is None:
+            return False
+        path = session.dataset_path
+        if path is None or path.suffix.lower() != ".npz" or \
+                path.resolve() == Path(DEFAULT_DATASET).resolve():
+            return self.save_dataset_as()
+        return self.write_dataset(path)
+
+    def save_dataset_as(self) -> bool:
+        if self.window.session.dataset is None:
+            return False
+        path = self._save_path("Save dataset as", "faces-edited.npz", "Dataset (*.npz)")
+        return bool(path) and self.write_dataset(self._asked(path, ".npz"))
+
+    def export_kaggle_csv(self) -> None:
+        if self.window.session.dataset is None:
+            return
+        path = self._save_path("Export as Kaggle CSV", "training.csv", "Kaggle CSV (*.csv)")
+        if path:
+            self.write_dataset(self._asked(path, ".csv"), adopt=False)
+
+    def export_view_dialog(self) -> None:
+        path = self._save_path("Export the view as PNG", "view.png", "PNG image (*.png)")
+        if path:
+            self.export_view(self._asked(path))
+
+    def export_predictions_dialog(self) -> None:
+        name = "photo-keypoints" if self.window.session.view_mode == "photo" else "predictions"
+        path = self._save_path("Export predictions", f"{name}.csv", "CSV (*.csv);;JSON (*.json)")
+        if path:
+            self.export_predictions(self._asked(path))
+
+    def export_loss_dialog(self) -> None:
+        path = self._save_path("Export the loss curve", "loss.png", "PNG image (*.png)")
+        if path:
+            self.export_loss_curve(self._asked(path))
+
+    # --- doing, with the window's messages ------------------------------------------------
+    def write_dataset(self, path: Path, adopt: bool = True) -> bool:
+        """Write the dataset; ``adopt``: it becomes the file the window edits and the undo
+        stack is marked clean."""
+        w = self.window
+        path = Path(path)
+        w.statusBar().showMessage(f"Saving {path.name}…")
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            write_dataset(w.session.dataset, path)
+        except Exception as exc:
+            w.show_error(f"Could not save {path}: {exc}")
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        if adopt:
+            w.session.dataset_path = path
+            w.undo_stack.setClean()
+            w.update_title()
+            self.add_recent(path)
+        w.statusBar().showMessage(f"Saved {len(w.session)} faces to {path}", 8000)
+        return True
+
+    def export_view(self, path: str | Path) -> Path:
+        path = export_view(self.window.canvas, path)
+        self.window.statusBar().showMessage(f"Saved the view to {path}", 5000)
+        return path
+
+    def export_predictions(self, path: str | Path) -> Path | None:
+        try:
+            path = export_predictions(self.window.session, path)
+        except Exception as exc:
+            self.window.show_error(f"Could not write {path}: {exc}")
+            return None
+        self.window.statusBar().showMessage(f"Saved predictions to {path}", 5000)
+        return path
+
+    def export_loss_curve(self, path: str | Path) -> Path:
+        path = self.window.training_panel.save_plot_png(path)
+        self.window.statusBar().showMessage(f"Saved the loss curve to {path}", 5000)
+        return path

@@ -1,0 +1,198 @@
+"""The model side of the window: loading a model, predicting the dataset in chunks (the faces
+the table shows first), and comparing a newly trained model with the loaded one."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .workers import Job
+
+PREDICT_CHUNK = 256
+
+
+def compare_models(old, new_path: Path, faces) -> tuple[object, float, float]:
+    """(new Predictor, RMSE px of the loaded model, RMSE px of the new one) on ``faces``."""
+    from core.evaluate import rmse
+    from core.predict import Predictor
+
+    new = Predictor(new_path)
+    return new, rmse(old.predict(faces.images), faces.keypoints), \
+        rmse(new.predict(faces.images), faces.keypoints)
+
+
+class Models:
+    """The engine's news (TensorFlow ready or not), model loading and predictions for one
+    window."""
+
+    def __init__(self, window):
+        self.window = window
+        self._remaining = self._total = self._done = 0
+
+    def load(self, path: str | Path) -> None:
+        """Load a .keras model in the engine; predictions refresh when it is ready."""
+        w = self.window
+        path = Path(path)
+        if w.engine_info is None:
+            w.options.model = str(path)  # picked up when the engine is ready
+            return
+        w.engine_label.setText(f"Loading model {path.name}…")
+
+        def job():
+            from core.predict import Predictor
+            return Predictor(path)
+
+        w.jobs.submit(Job("model", job, on_done=lambda p: self.use(path, p),
+                          on_failed=self._failed, priority=Job.NOW))
+
+    def _failed(self, message: str) -> None:
+        self.update_state()
+        self.window.show_error(f"Could not load the model: {message}")
+
+    def use(self, path: Path, predictor) -> None:
+        """Make ``predictor`` the window's model: predictions start again with it."""
+        w = self.window
+        w.predictor, w.model_path = predictor, Path(path)
+        w.jobs.engine.new_generation()  # pending predictions of the old model are dropped
+        w.session.clear_predictions()
+        if w.session.dataset is not None:
+            w.dataset_panel.set_errors(w.session.errors)
+        self.update_state()
+        w.statusBar().showMessage(f"Model {w.model_path.name} loaded", 5000)
+        w.files.add_recent(w.model_path)
+        w.modelChanged.emit(w.model_path)
+        if w.session.view_mode == "photo" and w.session.photo is not None:
+            w.photos.predict()
+        self.predict_dataset()
+
+    # --- the engine ---------------------------------------------------------------------
+    def engine_status(self, text: str) -> None:
+        w = self.window
+        w.engine_label.setText(text)
+        w.statusBar().showMessage(text)
+
+    def engine_ready(self, info: dict) -> None:
+        """TensorFlow is loaded: the panel learns the architectures; the model loads."""
+        w = self.window
+        w.engine_info = info
+        w.training_panel.set_engine_info(info)
+        w.engine_label.setText(f"TensorFlow {info['tensorflow']} ready")
+        path = w.options.model
+        if path is None:
+            from core.resources import default_model
+            path = default_model()
+        if path is not None and not info.get("prediction"):
+            self.load(path)
+        else:
+            self.update_state()
+            if info.get("prediction"):
+                w.statusBar().showMessage(info["prediction"], 10000)
+        w.set_loading("engine", False)
+
+    def engine_failed(self, message: str) -> None:
+        w = self.window
+        w.engine_failed = True
+        w.engine_label.setText("TensorFlow unavailable")
+        w.show_error(f"TensorFlow could not be loaded: {message}. Datasets and photos still "
+                     "open; prediction and training are off.")
+        w.update_enabled()
+        w.set_loading("engine", False)
+
+    def update_state(self) -> None:
+        w = self.window
+        if w.predictor is not None:
+            w.engine_label.setText(f"Model: {w.model_path.name}")
+            w.engine_label.setToolTip(str(w.model_path))
+        elif w.engine_info is not None:
+            w.engine_label.setText("No model: ground truth only — train one in the "
+                                   "Training panel or open a .keras file")
+            w.engine_label.setToolTip("")
+        w.update_enabled()
+
+    # --- dataset predictions ----------------------------------------------------------------
+    def predict_dataset(self) -> None:
+        """Predict every face (in chunks, the faces the table shows first)."""
+        w = self.window
+        n = len(w.session)
+        if w.predictor is None or not n:
+            return
+        generation = w.jobs.engine.new_generation()
+        visible = w.dataset_panel.visible_rows()
+        order = np.concatenate([visible, np.setdiff1d(np.arange(n), visible)]).astype(int)
+        chunks = [order[i:i + PREDICT_CHUNK] for i in range(0, n, PREDICT_CHUNK)]
+        self._remaining, self._total, self._done = len(chunks), n, 0
+        w.dataset_panel.set_progress(0, n)
+        if w.session.row is not None:
+            self.predict_rows([w.session.row], generation)
+        for rows in chunks:
+            self.predict_rows(rows, generation, chunk=True)
+
+    def predict_rows(self, rows, generation: int | None = None, chunk: bool = False) -> None:
+        w = self.window
+        rows = np.asarray(rows, dtype=int)
+        predictor, images = w.predictor, w.session.dataset.images
+        generation = w.jobs.engine.generation if generation is None else generation
+        on_done = self._chunk_done if chunk else self.store
+        w.jobs.submit(Job("predict", lambda: (rows, predictor.predict(images[rows])),
+                          on_done=lambda r: on_done(*r), on_failed=self._predict_failed,
+                          priority=Job.BACKGROUND if chunk else Job.NOW,
+                          generation=generation))
+
+    def _predict_failed(self, message: str) -> None:
+        self.window.dataset_panel.set_progress(1, 1)
+        self.window.show_error(f"Prediction failed: {message}")
+
+    def _chunk_done(self, rows, preds) -> None:
+        w = self.window
+        self.store(rows, preds)
+        self._remaining -= 1
+        self._done += len(rows)
+        w.dataset_panel.set_progress(self._done, self._total)
+        if self._remaining > 0:
+            return
+        w.dataset_panel.set_progress(1, 1)
+        w.update_keypoint_errors(split_changed=True)
+        e = w.session.predicted_errors()
+        if len(e) and w.session.view_mode == "dataset":   # a photo's own message stays
+            w.statusBar().showMessage(
+                f"Predicted {self._total} faces: mean per-face RMSE {e.mean():.2f} px (sort by "
+                "RMSE to see the worst first)", 8000)
+
+    def store(self, rows, preds) -> None:
+        w, s = self.window, self.window.session
+        if s.dataset is None or s.predictions is None:
+            return
+        s.store_predictions(rows, preds)
+        w.dataset_panel.set_errors(s.errors)
+        if s.row is not None and s.row in set(int(r) for r in rows) and s.view_mode == "dataset":
+            w.canvas.set_prediction(s.predictions[s.row])
+            w.update_keypoint_errors()
+
+    # --- a model trained in the app ------------------------------------------------------
+    def trained(self, path: str) -> None:
+        """Training left a model: with none loaded it is used; otherwise the loaded model
+        stays unless the person chooses the new one after seeing both on validation faces."""
+        w = self.window
+        path = Path(path)
+        if w.predictor is None:
+            w.statusBar().showMessage(f"Training done: loading the new model {path.name}…")
+            self.load(path)
+            return
+        faces = w.session.validation_faces()
+        if faces is None:
+            return
+        old_name = w.model_path.name if w.model_path else "the loaded model"
+        w.statusBar().showMessage(f"Training done: comparing {path.name} with {old_name}…")
+        w.jobs.submit(Job("compare", lambda old=w.predictor: compare_models(old, path, faces),
+                          on_done=lambda r: self._compared(path, old_name, len(faces), *r),
+                          on_failed=w.show_error, priority=Job.NOW))
+
+    def _compared(self, path: Path, old_name: str, n: int, new, old_px, new_px) -> None:
+        w = self.window
+        verdict = "better" if new_px < old_px else "not better"
+        text = (f"The new model {path.name} has RMSE {new_px:.2f} px on {n} validation faces; "
+                f"the loaded model {old_name} has {old_px:.2f} px ({verdict}).")
+        if w.ask_switch_model(text + " Switch to the new model?"):
+            self.use(path, new)
+        else:
+            w.statusBar().showMessage(text + f" Kept {old_name}.", 15000)

@@ -1,0 +1,129 @@
+"""Photo mode: open a photo (decoded and scaled for the screen off the GUI thread), find and
+predict its faces, and predict inside a box the person draws."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .session import Photo
+from .workers import Job
+
+#: Longest side of a photo as drawn; larger photos are shown scaled down (faces are still
+#: found and predicted on the full photo, and drawn in its coordinates).
+DISPLAY_MAX = 4096
+
+
+def load_for_display(path: str | Path) -> Photo:
+    """Read a photo upright (core.faces.load_photo) and make the picture to draw: at most
+    ``DISPLAY_MAX`` pixels on its longer side. Slow for big photos: runs in a job."""
+    from PIL import Image
+
+    from core import faces
+
+    path = Path(path)
+    image = faces.load_photo(path)
+    w, h = image.size
+    scale = max(1.0, max(w, h) / DISPLAY_MAX)
+    shown = image if scale == 1.0 else image.resize(
+        (max(1, round(w / scale)), max(1, round(h / scale))), Image.Resampling.BILINEAR,
+        reducing_gap=2.0)
+    return Photo(path, image, np.asarray(shown), scale)
+
+
+def _detect_only(image, boxes):
+    """Faces without a model: boxes from OpenCV's detector (no TensorFlow)."""
+    from core.faces import find_faces, to_gray
+
+    found = boxes if boxes is not None else find_faces(to_gray(image))
+    return [(b.as_list(), None) for b in found]
+
+
+class Photos:
+    """Photo mode of one window (its session, canvas, jobs and status bar)."""
+
+    def __init__(self, window):
+        self.window = window
+        self.opening: Path | None = None
+
+    def open(self, path: str | Path) -> None:
+        """Open a photo: read and scaled in a job; shown, then predicted, when it arrives."""
+        path = Path(path)
+        self.opening = path
+        w = self.window
+        w.statusBar().showMessage(f"Opening {path.name}…")
+        w.jobs.run(Job("photo", lambda: load_for_display(path), on_done=self._loaded,
+                       on_failed=w.show_error))
+
+    def _loaded(self, photo: Photo) -> None:
+        if photo.path != self.opening:       # another photo was asked for meanwhile
+            return
+        w = self.window
+        w.session.photo = photo
+        w.session.view_mode = "photo"
+        w.canvas.show_photo(photo.array, [], photo.scale)
+        w.update_title()
+        w.update_keypoint_errors()
+        w.files.add_recent(photo.path)
+        w.update_enabled()
+        self.predict()
+
+    def predict(self, boxes=None) -> None:
+        """Find and predict the faces (or predict inside ``boxes``, added to those found)."""
+        w = self.window
+        photo = w.session.photo
+        predictor = w.predictor
+        done = lambda result, photo=photo, manual=boxes is not None: \
+            self._predicted(photo, manual, result)
+        if predictor is not None:
+            w.statusBar().showMessage(f"Finding and predicting faces in {photo.path.name}…")
+            w.jobs.submit(Job("photo", lambda: predictor.predict_photo(photo.image, boxes=boxes),
+                              on_done=done, on_failed=w.show_error, priority=Job.NOW))
+        else:
+            w.jobs.run(Job("photo", lambda: _detect_only(photo.image, boxes), on_done=done,
+                           on_failed=w.show_error))
+
+    def _predicted(self, photo: Photo, manual: bool, result) -> None:
+        w = self.window
+        if w.session.photo is not photo:
+            return
+        if isinstance(result, list):           # detection only
+            found, message = result, ""
+        else:                                  # core.predict PhotoResult
+            found = [(f.box.as_list(), np.asarray(f.keypoints)) for f in result.faces]
+            message = result.message
+        photo.faces = photo.faces + found if manual else found
+        photo.message = message or ("" if photo.faces else "no face found")
+        if w.session.view_mode == "photo":
+            w.canvas.show_photo(photo.array, photo.faces, photo.scale)
+        self._say(photo)
+        w.update_enabled()
+        w.photoShown.emit()
+
+    def _say(self, photo: Photo) -> None:
+        w = self.window
+        n = len(photo.faces)
+        if n == 0:
+            self.set_box_mode(True)
+            w.statusBar().showMessage(f"No face found in {photo.path.name}: drag a square "
+                                      "around a face to predict inside it")
+            return
+        note = "" if w.predictor is not None else \
+            " (no model yet: boxes only — train or open a model to see keypoints)"
+        w.statusBar().showMessage(f"{photo.path.name}: {n} face{'s' if n != 1 else ''}{note}. "
+                                  "Press B to draw a box around a face it missed.")
+
+    def set_box_mode(self, on: bool) -> None:
+        act = self.window.acts["draw_box"]
+        if act.isChecked() != bool(on):
+            act.setChecked(bool(on))       # comes back here through toggled
+            return
+        self.window.canvas.set_box_mode(bool(on))
+
+    def box_drawn(self, box) -> None:
+        if self.window.session.photo is None:
+            return
+        from core.faces import Box
+
+        self.set_box_mode(False)
+        self.predict(boxes=[Box(*box)])

@@ -1,0 +1,111 @@
+"""gui.session without Qt: the app's state as plain Python. The last test runs every other test
+of this module in a fresh interpreter where importing PySide6 fails, proving the session never
+needs it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dataset(n: int = 6, splits=("train", "train", "val", "val", "test", "test")):
+    from core.data import Dataset
+
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(20, 70, (n, 30)).astype(np.float32)
+    kp[1, 4:6] = np.nan                       # face 1 misses keypoint 2
+    return Dataset(np.zeros((n, 96, 96), np.uint8), kp, [f"f{i}" for i in range(n)],
+                   [f"p{i // 2}" for i in range(n)], list(splits)[:n], {})
+
+
+def test_setting_a_point_returns_the_new_error_and_forgets_the_split_cache():
+    from gui.session import Session
+
+    s = Session()
+    s.set_dataset(_dataset(), "d.npz")
+    assert s.label == "d.npz" and len(s) == 6
+    assert s.set_point(0, 0, (10.0, 10.0)) is None          # no prediction yet: no error
+    s.store_predictions([0, 1], s.dataset.keypoints[[0, 1]] + 1.0)
+    assert s.errors[0] == pytest.approx(1.0)
+    values, count = s.split_keypoint_errors("all", np.arange(6))
+    assert count == 2 and values[0] == pytest.approx(1.0)
+    err = s.set_point(0, 0, tuple(s.predictions[0, :2]))     # keypoint 0 now exact
+    assert err == pytest.approx(np.sqrt(28 / 30)) and s.errors[0] == err
+    values, _ = s.split_keypoint_errors("all", np.arange(6))
+    assert values[0] < 1.0                                   # recomputed, not the cache
+    assert s.set_point(0, 0, None) is not None and s.point(0, 0) is None
+
+
+def test_mean_points_missing_keypoints_and_photo_mode():
+    from gui.session import Photo, Session, mean_keypoints
+
+    s = Session()
+    s.set_dataset(_dataset(), None)
+    assert s.missing_keypoints(1) == [2] and s.missing_keypoints(0) == []
+    np.testing.assert_allclose(s.mean_points[0], np.nanmean(s.dataset.keypoints, 0)[:2])
+    assert (mean_keypoints(np.zeros((0, 30))) == 48.0).all()   # no faces: the crop's centre
+    s.row = 3
+    s.store_predictions([3], s.dataset.keypoints[[3]])
+    assert s.face_keypoint_errors() is not None
+    s.photo, s.view_mode = Photo(Path("p.jpg"), None, np.zeros((2, 2, 3), np.uint8)), "photo"
+    assert s.face_keypoint_errors() is None                # a photo has no ground truth
+    assert s.title() == "facekp — p.jpg"
+
+
+def test_names_and_splits_in_one_place():
+    from gui.session import display_name, split_label
+
+    assert split_label("val") == "validation" and split_label("") == "—"
+    assert display_name(0) == "left eye center"
+
+
+def test_training_faces_follow_core_rule():
+    from gui.session import Session
+
+    s = Session()
+    s.set_dataset(_dataset(), None)
+    train, val, note = s.training_data()
+    assert (len(train), len(val), note) == (2, 2, "")   # its test faces stay test faces
+    assert list(s.validation_faces().names) == list(val.names)
+    s.set_dataset(_dataset(20, splits=[""] * 20), None)        # 10 people: 9 train, 1 val
+    train, val, note = s.training_data()
+    assert (len(train), len(val)) == (18, 2) and "90%" in note
+    assert list(s.validation_faces().names) == list(val.names)   # what training validates on
+    assert "without splits" in s.training_description()
+    s.set_dataset(_dataset(splits=["test"] * 6), None)
+    assert len(s.validation_faces()) == 6                         # cannot train: every face
+
+
+BLOCK_PYSIDE = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "PySide6" or name.startswith("PySide6."):
+            raise ImportError("PySide6 is blocked in this test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def test_session_tests_pass_without_pyside6():
+    code = BLOCK_PYSIDE + textwrap.dedent(f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("t", {str(Path(__file__))!r})
+        t = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(t)
+        ran = [name for name in dir(t) if name.startswith("test_") and "pyside" not in name]
+        for name in ran:
+            getattr(t, name)()
+        import gui.session
+        assert not [m for m in sys.modules if m.startswith("PySide6")]
+        print("ran", len(ran))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ran 4"
