@@ -94,6 +94,10 @@ class Predictor:
             self._detector = make_detector(self._detector or DEFAULT_DETECTOR)
         return self._detector
 
+    @detector.setter
+    def detector(self, detector) -> None:
+        self._detector = detector
+
     # -- crops --
 
     def predict(self, images: np.ndarray, batch_size: int = BATCH) -> np.ndarray:

@@ -75,6 +75,11 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("draw_box", "Draw a face &box", "photos.set_box_mode", "B",
          "drag a square around a face the detector missed; keypoints are predicted inside it",
          True, False, enabled="photo"),
+    Spec("haar", "Use the &Haar face detector", "photos.set_haar", None,
+         "OpenCV's Haar cascade instead of MTCNN: faster, frontal faces only, no confidence",
+         True, False),
+    Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure", None,
+         "leave out faces the detector is less than 95 % sure of", True, False),
     Spec("predict", "&Predict dataset", "predict_dataset", "Ctrl+R",
          "predict every face with the current model", enabled="model_and_dataset"),
     Spec("train", "Start &training", "start_training", "Ctrl+T",
@@ -95,7 +100,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&View", ("image", "truth", "pred", "lines", "boxes", "-", "smooth", "fit", "zoom_in",
                "zoom_out", "-", "@docks")),
     ("&Go", ("next", "prev", "worst", "back")),
-    ("&Photo", ("draw_box",)),
+    ("&Photo", ("draw_box", "-", "haar", "hide_unsure")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
     ("&Help", ("about",)),
 )
@@ -105,7 +110,8 @@ TOOLBAR = ("open", "save", "-", "@undo", "@redo", "-", "prev", "next", "back", "
 
 #: View toggles kept between sessions (settings key -> action name).
 REMEMBERED_TOGGLES = {"truth": "truth", "prediction": "pred", "lines": "lines",
-                      "boxes": "boxes", "smooth": "smooth"}
+                      "boxes": "boxes", "smooth": "smooth", "haar_detector": "haar",
+                      "hide_unsure": "hide_unsure"}
 
 
 def _keys(shortcut) -> list[QKeySequence]:

@@ -299,17 +299,25 @@ class Canvas(QGraphicsView):
             self.fit()
 
     def set_faces(self, faces) -> None:
-        """Draw each face's box, its number and its predicted keypoints (photo pixels)."""
+        """Draw each face's box, its number (and the detector's confidence, also as the box's
+        hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
+        or None)`` or ``(box, keypoints, core.detect.Detection or None)``."""
         self._clear_photo_items()
-        self._faces = [(tuple(float(v) for v in box), None if kp is None else _points(kp))
-                       for box, kp in faces]
+        self._faces = [(tuple(float(v) for v in face[0]),
+                        None if face[1] is None else _points(face[1])) for face in faces]
+        confidences = [face[2].confidence if len(face) > 2 and face[2] is not None else None
+                       for face in faces]
         for f, (box, kp) in enumerate(self._faces):
             rect = QGraphicsRectItem(QRectF(QPointF(box[0], box[1]), QPointF(box[2], box[3])),
                                      self.layers["boxes"])
             pen = QPen(BOX_COLOR, 1.5)
             pen.setCosmetic(True)
             rect.setPen(pen)
-            label = QGraphicsSimpleTextItem(f"face {f + 1}", self.layers["boxes"])
+            conf = confidences[f]
+            rect.setToolTip(f"face {f + 1}" + ("" if conf is None else
+                                               f": the detector is {100 * conf:.1f} % sure"))
+            text = f"face {f + 1}" + ("" if conf is None else f" · {conf:.2f}")
+            label = QGraphicsSimpleTextItem(text, self.layers["boxes"])
             label.setBrush(BOX_COLOR)
             label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
             label.setPos(box[0], box[1])

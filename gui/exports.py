@@ -72,7 +72,7 @@ def write_photo_predictions(path: str | Path, photo: str | Path, faces,
                 w = csv.writer(fh)
                 w.writerow(["photo", "face", "box_x0", "box_y0", "box_x1", "box_y1",
                             *COLUMNS])
-                for i, (box, kp) in enumerate(faces):
+                for i, (box, kp, *_) in enumerate(faces):
                     coords = (np.full(len(COLUMNS), np.nan) if kp is None
                               else np.asarray(kp, dtype=np.float64).reshape(len(COLUMNS)))
                     w.writerow([str(photo), i + 1, *[rounded(v) for v in box],

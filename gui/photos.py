@@ -31,12 +31,15 @@ def load_for_display(path: str | Path) -> Photo:
     return Photo(path, image, np.asarray(shown), scale)
 
 
-def _detect_only(image, boxes):
-    """Faces without a model: boxes from OpenCV's detector (no TensorFlow)."""
-    from core.faces import find_faces, to_gray
+#: "Hide unsure faces" leaves out faces the detector is less sure of than this.
+UNSURE_BELOW = 0.95
 
-    found = boxes if boxes is not None else find_faces(to_gray(image))
-    return [(b.as_list(), None) for b in found]
+
+def _detect_only(detector, image, boxes):
+    """Faces without a model: the detector's boxes (and confidence), no keypoints."""
+    if boxes is not None:
+        return [(b.as_list(), None, None) for b in boxes]
+    return [(d.box.as_list(), None, d) for d in detector.detect(image)]
 
 
 class Photos:
@@ -45,6 +48,36 @@ class Photos:
     def __init__(self, window):
         self.window = window
         self.opening: Path | None = None
+        self._detectors: dict = {}
+
+    def detector_name(self) -> str:
+        """The face detector the Photo menu asks for: "haar" or "mtcnn" (the default)."""
+        return "haar" if self.window.acts["haar"].isChecked() else "mtcnn"
+
+    def _detector(self, name: str):
+        """The detector by name, made once (in a job: MTCNN loads three networks)."""
+        if name not in self._detectors:
+            from core.detect import make_detector
+
+            self._detectors[name] = make_detector(name)
+        return self._detectors[name]
+
+    def set_haar(self, on: bool) -> None:
+        """Switch the face detector; a shown photo is searched again."""
+        if self.window.session.photo is not None and self.window.session.view_mode == "photo":
+            self.predict()
+
+    def set_hide_unsure(self, on: bool) -> None:
+        photo = self.window.session.photo
+        if photo is not None and self.window.session.view_mode == "photo":
+            self.window.canvas.show_photo(photo.array, self.shown_faces(photo), photo.scale)
+
+    def shown_faces(self, photo) -> list:
+        """The photo's faces as drawn: without the unsure ones when the person hides them."""
+        if not self.window.acts["hide_unsure"].isChecked():
+            return photo.faces
+        return [f for f in photo.faces if f[2] is None or f[2].confidence is None
+                or f[2].confidence >= UNSURE_BELOW]
 
     def open(self, path: str | Path) -> None:
         """Open a photo: read and scaled in a job; shown, then predicted, when it arrives."""
@@ -75,13 +108,20 @@ class Photos:
         predictor = w.predictor
         done = lambda result, photo=photo, manual=boxes is not None: \
             self._predicted(photo, manual, result)
+        name = self.detector_name()
+
+        def find_and_predict():
+            predictor.detector = self._detector(name)
+            return predictor.predict_photo(photo.image, boxes=boxes)
+
         if predictor is not None:
             w.statusBar().showMessage(f"Finding and predicting faces in {photo.path.name}…")
-            w.jobs.submit(Job("photo", lambda: predictor.predict_photo(photo.image, boxes=boxes),
-                              on_done=done, on_failed=w.show_error, priority=Job.NOW))
+            w.jobs.submit(Job("photo", find_and_predict, on_done=done, on_failed=w.show_error,
+                              priority=Job.NOW))
         else:
-            w.jobs.run(Job("photo", lambda: _detect_only(photo.image, boxes), on_done=done,
-                           on_failed=w.show_error))
+            w.jobs.run(Job("photo", lambda: _detect_only(self._detector(name), photo.image,
+                                                         boxes),
+                           on_done=done, on_failed=w.show_error))
 
     def _predicted(self, photo: Photo, manual: bool, result) -> None:
         w = self.window
@@ -90,12 +130,13 @@ class Photos:
         if isinstance(result, list):           # detection only
             found, message = result, ""
         else:                                  # core.predict PhotoResult
-            found = [(f.box.as_list(), np.asarray(f.keypoints)) for f in result.faces]
+            found = [(f.box.as_list(), np.asarray(f.keypoints), f.detection)
+                     for f in result.faces]
             message = result.message
         photo.faces = photo.faces + found if manual else found
         photo.message = message or ("" if photo.faces else "no face found")
         if w.session.view_mode == "photo":
-            w.canvas.show_photo(photo.array, photo.faces, photo.scale)
+            w.canvas.show_photo(photo.array, self.shown_faces(photo), photo.scale)
         self._say(photo)
         w.update_enabled()
         w.photoShown.emit()

@@ -324,7 +324,9 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
     # the schema of `facekp predict --json` (core.photo_json), one record
     from core.photo_json import photo_record
 
-    assert saved == json.loads(json.dumps(photo_record(photo, faces, window.photo.message)))
+    assert saved == json.loads(json.dumps(photo_record(photo, window.photo.faces,
+                                                       window.photo.message)))
+    assert all(0.8 <= f["detector_confidence"] <= 1 for f in saved["faces"])
     csv = window.files.export_predictions(tmp_path / "photo.csv").read_text().splitlines()
     assert len(csv) == len(faces) + 1 and csv[0].startswith("photo,face,box_x0")
     png = window.files.export_view(tmp_path / "view.png")
@@ -356,6 +358,36 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
     # Escape goes back to the dataset face
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert window.view_mode == "dataset" and window.canvas.mode == "face"
+
+
+def test_photo_faces_carry_the_detectors_confidence_and_the_detector_is_a_setting(
+        qtbot, tiny, model_path, shared_data, open_window):
+    from gui.photos import UNSURE_BELOW
+
+    window = open_window(qtbot, data=str(tiny), model=str(model_path))
+    photo = shared_data / "photos" / "bald_guys.jpg"
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.open_photo(photo)
+    faces = window.photo.faces
+    confidences = [f[2].confidence for f in faces]
+    assert len(faces) >= 22 and all(0.8 <= c <= 1 for c in confidences)   # MTCNN's
+    tips = [item.toolTip() for item in window.canvas.items()
+            if item.toolTip().startswith("face ")]
+    assert len(tips) == len(faces) and all("% sure" in t for t in tips)
+
+    # hiding the unsure faces redraws without them; the photo keeps them all
+    window.acts["hide_unsure"].setChecked(True)
+    assert len(window.canvas.faces) == sum(c >= UNSURE_BELOW for c in confidences)
+    assert len(window.photo.faces) == len(faces)
+    window.acts["hide_unsure"].setChecked(False)
+    assert len(window.canvas.faces) == len(faces)
+
+    # Haar instead: the photo is searched again, boxes without confidence
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.acts["haar"].setChecked(True)
+    assert window.photos.detector_name() == "haar"
+    assert window.photo.faces and all(f[2].confidence is None for f in window.photo.faces)
+    assert len(window.photo.faces) < len(faces)   # Haar misses turned heads here
 
 
 def test_dataset_predictions_export_csv_and_json(qtbot, tiny, model_path, tmp_path, open_window):
