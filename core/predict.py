@@ -61,11 +61,12 @@ class PhotoResult:
 class Predictor:
     """Keypoints from a Keras model (a ``.keras`` path or a model object)."""
 
-    def __init__(self, model: Any, detector: Any = None, flip_average: bool = False,
+    def __init__(self, model: Any, detector: Any = None, flip_average: bool = True,
                  min_confidence: float = 0.0):
         """``detector``: a name of :data:`core.detect.DETECTORS` or a detector object (None:
-        MTCNN, made when a photo first needs it); ``min_confidence``: faces the detector is
-        less sure of are left out."""
+        MTCNN, made when a photo first needs it); ``flip_average``: average each crop with its
+        mirror image (on by default: the default model's test RMSE 1.505 -> 1.475 px, README);
+        ``min_confidence``: faces the detector is less sure of are left out."""
         import tensorflow as tf
 
         if isinstance(model, (str, Path)):

@@ -92,7 +92,8 @@ def test_predict_json_and_drawings(trained, shared_data, tmp_path):
     face = result[0]["faces"][0]
     # one schema with the app's export (core.photo_json; README "Photo predictions as JSON")
     assert set(result[0]) == {"photo", "units", "message", "faces", "drawn"}   # --draw
-    assert set(face) == {"face", "box", "keypoints"} and face["face"] == 1
+    assert set(face) == {"face", "box", "detector_confidence", "detector_points",
+                         "keypoints"} and face["face"] == 1
     assert all(v == round(v, 2) for v in face["box"])
     assert len(face["box"]) == 4
     assert list(face["keypoints"]) == list(NAMES)

@@ -95,8 +95,12 @@ def test_augmentation_strength_comes_from_the_architecture_and_scales_the_change
     from core.keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET
     from core.train import _pipeline
 
-    assert TrainConfig.for_arch("heatmap").resolved().augment_strength == 0.5
+    heatmap = TrainConfig.for_arch("heatmap").resolved()
+    assert (heatmap.augment_strength, heatmap.augment_preset) == (1.0, "wild")
+    assert TrainConfig.for_arch("convbn").resolved().augment_preset == "basic"
     assert TrainConfig.for_arch("seed").resolved().augment_strength == 1.0
+    with pytest.raises(ValueError, match="augmentation 'foggy'"):
+        TrainConfig.for_arch("heatmap", augment_preset="foggy").resolved()
     assert TrainConfig.for_arch("heatmap", augment_strength=2).resolved().augment_strength == 2
     with pytest.raises(ValueError, match="strength"):
         TrainConfig(augment_strength=0).resolved()
@@ -174,7 +178,7 @@ def test_training_reports_pixels_and_keeps_the_best_model(tiny, tmp_path):
     assert (result.best_epoch, result.best_val_rmse_px) == (best[0], pytest.approx(best[2]))
     assert result.model_path == out and result.epochs_run == 2
     loaded = keras.saving.load_model(out)
-    assert rmse(Predictor(loaded).predict(val.images), val.keypoints) == \
+    assert rmse(Predictor(loaded, flip_average=False).predict(val.images), val.keypoints) == \
         pytest.approx(result.best_val_rmse_px, rel=1e-4)
     assert _files(tmp_path) == {"m.keras", "m.train.json"}  # no temporary files left
     # Saved from a snapshot in the background, not by holding training up.
