@@ -103,10 +103,9 @@ def flip_diagnostics(predictor_or_model: Any, dataset) -> dict[str, float]:
     from .keypoints import flip_images, flip_keypoints
     from .predict import Predictor
 
-    if isinstance(predictor_or_model, Predictor):
-        predictor = Predictor(predictor_or_model.model)  # the model alone, no flip averaging
-    else:
-        predictor = Predictor(predictor_or_model)
+    model = (predictor_or_model.model if isinstance(predictor_or_model, Predictor)
+             else predictor_or_model)
+    predictor = Predictor(model, flip_average=False)  # the model alone
     truth = dataset.keypoints.astype(np.float64)
     direct = predictor.predict(dataset.images).astype(np.float64)
     mirrored = flip_keypoints(predictor.predict(flip_images(dataset.images))).astype(np.float64)
