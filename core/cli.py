@@ -405,9 +405,9 @@ def _add_engine_parsers(sub) -> None:
                         "larger finds smaller faces in large photos, more slowly")
     p.add_argument("--min-confidence", type=float, default=0.0, metavar="C",
                    help="leave out faces the detector is less sure of (0-1; default 0)")
-    p.add_argument("--passes", type=int, default=2, choices=[1, 2],
-                   help="2 (default): frame each face again around its first keypoints and "
-                        "average the two views")
+    p.add_argument("--passes", type=int, default=None, choices=[1, 2],
+                   help="2: frame each face again around its first keypoints and average the "
+                        "two views (default: only faces framed from a box, as Haar's are)")
 
     p = sub.add_parser("submit", help="Kaggle submission.csv from test.csv and IdLookupTable.csv")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
