@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import FacekpError
+from .fileio import refuse_input_as_output
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -30,6 +31,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise FacekpError("give one --images folder for each --labels CSV (in the same order)")
     if not images:
         raise FacekpError("give at least one --images folder")
+    fractions = _split_fractions(args.split) if args.split else None
+    meta = _meta_object(args.meta) if args.meta else {}
+    refuse_input_as_output(args.out, {"--labels": labels, "--images": images})
     parts, reports = [], []
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
@@ -41,10 +45,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     dataset = parts[0]
     for p in parts[1:]:
         dataset = dataset.concat(p)
-    if args.split:
-        fractions = tuple(float(v) for v in args.split.split(","))
+    dataset = _report_duplicates(dataset, args.dedupe)
+    if fractions:
         dataset = data.split_by_person(dataset, fractions, seed=args.seed)
-    dataset.meta.update(args.meta and json.loads(args.meta) or {})
+    dataset.meta.update(meta)
     dataset.meta["imported_from"] = [str(Path(f)) for f in images]
     if len(dataset) == 0:
         raise FacekpError("no face could be imported; nothing written")
@@ -57,6 +61,54 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(data.format_description(data.describe(dataset)))
     print(f"wrote {len(dataset)} faces to {args.out}")
     return 0
+
+
+def _split_fractions(text: str) -> tuple[float, float, float]:
+    """--split TRAIN,VAL,TEST: three fractions, each 0-1, summing to 1; else a clear error."""
+    try:
+        fractions = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        fractions = ()
+    if (len(fractions) != 3 or not all(0 <= f <= 1 for f in fractions)
+            or abs(sum(fractions) - 1) > 1e-6):
+        raise FacekpError(f"--split {text}: expected three fractions TRAIN,VAL,TEST between 0 "
+                          "and 1 that sum to 1, e.g. 0.8,0.1,0.1")
+    return fractions  # type: ignore[return-value]
+
+
+def _meta_object(text: str) -> dict:
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise FacekpError(f"--meta is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise FacekpError("--meta must be a JSON object, e.g. '{\"source\": \"lab\"}'")
+    return meta
+
+
+def _report_duplicates(dataset, dedupe: bool):
+    """Warn about faces whose pixels repeat an earlier face's; with ``dedupe`` drop them."""
+    import numpy as np
+
+    from . import data
+
+    dupes = data.duplicate_rows(dataset)
+    if not len(dupes):
+        return dataset
+    if dedupe:
+        print(f"removed {len(dupes)} duplicate faces (same pixels as an earlier face)")
+        return dataset.subset(np.setdiff1d(np.arange(len(dataset)), dupes))
+    print(f"warning: {len(dupes)} duplicate faces (same pixels as an earlier face, e.g. "
+          f"{dataset.names[dupes[0]]}); --dedupe removes them", file=sys.stderr)
+    return dataset
+
+
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    """Each named integer option must be 1 or more."""
+    for name in names:
+        value = getattr(args, name)
+        if value < 1:
+            raise FacekpError(f"--{name} must be 1 or more, got {value}")
 
 
 # --- info ---------------------------------------------------------------------------------
@@ -83,6 +135,8 @@ def cmd_montage(args: argparse.Namespace) -> int:
     from . import data, render
     from .fileio import atomic_path
 
+    _positive(args, "count", "columns", "scale")
+    refuse_input_as_output(args.out, {"dataset": [args.file]})
     dataset = data.load(args.file)
     if args.split != "all":
         dataset = dataset.split(args.split)
@@ -288,8 +342,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .fileio import atomic_path
     from .predict import Predictor
 
-    predictor = Predictor(_model_path(args))
     draw_dir = Path(args.draw) if args.draw else None
+    for photo in args.photos if draw_dir is not None else ():
+        refuse_input_as_output(draw_dir / f"{Path(photo).stem}.png", {"photo": args.photos})
+    predictor = Predictor(_model_path(args))
     results, failed = [], 0
     for photo in args.photos:
         try:
@@ -331,6 +387,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .kaggle import make_submission
     from .predict import Predictor
 
+    refuse_input_as_output(args.out, {"--test": [args.test], "--lookup": [args.lookup],
+                                      "--model": [args.model]})
     predictor = Predictor(_model_path(args))
     summary = make_submission(predictor, args.test, args.lookup, args.out,
                               progress=_progress(f"read {args.test}"))
@@ -411,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="assign splits by person, e.g. 0.8,0.1,0.1")
     p.add_argument("--seed", type=int, default=0, help="seed of the split by person")
     p.add_argument("--meta", help=argparse.SUPPRESS)
+    p.add_argument("--dedupe", action="store_true",
+                   help="leave out faces whose pixels repeat an earlier face's")
 
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
     p.add_argument("file", help=".npz dataset or Kaggle .csv")
