@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Callable
 
 from .errors import FacekpError
-from .fileio import refuse_input_as_output
+from .fileio import refuse_input_as_output, same_file
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -177,6 +178,28 @@ def _dataset_path(args: argparse.Namespace) -> Path:
     return DEFAULT_DATASET
 
 
+def _print_json(value, command: str) -> None:
+    """Print ``value`` as valid JSON: a NaN or infinity (a model's non-finite output) becomes
+    null, and one warning line on stderr says so."""
+    bad = []
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, float) and not math.isfinite(v):
+            bad.append(v)
+            return None
+        return v
+
+    text = json.dumps(clean(value), indent=2, allow_nan=False)
+    if bad:
+        print(f"facekp {command}: warning: the model gives non-finite output (NaN or infinity); "
+              f"{len(bad)} values are null in the JSON", file=sys.stderr)
+    print(text)
+
+
 def _fmt_px(v: float | None) -> str:
     return "   n/a" if v is None or v != v else f"{v:6.3f}"
 
@@ -201,6 +224,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".keras":
         raise FacekpError(f"{out}: the model file name must end in .keras")
+    if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
+        raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
+                          f"{out} to go on training it)")
     source = _dataset_path(args)
     dataset = data.load(source)
     if not (dataset.splits != "").any():
@@ -218,6 +244,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     listener.trainer = trainer
 
     def on_sigint(signum, frame):
+        if trainer.stop_requested and trainer.writing:  # a write is never cut in half
+            listener.note("finishing the model file being written, then quitting")
+            return
         if trainer.stop_requested:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
@@ -251,6 +280,8 @@ class _CliListener:
     def note(self, text: str) -> None:
         self._clear()
         print(text, file=self.err, flush=True)
+
+    on_note = note
 
     def _clear(self) -> None:
         if self._bar:
@@ -329,7 +360,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                           "every face)")
     result = evaluate(Predictor(model), part)
     if args.json:
-        print(json.dumps(result, indent=2))
+        _print_json(result, args.command)
     else:
         print(format_report(result, f"{model} on {source} (split {args.split})"))
     return 0
@@ -377,7 +408,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                     face.keypoints[[0, 1, 10, 14]]))
                 print(f"  face {i}: box [{box}]  {pts}")
     if args.json:
-        print(json.dumps(results, indent=2))
+        _print_json(results, args.command)
     return 2 if failed else 0
 
 
@@ -425,6 +456,9 @@ def _add_engine_parsers(sub) -> None:
                    help="learning-rate schedule (default: the architecture's)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists (otherwise an existing model is kept and "
+                        "training refused)")
 
     p = sub.add_parser("evaluate", help="RMSE in pixels, overall and per keypoint")
     p.add_argument("--model", help="model .keras (default: the installed default model)")

@@ -18,6 +18,7 @@ Epochs and batches are 1-based in the protocol. Every figure is in pixels of the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -30,7 +31,7 @@ import numpy as np
 
 from .data import Dataset
 from .errors import FacekpError
-from .fileio import atomic_path
+from .fileio import atomic_path, check_writable, remove_stale_partials
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -133,6 +134,9 @@ class TrainingListener:
     def on_finished(self, result: "TrainResult") -> None:
         """Training ended (always called once, also after an error)."""
 
+    def on_note(self, text: str) -> None:
+        """A one-line remark for people (e.g. a resumed model had no optimizer state)."""
+
 
 @dataclass
 class TrainResult:
@@ -163,11 +167,24 @@ def record_path(model_path: str | Path) -> Path:
     return p.with_name(p.stem + ".train.json")
 
 
+#: The training record's name inside a ``.keras`` file (a zip archive): the model and its
+#: record are renamed into place together, so they always agree.
+RECORD_MEMBER = "facekp.train.json"
+
+
 def read_record(model_path: str | Path) -> dict | None:
-    """The training record of a model (config, best epoch, history), or None if absent."""
-    path = record_path(model_path)
+    """The training record of a model (config, best epoch, history), or None if absent: the
+    one inside the model file, else (a model saved before records went inside) the JSON file
+    beside it."""
+    import zipfile
+
     try:
-        return json.loads(path.read_text())
+        with zipfile.ZipFile(model_path) as archive:
+            return json.loads(archive.read(RECORD_MEMBER))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass
+    try:
+        return json.loads(record_path(model_path).read_text())
     except (OSError, ValueError):
         return None
 
@@ -214,6 +231,7 @@ class Trainer:
         self.strategy = strategy
         self.model = None
         self._stop = threading.Event()
+        self._writing = threading.Event()
 
     def stop(self) -> None:
         """Ask training to end after the current batch (thread-safe, returns at once)."""
@@ -222,6 +240,11 @@ class Trainer:
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def writing(self) -> bool:
+        """A model file is being written now (a Ctrl+C handler must not interrupt it)."""
+        return self._writing.is_set()
 
     def run(self) -> TrainResult:
         """Train (blocking). Never raises for training problems: they end with reason
@@ -233,6 +256,11 @@ class Trainer:
             result = self._result("stopped", "stopped by the user")
         except FacekpError as exc:
             result = self._result("error", str(exc))
+        except KeyboardInterrupt:  # abort at once, but never in the middle of a model write
+            if self._state.checkpointer is not None:
+                with contextlib.suppress(Exception):
+                    self._state.checkpointer.wait()
+            raise
         except Exception as exc:  # a training failure must reach the caller as a result
             result = self._result("error", f"{type(exc).__name__}: {exc}")
         self.listener.on_finished(result)
@@ -271,6 +299,9 @@ class Trainer:
         if len(val) == 0 or np.isnan(val.keypoints).all():
             raise FacekpError("no labelled validation faces (validation RMSE decides which "
                               "model is kept)")
+        check_writable(self.out)  # before any training, not at the first checkpoint
+        for stale in (self.out, record_path(self.out)):
+            remove_stale_partials(stale)  # left by a run that was killed while writing
         if self._stop.is_set():
             raise _StopRequested
         steps = math.ceil(len(train) / cfg.batch_size)
@@ -286,7 +317,11 @@ class Trainer:
                 arch = record.get("arch") or model.name
                 s.history = [h for h in record.get("history", [])
                              if h.get("epoch", 0) <= initial_epoch]
-                optimizer = model.optimizer or _optimizer(cfg, steps)
+                optimizer = getattr(model, "optimizer", None)
+                if optimizer is None:
+                    self.listener.on_note(f"{self.resume} holds no optimizer state; training "
+                                          "goes on from its weights with a fresh optimizer")
+                    optimizer = _optimizer(cfg, steps)
             else:
                 model = build_model(cfg.arch)
                 optimizer = _optimizer(cfg, steps)
@@ -335,9 +370,17 @@ class Trainer:
                     history=list(s.history))
 
     def _save(self, model) -> None:
-        """Write the model and its record now, each atomically (temporary file + rename)."""
-        _write(model, self.out, self._record())
-        self._state.saved = True
+        """Write the model and its record now (see :func:`_write`)."""
+        self._writing.set()
+        self._write(model, self._record())
+
+    def _write(self, model, record: dict) -> None:
+        """Write (the caller has set ``_writing``, which this clears when done)."""
+        try:
+            _write(model, self.out, record)
+            self._state.saved = True
+        finally:
+            self._writing.clear()
 
 
 @dataclass
@@ -353,10 +396,41 @@ class _RunState:
 
 
 def _write(model, path: Path, record: dict) -> None:
+    """The model with its record inside (one file, one rename), then the record beside it
+    for people to read (:func:`read_record` trusts the one inside)."""
+    import zipfile
+
+    text = json.dumps(record, indent=1)
     with atomic_path(path) as tmp:
         model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(RECORD_MEMBER, text)
+        _fault("written")
+    _fault("renamed")
     with atomic_path(record_path(path)) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
+        tmp.write_text(text)
+
+
+#: Fault injection for tests of kills and interrupts during a checkpoint write:
+#: ``STAGE:ACTION`` with STAGE ``written`` (the temporary model file complete, not yet
+#: renamed) or ``renamed`` (the model in place, the record beside it not yet written) and
+#: ACTION ``kill`` (SIGKILL this process) or ``sleep=SECONDS``.
+FAULT_ENV = "FACEKP_CHECKPOINT_FAULT"
+
+
+def _fault(stage: str) -> None:
+    import os
+
+    spec = os.environ.get(FAULT_ENV, "")
+    where, _, action = spec.partition(":")
+    if not spec or where != stage:
+        return
+    if action == "kill":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action.startswith("sleep="):
+        time.sleep(float(action.split("=", 1)[1]))
 
 
 class _Checkpointer:
@@ -383,8 +457,7 @@ class _Checkpointer:
             self.shadow = self._make_shadow(model)
             self.usable = self.shadow is not None
         if not self.usable:
-            _write(model, self.trainer.out, record)
-            self.trainer._state.saved = True
+            self.trainer._save(model)
             return
         shadow = self.shadow
         shadow.set_weights(model.get_weights() if weights is None else weights)
@@ -392,12 +465,12 @@ class _Checkpointer:
             target.assign(value.numpy())
         self.thread = threading.Thread(target=self._run, args=(shadow, record),
                                        name="facekp-checkpoint", daemon=True)
+        self.trainer._writing.set()
         self.thread.start()
 
     def _run(self, shadow, record) -> None:
         try:
-            _write(shadow, self.trainer.out, record)
-            self.trainer._state.saved = True
+            self.trainer._write(shadow, record)
         except BaseException as exc:  # reported by wait()
             self.error = exc
 
