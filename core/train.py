@@ -293,45 +293,14 @@ class Trainer:
     def _run(self) -> TrainResult:
         import keras
 
-        from .model import MaskedRMSE, build_model, masked_rmse
-
         cfg = self.config
         s = self._state
         train = self.train_data.complete() if cfg.complete_only else self.train_data
         val = self.val_data
-        if len(train) == 0:
-            what = "faces with all 15 keypoints" if cfg.complete_only else "faces"
-            raise FacekpError(f"no training {what}")
-        if len(val) == 0 or np.isnan(val.keypoints).all():
-            raise FacekpError("no labelled validation faces (validation RMSE decides which "
-                              "model is kept)")
-        check_writable(self.out)  # before any training, not at the first checkpoint
-        for stale in (self.out, record_path(self.out)):
-            remove_stale_partials(stale)  # left by a run that was killed while writing
-        if self._stop.is_set():
-            raise _StopRequested
+        self._check_before_training(train, val)
         steps = math.ceil(len(train) / cfg.batch_size)
-        strategy = self.strategy or default_strategy()
         keras.utils.set_random_seed(cfg.seed)
-
-        initial_epoch, arch = 0, cfg.arch
-        with strategy.scope():
-            if self.resume is not None:
-                model = _load_for_training(self.resume)
-                record = read_record(self.resume) or {}
-                initial_epoch = int(record.get("best_epoch") or 0)
-                arch = record.get("arch") or model.name
-                s.history = [h for h in record.get("history", [])
-                             if h.get("epoch", 0) <= initial_epoch]
-                optimizer = getattr(model, "optimizer", None)
-                if optimizer is None:
-                    self.listener.on_note(f"{self.resume} holds no optimizer state; training "
-                                          "goes on from its weights with a fresh optimizer")
-                    optimizer = _optimizer(cfg, steps)
-            else:
-                model = build_model(cfg.arch)
-                optimizer = _optimizer(cfg, steps)
-            model.compile(optimizer=optimizer, loss=masked_rmse, metrics=[MaskedRMSE()])
+        model, initial_epoch, arch = self._compiled_model(steps)
         self.model = model
 
         train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
@@ -369,6 +338,47 @@ class Trainer:
             return self._result("early_stop", f"validation RMSE did not improve for "
                                               f"{cfg.patience} epochs")
         return self._result("completed", f"trained for {cfg.epochs} epochs")
+
+    def _check_before_training(self, train: Dataset, val: Dataset) -> None:
+        """Data to train and validate on, an output that can be written (found now, not at
+        the first checkpoint), and no temporary files left there by a killed run."""
+        if len(train) == 0:
+            what = "faces with all 15 keypoints" if self.config.complete_only else "faces"
+            raise FacekpError(f"no training {what}")
+        if len(val) == 0 or np.isnan(val.keypoints).all():
+            raise FacekpError("no labelled validation faces (validation RMSE decides which "
+                              "model is kept)")
+        check_writable(self.out)
+        for path in (self.out, record_path(self.out)):
+            remove_stale_partials(path)
+        if self._stop.is_set():
+            raise _StopRequested
+
+    def _compiled_model(self, steps: int):
+        """(model, initial epoch, architecture name): a new model, or the resumed one with its
+        optimizer state (a fresh optimizer, said in a note, when it was saved without)."""
+        from .model import MaskedRMSE, build_model, masked_rmse
+
+        cfg = self.config
+        initial_epoch, arch = 0, cfg.arch
+        with (self.strategy or default_strategy()).scope():
+            if self.resume is not None:
+                model = _load_for_training(self.resume)
+                record = read_record(self.resume) or {}
+                initial_epoch = int(record.get("best_epoch") or 0)
+                arch = record.get("arch") or model.name
+                self._state.history = [h for h in record.get("history", [])
+                                       if h.get("epoch", 0) <= initial_epoch]
+                optimizer = getattr(model, "optimizer", None)
+                if optimizer is None:
+                    self.listener.on_note(f"{self.resume} holds no optimizer state; training "
+                                          "goes on from its weights with a fresh optimizer")
+                    optimizer = _optimizer(cfg, steps)
+            else:
+                model = build_model(cfg.arch)
+                optimizer = _optimizer(cfg, steps)
+            model.compile(optimizer=optimizer, loss=masked_rmse, metrics=[MaskedRMSE()])
+        return model, initial_epoch, arch
 
     def _record(self) -> dict:
         s = self._state
