@@ -33,14 +33,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def _temporary_beside(path: Path) -> Path:
+def _temporary_beside(path: Path, kind: str = "partial") -> Path:
     """An empty temporary file in ``path``'s folder (made if missing), named after ``path``
     (see :func:`partial_pattern`); a DataError naming ``path`` if nothing can be written there."""
     if path.is_dir():
         raise DataError(path, "is a folder, expected a file name to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".{kind}{path.suffix}",
                                    dir=path.parent)
     except OSError as exc:
         blocker = next((a for a in path.parents if a.exists()), None)
@@ -55,7 +55,7 @@ def check_writable(path: str | Path) -> Path:
     """Fail early, before long work, when ``path`` could not be written: a DataError naming it
     (the same one :func:`atomic_path` would raise at the end). Writes and removes a probe."""
     path = Path(path)
-    _temporary_beside(path).unlink()
+    _temporary_beside(path, "write-check").unlink()
     return path
 
 
