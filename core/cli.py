@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Callable
 
 from .errors import FacekpError
+from .fileio import refuse_input_as_output, same_file
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -30,6 +32,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise FacekpError("give one --images folder for each --labels CSV (in the same order)")
     if not images:
         raise FacekpError("give at least one --images folder")
+    fractions = _split_fractions(args.split) if args.split else None
+    meta = _meta_object(args.meta) if args.meta else {}
+    refuse_input_as_output(args.out, {"--labels": labels, "--images": images})
     parts, reports = [], []
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
@@ -42,13 +47,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     dataset = parts[0]
     for p in parts[1:]:
         dataset = dataset.concat(p)
+    dataset = _report_duplicates(dataset, args.dedupe)
     recentred = None
     if args.recentre and len(dataset):
         dataset, recentred = importers.recentre_labels(dataset)
-    if args.split:
-        fractions = tuple(float(v) for v in args.split.split(","))
+    if fractions:
         dataset = data.split_by_person(dataset, fractions, seed=args.seed)
-    dataset.meta.update(args.meta and json.loads(args.meta) or {})
+    dataset.meta.update(meta)
     dataset.meta["imported_from"] = [str(Path(f)) for f in images]
     if len(dataset) == 0:
         raise FacekpError("no face could be imported; nothing written")
@@ -64,6 +69,54 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(data.format_description(data.describe(dataset)))
     print(f"wrote {len(dataset)} faces to {args.out}")
     return 0
+
+
+def _split_fractions(text: str) -> tuple[float, float, float]:
+    """--split TRAIN,VAL,TEST: three fractions, each 0-1, summing to 1; else a clear error."""
+    try:
+        fractions = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        fractions = ()
+    if (len(fractions) != 3 or not all(0 <= f <= 1 for f in fractions)
+            or abs(sum(fractions) - 1) > 1e-6):
+        raise FacekpError(f"--split {text}: expected three fractions TRAIN,VAL,TEST between 0 "
+                          "and 1 that sum to 1, e.g. 0.8,0.1,0.1")
+    return fractions  # type: ignore[return-value]
+
+
+def _meta_object(text: str) -> dict:
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise FacekpError(f"--meta is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise FacekpError("--meta must be a JSON object, e.g. '{\"source\": \"lab\"}'")
+    return meta
+
+
+def _report_duplicates(dataset, dedupe: bool):
+    """Warn about faces whose pixels repeat an earlier face's; with ``dedupe`` drop them."""
+    import numpy as np
+
+    from . import data
+
+    dupes = data.duplicate_rows(dataset)
+    if not len(dupes):
+        return dataset
+    if dedupe:
+        print(f"removed {len(dupes)} duplicate faces (same pixels as an earlier face)")
+        return dataset.subset(np.setdiff1d(np.arange(len(dataset)), dupes))
+    print(f"warning: {len(dupes)} duplicate faces (same pixels as an earlier face, e.g. "
+          f"{dataset.names[dupes[0]]}); --dedupe removes them", file=sys.stderr)
+    return dataset
+
+
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    """Each named integer option must be 1 or more."""
+    for name in names:
+        value = getattr(args, name)
+        if value < 1:
+            raise FacekpError(f"--{name} must be 1 or more, got {value}")
 
 
 # --- info ---------------------------------------------------------------------------------
@@ -90,6 +143,8 @@ def cmd_montage(args: argparse.Namespace) -> int:
     from . import data, render
     from .fileio import atomic_path
 
+    _positive(args, "count", "columns", "scale")
+    refuse_input_as_output(args.out, {"dataset": [args.file]})
     dataset = data.load(args.file)
     if args.split != "all":
         dataset = dataset.split(args.split)
@@ -130,6 +185,28 @@ def _dataset_path(args: argparse.Namespace) -> Path:
     return DEFAULT_DATASET
 
 
+def _print_json(value, command: str) -> None:
+    """Print ``value`` as valid JSON: a NaN or infinity (a model's non-finite output) becomes
+    null, and one warning line on stderr says so."""
+    bad = []
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, float) and not math.isfinite(v):
+            bad.append(v)
+            return None
+        return v
+
+    text = json.dumps(clean(value), indent=2, allow_nan=False)
+    if bad:
+        print(f"facekp {command}: warning: the model gives non-finite output (NaN or infinity); "
+              f"{len(bad)} values are null in the JSON", file=sys.stderr)
+    print(text)
+
+
 def _fmt_px(v: float | None) -> str:
     return "   n/a" if v is None or v != v else f"{v:6.3f}"
 
@@ -155,6 +232,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".keras":
         raise FacekpError(f"{out}: the model file name must end in .keras")
+    if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
+        raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
+                          f"{out} to go on training it)")
     source = _dataset_path(args)
     try:
         train, val, note = data.training_splits(data.load(source), seed=args.seed)
@@ -168,6 +248,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     listener.trainer = trainer
 
     def on_sigint(signum, frame):
+        if trainer.stop_requested and trainer.writing:  # a write is never cut in half
+            listener.note("finishing the model file being written, then quitting")
+            return
         if trainer.stop_requested:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
@@ -201,6 +284,8 @@ class _CliListener:
     def note(self, text: str) -> None:
         self._clear()
         print(text, file=self.err, flush=True)
+
+    on_note = note
 
     def _clear(self) -> None:
         if self._bar:
@@ -281,7 +366,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                           "every face)")
     result = evaluate(Predictor(model), part)
     if args.json:
-        print(json.dumps(result, indent=2))
+        _print_json(result, args.command)
     else:
         print(format_report(result, f"{model} on {source} (split {args.split})"))
     return 0
@@ -299,11 +384,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.detect_side is not None and args.detect_side < 64:
         raise FacekpError(f"--detect-side must be at least 64 px, got {args.detect_side}")
+    draw_dir = Path(args.draw) if args.draw else None
+    for photo in args.photos if draw_dir is not None else ():
+        refuse_input_as_output(draw_dir / f"{Path(photo).stem}.png", {"photo": args.photos})
     side = {} if args.detect_side is None else (
-        {"max_side": args.detect_side} if args.detector == "mtcnn" else {"detect_side": args.detect_side})
+        {"max_side": args.detect_side} if args.detector == "mtcnn"
+        else {"detect_side": args.detect_side})
     predictor = Predictor(_model_path(args), detector=make_detector(args.detector, **side),
                           min_confidence=args.min_confidence)
-    draw_dir = Path(args.draw) if args.draw else None
     results, failed = [], 0
     for photo in args.photos:
         try:
@@ -338,7 +426,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 conf = "" if face.confidence is None else f"  confidence {face.confidence:.3f}"
                 print(f"  face {i}: box [{box}]{conf}  {pts}")
     if args.json:
-        print(json.dumps(results, indent=2))
+        _print_json(results, args.command)
     return 2 if failed else 0
 
 
@@ -348,6 +436,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .kaggle import make_submission
     from .predict import Predictor
 
+    refuse_input_as_output(args.out, {"--test": [args.test], "--lookup": [args.lookup],
+                                      "--model": [args.model]})
     predictor = Predictor(_model_path(args))
     summary = make_submission(predictor, args.test, args.lookup, args.out,
                               progress=_progress(f"read {args.test}"))
@@ -384,6 +474,9 @@ def _add_engine_parsers(sub) -> None:
                    help="learning-rate schedule (default: the architecture's)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists (otherwise an existing model is kept and "
+                        "training refused)")
 
     p = sub.add_parser("evaluate", help="RMSE in pixels, overall and per keypoint")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
@@ -441,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="move the labels' x onto the faces' mirror axis, measured over the "
                         "import (default on)")
     p.add_argument("--meta", help=argparse.SUPPRESS)
+    p.add_argument("--dedupe", action="store_true",
+                   help="leave out faces whose pixels repeat an earlier face's")
 
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
     p.add_argument("file", help=".npz dataset or Kaggle .csv")

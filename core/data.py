@@ -170,6 +170,20 @@ def evaluation_faces(dataset: Dataset, split: str) -> tuple[Dataset, str]:
     return dataset.split(split), ""
 
 
+def duplicate_rows(dataset: Dataset) -> np.ndarray:
+    """Indices of the faces whose pixels are identical to an earlier face's (sorted)."""
+    import hashlib
+
+    seen: set[bytes] = set()
+    dupes = []
+    for i, image in enumerate(dataset.images):
+        key = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+        if key in seen:
+            dupes.append(i)
+        seen.add(key)
+    return np.asarray(dupes, dtype=np.int64)
+
+
 # --- summary ------------------------------------------------------------------------------
 
 def describe(dataset: Dataset) -> dict[str, Any]:
@@ -194,6 +208,7 @@ def describe(dataset: Dataset) -> dict[str, Any]:
         "faces": len(dataset),
         "complete": int(dataset.present.all(axis=1).sum()),
         "people": int(len(np.unique(dataset.persons[dataset.persons != ""]))),
+        "duplicates": int(len(duplicate_rows(dataset))),
         "splits": splits,
         "keypoints": per_kp,
     }
@@ -203,6 +218,9 @@ def format_description(desc: dict[str, Any]) -> str:
     lines = [f"faces: {desc['faces']}  (all 15 keypoints: {desc['complete']}, "
              f"people: {desc['people']})",
              "splits: " + ", ".join(f"{k} {v}" for k, v in desc["splits"].items())]
+    if desc.get("duplicates"):
+        lines.append(f"warning: {desc['duplicates']} duplicate faces (same pixels as an earlier "
+                     "face); 'facekp import --dedupe' leaves them out")
     lines.append(f"{'keypoint':26s} {'missing':>7s} {'mean x':>7s} {'std x':>6s} "
                  f"{'mean y':>7s} {'std y':>6s}")
     for name, s in desc["keypoints"].items():
@@ -312,6 +330,7 @@ def read_npz(path: str | Path) -> Dataset:
                     raise DataError(path, f"{name} has shape {arr.shape}, expected ({n},)",
                                     column=name)
                 fields[name] = arr.astype(str)
+        _check_split_names(path, fields.get("splits"))
         meta = {}
         if "meta" in keys:
             try:
@@ -327,6 +346,18 @@ def read_npz(path: str | Path) -> Dataset:
                         column=COLUMNS[c])
     return Dataset.from_arrays(images, keypoints, fields.get("names"), fields.get("persons"),
                                fields.get("splits"), meta)
+
+
+def _check_split_names(path: Path, splits: np.ndarray | None) -> None:
+    """Every split name is train, val, test or empty (unassigned); else DataError naming them."""
+    if splits is None:
+        return
+    unknown = sorted(set(map(str, np.unique(splits))) - set(SPLITS) - {""})
+    if unknown:
+        rows = int(np.isin(splits, unknown).sum())
+        raise DataError(path, f"unknown split name(s) {', '.join(map(repr, unknown))} on {rows} "
+                              f"faces; expected {', '.join(SPLITS)} or empty (unassigned)",
+                        column="splits")
 
 
 def _npz_array(npz, path: Path, name: str) -> np.ndarray:

@@ -195,27 +195,75 @@ def to_gray(image) -> np.ndarray:
 EXIF_ORIENTATION = 0x0112
 
 
+#: Photos larger than this many megapixels are refused (decoding one takes memory and time);
+#: the environment variable of that name raises (or lowers) the limit.
+MAX_PHOTO_MEGAPIXELS = 150
+MAX_PHOTO_ENV = "FACEKP_MAX_PHOTO_MEGAPIXELS"
+
+
+def max_photo_pixels() -> int:
+    """The photo size limit in pixels: $FACEKP_MAX_PHOTO_MEGAPIXELS, else the default."""
+    import os
+
+    try:
+        megapixels = float(os.environ.get(MAX_PHOTO_ENV, MAX_PHOTO_MEGAPIXELS))
+    except ValueError:
+        megapixels = MAX_PHOTO_MEGAPIXELS
+    return int(megapixels * 1_000_000)
+
+
 def load_photo(path: str | Path):
-    """Open a photo with its EXIF orientation applied -> PIL image (RGB). DataError if unreadable."""
+    """Open a photo with its EXIF orientation applied -> PIL image (RGB). DataError if unreadable
+    or larger than :func:`max_photo_pixels`. 16-bit and float photos are scaled to 8 bits."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from .errors import DataError
     from .fileio import check_input_file
 
     path = check_input_file(path, "image file")
+    Image.MAX_IMAGE_PIXELS = None  # the limit below replaces Pillow's (and says how to raise it)
     try:
         with Image.open(path) as im:
+            _check_photo_size(path, im.size)
             im.load()
             # exif_transpose and convert copy the image even when there is nothing to do (7-8
             # ms each for a megapixel): only turn a photo that says it is turned, only convert
             # one that is not RGB already.
             if im.getexif().get(EXIF_ORIENTATION, 1) != 1:
                 im = ImageOps.exif_transpose(im)
+            if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+                im = _to_8_bits(im)
             return im if im.mode == "RGB" else im.convert("RGB")
     except UnidentifiedImageError:
         raise DataError(path, "not an image file Pillow can read (expected JPEG, PNG, ...)") from None
     except OSError as exc:
         raise DataError(path, f"image could not be read: {exc}") from None
+
+
+def _check_photo_size(path: Path, size: tuple[int, int]) -> None:
+    from .errors import DataError
+
+    width, height = size
+    limit = max_photo_pixels()
+    if width * height > limit:
+        raise DataError(path, f"photo is {width} x {height} = {width * height / 1e6:.0f} "
+                              f"megapixels, above the limit of {limit / 1e6:g} megapixels; "
+                              f"set {MAX_PHOTO_ENV}={width * height / 1e6:.0f} to open it")
+
+
+def _to_8_bits(im):
+    """A 16-bit, 32-bit integer or float grayscale image -> 8-bit ('L'), scaled, not clipped:
+    16-bit range for integers up to 65535, 0-1 or 0-255 for floats, else its own maximum."""
+    from PIL import Image
+
+    arr = np.asarray(im, dtype=np.float64)
+    top = float(np.nanmax(arr)) if arr.size else 0.0
+    if im.mode == "F":
+        full = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else top
+    else:
+        full = 255.0 if top <= 255 and im.mode == "I" else 65535.0 if top <= 65535 else top
+    scaled = np.clip(np.nan_to_num(arr) * (255.0 / full), 0, 255)
+    return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
 
 
 # --- faces in photos (the photo path) ----------------------------------------------------

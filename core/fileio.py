@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .errors import DataError
 
@@ -19,22 +20,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     writers (Keras, numpy) look at it.
     """
     path = Path(path)
-    if path.is_dir():
-        raise DataError(path, "is a folder, expected a file name to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}",
-                                   dir=path.parent)
-    except OSError as exc:
-        blocker = next((a for a in path.parents if a.exists()), None)
-        reason = (f"{blocker} is a file, not a folder" if blocker is not None
-                  and not blocker.is_dir() else exc.strerror or str(exc))
-        raise DataError(path, f"cannot write the file there: {reason}") from None
-    os.close(fd)
+    tmp_path = _temporary_beside(path)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -42,6 +31,71 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _temporary_beside(path: Path, kind: str = "partial") -> Path:
+    """An empty temporary file in ``path``'s folder (made if missing), named after ``path``
+    (see :func:`partial_pattern`); a DataError naming ``path`` if nothing can be written there."""
+    if path.is_dir():
+        raise DataError(path, "is a folder, expected a file name to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".{kind}{path.suffix}",
+                                   dir=path.parent)
+    except OSError as exc:
+        blocker = next((a for a in path.parents if a.exists()), None)
+        reason = (f"{blocker} is a file, not a folder" if blocker is not None
+                  and not blocker.is_dir() else exc.strerror or str(exc))
+        raise DataError(path, f"cannot write the file there: {reason}") from None
+    os.close(fd)
+    return Path(tmp)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail early, before long work, when ``path`` could not be written: a DataError naming it
+    (the same one :func:`atomic_path` would raise at the end). Writes and removes a probe."""
+    path = Path(path)
+    _temporary_beside(path, "write-check").unlink()
+    return path
+
+
+def partial_pattern(path: str | Path) -> str:
+    """The glob pattern of :func:`atomic_path`'s temporary files for ``path`` (in its folder)."""
+    path = Path(path)
+    return f".{glob.escape(path.stem)}.*.partial{glob.escape(path.suffix)}"
+
+
+def remove_stale_partials(path: str | Path) -> list[Path]:
+    """Remove temporary files left beside ``path`` by a writer that was killed; return them."""
+    path = Path(path)
+    removed = []
+    for stale in path.parent.glob(partial_pattern(path)) if path.parent.is_dir() else ():
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
+
+
+def refuse_input_as_output(out: str | Path, inputs: dict[str, Iterable]) -> None:
+    """DataError if ``out`` is one of the ``inputs`` ({option: paths}): the same resolved path,
+    or the same file under another name (a link). Outputs never replace what a command reads."""
+    out = Path(out)
+    for option, paths in inputs.items():
+        for given in paths:
+            if given is not None and same_file(out, given):
+                raise DataError(out, f"is also an input ({option} {given}); choose another "
+                                     "output file so the input is not overwritten")
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when ``a`` and ``b`` name the same file (resolved paths, or the same inode)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
 
 
 def check_input_file(path: str | Path, what: str = "file") -> Path:

@@ -18,6 +18,7 @@ Epochs and batches are 1-based in the protocol. Every figure is in pixels of the
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -30,7 +31,7 @@ import numpy as np
 
 from .data import Dataset
 from .errors import FacekpError
-from .fileio import atomic_path
+from .fileio import atomic_path, check_writable, remove_stale_partials
 
 LR_SCHEDULES = ("constant", "cosine")
 #: Augmentation presets (core.augment.PRESETS): "basic" geometry and light, "wild" adds what
@@ -142,6 +143,9 @@ class TrainingListener:
     def on_finished(self, result: "TrainResult") -> None:
         """Training ended (always called once, also after an error)."""
 
+    def on_note(self, text: str) -> None:
+        """A one-line remark for people (e.g. a resumed model had no optimizer state)."""
+
 
 @dataclass
 class TrainResult:
@@ -172,11 +176,24 @@ def record_path(model_path: str | Path) -> Path:
     return p.with_name(p.stem + ".train.json")
 
 
+#: The training record's name inside a ``.keras`` file (a zip archive): the model and its
+#: record are renamed into place together, so they always agree.
+RECORD_MEMBER = "facekp.train.json"
+
+
 def read_record(model_path: str | Path) -> dict | None:
-    """The training record of a model (config, best epoch, history), or None if absent."""
-    path = record_path(model_path)
+    """The training record of a model (config, best epoch, history), or None if absent: the
+    one inside the model file, else (a model saved before records went inside) the JSON file
+    beside it."""
+    import zipfile
+
     try:
-        return json.loads(path.read_text())
+        with zipfile.ZipFile(model_path) as archive:
+            return json.loads(archive.read(RECORD_MEMBER))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass
+    try:
+        return json.loads(record_path(model_path).read_text())
     except (OSError, ValueError):
         return None
 
@@ -223,6 +240,7 @@ class Trainer:
         self.strategy = strategy
         self.model = None
         self._stop = threading.Event()
+        self._writing = threading.Event()
 
     def stop(self) -> None:
         """Ask training to end after the current batch (thread-safe, returns at once)."""
@@ -232,18 +250,35 @@ class Trainer:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def writing(self) -> bool:
+        """A model file is being written now (a Ctrl+C handler must not interrupt it)."""
+        return self._writing.is_set()
+
     def run(self) -> TrainResult:
         """Train (blocking). Never raises for training problems: they end with reason
         "error" and a message. ``listener.on_finished`` is called with the result."""
         self._state = _RunState()
         try:
-            result = self._run()
+            with _released_custom_gradients():
+                result = self._run()
         except _StopRequested:
             result = self._result("stopped", "stopped by the user")
         except FacekpError as exc:
             result = self._result("error", str(exc))
+        except KeyboardInterrupt:  # abort at once, but never in the middle of a model write
+            if self._state.checkpointer is not None:
+                with contextlib.suppress(Exception):
+                    self._state.checkpointer.wait()
+            raise
         except Exception as exc:  # a training failure must reach the caller as a result
             result = self._result("error", f"{type(exc).__name__}: {exc}")
+        # A caller may keep the Trainer (a finished job in the app): let it hold the trained
+        # model only, not the checkpoint copy of the model and the best weights as well.
+        if self._state.checkpointer is not None:
+            self._state.checkpointer.shadow = None
+        self._state.best_weights = None
+        _return_freed_memory()
         self.listener.on_finished(result)
         return result
 
@@ -265,35 +300,14 @@ class Trainer:
                            best_val_rmse_px=s.best_val, epochs_run=s.last_epoch,
                            model_path=self.out if s.saved else None, history=list(s.history))
 
-    def _compiled_model(self, steps: int):
-        """(model, initial epoch, architecture): built new, or read back with ``resume``."""
-        from .model import MaskedRMSE, build_model, masked_rmse
-
-        cfg, s = self.config, self._state
-        initial_epoch, arch = 0, cfg.arch
-        with (self.strategy or default_strategy()).scope():
-            if self.resume is not None:
-                model = _load_for_training(self.resume)
-                record = read_record(self.resume) or {}
-                initial_epoch = int(record.get("best_epoch") or 0)
-                arch = record.get("arch") or model.name
-                s.history = [h for h in record.get("history", [])
-                             if h.get("epoch", 0) <= initial_epoch]
-                optimizer = model.optimizer or _optimizer(cfg, steps)
-            else:
-                model = build_model(cfg.arch)
-                optimizer = _optimizer(cfg, steps)
-            model.compile(optimizer=optimizer, loss=masked_rmse, metrics=[MaskedRMSE()])
-        return model, initial_epoch, arch
-
     def _run(self) -> TrainResult:
         import keras
 
         cfg = self.config
         s = self._state
-        train, val = _checked_data(cfg, self.train_data, self.val_data)
-        if self._stop.is_set():
-            raise _StopRequested
+        train = self.train_data.complete() if cfg.complete_only else self.train_data
+        val = self.val_data
+        self._check_before_training(train, val)
         steps = math.ceil(len(train) / cfg.batch_size)
         keras.utils.set_random_seed(cfg.seed)
         model, initial_epoch, arch = self._compiled_model(steps)
@@ -336,15 +350,64 @@ class Trainer:
                                               f"{cfg.patience} epochs")
         return self._result("completed", f"trained for {cfg.epochs} epochs")
 
+    def _check_before_training(self, train: Dataset, val: Dataset) -> None:
+        """Data to train and validate on, an output that can be written (found now, not at
+        the first checkpoint), and no temporary files left there by a killed run."""
+        if len(train) == 0:
+            what = "faces with all 15 keypoints" if self.config.complete_only else "faces"
+            raise FacekpError(f"no training {what}")
+        if len(val) == 0 or np.isnan(val.keypoints).all():
+            raise FacekpError("no labelled validation faces (validation RMSE decides which "
+                              "model is kept)")
+        check_writable(self.out)
+        for path in (self.out, record_path(self.out)):
+            remove_stale_partials(path)
+        if self._stop.is_set():
+            raise _StopRequested
+
+    def _compiled_model(self, steps: int):
+        """(model, initial epoch, architecture name): a new model, or the resumed one with its
+        optimizer state (a fresh optimizer, said in a note, when it was saved without)."""
+        from .model import MaskedRMSE, build_model, masked_rmse
+
+        cfg = self.config
+        initial_epoch, arch = 0, cfg.arch
+        with (self.strategy or default_strategy()).scope():
+            if self.resume is not None:
+                model = _load_for_training(self.resume)
+                record = read_record(self.resume) or {}
+                initial_epoch = int(record.get("best_epoch") or 0)
+                arch = record.get("arch") or model.name
+                self._state.history = [h for h in record.get("history", [])
+                                       if h.get("epoch", 0) <= initial_epoch]
+                optimizer = getattr(model, "optimizer", None)
+                if optimizer is None:
+                    self.listener.on_note(f"{self.resume} holds no optimizer state; training "
+                                          "goes on from its weights with a fresh optimizer")
+                    optimizer = _optimizer(cfg, steps)
+            else:
+                model = build_model(cfg.arch)
+                optimizer = _optimizer(cfg, steps)
+            model.compile(optimizer=optimizer, loss=masked_rmse, metrics=[MaskedRMSE()])
+        return model, initial_epoch, arch
+
     def _record(self) -> dict:
         s = self._state
         return dict(s.base_record, best_epoch=s.best_epoch, best_val_rmse_px=_num(s.best_val),
                     history=list(s.history))
 
     def _save(self, model) -> None:
-        """Write the model and its record now, each atomically (temporary file + rename)."""
-        _write(model, self.out, self._record())
-        self._state.saved = True
+        """Write the model and its record now (see :func:`_write`)."""
+        self._writing.set()
+        self._write(model, self._record())
+
+    def _write(self, model, record: dict) -> None:
+        """Write (the caller has set ``_writing``, which this clears when done)."""
+        try:
+            _write(model, self.out, record)
+            self._state.saved = True
+        finally:
+            self._writing.clear()
 
 
 @dataclass
@@ -360,10 +423,41 @@ class _RunState:
 
 
 def _write(model, path: Path, record: dict) -> None:
+    """The model with its record inside (one file, one rename), then the record beside it
+    for people to read (:func:`read_record` trusts the one inside)."""
+    import zipfile
+
+    text = json.dumps(record, indent=1)
     with atomic_path(path) as tmp:
         model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(RECORD_MEMBER, text)
+        _fault("written")
+    _fault("renamed")
     with atomic_path(record_path(path)) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
+        tmp.write_text(text)
+
+
+#: Fault injection for tests of kills and interrupts during a checkpoint write:
+#: ``STAGE:ACTION`` with STAGE ``written`` (the temporary model file complete, not yet
+#: renamed) or ``renamed`` (the model in place, the record beside it not yet written) and
+#: ACTION ``kill`` (SIGKILL this process) or ``sleep=SECONDS``.
+FAULT_ENV = "FACEKP_CHECKPOINT_FAULT"
+
+
+def _fault(stage: str) -> None:
+    import os
+
+    spec = os.environ.get(FAULT_ENV, "")
+    where, _, action = spec.partition(":")
+    if not spec or where != stage:
+        return
+    if action == "kill":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action.startswith("sleep="):
+        time.sleep(float(action.split("=", 1)[1]))
 
 
 class _Checkpointer:
@@ -381,6 +475,7 @@ class _Checkpointer:
         self.usable = True
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.background_saves = 0  # saves made from the snapshot, while training went on
 
     def save(self, model, weights: list | None = None) -> None:
         """Save ``model`` as it is now (``weights``: its get_weights(), if already taken)."""
@@ -390,8 +485,7 @@ class _Checkpointer:
             self.shadow = self._make_shadow(model)
             self.usable = self.shadow is not None
         if not self.usable:
-            _write(model, self.trainer.out, record)
-            self.trainer._state.saved = True
+            self.trainer._save(model)
             return
         shadow = self.shadow
         shadow.set_weights(model.get_weights() if weights is None else weights)
@@ -399,12 +493,13 @@ class _Checkpointer:
             target.assign(value.numpy())
         self.thread = threading.Thread(target=self._run, args=(shadow, record),
                                        name="facekp-checkpoint", daemon=True)
+        self.trainer._writing.set()
         self.thread.start()
+        self.background_saves += 1
 
     def _run(self, shadow, record) -> None:
         try:
-            _write(shadow, self.trainer.out, record)
-            self.trainer._state.saved = True
+            self.trainer._write(shadow, record)
         except BaseException as exc:  # reported by wait()
             self.error = exc
 
@@ -436,18 +531,6 @@ class _Checkpointer:
             return shadow
         except Exception:
             return None
-
-
-def _checked_data(cfg: TrainConfig, train_data, val_data):
-    """(train, val) faces of a run; FacekpError when either cannot serve."""
-    train = train_data.complete() if cfg.complete_only else train_data
-    if len(train) == 0:
-        what = "faces with all 15 keypoints" if cfg.complete_only else "faces"
-        raise FacekpError(f"no training {what}")
-    if len(val_data) == 0 or np.isnan(val_data.keypoints).all():
-        raise FacekpError("no labelled validation faces (validation RMSE decides which "
-                          "model is kept)")
-    return train, val_data
 
 
 def _record_epoch(state, model, epoch: int, train_px: float, val_px: float,
@@ -525,6 +608,77 @@ def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
 
 
 # --- pieces -------------------------------------------------------------------------------
+
+#: glibc's malloc arenas for a training process (unless MALLOC_ARENA_MAX says otherwise).
+MALLOC_ARENAS = 2
+
+
+def _glibc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return None
+
+
+def _limit_malloc_arenas() -> None:
+    """Cap glibc's malloc arenas before TensorFlow starts its thread pools.
+
+    A run allocates and frees hundreds of MB (weights, optimizer slots, batches) from many
+    threads; glibc gives threads their own arenas and keeps freed pages in them, so a process
+    that trained again and again grew by 6-8 MB a run although nothing was in use any more
+    (benchmarks/soak.py: +326 MB over cycles 10 to 50; with 2 arenas, flat).
+    """
+    import os
+
+    libc = _glibc()
+    if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
+        m_arena_max = -8  # from malloc.h
+        libc.mallopt(m_arena_max, MALLOC_ARENAS)
+
+
+def _return_freed_memory() -> None:
+    """Collect garbage and hand the C heap's free pages back to the system (glibc only)."""
+    import gc
+
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+_limit_malloc_arenas()
+
+
+@contextlib.contextmanager
+def _released_custom_gradients():
+    """Release what TensorFlow keeps of a run's training graph when the run ends.
+
+    ``tf.custom_gradient`` in graph mode (used by the distribution strategy's ``all_reduce``
+    in every traced training step) registers its gradient function in TensorFlow's global
+    gradient registry under a fresh name and never removes it. That function holds the traced
+    graph, and the graph holds the model's variables and optimizer slots: every training run
+    in a process leaked about the model's size three times over (120 MB for 'seed'), even
+    after ``keras.backend.clear_session()``. The gradients are only needed while the step is
+    traced, so the entries a run added are dropped when it ends. (One run at a time, as the
+    app and the CLI do: a second run tracing at that moment could lose its entries.)
+    """
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry
+    except (ImportError, AttributeError):  # a TensorFlow without that private registry
+        yield
+        return
+    before = set(registry)
+    try:
+        yield
+    finally:
+        for name in [k for k in list(registry) if k not in before]:
+            if name.startswith("CustomGradient-"):
+                registry.pop(name, None)
+
 
 def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
     import keras

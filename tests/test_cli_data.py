@@ -86,7 +86,9 @@ def test_info_json_keys(capsys, faces, tmp_path):
     code, stdout, _ = run(capsys, "info", path, "--json")
     assert code == 0
     info = json.loads(stdout)
-    assert set(info) == {"file", "faces", "complete", "people", "splits", "keypoints"}
+    assert set(info) == {"file", "faces", "complete", "people", "duplicates", "splits",
+                         "keypoints"}
+    assert info["duplicates"] == 0
     assert info["faces"] == 40 and info["file"] == str(path)
     assert set(info["splits"]) == {"train", "val", "test"}
     assert sum(info["splits"].values()) == 40

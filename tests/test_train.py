@@ -182,7 +182,7 @@ def test_training_reports_pixels_and_keeps_the_best_model(tiny, tmp_path):
         pytest.approx(result.best_val_rmse_px, rel=1e-4)
     assert _files(tmp_path) == {"m.keras", "m.train.json"}  # no temporary files left
     # Saved from a snapshot in the background, not by holding training up.
-    assert trainer._state.checkpointer.shadow is not None
+    assert trainer._state.checkpointer.background_saves >= 1
     record = read_record(out)
     assert record["best_epoch"] == result.best_epoch and record["arch"] == "seed"
     assert [h["epoch"] for h in result.history] == [1, 2]

@@ -1,0 +1,116 @@
+"""Soak: many start/stop training cycles of the core Trainer in one process, watching memory.
+
+Each cycle trains a fresh Trainer on a small real subset of the embedded dataset for one
+epoch (validation and a best-model checkpoint included) and stops it a batch into the second
+epoch, as a person pressing Start then Stop does; then the Trainer is dropped and
+``keras.backend.clear_session()`` runs, as the app does between runs.
+
+Printed after every --every (10) cycles: the process's resident memory (RSS, MB), its
+operating-system threads and Python threads. At the end: RSS growth from cycle --every to
+the last cycle; the target is at most 100 MB over cycles 10 to 50 (exit status 1 above it).
+
+    python benchmarks/soak.py [--cycles 50] [--every 10] [--arch seed] [--faces 64]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+TARGET_MB = 100
+
+
+def process_status() -> tuple[float, int]:
+    """(RSS in MB, operating-system threads) of this process, from /proc."""
+    fields = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return int(fields["VmRSS"][0]) / 1024, int(fields["Threads"][0])
+
+
+def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
+    """Train until one batch into the second epoch, then stop; the reason it ended."""
+    import keras
+
+    from core.train import TrainConfig, Trainer, TrainingListener
+
+    steps = -(-len(train) // batch_size)
+
+    class StopInSecondEpoch(TrainingListener):
+        def __init__(self):
+            self.trainer = None
+
+        def on_batch(self, epoch, batch, loss_px):
+            if epoch >= 2:
+                self.trainer.stop()
+
+    listener = StopInSecondEpoch()
+    cfg = TrainConfig.for_arch(arch, epochs=3, batch_size=batch_size, patience=0,
+                               augment=False)
+    trainer = Trainer(cfg, train, val, out, listener)
+    listener.trainer = trainer
+    result = trainer.run()
+    if result.reason == "error":
+        raise SystemExit(f"cycle failed: {result.message}")
+    if result.epochs_run != 1 or steps < 1:
+        raise SystemExit(f"cycle ended after {result.epochs_run} epochs, expected 1")
+    del trainer, listener
+    keras.backend.clear_session()
+    gc.collect()
+    return result.reason
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cycles", type=int, default=50, help="start/stop cycles (default 50)")
+    parser.add_argument("--every", type=int, default=10, help="report every N cycles (10)")
+    parser.add_argument("--arch", default="seed", help="architecture (default seed)")
+    parser.add_argument("--faces", type=int, default=64, help="training faces (default 64)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    if args.cycles < args.every or args.every < 1:
+        parser.error("--cycles must be at least --every, and --every at least 1")
+
+    from core import data
+    from core.resources import DEFAULT_DATASET
+
+    faces = data.read_npz(DEFAULT_DATASET)
+    rng = np.random.default_rng(0)
+    train = faces.split("train").complete()
+    train = train.subset(np.sort(rng.choice(len(train), args.faces, replace=False)))
+    val = faces.split("val").subset(np.arange(16))
+    rss0, threads0 = process_status()
+    print(f"{args.arch}: {args.cycles} cycles of {len(train)} training and {len(val)} "
+          f"validation faces; before: RSS {rss0:.0f} MB, {threads0} threads", flush=True)
+    marks: dict[int, float] = {}
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        for cycle in range(1, args.cycles + 1):
+            one_cycle(args.arch, train, val, Path(tmp) / "soak.keras", args.batch_size)
+            if cycle % args.every == 0:
+                rss, threads = process_status()
+                marks[cycle] = rss
+                print(f"cycle {cycle:4d}: RSS {rss:7.0f} MB  threads {threads:3d} (Python "
+                      f"{threading.active_count()})  {time.monotonic() - t0:6.0f} s",
+                      flush=True)
+    first, last = min(marks), max(marks)
+    growth = marks[last] - marks[first]
+    print(f"RSS growth from cycle {first} to {last}: {growth:+.0f} MB (target <= {TARGET_MB} "
+          f"MB over cycles 10 to 50)")
+    return 0 if growth <= TARGET_MB * (last - first) / 40 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
