@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .errors import FacekpError
 from .fileio import refuse_input_as_output, same_file
 
@@ -201,10 +203,15 @@ def _print_json(value, command: str) -> None:
         return v
 
     text = json.dumps(clean(value), indent=2, allow_nan=False)
-    if bad:
-        print(f"facekp {command}: warning: the model gives non-finite output (NaN or infinity); "
-              f"{len(bad)} values are null in the JSON", file=sys.stderr)
+    _warn_non_finite(command, len(bad))
     print(text)
+
+
+def _warn_non_finite(command: str, count: int) -> None:
+    """One warning line on stderr when ``count`` values of a model's output were not finite."""
+    if count:
+        print(f"facekp {command}: warning: the model gives non-finite output (NaN or infinity); "
+              f"{count} values are null in the JSON", file=sys.stderr)
 
 
 def _fmt_px(v: float | None) -> str:
@@ -392,7 +399,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else {"detect_side": args.detect_side})
     predictor = Predictor(_model_path(args), detector=make_detector(args.detector, **side),
                           min_confidence=args.min_confidence)
-    results, failed = [], 0
+    results, failed, non_finite = [], 0, 0
     for photo in args.photos:
         try:
             res = predictor.predict_photo(photo, passes=args.passes)
@@ -403,7 +410,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         entry = photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection)
                                      for f in res.faces],
-                             res.message)
+                             res.message)  # a non-finite keypoint is null there
+        non_finite += sum(int((~np.isfinite(f.keypoints)).sum()) for f in res.faces)
         if draw_dir is not None:
             from .render import photo_with_faces
 
@@ -426,6 +434,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 conf = "" if face.confidence is None else f"  confidence {face.confidence:.3f}"
                 print(f"  face {i}: box [{box}]{conf}  {pts}")
     if args.json:
+        _warn_non_finite(args.command, non_finite)
         _print_json(results, args.command)
     return 2 if failed else 0
 
