@@ -24,7 +24,7 @@ def _progress(label: str):
 # --- import -------------------------------------------------------------------------------
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from . import data, importers
+    from . import data, formats, importers
 
     images = args.images or []
     labels = args.labels or []
@@ -39,7 +39,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
         prefix = f"{Path(folder).name}/" if len(images) > 1 else ""
-        ds, report = importers.import_folder(
+        ds, report = formats.import_labels(
             folder, lab, prefix=prefix, progress=_progress(f"import {folder}"),
             detector=None if args.detector == "none" else args.detector)
         parts.append(ds)
@@ -160,7 +160,22 @@ def cmd_montage(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.update({"import": cmd_import, "info": cmd_info, "montage": cmd_montage})
+# --- export -------------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import data, formats
+
+    refuse_input_as_output(args.out, {"dataset": [args.file]})
+    dataset = data.load(args.file)
+    if len(dataset) == 0:
+        raise FacekpError(f"{args.file}: no faces to export")
+    written = formats.export(dataset, args.format, args.out)
+    print(f"wrote {len(dataset)} faces ({args.format}) to {', '.join(map(str, written))}")
+    return 0
+
+
+COMMANDS.update({"import": cmd_import, "info": cmd_info, "montage": cmd_montage,
+                 "export": cmd_export})
 
 # --- model helpers ------------------------------------------------------------------------
 
@@ -549,6 +564,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="pixels per face pixel")
     p.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("export", help="write a dataset as COCO JSON, dlib XML, .pts or CSV",
+                       description="Write a dataset's faces (96x96 PNG crops) and keypoints in "
+                                   "a standard annotation format; see README, Formats.")
+    p.add_argument("file", help=".npz dataset or Kaggle .csv")
+    p.add_argument("--format", required=True, choices=["coco", "dlib", "pts", "csv"])
+    p.add_argument("--out", required=True, help="output .json (coco), .xml (dlib), folder "
+                                                "(pts) or .csv; PNGs go to <out stem>_images")
 
     _add_engine_parsers(sub)
     return parser
