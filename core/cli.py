@@ -387,6 +387,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- compare ------------------------------------------------------------------------------
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import data
+    from .compare import compare, format_comparison
+
+    source = _dataset_path(args)
+    part, note = data.evaluation_faces(data.load(source), args.split)
+    if note:
+        print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
+    if len(part) == 0:
+        raise FacekpError(f"{source}: no faces in split {args.split!r} (use --split all)")
+    result = compare(Path(args.model_a), Path(args.model_b), part)
+    if args.json:
+        _print_json({"model_a": args.model_a, "model_b": args.model_b, **result}, args.command)
+    else:
+        print(format_comparison(result, args.model_a, args.model_b,
+                                f"RMSE on {source} (split {args.split})"))
+    return 0
+
+
 # --- predict ------------------------------------------------------------------------------
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -500,6 +521,14 @@ def _add_engine_parsers(sub) -> None:
                    help="which faces (default: test)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("compare", help="two models' RMSE, overall and per keypoint, and B / A")
+    p.add_argument("model_a", help="model A, .keras")
+    p.add_argument("model_b", help="model B, .keras")
+    p.add_argument("--data", help=".npz or Kaggle .csv (default: the embedded dataset)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="which faces (default: test)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = sub.add_parser("predict", help="keypoints of the faces in photos")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
@@ -526,6 +555,7 @@ def _add_engine_parsers(sub) -> None:
 
 COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
                  "submit": cmd_submit})
+COMMANDS["compare"] = cmd_compare
 
 
 def build_parser() -> argparse.ArgumentParser:
