@@ -273,6 +273,7 @@ def _coco_points(path: Path, ann: dict, layout: list[int]) -> np.ndarray:
 def _resolve(name: str, images: str | Path | None, label_file: Path) -> Path:
     """An image name of a label file: under ``images`` when given and there, else relative
     to the label file's folder (as dlib resolves it)."""
+    name = str(name)
     if images is not None and (Path(images) / name).exists():
         return Path(images) / name
     return label_file.parent / name

@@ -102,6 +102,24 @@ def test_coco_export_loads_with_pycocotools(capsys, subset, subset_npz, tmp_path
         assert ann["num_keypoints"] == present.sum()
 
 
+def test_dlib_export_loads_with_dlib(capsys, subset, subset_npz, tmp_path):
+    dlib = pytest.importorskip("dlib")  # not a test dependency (a large build); run where present
+    out = export(capsys, subset_npz, "dlib", tmp_path)
+    meta = dlib.image_dataset_metadata.load_image_dataset_metadata(str(out))
+    assert len(meta.images) == 24
+    for i, image in enumerate(meta.images):
+        np.testing.assert_array_equal(np.array(Image.open(out.parent / image.filename)),
+                                      subset.images[i])
+        (box,) = image.boxes
+        assert (box.rect.left(), box.rect.top(), box.rect.right(), box.rect.bottom()) == (
+            0, 0, 95, 95)
+        parts = {name: (p.x, p.y) for name, p in box.parts.items()}
+        pts = subset.keypoints[i].reshape(15, 2)
+        assert set(parts) == {n for n, ok in zip(NAMES, subset.present[i]) if ok}
+        for name, xy in parts.items():
+            np.testing.assert_allclose(xy, pts[NAMES.index(name)], atol=0.5)
+
+
 def test_pts_files_are_one_based(capsys, subset, subset_npz, tmp_path):
     out = export(capsys, subset_npz, "pts", tmp_path)
     files = sorted(out.glob("*.pts"))
