@@ -174,8 +174,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.update({"import": cmd_import, "info": cmd_info, "montage": cmd_montage,
-                 "export": cmd_export})
+COMMANDS["export"] = cmd_export
+
+COMMANDS.update({"import": cmd_import, "info": cmd_info, "montage": cmd_montage})
 
 # --- model helpers ------------------------------------------------------------------------
 
@@ -566,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Crop photos labelled with 68 landmarks (a ytf68-style CSV, "
                                    "or iBUG .pts files beside the images) to 96x96 faces with "
                                    "the 15 Kaggle keypoints.")
-    p.add_argument("--labels", action="append", help="label CSV (repeat with --images)")
+    p.add_argument("--labels", action="append", help="label CSV, COCO keypoints .json or dlib "
+                                                     ".xml (repeat with --images)")
     p.add_argument("--images", action="append", help="folder of images (repeatable)")
     p.add_argument("--out", required=True, help="output .npz, or Kaggle .csv")
     p.add_argument("--split", metavar="TRAIN,VAL,TEST",

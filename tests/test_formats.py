@@ -191,6 +191,19 @@ def test_dlib_15_point_parts_by_name_leave_missing_points_nan(tmp_path, subset):
     assert ds.present.sum() == 2
 
 
+def test_coco_visibility_0_is_missing_and_1_is_labelled(tmp_path, subset):
+    doc = formats.coco_document(subset.subset([0]), ["a.png"])
+    kp = doc["annotations"][0]["keypoints"]
+    kp[2] = 1  # left_eye_center labelled but not visible: kept
+    kp[3 * 10 + 2] = 0  # nose_tip with coordinates but visibility 0: missing
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    Image.fromarray(subset.images[0]).save(tmp_path / "a.png")
+    ds, _ = formats.import_labels(tmp_path, tmp_path / "a.json")
+    want = subset.keypoints[0].reshape(15, 2).copy()
+    want[10] = np.nan
+    np.testing.assert_array_equal(ds.keypoints[0].reshape(15, 2), want)
+
+
 def assert_one_line_error(code: int, err: str, *words) -> None:
     assert code == 2
     lines = err.strip().splitlines()
