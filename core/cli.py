@@ -26,7 +26,7 @@ def _progress(label: str):
 # --- import -------------------------------------------------------------------------------
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from . import data, importers
+    from . import data, formats, importers
 
     images = args.images or []
     labels = args.labels or []
@@ -41,7 +41,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
         prefix = f"{Path(folder).name}/" if len(images) > 1 else ""
-        ds, report = importers.import_folder(
+        ds, report = formats.import_labels(
             folder, lab, prefix=prefix, progress=_progress(f"import {folder}"),
             detector=None if args.detector == "none" else args.detector)
         parts.append(ds)
@@ -161,6 +161,22 @@ def cmd_montage(args: argparse.Namespace) -> int:
     print(f"wrote {len(idx)} faces to {args.out}")
     return 0
 
+
+# --- export -------------------------------------------------------------------------------
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import data, formats
+
+    refuse_input_as_output(args.out, {"dataset": [args.file]})
+    dataset = data.load(args.file)
+    if len(dataset) == 0:
+        raise FacekpError(f"{args.file}: no faces to export")
+    written = formats.export(dataset, args.format, args.out)
+    print(f"wrote {len(dataset)} faces ({args.format}) to {', '.join(map(str, written))}")
+    return 0
+
+
+COMMANDS["export"] = cmd_export
 
 COMMANDS.update({"import": cmd_import, "info": cmd_info, "montage": cmd_montage})
 
@@ -379,6 +395,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- compare ------------------------------------------------------------------------------
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import data
+    from .compare import compare, format_comparison
+
+    source = _dataset_path(args)
+    part, note = data.evaluation_faces(data.load(source), args.split)
+    if note:
+        print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
+    if len(part) == 0:
+        raise FacekpError(f"{source}: no faces in split {args.split!r} (use --split all)")
+    result = compare(Path(args.model_a), Path(args.model_b), part)
+    if args.json:
+        _print_json({"model_a": args.model_a, "model_b": args.model_b, **result}, args.command)
+    else:
+        print(format_comparison(result, args.model_a, args.model_b,
+                                f"RMSE on {source} (split {args.split})"))
+    return 0
+
+
 # --- predict ------------------------------------------------------------------------------
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -494,6 +531,14 @@ def _add_engine_parsers(sub) -> None:
                    help="which faces (default: test)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("compare", help="two models' RMSE, overall and per keypoint, and B / A")
+    p.add_argument("model_a", help="model A, .keras")
+    p.add_argument("model_b", help="model B, .keras")
+    p.add_argument("--data", help=".npz or Kaggle .csv (default: the embedded dataset)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="which faces (default: test)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = sub.add_parser("predict", help="keypoints of the faces in photos")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
@@ -520,6 +565,7 @@ def _add_engine_parsers(sub) -> None:
 
 COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
                  "submit": cmd_submit})
+COMMANDS["compare"] = cmd_compare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -530,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Crop photos labelled with 68 landmarks (a ytf68-style CSV, "
                                    "or iBUG .pts files beside the images) to 96x96 faces with "
                                    "the 15 Kaggle keypoints.")
-    p.add_argument("--labels", action="append", help="label CSV (repeat with --images)")
+    p.add_argument("--labels", action="append", help="label CSV, COCO keypoints .json or dlib "
+                                                     ".xml (repeat with --images)")
     p.add_argument("--images", action="append", help="folder of images (repeatable)")
     p.add_argument("--out", required=True, help="output .npz, or Kaggle .csv")
     p.add_argument("--split", metavar="TRAIN,VAL,TEST",
@@ -558,6 +605,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="pixels per face pixel")
     p.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("export", help="write a dataset as COCO JSON, dlib XML, .pts or CSV",
+                       description="Write a dataset's faces (96x96 PNG crops) and keypoints in "
+                                   "a standard annotation format; see README, Formats.")
+    p.add_argument("file", help=".npz dataset or Kaggle .csv")
+    p.add_argument("--format", required=True, choices=["coco", "dlib", "pts", "csv"])
+    p.add_argument("--out", required=True, help="output .json (coco), .xml (dlib), folder "
+                                                "(pts) or .csv; PNGs go to <out stem>_images")
 
     _add_engine_parsers(sub)
     return parser

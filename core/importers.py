@@ -119,25 +119,35 @@ def _is_float(v: str) -> bool:
         return False
 
 
-def read_pts(path: str | Path) -> np.ndarray:
-    """An iBUG .pts file -> 68 x 2 points. iBUG files are 1-based: 1 is subtracted."""
+def read_pts(path: str | Path, counts: tuple[int, ...] = (68,)) -> np.ndarray:
+    """An iBUG .pts file -> n x 2 points, n one of ``counts``. iBUG files are 1-based: 1 is
+    subtracted. A point written ``nan nan`` (a missing one, as facekp export writes) is NaN."""
     path = check_input_file(path, ".pts file")
+    expected = " or ".join(str(n) for n in counts)
     text = path.read_text(encoding="utf-8", errors="replace").split("{", 1)
     if len(text) != 2 or "}" not in text[1]:
-        raise DataError(path, "not an iBUG .pts file: expected 'n_points: 68' and points "
-                              "between { and }")
+        raise DataError(path, f"not an iBUG .pts file: expected 'n_points: {expected}' and "
+                              "points between { and }")
     body = text[1].split("}", 1)[0].split()
     try:
         pts = np.array([float(v) for v in body], dtype=np.float64)
     except ValueError:
         raise DataError(path, "points must be numbers") from None
-    if pts.size != 136:
-        raise DataError(path, f"holds {pts.size // 2} points, expected 68")
-    return pts.reshape(68, 2) - 1.0
+    if pts.size % 2 or pts.size // 2 not in counts:
+        raise DataError(path, f"holds {pts.size / 2:g} points, expected {expected}")
+    return pts.reshape(-1, 2) - 1.0
 
 
 def find_pts_photos(images: str | Path) -> list[LabelledPhoto]:
     """Images in a folder (recursively) that have a .pts file beside them."""
+    images = Path(images)
+    return [LabelledPhoto(img, str(img.relative_to(images)), person_of(img.name), read_pts(pts))
+            for pts, img in pts_beside_images(images)]
+
+
+def pts_beside_images(images: str | Path) -> list[tuple[Path, Path]]:
+    """(.pts file, image) pairs in a folder (recursively): each .pts with an image of the same
+    name beside it. DataError when the folder is missing or holds none."""
     images = Path(images)
     if not images.is_dir():
         raise DataError(images, "is not a directory of images")
@@ -145,10 +155,8 @@ def find_pts_photos(images: str | Path) -> list[LabelledPhoto]:
     for pts in sorted(images.rglob("*.pts")):
         img = next((pts.with_suffix(s) for s in IMAGE_SUFFIXES if pts.with_suffix(s).exists()),
                    None)
-        if img is None:
-            continue
-        name = str(img.relative_to(images))
-        out.append(LabelledPhoto(img, name, person_of(img.name), read_pts(pts)))
+        if img is not None:
+            out.append((pts, img))
     if not out:
         raise DataError(images, "no images with iBUG .pts files beside them")
     return out

@@ -1,0 +1,395 @@
+"""Standard annotation formats: COCO Keypoints JSON, dlib imglab XML, iBUG-style .pts and
+Kaggle CSV, written from a dataset and (the first three) read back.
+
+Coordinates. Ours are pixels of the 96x96 crop with integer values at pixel *centres*
+(core.keypoints). COCO keypoints (as detectron2 and the COCO tools read them) and dlib parts use
+the same convention, so they are written unchanged: COCO as floats, dlib as the integers its
+``point`` holds (rounded, so up to 0.5 px is lost). iBUG .pts files are 1-based (the centre of
+the first pixel is 1, 1): 1 is added on export and subtracted on import.
+
+Missing keypoints: COCO writes ``0, 0, 0`` (visibility 0; labelled points have visibility 2),
+dlib leaves the part out, .pts writes ``nan nan``. Reading any of them gives NaN.
+
+Images. Each face's 96x96 crop is written as a PNG. COCO: ``file_name`` is the bare PNG name
+and the PNGs lie in the folder ``<json stem>_images`` beside the JSON (as COCO's own
+annotations/ and val2017/). dlib: ``file`` is the path relative to the XML (as imglab
+resolves it), into ``<xml stem>_images``. .pts: ``--out`` is a folder holding
+``000001.png`` and ``000001.pts`` for each face.
+
+A folder is written under a temporary name and renamed into place when complete; an existing
+non-empty folder is refused, never mixed into. Files are written atomically (core.fileio).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .data import Dataset, SPLITS, describe, write_kaggle_csv
+from .errors import DataError
+from .fileio import atomic_path, check_input_file
+from .keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+
+FORMATS = ("coco", "dlib", "pts", "csv")
+CATEGORY = "face"
+#: Lines drawn between keypoints (COCO's skeleton, 1-based keypoint indices).
+SKELETON_NAMES = (
+    ("left_eye_inner_corner", "left_eye_center"), ("left_eye_center", "left_eye_outer_corner"),
+    ("right_eye_inner_corner", "right_eye_center"),
+    ("right_eye_center", "right_eye_outer_corner"),
+    ("left_eyebrow_inner_end", "left_eyebrow_outer_end"),
+    ("right_eyebrow_inner_end", "right_eyebrow_outer_end"),
+    ("nose_tip", "mouth_center_top_lip"),
+    ("mouth_left_corner", "mouth_center_top_lip"),
+    ("mouth_center_top_lip", "mouth_right_corner"),
+    ("mouth_right_corner", "mouth_center_bottom_lip"),
+    ("mouth_center_bottom_lip", "mouth_left_corner"),
+)
+SKELETON = [[NAMES.index(a) + 1, NAMES.index(b) + 1] for a, b in SKELETON_NAMES]
+VISIBLE = 2
+
+
+# --- export -------------------------------------------------------------------------------
+
+def export(dataset: Dataset, fmt: str, out: str | Path) -> list[Path]:
+    """Write ``dataset`` to ``out`` in format ``fmt`` (one of :data:`FORMATS`); return the
+    paths written (a file, and the folder of images where the format has one)."""
+    out = Path(out)
+    if fmt == "csv":
+        return [write_kaggle_csv(dataset, out, layout="training")]
+    if fmt == "coco":
+        return write_coco(dataset, out)
+    if fmt == "dlib":
+        return write_dlib(dataset, out)
+    if fmt == "pts":
+        return [write_pts(dataset, out)]
+    raise DataError(out, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def images_folder(label_file: str | Path) -> Path:
+    """The folder of PNG crops written beside a COCO JSON or dlib XML: ``<stem>_images``."""
+    label_file = Path(label_file)
+    return label_file.with_name(f"{label_file.stem}_images")
+
+
+def png_names(dataset: Dataset) -> list[str]:
+    """File names of the faces' PNG crops: their 1-based row number, 6 digits."""
+    return [f"{i + 1:06d}.png" for i in range(len(dataset))]
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``path``, renamed to ``path`` on success and
+    removed on any error. DataError if ``path`` exists and is not an empty folder."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise DataError(path, "already exists and is not an empty folder; remove it or choose "
+                              "another --out so earlier files are not mixed in")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    except OSError as exc:
+        raise DataError(path, f"cannot write the folder there: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        if path.is_dir():
+            path.rmdir()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_pngs(dataset: Dataset, folder: Path, names: list[str]) -> None:
+    """Each face's crop as an 8-bit grayscale PNG ``folder/<name>``."""
+    from PIL import Image
+
+    for image, name in zip(dataset.images, names):
+        Image.fromarray(image, mode="L").save(folder / name, format="PNG")
+
+
+def coco_document(dataset: Dataset, names: list[str]) -> dict:
+    """The COCO Keypoints JSON of ``dataset``: one image and one annotation per face. Each
+    image also keeps the face's name, person and split (``facekp_*``), which COCO tools ignore."""
+    images, annotations = [], []
+    for i, (kp, name) in enumerate(zip(dataset.keypoints, names)):
+        pts = kp.reshape(NUM_KEYPOINTS, 2)
+        flat: list[float] = []
+        for x, y in pts:
+            flat += [0, 0, 0] if np.isnan(x) or np.isnan(y) else [float(x), float(y), VISIBLE]
+        images.append({"id": i + 1, "file_name": name, "width": IMAGE_SIZE,
+                       "height": IMAGE_SIZE, "facekp_name": str(dataset.names[i]),
+                       "facekp_person": str(dataset.persons[i]),
+                       "facekp_split": str(dataset.splits[i])})
+        annotations.append({"id": i + 1, "image_id": i + 1, "category_id": 1,
+                            "keypoints": flat, "num_keypoints": int(np.sum(flat[2::3])) // 2,
+                            "bbox": [0, 0, IMAGE_SIZE, IMAGE_SIZE],
+                            "area": IMAGE_SIZE * IMAGE_SIZE, "iscrowd": 0})
+    return {"info": {"description": "facekp export: 96x96 face crops, 15 keypoints",
+                     "version": "1.0"},
+            "licenses": [], "images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": CATEGORY, "supercategory": CATEGORY,
+                            "keypoints": list(NAMES), "skeleton": SKELETON}]}
+
+
+def write_coco(dataset: Dataset, out: Path) -> list[Path]:
+    """COCO JSON at ``out``, the PNG crops in :func:`images_folder` (``out``)."""
+    names = png_names(dataset)
+    folder = images_folder(out)
+    text = json.dumps(coco_document(dataset, names))
+    with atomic_path(out) as tmp_json, atomic_folder(folder) as tmp_dir:
+        write_pngs(dataset, tmp_dir, names)
+        tmp_json.write_text(text, encoding="utf-8")
+    return [out, folder]
+
+
+def dlib_document(dataset: Dataset, files: list[str]) -> ET.ElementTree:
+    """dlib imglab XML: per face an image, a box round the whole crop and a part for each
+    labelled keypoint (named as in core.keypoints, integer pixel-centre coordinates)."""
+    root = ET.Element("dataset")
+    ET.SubElement(root, "name").text = "facekp export"
+    ET.SubElement(root, "comment").text = ("96x96 face crops with 15 keypoints; part "
+                                           "coordinates are pixel centres")
+    images = ET.SubElement(root, "images")
+    for kp, file in zip(dataset.keypoints, files):
+        box = ET.SubElement(ET.SubElement(images, "image", file=file), "box", top="0",
+                            left="0", width=str(IMAGE_SIZE), height=str(IMAGE_SIZE))
+        for name, (x, y) in zip(NAMES, kp.reshape(NUM_KEYPOINTS, 2)):
+            if not (np.isnan(x) or np.isnan(y)):
+                ET.SubElement(box, "part", name=name, x=str(int(round(float(x)))),
+                              y=str(int(round(float(y)))))
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_dlib(dataset: Dataset, out: Path) -> list[Path]:
+    """dlib XML at ``out``, the PNG crops in :func:`images_folder` (``out``)."""
+    names = png_names(dataset)
+    folder = images_folder(out)
+    tree = dlib_document(dataset, [f"{folder.name}/{n}" for n in names])
+    with atomic_path(out) as tmp_xml, atomic_folder(folder) as tmp_dir:
+        write_pngs(dataset, tmp_dir, names)
+        tree.write(tmp_xml, encoding="utf-8", xml_declaration=True)
+    return [out, folder]
+
+
+def pts_text(keypoints: np.ndarray) -> str:
+    """An iBUG-style .pts file of one face's 15 keypoints: 1-based, ``nan nan`` if missing."""
+    lines = ["version: 1", f"n_points: {NUM_KEYPOINTS}", "{"]
+    for x, y in np.asarray(keypoints, np.float64).reshape(NUM_KEYPOINTS, 2):
+        lines.append("nan nan" if np.isnan(x) or np.isnan(y) else f"{x + 1:.4f} {y + 1:.4f}")
+    return "\n".join(lines + ["}", ""])
+
+
+def write_pts(dataset: Dataset, out: Path) -> Path:
+    """A folder ``out`` holding ``NNNNNN.png`` and ``NNNNNN.pts`` for each face."""
+    names = png_names(dataset)
+    with atomic_folder(out) as tmp_dir:
+        write_pngs(dataset, tmp_dir, names)
+        for kp, name in zip(dataset.keypoints, names):
+            (tmp_dir / name).with_suffix(".pts").write_text(pts_text(kp), encoding="utf-8")
+    return out
+
+
+# --- import -------------------------------------------------------------------------------
+
+@dataclass
+class LabelledFace:
+    """One annotated face of a label file: its image, and 15 or 68 points (NaN = missing)."""
+    path: Path
+    name: str
+    points: np.ndarray
+    person: str = ""
+    split: str = ""
+
+
+def read_coco(path: str | Path, images: str | Path | None = None) -> list[LabelledFace]:
+    """Faces of a COCO Keypoints JSON; ``file_name`` resolved under ``images`` (default: the
+    JSON's folder). Visibility 0 gives NaN; the keypoint names say the layout (15 or 68)."""
+    path = check_input_file(path, "COCO keypoints JSON")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"not a JSON file ({exc})") from None
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in
+                                            ("images", "annotations", "categories")):
+        raise DataError(path, "not a COCO keypoints file: expected 'images', 'annotations' "
+                              "and 'categories' lists")
+    layouts = {c.get("id"): _layout(path, c.get("keypoints")) for c in doc["categories"]
+               if isinstance(c, dict) and c.get("keypoints")}
+    if not layouts:
+        raise DataError(path, "no category with 'keypoints' names: not a COCO keypoints file")
+    by_id = {im.get("id"): im for im in doc["images"] if isinstance(im, dict)}
+    faces = []
+    for ann in doc["annotations"]:
+        layout = layouts.get(ann.get("category_id"))
+        if layout is None:
+            continue
+        im = by_id.get(ann.get("image_id"))
+        if im is None or "file_name" not in im:
+            raise DataError(path, f"annotation {ann.get('id')} names image "
+                                  f"{ann.get('image_id')}, which is not in 'images'")
+        points = _coco_points(path, ann, layout)
+        name = str(im.get("facekp_name") or im["file_name"])
+        faces.append(LabelledFace(_resolve(im["file_name"], images, path), name, points,
+                                  str(im.get("facekp_person", "")), str(im.get("facekp_split", ""))))
+    return faces
+
+
+def _layout(path: Path, names) -> list[int]:
+    """For each point of the layout (15 by name, or iBUG 68 by position), its index in a label
+    file's keypoint list ``names``; a DataError when it is neither."""
+    names = [str(n) for n in names] if isinstance(names, list) else []
+    if set(NAMES) <= set(names):
+        return [names.index(n) for n in NAMES]
+    if len(names) == 68:
+        return list(range(68))
+    raise DataError(path, f"keypoints {names[:3]}... are neither the 15 names "
+                          f"({', '.join(NAMES[:2])}, ...) nor 68 iBUG points")
+
+
+def _coco_points(path: Path, ann: dict, layout: list[int]) -> np.ndarray:
+    """An annotation's (x, y, v) triples -> len(layout) x 2 points, NaN where v is 0."""
+    values = ann.get("keypoints")
+    try:
+        triples = np.asarray(values, np.float64).reshape(-1, 3)
+    except (TypeError, ValueError):
+        triples = None
+    if triples is None or triples.shape[0] <= max(layout):
+        raise DataError(path, f"annotation {ann.get('id')}: expected 'keypoints' as x, y, v "
+                              f"for each of the category's keypoints")
+    pts = triples[layout, :2].copy()
+    pts[triples[layout, 2] == 0] = np.nan
+    return pts
+
+
+def _resolve(name: str, images: str | Path | None, label_file: Path) -> Path:
+    """An image name of a label file: under ``images`` when given and there, else relative
+    to the label file's folder (as dlib resolves it)."""
+    name = str(name)
+    if images is not None and (Path(images) / name).exists():
+        return Path(images) / name
+    return label_file.parent / name
+
+
+def read_dlib(path: str | Path, images: str | Path | None = None) -> list[LabelledFace]:
+    """Faces (boxes) of a dlib imglab XML. Parts named as core.keypoints give the 15
+    keypoints; parts named 00-67 the iBUG 68. Parts left out are NaN."""
+    path = check_input_file(path, "dlib XML")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise DataError(path, f"not an XML file ({exc})") from None
+    if root.tag != "dataset" or root.find("images") is None:
+        raise DataError(path, "not a dlib imglab XML: expected <dataset><images><image ...>")
+    faces = []
+    for image in root.find("images").iter("image"):
+        if "file" not in image.attrib:
+            raise DataError(path, "an <image> has no file attribute")
+        for k, box in enumerate(image.iter("box")):
+            parts = {p.get("name", ""): (p.get("x"), p.get("y")) for p in box.iter("part")}
+            if not parts or box.get("ignore") == "1":
+                continue
+            name = image.get("file") + (f"#{k + 1}" if k else "")
+            faces.append(LabelledFace(_resolve(image.get("file"), images, path), name,
+                                      _dlib_points(path, parts)))
+    return faces
+
+
+def _dlib_points(path: Path, parts: dict) -> np.ndarray:
+    """Parts {name: (x, y)} -> 15 x 2 (names of core.keypoints) or 68 x 2 (00-67)."""
+    numbered = all(n.isdigit() for n in parts)
+    if not numbered and not set(parts) <= set(NAMES):
+        bad = next(n for n in parts if n not in NAMES)
+        raise DataError(path, f"part name {bad!r}: expected the 15 keypoint names "
+                              f"({NAMES[0]}, ...) or 00-67")
+    pts = np.full((68 if numbered else NUM_KEYPOINTS, 2), np.nan)
+    for name, (x, y) in parts.items():
+        i = int(name) if numbered else NAMES.index(name)
+        if i >= len(pts):
+            raise DataError(path, f"part name {name!r}: expected 00-67")
+        try:
+            pts[i] = float(x), float(y)
+        except (TypeError, ValueError):
+            raise DataError(path, f"part {name!r}: x and y must be numbers, got {x!r}, "
+                                  f"{y!r}") from None
+    return pts
+
+
+def read_pts_folder(folder: str | Path) -> list[LabelledFace]:
+    """The 15- or 68-point .pts files in a folder (recursively) with an image beside them."""
+    from .importers import pts_beside_images, read_pts
+
+    return [LabelledFace(img, str(img.relative_to(folder)),
+                         read_pts(pts, counts=(NUM_KEYPOINTS, 68)))
+            for pts, img in pts_beside_images(folder)]
+
+
+def import_labels(images: str | Path | None, labels: str | Path | None = None, **kwargs):
+    """``facekp import``'s reader -> (Dataset, core.importers.ImportReport): ``labels`` a
+    COCO JSON (.json) or dlib XML (.xml), or no labels and a folder of .pts files; a ytf68
+    CSV as core.importers reads it. ``kwargs``: prefix, progress, detector (68-point photos)."""
+    from . import importers
+
+    suffix = Path(labels).suffix.lower() if labels is not None else ""
+    if suffix == ".json":
+        faces = read_coco(labels, images)
+    elif suffix == ".xml":
+        faces = read_dlib(labels, images)
+    elif labels is None:
+        faces = read_pts_folder(images)
+    else:
+        return importers.import_folder(images, labels, **kwargs)
+    return import_faces(faces, Path(labels if labels is not None else images), **kwargs)
+
+
+def import_faces(faces: list[LabelledFace], source: Path, *, prefix: str = "",
+                 progress=None, detector: str | None = "mtcnn"):
+    """68-point faces are photos, framed by core.importers; 15-point faces are 96x96 crops
+    taken as they are (as facekp export writes them)."""
+    from . import importers
+
+    if not faces:
+        raise DataError(source, "holds no annotated faces")
+    sizes = {len(f.points) for f in faces}
+    if sizes == {68}:
+        photos = [importers.LabelledPhoto(f.path, f.name, f.person or importers.person_of(f.name),
+                                          f.points) for f in faces]
+        return importers.import_faces(photos, prefix=prefix, progress=progress,
+                                      detector=detector)
+    if sizes != {NUM_KEYPOINTS}:
+        raise DataError(source, "mixes 15-point and 68-point faces; expected one layout")
+    dataset = Dataset.from_arrays(
+        np.stack([load_crop(f.path) for f in faces]),
+        np.stack([f.points.reshape(-1) for f in faces]).astype(np.float32),
+        names=[prefix + f.name for f in faces],
+        persons=[f.person or importers.person_of(f.name) for f in faces],
+        splits=[f.split if f.split in SPLITS else "" for f in faces],
+        meta={"framing": {"rule": "96x96 crops as given"}})
+    report = importers.ImportReport(faces_in=len(faces), faces_out=len(faces),
+                                    summary=describe(dataset))
+    report.framing["96x96 crops as given"] = len(faces)
+    return dataset, report
+
+
+def load_crop(path: Path) -> np.ndarray:
+    """A 96x96 face crop image -> uint8 grayscale; a DataError naming it if it is not one."""
+    from PIL import Image, UnidentifiedImageError
+
+    check_input_file(path, "image file")
+    try:
+        with Image.open(path) as im:
+            if im.size != (IMAGE_SIZE, IMAGE_SIZE):
+                raise DataError(path, f"is {im.size[0]}x{im.size[1]} px; faces with 15 "
+                                      "keypoints are read as 96x96 face crops (as facekp export "
+                                      "writes them); photos need 68-point labels")
+            return np.array(im.convert("L"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(path, f"not an image file Pillow can read ({exc})") from None
