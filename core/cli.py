@@ -493,6 +493,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _add_engine_parsers(sub) -> None:
+    _add_train_parser(sub)
+    _add_evaluation_parsers(sub)
+    _add_predict_parser(sub)
+    p = sub.add_parser("submit", help="Kaggle submission.csv from test.csv and IdLookupTable.csv")
+    p.add_argument("--model", help="model .keras (default: the installed default model)")
+    p.add_argument("--test", required=True, help="Kaggle test.csv (ImageId,Image)")
+    p.add_argument("--lookup", required=True, help="Kaggle IdLookupTable.csv")
+    p.add_argument("--out", required=True, help="output submission .csv")
+
+
+def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model; the best (validation RMSE) is saved",
                        description="Train an architecture on the 'train' split of a dataset, "
                                    "validating on its 'val' split after every epoch. The best "
@@ -524,6 +535,8 @@ def _add_engine_parsers(sub) -> None:
                    help="replace --out if it exists (otherwise an existing model is kept and "
                         "training refused)")
 
+
+def _add_evaluation_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="RMSE in pixels, overall and per keypoint")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
     p.add_argument("--data", help=".npz or Kaggle .csv (default: the embedded dataset)")
@@ -539,6 +552,8 @@ def _add_engine_parsers(sub) -> None:
                    help="which faces (default: test)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="keypoints of the faces in photos")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
@@ -555,12 +570,6 @@ def _add_engine_parsers(sub) -> None:
     p.add_argument("--passes", type=int, default=None, choices=[1, 2],
                    help="2: frame each face again around its first keypoints and average the "
                         "two views (default: only faces framed from a box, as Haar's are)")
-
-    p = sub.add_parser("submit", help="Kaggle submission.csv from test.csv and IdLookupTable.csv")
-    p.add_argument("--model", help="model .keras (default: the installed default model)")
-    p.add_argument("--test", required=True, help="Kaggle test.csv (ImageId,Image)")
-    p.add_argument("--lookup", required=True, help="Kaggle IdLookupTable.csv")
-    p.add_argument("--out", required=True, help="output submission .csv")
 
 
 COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,

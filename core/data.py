@@ -285,7 +285,28 @@ def write_npz(dataset: Dataset, path: str | Path) -> Path:
     return path
 
 
+def _npz_images(path: Path, images: np.ndarray) -> np.ndarray:
+    """An .npz file's images checked (N x 96 x 96 numbers 0-255, or 0-1 floats) -> uint8."""
+    if not (np.issubdtype(images.dtype, np.number) or images.dtype == bool):
+        raise DataError(path, f"images hold {images.dtype} values, expected numbers 0-255",
+                        column="images")
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(path, f"images have shape {images.shape}, expected N x 96 x 96",
+                        column="images")
+    if images.dtype != np.uint8:
+        if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+            raise DataError(path, "images hold NaN or infinite values", column="images")
+        if np.issubdtype(images.dtype, np.floating) and np.nanmax(images, initial=0) <= 1.0:
+            images = np.round(images * 255)
+        if np.nanmin(images, initial=0) < 0 or np.nanmax(images, initial=0) > 255:
+            raise DataError(path, "image values outside 0-255", column="images")
+        images = images.astype(np.uint8)
+    return images
+
+
 def read_npz(path: str | Path) -> Dataset:
+    """A dataset saved by :func:`write_npz`, every array checked (DataError naming the file
+    and the array otherwise)."""
     path = check_input_file(path, ".npz dataset file")
     if not zipfile.is_zipfile(path):  # else np.load tries .npy or pickle and says so
         raise DataError(path, "not a .npz file (a .npz is a zip archive of numpy arrays)")
@@ -298,22 +319,8 @@ def read_npz(path: str | Path) -> Dataset:
         if "images" not in keys:
             raise DataError(path, "no 'images' array; expected images (N x 96 x 96 uint8)",
                             column="images")
-        images = _npz_array(npz, path, "images")
+        images = _npz_images(path, _npz_array(npz, path, "images"))
         n = len(images)
-        if not (np.issubdtype(images.dtype, np.number) or images.dtype == bool):
-            raise DataError(path, f"images hold {images.dtype} values, expected numbers 0-255",
-                            column="images")
-        if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise DataError(path, f"images have shape {images.shape}, expected N x 96 x 96",
-                            column="images")
-        if images.dtype != np.uint8:
-            if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
-                raise DataError(path, "images hold NaN or infinite values", column="images")
-            if np.issubdtype(images.dtype, np.floating) and np.nanmax(images, initial=0) <= 1.0:
-                images = np.round(images * 255)
-            if np.nanmin(images, initial=0) < 0 or np.nanmax(images, initial=0) > 255:
-                raise DataError(path, "image values outside 0-255", column="images")
-            images = images.astype(np.uint8)
         keypoints = (_npz_array(npz, path, "keypoints") if "keypoints" in keys
                      else np.full((n, 30), np.nan))
         if not np.issubdtype(keypoints.dtype, np.number):
