@@ -1,4 +1,5 @@
-"""Soak: many start/stop training cycles of the core Trainer in one process, watching memory.
+"""Soak: many start/stop training cycles in one process, watching memory: the core Trainer,
+and (--app) the real app offscreen, started and stopped from its Training dock.
 
 Each cycle trains a fresh Trainer on a small real subset of the embedded dataset for one
 epoch (validation and a best-model checkpoint included) and stops it a batch into the second
@@ -9,7 +10,12 @@ Printed after every --every (10) cycles: the process's resident memory (RSS, MB)
 operating-system threads and Python threads. At the end: RSS growth from cycle --every to
 the last cycle; the target is at most 100 MB over cycles 10 to 50 (exit status 1 above it).
 
-    python benchmarks/soak.py [--cycles 50] [--every 10] [--arch seed] [--faces 64]
+With --app each cycle presses Start training in the real window (QT_QPA_PLATFORM=offscreen),
+presses Stop at the first batch of the second epoch, and waits until the run has ended and
+the window is idle again (the app then compares the new model and keeps the loaded one);
+also printed: the TrainingThread objects alive.
+
+    python benchmarks/soak.py [--cycles 50] [--every 10] [--arch seed] [--faces 64] [--app]
 """
 from __future__ import annotations
 
@@ -72,6 +78,54 @@ def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
     return result.reason
 
 
+def app_cycles(args, train, val, tmp: Path) -> dict[int, float]:
+    """Start/stop cycles in the real app (offscreen); RSS after every ``args.every``."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from core import data
+    from gui.main_window import MainWindow, Options
+    from gui.workers import TrainingThread
+
+    subset = tmp / "subset.npz"
+    data.write_npz(train.concat(val), subset)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow(Options(data=str(subset), remember=False))
+    window.ask_switch_model = lambda text: False   # keep the loaded model, no dialog
+
+    def wait_until(cond, timeout_s: float) -> None:
+        loop, t = QEventLoop(), QTimer()
+        t.timeout.connect(lambda: cond() and loop.quit())
+        t.start(20)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+        t.stop()
+
+    window.show()
+    wait_until(lambda: not window.busy, 300)
+    panel, marks, t0 = window.training_panel, {}, time.monotonic()
+    for cycle in range(1, args.cycles + 1):
+        done = {"v": False}
+        config = {"arch": args.arch, "epochs": 3, "batch_size": args.batch_size, "patience": 0}
+        if not panel.start(config=config, out=tmp / f"soak-{cycle}.keras"):
+            raise SystemExit(f"cycle {cycle}: training did not start ({panel.status.text()})")
+        panel.thread.epochDone.connect(lambda *a: panel.stop())
+        panel.thread.trainingFinished.connect(lambda r: done.__setitem__("v", True))
+        wait_until(lambda: done["v"] and not panel.is_running() and not window.busy, 600)
+        gc.collect()
+        if cycle % args.every == 0:
+            rss, threads = process_status()
+            alive = sum(isinstance(o, TrainingThread) for o in gc.get_objects())
+            marks[cycle] = rss
+            print(f"app cycle {cycle:4d}: RSS {rss:7.0f} MB  threads {threads:3d} (Python "
+                  f"{threading.active_count()})  TrainingThread objects {alive}  "
+                  f"{time.monotonic() - t0:6.0f} s", flush=True)
+    window.close()
+    app.processEvents()
+    return marks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=50, help="start/stop cycles (default 50)")
@@ -79,6 +133,8 @@ def main() -> int:
     parser.add_argument("--arch", default="seed", help="architecture (default seed)")
     parser.add_argument("--faces", type=int, default=64, help="training faces (default 64)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--app", action="store_true",
+                        help="cycles in the real app (offscreen) instead of the core Trainer")
     args = parser.parse_args()
     if args.cycles < args.every or args.every < 1:
         parser.error("--cycles must be at least --every, and --every at least 1")
@@ -97,7 +153,9 @@ def main() -> int:
     marks: dict[int, float] = {}
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        for cycle in range(1, args.cycles + 1):
+        if args.app:
+            marks.update(app_cycles(args, train, val, Path(tmp)))
+        for cycle in range(1, args.cycles + 1 if not args.app else 1):
             one_cycle(args.arch, train, val, Path(tmp) / "soak.keras", args.batch_size)
             if cycle % args.every == 0:
                 rss, threads = process_status()
