@@ -384,12 +384,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.detect_side is not None and args.detect_side < 64:
         raise FacekpError(f"--detect-side must be at least 64 px, got {args.detect_side}")
+    from . import batch  # folders, --jsonl, --resume, --shard, --workers
+
+    batch.check_options(args)
+    if args.jsonl is None:
+        args.photos = batch.expand_folders(args.photos, args.recursive)
     draw_dir = Path(args.draw) if args.draw else None
     for photo in args.photos if draw_dir is not None else ():
         refuse_input_as_output(draw_dir / f"{Path(photo).stem}.png", {"photo": args.photos})
     side = {} if args.detect_side is None else (
         {"max_side": args.detect_side} if args.detector == "mtcnn"
         else {"detect_side": args.detect_side})
+    if args.jsonl is not None:
+        return batch.run(args, _model_path(args), side)
     predictor = Predictor(_model_path(args), detector=make_detector(args.detector, **side),
                           min_confidence=args.min_confidence)
     results, failed = [], 0
@@ -486,7 +493,8 @@ def _add_engine_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("predict", help="keypoints of the faces in photos")
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...) "
+                   "or folders of them")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
     p.add_argument("--json", action="store_true", help="print JSON (photo pixels)")
     p.add_argument("--draw", metavar="DIR", help="write each photo with boxes and keypoints "
@@ -501,6 +509,16 @@ def _add_engine_parsers(sub) -> None:
     p.add_argument("--passes", type=int, default=None, choices=[1, 2],
                    help="2: frame each face again around its first keypoints and average the "
                         "two views (default: only faces framed from a box, as Haar's are)")
+    p.add_argument("--jsonl", metavar="OUT", help="write one JSON record per photo to OUT as "
+                   "it goes (JSON Lines), with a progress line on stderr")
+    p.add_argument("--recursive", action="store_true",
+                   help="a folder gives the photos of its sub-folders too")
+    p.add_argument("--resume", action="store_true",
+                   help="with --jsonl: skip the photos whose records OUT already holds")
+    p.add_argument("--shard", metavar="I/N", help="with --jsonl: only photos I, I+N, I+2N, ... "
+                   "of the sorted list (0 <= I < N), for N jobs sharing a collection")
+    p.add_argument("--workers", type=int, metavar="K", help="with --jsonl: read, detect and "
+                   "predict in K processes (default 1; records keep the photos' order)")
 
     p = sub.add_parser("submit", help="Kaggle submission.csv from test.csv and IdLookupTable.csv")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
