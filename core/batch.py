@@ -102,9 +102,6 @@ def done_photos(out: str | Path) -> set[str]:
         return set()
     raw = out.read_bytes()
     complete = raw.rfind(b"\n") + 1
-    if complete < len(raw):
-        with open(out, "r+b") as f:
-            f.truncate(complete)
     done = set()
     for number, line in enumerate(raw[:complete].decode("utf-8", "replace").splitlines(), 1):
         try:
@@ -113,6 +110,9 @@ def done_photos(out: str | Path) -> set[str]:
         except (ValueError, TypeError, KeyError):
             raise DataError(out, f"line {number} is not a photo record of 'facekp predict "
                                  "--jsonl'; give another --jsonl file") from None
+    if complete < len(raw):  # only once the file is known to be ours
+        with open(out, "r+b") as f:
+            f.truncate(complete)
     return done
 
 
@@ -167,7 +167,11 @@ def predict_one(photo: str) -> dict:
 
 
 def _init_worker(config: tuple, threads: int) -> None:
-    """Pool initializer: keep TensorFlow to ``threads`` CPU threads and store the config."""
+    """Pool initializer: keep TensorFlow to ``threads`` CPU threads and store the config.
+    Ctrl+C is left to the main process, which stops the pool after the photos in hand."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -184,15 +188,19 @@ def predict_stream(photos: list[Path], workers: int = 1) -> Iterator[dict]:
         yield from map(predict_one, names)
         return
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = multiprocessing.get_context("spawn").Pool(
-        workers, _init_worker, (_worker_state["config"], threads))
+    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker,
+                               (_worker_state["config"], threads))
     try:
-        yield from pool.imap(predict_one, names, chunksize=1)
+        yield from pool.map(predict_one, names)
+    except BrokenProcessPool:
+        raise FacekpError("a worker process ended unexpectedly (out of memory?); the records "
+                          "written so far are kept: run again with --resume") from None
     finally:
-        pool.terminate()
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- the command --------------------------------------------------------------------------

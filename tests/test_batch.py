@@ -137,9 +137,11 @@ def test_resume_drops_a_truncated_last_line(model, frames, tmp_path):
 
 def test_resume_refuses_a_file_that_is_not_records(model, frames, tmp_path):
     out = tmp_path / "other.jsonl"
-    out.write_text('{"photo": "a.jpg"}\nhello\n{"photo": "b.jpg"}\n')
+    text = '{"photo": "a.jpg"}\nhello\n{"photo": "b.j'
+    out.write_text(text)
     rc, _, stderr = predict(model, frames, "--jsonl", out, "--resume")
     assert rc == 2 and "line 2" in stderr and "Traceback" not in stderr
+    assert out.read_text() == text  # not ours: not even its cut-off last line is removed
 
 
 def test_shards_partition_the_photos(model, frames, tmp_path):
