@@ -234,8 +234,8 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
     if args.shard is not None:
         photos = select_shard(photos, *parse_shard(args.shard))
     if out.exists() and out.stat().st_size and not args.resume:
-        raise FacekpError(f"{out} already holds records; give --resume to go on after them, "
-                          "or another --jsonl file")
+        raise FacekpError(f"{out} already exists and is not empty; give --resume to go on "
+                          "after the records it holds, or another --jsonl file")
     check_writable(out)
     check_input_file(model, "model file")
     done = done_photos(out) if args.resume else set()
