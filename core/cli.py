@@ -424,16 +424,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .photo_json import photo_record
     from .predict import Predictor
 
+    from . import batch  # folders, --jsonl, --resume, --shard, --workers
     from .detect import make_detector
 
     if args.detect_side is not None and args.detect_side < 64:
         raise FacekpError(f"--detect-side must be at least 64 px, got {args.detect_side}")
+
+    batch.check_options(args)
+    if args.jsonl is None:
+        args.photos = batch.expand_folders(args.photos, args.recursive)
     draw_dir = Path(args.draw) if args.draw else None
     for photo in args.photos if draw_dir is not None else ():
         refuse_input_as_output(draw_dir / f"{Path(photo).stem}.png", {"photo": args.photos})
     side = {} if args.detect_side is None else (
         {"max_side": args.detect_side} if args.detector == "mtcnn"
         else {"detect_side": args.detect_side})
+    if args.jsonl is not None:
+        return batch.run(args, _model_path(args), side)
     predictor = Predictor(_model_path(args), detector=make_detector(args.detector, **side),
                           min_confidence=args.min_confidence)
     results, failed, non_finite = [], 0, 0
@@ -460,20 +467,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
             entry["drawn"] = str(target)
         results.append(entry)
         if not args.json:
-            print(f"{photo}: {res.message}" + (f" -> {entry['drawn']}" if "drawn" in entry
-                                                 else ""))
-            for i, face in enumerate(res.faces, 1):
-                box = ", ".join(f"{v:.0f}" for v in face.box.as_list())
-                pts = "  ".join(f"{n} ({x:.1f}, {y:.1f})" for n, (x, y) in
-                                zip(("left_eye_center", "right_eye_center", "nose_tip",
-                                     "mouth_center_bottom_lip"),
-                                    face.keypoints[[0, 1, 10, 14]]))
-                conf = "" if face.confidence is None else f"  confidence {face.confidence:.3f}"
-                print(f"  face {i}: box [{box}]{conf}  {pts}")
+            _print_faces(photo, res, entry.get("drawn"))
     if args.json:
         _warn_non_finite(args.command, non_finite)
         _print_json(results, args.command)
     return 2 if failed else 0
+
+
+def _print_faces(photo, res, drawn: str | None) -> None:
+    """A photo's faces as text: box, the detector's confidence and four keypoints each."""
+    print(f"{photo}: {res.message}" + (f" -> {drawn}" if drawn else ""))
+    for i, face in enumerate(res.faces, 1):
+        box = ", ".join(f"{v:.0f}" for v in face.box.as_list())
+        pts = "  ".join(f"{n} ({x:.1f}, {y:.1f})" for n, (x, y) in
+                        zip(("left_eye_center", "right_eye_center", "nose_tip",
+                             "mouth_center_bottom_lip"), face.keypoints[[0, 1, 10, 14]]))
+        conf = "" if face.confidence is None else f"  confidence {face.confidence:.3f}"
+        print(f"  face {i}: box [{box}]{conf}  {pts}")
 
 
 # --- submit -------------------------------------------------------------------------------
@@ -555,7 +565,8 @@ def _add_evaluation_parsers(sub) -> None:
 
 def _add_predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="keypoints of the faces in photos")
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...)")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...) "
+                   "or folders of them")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
     p.add_argument("--json", action="store_true", help="print JSON (photo pixels)")
     p.add_argument("--draw", metavar="DIR", help="write each photo with boxes and keypoints "
@@ -570,6 +581,16 @@ def _add_predict_parser(sub) -> None:
     p.add_argument("--passes", type=int, default=None, choices=[1, 2],
                    help="2: frame each face again around its first keypoints and average the "
                         "two views (default: only faces framed from a box, as Haar's are)")
+    p.add_argument("--jsonl", metavar="OUT", help="write one JSON record per photo to OUT as "
+                   "it goes (JSON Lines), with a progress line on stderr")
+    p.add_argument("--recursive", action="store_true",
+                   help="a folder gives the photos of its sub-folders too")
+    p.add_argument("--resume", action="store_true",
+                   help="with --jsonl: skip the photos whose records OUT already holds")
+    p.add_argument("--shard", metavar="I/N", help="with --jsonl: only photos I, I+N, I+2N, ... "
+                   "of the sorted list (0 <= I < N), for N jobs sharing a collection")
+    p.add_argument("--workers", type=int, metavar="K", help="with --jsonl: read, detect and "
+                   "predict in K processes (default 1; records keep the photos' order)")
 
 
 COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
