@@ -31,7 +31,7 @@ from .faces import Box, find_faces, to_gray
 DETECTORS = ("mtcnn", "haar")
 DEFAULT_DETECTOR = "mtcnn"
 #: Longer side of the copy MTCNN scans (photos larger than this are scaled down first), so
-#: faces smaller than MTCNN_MIN_FACE / MTCNN_MAX_SIDE (3 %) of a photo's longer side are not
+#: faces smaller than MTCNN_MIN_FACE / MTCNN_MAX_SIDE (3.75 %) of a photo's longer side are not
 #: looked for; this bounds the time on large photos (``--detect-side`` raises it).
 MTCNN_MAX_SIDE = 640
 #: Smallest face MTCNN looks for, in pixels of the scanned copy (box side).
