@@ -248,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.arch, epochs=args.epochs, batch_size=args.batch_size,
             learning_rate=args.lr, patience=args.patience, augment=args.augment,
             complete_only=args.complete_only, seed=args.seed, lr_schedule=args.lr_schedule,
-            augment_strength=args.augment_strength)
+            augment_strength=args.augment_strength, augment_preset=args.augment_preset)
         config = config.resolved()
     except ValueError as exc:
         raise FacekpError(str(exc)) from None
@@ -530,6 +530,10 @@ def _add_train_parser(sub) -> None:
                    help="epochs without improvement before stopping early (0: never)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="augment training batches (default: the architecture's)")
+    p.add_argument("--augment-preset", choices=["basic", "wild"],
+                   help="basic: flip, rotation, scale, shift, light; wild: also low resolution, "
+                        "blur, JPEG, gamma, noise, occlusion, larger rotations (default: the "
+                        "architecture's; heatmap: wild)")
     p.add_argument("--augment-strength", type=float, metavar="S",
                    help="augmentation S times as strong as core.augment's defaults (rotation "
                         "10 deg, scale 10%%, shift 4 px, brightness 10%%, contrast 20%%; "

@@ -220,3 +220,17 @@ def test_evaluate_without_splits_uses_every_face_and_says_so(trained, small_npz,
     assert "no splits assigned; evaluating every face" in stderr
     rc, stdout, _ = run(["evaluate", "--model", trained[3], "--data", path])
     assert rc == 0 and f"over {len(ds)} faces" in stdout and "every face" in stdout
+
+
+def test_train_takes_the_augmentation_preset(small_npz, tmp_path):
+    from core.train import read_record
+
+    out = tmp_path / "wild.keras"
+    rc, _, stderr = run(["train", "--data", small_npz, "--epochs", 1, "--batch-size", 32,
+                         "--augment", "--augment-preset", "wild", "--out", out])
+    assert rc == 0, stderr
+    assert read_record(out)["config"]["augment_preset"] == "wild"
+    with pytest.raises(SystemExit) as exc:  # argparse: one usage line naming the choices
+        run(["train", "--data", small_npz, "--augment-preset", "foggy", "--out",
+             tmp_path / "x.keras"])
+    assert exc.value.code == 2 and not (tmp_path / "x.keras").exists()
