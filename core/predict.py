@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import DataError
 from .faces import Box, Crop, crop_for_box, crop_for_landmarks, crop_for_points, crop_image, to_gray
-from .keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET, IMAGE_SIZE, NUM_KEYPOINTS
+from .keypoints import IMAGE_SIZE, NUM_KEYPOINTS, flip_keypoints
 
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
@@ -116,9 +116,7 @@ class Predictor:
                 continue
             both = self._forward(self._to_tensor(
                 np.concatenate([chunk, chunk[:, :, ::-1]]))).numpy()
-            back = both[len(chunk):, FLIP_PERMUTATION]
-            back[:, 0::2] = FLIP_X_OFFSET - back[:, 0::2]
-            out[a:a + len(chunk)] = (both[:len(chunk)] + back) / 2
+            out[a:a + len(chunk)] = (both[:len(chunk)] + flip_keypoints(both[len(chunk):])) / 2
         return out
 
     # -- photos --
