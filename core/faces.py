@@ -32,7 +32,6 @@ LANDMARK_SHIFT_UP = 0.207
 #: Turning the box of the 68 labelled points into a detector-like box (for faces Haar misses).
 POINTS_BOX_SCALE = 1.14
 POINTS_BOX_SHIFT_UP = 0.16
-HAAR_PARAMS = dict(scaleFactor=1.1, minNeighbors=5, minSize=(30, 30))
 
 
 @dataclass(frozen=True)
@@ -162,9 +161,9 @@ def haar_cascade(filename: str = "haarcascade_frontalface_default.xml"):
 
 def detect_faces(gray: np.ndarray, params: dict | None = None) -> list[Box]:
     """Frontal faces in a 2-D uint8 image (OpenCV Haar cascade), largest first.
-    ``params``: detectMultiScale's settings (default :data:`HAAR_PARAMS`)."""
+    ``params``: detectMultiScale's settings (default :data:`DETECT_PARAMS`)."""
     found = haar_cascade().detectMultiScale(np.ascontiguousarray(gray),
-                                            **(HAAR_PARAMS if params is None else params))
+                                            **(DETECT_PARAMS if params is None else params))
     boxes = [Box(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in found]
     return sorted(boxes, key=lambda b: -b.width * b.height)
 
@@ -270,11 +269,8 @@ def _to_8_bits(im):
 
 #: Longer side of the image the face detector scans (see :func:`find_faces`).
 DETECT_SIDE = 512
-#: The photo path's scan: pyramid steps of 1.2 (not the importer's 1.1) take 0.58x the time;
-#: with the confirming cascade behind it, 2 neighbours suffice. On the test people's 389
-#: original photos it finds 383 faces (the importer's settings: 379), no extra box, none on
-#: dogs.jpg; its boxes match the importer's framing (side ratio 1.003 +- 0.038, centre shift
-#: 0.3 % of the side), and the second pass reframes by keypoints anyway.
+#: Haar's scan: pyramid steps of 1.2, and 2 neighbours (the confirming cascade behind it
+#: removes what that lets through).
 DETECT_PARAMS = dict(scaleFactor=1.2, minNeighbors=2, minSize=(30, 30))
 #: Region around a candidate box given to the confirming cascade: box side x (1 + 2 x margin).
 CONFIRM_MARGIN = 0.25
@@ -286,8 +282,7 @@ def find_faces(gray: np.ndarray, detect_side: int = DETECT_SIDE, confirm: bool =
                ) -> list[Box]:
     """Frontal faces in a 2-D uint8 photo, largest first, in photo pixels.
 
-    OpenCV's Haar cascade (:func:`detect_faces`, coarser pyramid steps than the importer's:
-    :data:`DETECT_PARAMS`) scans a copy of the photo whose longer side is at most
+    OpenCV's Haar cascade (:func:`detect_faces` with :data:`DETECT_PARAMS`) scans a copy of the photo whose longer side is at most
     ``detect_side`` pixels (its smallest face is 30 px there, so faces smaller than about
     30/``detect_side`` of the photo's longer side are not looked for; this bounds the time on
     large photos); each candidate must then be confirmed by a second, differently trained
