@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import DataError
-from .faces import Box, find_faces, to_gray
+from .faces import DETECT_SIDE, Box, find_faces, to_gray
 
 DETECTORS = ("mtcnn", "haar")
 DEFAULT_DETECTOR = "mtcnn"
@@ -68,8 +68,6 @@ class HaarDetector:
     name = "haar"
 
     def __init__(self, detect_side: int | None = None):
-        from .faces import DETECT_SIDE
-
         self.detect_side = DETECT_SIDE if detect_side is None else int(detect_side)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:

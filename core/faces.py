@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .keypoints import IMAGE_SIZE
+from .keypoints import IMAGE_SIZE, NAMES
 
 CROP_SCALE = 0.965
 CROP_SHIFT_DOWN = 0.016
@@ -116,13 +116,14 @@ def crop_for_landmarks(points5: np.ndarray) -> Crop:
     return Crop(int(round(cx - (s - 1) / 2)), int(round(cy - (s - 1) / 2)), s)
 
 
+#: Indices of the five framing points among the 15 keypoints (eyes, nose tip, mouth corners).
+FIVE_OF_15 = [NAMES.index(n) for n in ("left_eye_center", "right_eye_center", "nose_tip",
+                                       "mouth_left_corner", "mouth_right_corner")]
+
+
 def five_from_15(points: np.ndarray) -> np.ndarray:
     """The five framing points (eye centres, nose tip, mouth corners) of 15 keypoints."""
-    from .keypoints import NAMES
-
-    idx = [NAMES.index(n) for n in ("left_eye_center", "right_eye_center", "nose_tip",
-                                    "mouth_left_corner", "mouth_right_corner")]
-    return np.asarray(points, dtype=np.float64).reshape(-1, 2)[idx]
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2)[FIVE_OF_15]
 
 
 def crop_for_points(points: np.ndarray) -> Crop:
