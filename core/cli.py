@@ -240,10 +240,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
     from . import data
-    from .cluster import make_strategy
+    from .cluster import check_strategy, make_strategy
     from .errors import DataError
     from .train import TrainConfig, Trainer
 
+    check_strategy(args.strategy)
     try:
         config = TrainConfig.for_arch(
             args.arch, epochs=args.epochs, batch_size=args.batch_size,
@@ -259,9 +260,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
         raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
                           f"{out} to go on training it)")
-    # First, before anything runs TensorFlow operations (the multi-worker strategy sets up
-    # this process's collective operations, and waits for the other workers to start).
-    strategy = make_strategy(args.strategy)
     source = _dataset_path(args)
     try:
         train, val, note = data.training_splits(data.load(source), seed=args.seed)
@@ -270,6 +268,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if note:
         print(f"{source}: {note}", flush=True)
     train.meta["source"] = str(source)
+    # Before anything runs TensorFlow operations (the multi-worker strategy sets up this
+    # process's collective operations), after every check of the input: it waits for the
+    # other workers to start.
+    strategy = make_strategy(args.strategy)
     listener = _CliListener(sys.stdout, sys.stderr)
     trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy)
     listener.trainer = trainer

@@ -108,17 +108,22 @@ def _check_job(job, addresses) -> None:
                        "from 1 to 65535")
 
 
+def check_strategy(name: str, environ=None) -> None:
+    """Check, without TensorFlow, what :func:`make_strategy` will need: a known name and, for
+    ``multiworker``, a good TF_CONFIG (a FacekpError saying what is wrong otherwise)."""
+    if name not in STRATEGIES:
+        raise FacekpError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    if name == "multiworker":
+        parse_tf_config((os.environ if environ is None else environ).get("TF_CONFIG"))
+
+
 def make_strategy(name: str, environ=None):
     """The strategy called ``name`` (one of :data:`STRATEGIES`); None for ``auto`` (the
     Trainer then takes :func:`core.train.default_strategy`). Call it before anything else
     runs TensorFlow operations."""
-    if name not in STRATEGIES:
-        raise FacekpError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    check_strategy(name, environ)  # a clear error before TensorFlow reads TF_CONFIG
     if name == "auto":
         return None
-    environ = os.environ if environ is None else environ
-    if name == "multiworker":
-        parse_tf_config(environ.get("TF_CONFIG"))  # a clear error before TensorFlow reads it
     import tensorflow as tf
 
     if name == "mirrored":
@@ -128,8 +133,10 @@ def make_strategy(name: str, environ=None):
 
 def workers(strategy) -> int:
     """How many machines (processes) train together under ``strategy``."""
-    extended = strategy.extended
-    local = len(getattr(extended, "worker_devices", ()) or ()) or 1
+    try:
+        local = len(strategy.extended.worker_devices) or 1
+    except (RuntimeError, AttributeError):  # the default strategy has no worker devices
+        return 1
     return max(1, strategy.num_replicas_in_sync // local)
 
 

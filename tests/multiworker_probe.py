@@ -1,7 +1,8 @@
 """One worker of the two-worker training test: ``python tests/multiworker_probe.py TRAIN-ARGS``
 runs ``facekp train`` (core.cli) with a tiny registered architecture, 'test-probe', whose first
 layer writes the faces of the first batch the model trains on to $FACEKP_TEST_PROBE (a JSON
-list of each face's SHA-1), so that the test can tell which faces each worker trained on.
+list of each face's SHA-1), so that the test can tell which faces each worker trained on. $FACEKP_TEST_STOP_AT=EPOCH:BATCH
+makes this worker ask for a stop there.
 
 Imported by the test as well, so that its process knows the Probe layer when it loads the
 model written by the workers.
@@ -65,8 +66,24 @@ def register() -> str:
     return "test-probe"
 
 
+def stop_at(epoch: int, batch: int) -> None:
+    """Make this worker ask its Trainer to stop at ``epoch``, ``batch`` (as Ctrl+C would)."""
+    from core import cli
+
+    on_batch = cli._CliListener.on_batch
+
+    def on_batch_then_stop(self, e, b, loss_px):
+        on_batch(self, e, b, loss_px)
+        if (e, b) == (epoch, batch):
+            self.trainer.stop()
+
+    cli._CliListener.on_batch = on_batch_then_stop
+
+
 if __name__ == "__main__":
     from core import cli
 
     register()
+    if os.environ.get("FACEKP_TEST_STOP_AT"):  # EPOCH:BATCH
+        stop_at(*map(int, os.environ["FACEKP_TEST_STOP_AT"].split(":")))
     sys.exit(cli.main(sys.argv[1:]))
