@@ -268,9 +268,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if note:
         print(f"{source}: {note}", flush=True)
     train.meta["source"] = str(source)
-    # Before anything runs TensorFlow operations (the multi-worker strategy sets up this
-    # process's collective operations), after every check of the input: it waits for the
-    # other workers to start.
+    # Before any TensorFlow operation (it sets up collective operations), after the input
+    # checks (the multi-worker strategy waits for the other workers to start).
     strategy = make_strategy(args.strategy)
     listener = _CliListener(sys.stdout, sys.stderr)
     trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy)

@@ -12,7 +12,11 @@ line and the GUI both use.
 - :meth:`Trainer.stop` (any thread) ends training after the current batch; the best model
   saved so far stays on disk.
 - Runs under a ``tf.distribute`` strategy: the default one on a single device,
-  ``MirroredStrategy`` when several GPUs are visible (or the strategy passed in).
+  ``MirroredStrategy`` when several GPUs are visible (or the strategy passed in, e.g. a
+  ``MultiWorkerMirroredStrategy`` from :func:`core.cluster.make_strategy`). With several
+  workers, ``batch_size`` is per worker, each worker trains on its own shard of the faces,
+  only the chief writes the model, and stop decisions are all-reduced so that every worker
+  leaves training at the same batch.
 
 Epochs and batches are 1-based in the protocol. Every figure is in pixels of the 96x96 crop.
 """

@@ -1,8 +1,8 @@
-"""One worker of the two-worker training test: ``python tests/multiworker_probe.py TRAIN-ARGS``
+"""One worker of the two-worker training test (``python tests/multiworker_probe.py ARGS``)
 runs ``facekp train`` (core.cli) with a tiny registered architecture, 'test-probe', whose first
 layer writes the faces of the first batch the model trains on to $FACEKP_TEST_PROBE (a JSON
-list of each face's SHA-1), so that the test can tell which faces each worker trained on. $FACEKP_TEST_STOP_AT=EPOCH:BATCH
-makes this worker ask for a stop there.
+list of each face's SHA-1), so that the test can tell which faces each worker trained on.
+$FACEKP_TEST_STOP_AT=EPOCH:BATCH makes this worker ask for a stop there.
 
 Imported by the test as well, so that its process knows the Probe layer when it loads the
 model written by the workers.
