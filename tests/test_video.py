@@ -118,3 +118,40 @@ def test_smoothers_reduce_noise_on_a_still_face_and_follow_a_moving_one():
         moving = KeypointSmoother(kind, fps=25, scale=100)
         path = [moving(still + 2.0 * t, t / 25) for t in range(50)]
         assert np.abs(path[-1] - (still + 98.0)).max() < 6.0        # lags a few px at most
+
+
+def test_the_app_opens_a_video_plays_and_seeks_with_keypoints_drawn(clip, qtbot, open_window,
+                                                                    gui_settings):
+    path, made = clip
+    window = open_window(qtbot, model=str(DEFAULT_MODEL))
+    video = window.video
+    with qtbot.waitSignal(video.frameShown, timeout=60_000):
+        window.open_path(path)
+    assert window.view_mode == "video" and video.bar.isVisible()
+    assert video.slider.maximum() == 31 and video.index == 0
+
+    def shown_near_labels(index):
+        faces = window.canvas.faces
+        assert len(faces) == 1 and faces[0][1] is not None
+        error = np.linalg.norm(faces[0][1] - made["labels"][index], axis=-1)
+        return float(np.median(error))
+
+    assert shown_near_labels(0) < 5.0
+    # the slider: frame 20, its own face drawn (not frame 0's: the face moved)
+    first = window.canvas.faces[0][1].copy()
+    with qtbot.waitSignal(video.frameShown, timeout=60_000) as shown:
+        video.slider.setValue(20)
+    assert shown.args == [20] and video.index == 20
+    assert shown_near_labels(20) < 5.0
+    assert np.abs(window.canvas.faces[0][1] - first).max() > 3.0
+    assert "frame 21 / 32" in video.label.text()
+    # play to the end: each frame drawn in turn, then it stops by itself
+    frames = []
+    video.frameShown.connect(frames.append)
+    video.set_playing(True)
+    qtbot.waitUntil(lambda: not video.play_action.isChecked(), timeout=60_000)
+    assert frames == list(range(21, 32)) and video.index == 31
+    assert shown_near_labels(31) < 5.0
+    # another view takes the canvas: the bar goes
+    window.show_row(0)
+    assert not video.bar.isVisible()
