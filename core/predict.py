@@ -154,32 +154,42 @@ class Predictor:
         found = [d for d in found if d.confidence is None or d.confidence >= self.min_confidence]
         if not found:
             return PhotoResult([], "no face found", size, image)
-        crops = [crop_for_box(d.box) if d.points is None else crop_for_landmarks(d.points)
-                 for d in found]
-        points = self._points(gray, crops)
-        twice = [passes == 2 or (passes is None and d.points is None) for d in found]
-        self._second_pass(gray, crops, points, twice)
-        faces = [FaceResult(d.box, c, p, d) for d, c, p in zip(found, crops, points)]
+        faces = self.predict_detections(gray, found, passes)
         n = len(faces)
         return PhotoResult(faces, f"{n} face{'s' if n != 1 else ''} found", size, image)
+
+    def predict_detections(self, gray: np.ndarray, found: Sequence[Any],
+                           passes: int | None = None) -> list[FaceResult]:
+        """Keypoints of detected faces (core.detect.Detection s) in a 2-D uint8 photo: each
+        framed by the rule its detection allows, predicted, and framed again by ``passes``
+        (see :meth:`predict_photo`). Video tracking starts its tracks here."""
+        crops = [crop_for_box(d.box) if d.points is None else crop_for_landmarks(d.points)
+                 for d in found]
+        if not crops:
+            return []
+        points = self.predict_crops(gray, crops)
+        twice = [passes == 2 or (passes is None and d.points is None) for d in found]
+        self._second_pass(gray, crops, points, twice)
+        return [FaceResult(d.box, c, p, d) for d, c, p in zip(found, crops, points)]
 
     def _second_pass(self, gray, crops: list[Crop], points: list, which: list[bool]) -> None:
         """Frame the faces in ``which`` again around their keypoints, predict, and average
         the two views (in place)."""
-        again = [_reframe(p, c) if w else None for p, c, w in zip(points, crops, which)]
+        again = [reframe(p, c) if w else None for p, c, w in zip(points, crops, which)]
         redo = [i for i, c in enumerate(again) if c is not None]
         if redo:
-            new = self._points(gray, [again[i] for i in redo])
+            new = self.predict_crops(gray, [again[i] for i in redo])
             for j, i in enumerate(redo):
                 crops[i], points[i] = again[i], (points[i] + new[j]) / 2
 
-    def _points(self, gray: np.ndarray, crops: list[Crop]) -> list[np.ndarray]:
+    def predict_crops(self, gray: np.ndarray, crops: list[Crop]) -> list[np.ndarray]:
+        """The 15 keypoints (15, 2), photo pixels, of each crop of a 2-D uint8 photo."""
         images = np.stack([crop_image(gray, c) for c in crops])
         kp = self.predict(images).reshape(len(crops), NUM_KEYPOINTS, 2)
         return [c.to_photo(k) for c, k in zip(crops, kp)]
 
 
-def _reframe(points: np.ndarray, first: Crop) -> Crop | None:
+def reframe(points: np.ndarray, first: Crop) -> Crop | None:
     """The second-pass crop, or None when the first pass's keypoints are too implausible to
     frame a face by (not finite, or a framing far from the detector's)."""
     if not np.isfinite(points).all():
