@@ -217,6 +217,9 @@ class _StopRequested(Exception):
 class Trainer:
     """Trains ``config.arch`` on ``train``, validating on ``val``, saving the best to ``out``.
 
+    ``train`` and ``val``: :class:`core.data.Dataset` (in memory) or streamed faces
+    (:class:`core.shards.ShardSplit`), each as :func:`_pipeline` takes them.
+
     ``config.complete_only`` keeps the training faces with all 15 keypoints; validation always
     uses every face of ``val`` (missing keypoints masked), as ``facekp evaluate`` does.
 
@@ -313,10 +316,11 @@ class Trainer:
         model, initial_epoch, arch = self._compiled_model(steps)
         self.model = model
 
+        workers = _num_workers(self.strategy)
         train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
                              augment=cfg.augment_strength if cfg.augment else 0.0, repeat=True,
-                             preset=cfg.augment_preset)
-        val_ds = _pipeline(val, cfg.batch_size, shuffle=False)
+                             preset=cfg.augment_preset, workers=workers)
+        val_ds = _pipeline(val, cfg.batch_size, shuffle=False, workers=workers)
         s.base_record = {"arch": arch, "model": model.name, "config": cfg.as_dict(),
                          "train_faces": len(train), "val_faces": len(val),
                          "data": self.train_data.meta.get("source")
@@ -356,7 +360,7 @@ class Trainer:
         if len(train) == 0:
             what = "faces with all 15 keypoints" if self.config.complete_only else "faces"
             raise FacekpError(f"no training {what}")
-        if len(val) == 0 or np.isnan(val.keypoints).all():
+        if len(val) == 0 or val.labelled == 0:
             raise FacekpError("no labelled validation faces (validation RMSE decides which "
                               "model is kept)")
         check_writable(self.out)
@@ -698,17 +702,28 @@ def _current_lr(model) -> float | None:
         return None
 
 
-def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
-              repeat: bool = False, preset: str = "basic"):
-    """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30),
-    augmented (``core.augment``, its ``preset``) at ``augment`` times its strength when above 0.
+def _pipeline(ds, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
+              repeat: bool = False, preset: str = "basic", workers: int = 1):
+    """Faces -> batches of float32 (B, 96, 96, 1), (B, 30), augmented (``core.augment``, its
+    ``preset``) at ``augment`` times its strength when above 0.
     ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
-    with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start)."""
+    with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start).
+
+    ``ds``: a :class:`core.data.Dataset` (in memory, shuffled whole) or a stream of faces
+    such as :class:`core.shards.ShardSplit` (``elements``, ``shuffle_buffer`` and
+    ``auto_shard_policy``: shuffled in a bounded buffer). ``workers``: the number of
+    multi-worker training processes; it picks the stream's auto-shard policy (FILE when each
+    worker can have whole files); in-memory data is sharded by DATA."""
     import tensorflow as tf
 
-    d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
+    if hasattr(ds, "elements"):  # streamed: files read as the pipeline goes
+        d = ds.elements(shuffle=shuffle, seed=seed, workers=workers)
+        buffer, policy = ds.shuffle_buffer, ds.auto_shard_policy(workers)
+    else:
+        d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
+        buffer, policy = len(ds), tf.data.experimental.AutoShardPolicy.DATA
     if shuffle:
-        d = d.shuffle(len(ds), seed=seed, reshuffle_each_iteration=True)
+        d = d.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     d = d.batch(batch_size)
     # Plain tensor code: skipping AutoGraph's source conversion avoids its warnings and a
     # ~200 ms hold of the GIL that froze the app's event loop when training starts.
@@ -724,8 +739,21 @@ def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augmen
     if repeat:
         d = d.repeat()
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.experimental_distribute.auto_shard_policy = policy
     return d.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _num_workers(strategy) -> int:
+    """Training processes of a multi-worker strategy (its cluster's chief and workers); 1
+    for any other strategy or none."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    try:
+        spec = resolver.cluster_spec()
+        return max(1, sum(len(spec.as_dict().get(job, ())) for job in ("chief", "worker")))
+    except Exception:  # no cluster configured: one process
+        return 1
 
 
 def _load_for_training(path: Path):
