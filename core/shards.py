@@ -348,6 +348,11 @@ class ShardSplit:
             d = d.apply(tf.data.experimental.assert_cardinality(len(self)))
         return d
 
+    def check(self) -> None:
+        """Read every file through: a DataError names a corrupt one (see :meth:`batches`)."""
+        for _ in self.batches(1024):
+            pass
+
     def batches(self, batch_size: int = 256, fields: bool = False
                 ) -> Iterator[dict[str, np.ndarray]]:
         """Batches as numpy, file by file in order: ``image`` uint8 (B, 96, 96) and

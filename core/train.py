@@ -275,7 +275,7 @@ class Trainer:
                     self._state.checkpointer.wait()
             raise
         except Exception as exc:  # a training failure must reach the caller as a result
-            result = self._result("error", f"{type(exc).__name__}: {exc}")
+            result = self._result("error", self._explain(exc))
         # A caller may keep the Trainer (a finished job in the app): let it hold the trained
         # model only, not the checkpoint copy of the model and the best weights as well.
         if self._state.checkpointer is not None:
@@ -286,6 +286,17 @@ class Trainer:
         return result
 
     # -- internals --
+
+    def _explain(self, exc: Exception) -> str:
+        """A failure's message. A stream's unreadable record is traced to its file by reading
+        the streamed files again (``check``, which names the corrupt one)."""
+        if type(exc).__name__ in ("DataLossError", "InvalidArgumentError"):
+            for part in (self.train_data, self.val_data):
+                try:
+                    getattr(part, "check", lambda: None)()
+                except FacekpError as found:
+                    return str(found)
+        return f"{type(exc).__name__}: {exc}"
 
     def _result(self, reason: str, message: str) -> TrainResult:
         s = self._state
