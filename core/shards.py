@@ -50,11 +50,6 @@ CYCLE_LENGTH = 8
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
 
-def is_shard_folder(path: str | Path) -> bool:
-    """A folder (shard folder or not): where a dataset is given, a folder means shards."""
-    return Path(path).is_dir()
-
-
 def _file_label(split: str) -> str:
     return split or UNASSIGNED
 
@@ -271,7 +266,7 @@ class Shards:
         def cat(key):
             return np.concatenate([p[key] for p in parts])[order]
         return Dataset(cat("image"), cat("keypoints"), cat("name"), cat("person"),
-                       cat("split"), dict(self.meta, source=str(self.path)))
+                       cat("split"), dict(self.meta))
 
     def describe(self) -> dict[str, Any]:
         """:func:`core.data.describe`'s summary from one streaming pass: keypoints, people and

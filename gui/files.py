@@ -20,7 +20,10 @@ OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.np
 
 
 def kind_of(path: str | Path) -> str:
-    """"model", "dataset" or "photo", by the file name's ending."""
+    """"model", "dataset" or "photo", by the file name's ending; a folder is a dataset (TFRecord
+    shards, read whole: the app shows every face)."""
+    if Path(path).is_dir():
+        return "dataset"
     suffix = Path(path).suffix.lower()
     if suffix in MODEL_SUFFIXES:
         return "model"

@@ -48,7 +48,7 @@ def test_shards_read_back_the_same_faces_in_the_same_order(mixed, written):
     assert np.isnan(back.keypoints).sum() == np.isnan(mixed.keypoints).sum() > 0
     for field in ("names", "persons", "splits"):
         assert np.array_equal(getattr(back, field), getattr(mixed, field)), field
-    assert back.meta["split"] == mixed.meta["split"]  # the dataset's meta travels too
+    assert back.meta == mixed.meta  # the dataset's meta travels too
     assert data.load(root / "mixed").names.tolist() == mixed.names.tolist()
 
 
@@ -247,3 +247,16 @@ def test_shards_without_splits_cannot_train(capsys, mixed, tmp_path):
     code, _, err = run(capsys, "train", "--data", tmp_path / "plain", "--out",
                        tmp_path / "m.keras")
     assert code == 2 and "no splits assigned" in err and "--split" in err
+
+
+def test_the_app_opens_a_shard_folder(qtbot, open_window, gui_settings, mixed, written,
+                                      monkeypatch):
+    from gui.files import kind_of
+
+    monkeypatch.setattr("core.resources.default_model", lambda: None)
+    root, _ = written
+    assert kind_of(root / "mixed") == "dataset" and kind_of(root / "mixed.npz") == "dataset"
+    window = open_window(qtbot, data=str(root / "mixed"), image=2)  # no model: ground truth
+    dataset = window.session.dataset
+    assert len(dataset) == len(mixed) and dataset.names[2] == mixed.names[2]
+    assert np.array_equal(dataset.images, mixed.images)
