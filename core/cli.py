@@ -337,8 +337,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
                           f"{out} to go on training it)")
     source = _dataset_path(args)
+    dataset = _open_dataset(source)  # a bad file or folder names itself
     try:
-        train, val, note = data.training_splits(_open_dataset(source), seed=args.seed)
+        train, val, note = data.training_splits(dataset, seed=args.seed)
     except DataError as exc:
         raise FacekpError(f"{source}: {exc}") from None
     if note:
