@@ -117,9 +117,9 @@ def _open_dataset(source: Path):
     is read into memory."""
     from . import data
 
-    if source.is_dir():
-        from .shards import open_shards
+    from .shards import is_shards, open_shards
 
+    if is_shards(source):
         return open_shards(source)
     return data.load(source)
 
@@ -177,10 +177,10 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     from . import data
 
-    source = Path(args.file)
-    if source.is_dir():  # the index, then one streaming pass without keeping pixels
-        from .shards import open_shards
+    from .shards import is_shards, open_shards
 
+    source = Path(args.file)
+    if is_shards(source):  # the index, then one streaming pass without keeping pixels
         shards = open_shards(source)
         desc = shards.describe()
         desc["shards"] = len(shards.index["files"])

@@ -156,8 +156,7 @@ def training_splits(dataset, seed: int = 0) -> tuple[Any, Any, str]:
     divided here).
     """
     note = ""
-    counts = dataset.split_counts()
-    if not any(n for s, n in counts.items() if s):
+    if not _has_splits(dataset):
         if not isinstance(dataset, Dataset):
             raise DataError(None, "no splits assigned; shards to train from need train and val "
                                   "splits: write them from a dataset with splits (e.g. "
@@ -179,11 +178,16 @@ def evaluation_faces(dataset, split: str) -> tuple[Any, str]:
     A dataset without any splits has no test faces to hold out: every face is used and the
     note says so (it is empty otherwise). ``dataset``: a :class:`Dataset` or shards.
     """
-    if split == "all" or not any(n for s, n in dataset.split_counts().items() if s):
+    if split == "all" or not _has_splits(dataset):
         note = "" if split == "all" else (f"no splits assigned; evaluating every face instead "
                                           f"of split {split!r}")
         return dataset.split("all"), note
     return dataset.split(split), ""
+
+
+def _has_splits(dataset) -> bool:
+    """Some face has a split (any name but '', the unassigned)."""
+    return dataset.split_counts()[""] < len(dataset)
 
 
 def duplicate_rows(dataset: Dataset) -> np.ndarray:
@@ -278,10 +282,10 @@ def load(path: str | Path) -> Dataset:
     """Read a dataset from ``.npz``, a Kaggle ``.csv`` (training or test layout) or a shard
     folder (:mod:`core.shards`; every face is read into memory: streaming commands open
     shards with :func:`core.shards.open_shards` instead)."""
-    path = Path(path)
-    if path.is_dir():
-        from .shards import open_shards
+    from .shards import is_shards, open_shards
 
+    path = Path(path)
+    if is_shards(path):
         return open_shards(path).read()
     suffix = path.suffix.lower()
     if suffix == ".npz":

@@ -50,6 +50,14 @@ CYCLE_LENGTH = 8
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
 
+def is_shards(path: str | Path) -> bool:
+    """Where a dataset is given, a folder means shards, unless it is named like a dataset file
+    (``faces.npz/``) and holds no index: that one is reported as a folder, not a file."""
+    path = Path(path)
+    return path.is_dir() and ((path / INDEX).is_file()
+                              or path.suffix.lower() not in (".npz", ".csv"))
+
+
 def _file_label(split: str) -> str:
     return split or UNASSIGNED
 

@@ -22,7 +22,9 @@ OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.np
 def kind_of(path: str | Path) -> str:
     """"model", "dataset" or "photo", by the file name's ending; a folder is a dataset (TFRecord
     shards, read whole: the app shows every face)."""
-    if Path(path).is_dir():
+    from core.shards import is_shards
+
+    if is_shards(path):
         return "dataset"
     suffix = Path(path).suffix.lower()
     if suffix in MODEL_SUFFIXES:
