@@ -93,6 +93,15 @@ class Dataset:
         kp = self.keypoints.reshape(len(self), len(NAMES), 2)  # -1 fails on 0 rows
         return ~np.isnan(kp).any(axis=2)
 
+    @property
+    def labelled(self) -> int:
+        """Faces with at least one keypoint labelled."""
+        return int(self.present.any(axis=1).sum())
+
+    def split_counts(self) -> dict[str, int]:
+        """Faces per split name: 'train', 'val', 'test' and '' (unassigned)."""
+        return {s: int((self.splits == s).sum()) for s in (*SPLITS, "")}
+
     def complete(self) -> "Dataset":
         """Rows with all 15 keypoints (what the reference recipe trains on)."""
         return self.subset(np.flatnonzero(self.present.all(axis=1)))
@@ -136,16 +145,22 @@ def split_by_person(dataset: Dataset, fractions: Sequence[float] = (0.8, 0.1, 0.
 TRAINING_FRACTIONS = (0.9, 0.1, 0.0)
 
 
-def training_splits(dataset: Dataset, seed: int = 0) -> tuple[Dataset, Dataset, str]:
+def training_splits(dataset, seed: int = 0) -> tuple[Any, Any, str]:
     """The one rule for which faces train and which validate, for the CLI and the app alike.
 
     A dataset's own splits are used as they are (its test faces are never touched). Only a
     dataset with no splits at all is divided by person, 90% train / 10% validation, and the
     returned note says so (it is empty otherwise). A dataset with splits but no train or no
-    validation faces is a :class:`DataError`.
+    validation faces is a :class:`DataError`. ``dataset``: a :class:`Dataset` or shards
+    (:class:`core.shards.Shards`, whose splits are streamed; shards without splits cannot be
+    divided here).
     """
     note = ""
-    if not (dataset.splits != "").any():
+    if not _has_splits(dataset):
+        if not isinstance(dataset, Dataset):
+            raise DataError(None, "no splits assigned; shards to train from need train and val "
+                                  "splits: write them from a dataset with splits (e.g. "
+                                  "'facekp import --split 0.8,0.1,0.1 ... --shards N')")
         dataset = split_by_person(dataset, TRAINING_FRACTIONS, seed=seed)
         note = ("no splits assigned; using 90% of its people for training and 10% for "
                 "validation")
@@ -157,17 +172,22 @@ def training_splits(dataset: Dataset, seed: int = 0) -> tuple[Dataset, Dataset, 
     return train, val, note
 
 
-def evaluation_faces(dataset: Dataset, split: str) -> tuple[Dataset, str]:
+def evaluation_faces(dataset, split: str) -> tuple[Any, str]:
     """The faces to evaluate on for ``split`` ("all" or a split name), and a note.
 
     A dataset without any splits has no test faces to hold out: every face is used and the
-    note says so (it is empty otherwise).
+    note says so (it is empty otherwise). ``dataset``: a :class:`Dataset` or shards.
     """
-    if split == "all":
-        return dataset, ""
-    if not (dataset.splits != "").any():
-        return dataset, f"no splits assigned; evaluating every face instead of split {split!r}"
+    if split == "all" or not _has_splits(dataset):
+        note = "" if split == "all" else (f"no splits assigned; evaluating every face instead "
+                                          f"of split {split!r}")
+        return dataset.split("all"), note
     return dataset.split(split), ""
+
+
+def _has_splits(dataset) -> bool:
+    """Some face has a split (any name but '', the unassigned)."""
+    return dataset.split_counts()[""] < len(dataset)
 
 
 def duplicate_rows(dataset: Dataset) -> np.ndarray:
@@ -188,28 +208,38 @@ def duplicate_rows(dataset: Dataset) -> np.ndarray:
 
 def describe(dataset: Dataset) -> dict[str, Any]:
     """Faces, split sizes, and per keypoint: missing count, mean and std of x and y."""
-    kp = dataset.keypoints.reshape(len(dataset), len(NAMES), 2)
+    return summarize(dataset.keypoints, dataset.persons, dataset.splits,
+                     len(duplicate_rows(dataset)))
+
+
+def summarize(keypoints: np.ndarray, persons: np.ndarray, splits: np.ndarray,
+              duplicates: int) -> dict[str, Any]:
+    """:func:`describe`'s summary from the per-face arrays it needs (no pixels) and the
+    number of duplicate faces."""
+    n = len(keypoints)
+    kp = keypoints.reshape(n, len(NAMES), 2)
+    present = ~np.isnan(kp).any(axis=2)
     per_kp = {}
     with np.errstate(invalid="ignore"), _quiet_nan_warnings():
-        mean = np.nanmean(kp, axis=0) if len(dataset) else np.full((15, 2), np.nan)
-        std = np.nanstd(kp, axis=0) if len(dataset) else np.full((15, 2), np.nan)
-    missing = (~dataset.present).sum(axis=0)
+        mean = np.nanmean(kp, axis=0) if n else np.full((15, 2), np.nan)
+        std = np.nanstd(kp, axis=0) if n else np.full((15, 2), np.nan)
+    missing = (~present).sum(axis=0)
     for i, name in enumerate(NAMES):
         per_kp[name] = {
             "missing": int(missing[i]),
             "mean_x": _num(mean[i, 0]), "mean_y": _num(mean[i, 1]),
             "std_x": _num(std[i, 0]), "std_y": _num(std[i, 1]),
         }
-    splits = {s: int((dataset.splits == s).sum()) for s in SPLITS}
-    unassigned = int((dataset.splits == "").sum())
+    counts = {s: int((splits == s).sum()) for s in SPLITS}
+    unassigned = int((splits == "").sum())
     if unassigned:
-        splits["unassigned"] = unassigned
+        counts["unassigned"] = unassigned
     return {
-        "faces": len(dataset),
-        "complete": int(dataset.present.all(axis=1).sum()),
-        "people": int(len(np.unique(dataset.persons[dataset.persons != ""]))),
-        "duplicates": int(len(duplicate_rows(dataset))),
-        "splits": splits,
+        "faces": n,
+        "complete": int(present.all(axis=1).sum()),
+        "people": int(len(np.unique(persons[persons != ""]))),
+        "duplicates": int(duplicates),
+        "splits": counts,
         "keypoints": per_kp,
     }
 
@@ -249,8 +279,14 @@ class _quiet_nan_warnings:
 # --- load / save by extension -------------------------------------------------------------
 
 def load(path: str | Path) -> Dataset:
-    """Read a dataset from ``.npz`` or a Kaggle ``.csv`` (training or test layout)."""
+    """Read a dataset from ``.npz``, a Kaggle ``.csv`` (training or test layout) or a shard
+    folder (:mod:`core.shards`; every face is read into memory: streaming commands open
+    shards with :func:`core.shards.open_shards` instead)."""
+    from .shards import is_shards, open_shards
+
     path = Path(path)
+    if is_shards(path):
+        return open_shards(path).read()
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return read_npz(path)

@@ -57,24 +57,38 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
     """Predict ``dataset`` and score it: ``{"rmse_px", "per_keypoint": {name: px}, "faces"}``.
 
     ``predictor_or_model_path``: a :class:`core.predict.Predictor`, a ``.keras`` path or a
-    Keras model. A keypoint never labelled in the dataset scores ``None``.
+    Keras model. ``dataset``: a :class:`core.data.Dataset`, or streamed faces
+    (:class:`core.shards.ShardSplit`: predicted batch by batch, only the keypoints kept). A
+    keypoint never labelled in the dataset scores ``None``.
     """
     from .predict import Predictor
 
     if len(dataset) == 0:
         raise FacekpError("no faces to evaluate")
-    if np.isnan(dataset.keypoints).all():
+    if dataset.labelled == 0:
         raise FacekpError("the faces have no keypoints labelled, so there is nothing to "
                           "compare predictions with")
     predictor = (predictor_or_model_path if isinstance(predictor_or_model_path, Predictor)
                  else Predictor(predictor_or_model_path))
-    pred = predictor.predict(dataset.images)
-    kp = per_keypoint(pred, dataset.keypoints)
+    pred, truth = _predicted(predictor, dataset)
+    kp = per_keypoint(pred, truth)
     return {
-        "rmse_px": rmse(pred, dataset.keypoints),
+        "rmse_px": rmse(pred, truth),
         "per_keypoint": {name: (None if np.isnan(v) else float(v)) for name, v in zip(NAMES, kp)},
-        "faces": int(len(dataset)),
+        "faces": int(len(truth)),
     }
+
+
+def _predicted(predictor, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, ground truth), both (N, 30): in one go for faces in memory, batch by
+    batch for a stream."""
+    if not hasattr(dataset, "batches"):
+        return predictor.predict(dataset.images), dataset.keypoints
+    preds, truths = [], []
+    for part in dataset.batches():
+        preds.append(predictor.predict(part["image"]))
+        truths.append(part["keypoints"])
+    return np.concatenate(preds), np.concatenate(truths)
 
 
 def format_report(result: dict[str, Any], title: str | Path | None = None) -> str:

@@ -222,6 +222,9 @@ class _StopRequested(Exception):
 class Trainer:
     """Trains ``config.arch`` on ``train``, validating on ``val``, saving the best to ``out``.
 
+    ``train`` and ``val``: :class:`core.data.Dataset` (in memory) or streamed faces
+    (:class:`core.shards.ShardSplit`), each as :func:`_pipeline` takes them.
+
     ``config.complete_only`` keeps the training faces with all 15 keypoints; validation always
     uses every face of ``val`` (missing keypoints masked), as ``facekp evaluate`` does.
 
@@ -284,7 +287,7 @@ class Trainer:
                     self._state.checkpointer.wait()
             raise
         except Exception as exc:  # a training failure must reach the caller as a result
-            result = self._result("error", f"{type(exc).__name__}: {exc}")
+            result = self._result("error", self._explain(exc))
         # A caller may keep the Trainer (a finished job in the app): let it hold the trained
         # model only, not the checkpoint copy of the model and the best weights as well.
         if self._state.checkpointer is not None:
@@ -302,6 +305,17 @@ class Trainer:
         if self._workers == 1:
             return self._stop.is_set()
         return any_worker(self._strategy, self._stop.is_set())
+
+    def _explain(self, exc: Exception) -> str:
+        """A failure's message. A stream's unreadable record is traced to its file by reading
+        the streamed files again (``check``, which names the corrupt one)."""
+        if type(exc).__name__ in ("DataLossError", "InvalidArgumentError"):
+            for part in (self.train_data, self.val_data):
+                try:
+                    getattr(part, "check", lambda: None)()
+                except FacekpError as found:
+                    return str(found)
+        return f"{type(exc).__name__}: {exc}"
 
     def _result(self, reason: str, message: str) -> TrainResult:
         s = self._state
@@ -381,7 +395,7 @@ class Trainer:
         if len(train) == 0:
             what = "faces with all 15 keypoints" if self.config.complete_only else "faces"
             raise FacekpError(f"no training {what}")
-        if len(val) == 0 or np.isnan(val.keypoints).all():
+        if len(val) == 0 or val.labelled == 0:
             raise FacekpError("no labelled validation faces (validation RMSE decides which "
                               "model is kept)")
         if self._chief:  # the other workers of a multi-worker run never write there
@@ -416,7 +430,7 @@ class Trainer:
                              shard=(context.num_input_pipelines, context.input_pipeline_id))
 
         train_ds = strategy.distribute_datasets_from_function(worker_pipeline)
-        return train_ds, _pipeline(val, global_batch, shuffle=False)
+        return train_ds, _pipeline(val, global_batch, shuffle=False, workers=self._workers)
 
     def _compiled_model(self, steps: int, strategy):
         """(model, initial epoch, architecture name): a new model, or the resumed one with its
@@ -769,21 +783,34 @@ def _current_lr(model) -> float | None:
         return None
 
 
-def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
-              repeat: bool = False, preset: str = "basic", shard: tuple[int, int] | None = None):
-    """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30),
-    augmented (``core.augment``, its ``preset``) at ``augment`` times its strength when above 0.
+def _pipeline(ds, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
+              repeat: bool = False, preset: str = "basic", shard: tuple[int, int] | None = None,
+              workers: int = 1):
+    """Faces -> batches of float32 (B, 96, 96, 1), (B, 30), augmented (``core.augment``, its
+    ``preset``) at ``augment`` times its strength when above 0.
     ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
     with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start).
-    ``shard`` (count, index): after shuffling, keep faces index, index + count, ... of the
-    first ``N - N % count`` (every shard as large, a different remainder left out each pass);
-    before batching and augmenting, so a worker prepares only its own faces."""
+
+    ``ds``: a :class:`core.data.Dataset` (in memory, shuffled whole) or a stream of faces
+    such as :class:`core.shards.ShardSplit` (``elements``, ``shuffle_buffer`` and
+    ``auto_shard_policy``: shuffled in a bounded buffer).
+    ``shard`` (count, index), for one worker of several: in memory, after shuffling, keep faces
+    index, index + count, ... of the first ``N - N % count`` (every shard as large, a different
+    remainder left out each pass); a stream keeps whole files (or every count-th face when
+    there are fewer files than workers). Before batching and augmenting, so a worker prepares
+    only its own faces. ``workers``: the number of workers a pipeline left to tf.data's
+    auto-sharding (validation) is split over; it picks a stream's policy."""
     import tensorflow as tf
 
-    d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
+    if hasattr(ds, "elements"):  # streamed: files read as the pipeline goes
+        d = ds.elements(shuffle=shuffle, seed=seed, shard=shard, workers=workers)
+        buffer, policy = ds.shuffle_buffer, ds.auto_shard_policy(workers)
+    else:
+        d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
+        buffer, policy = len(ds), tf.data.experimental.AutoShardPolicy.DATA
     if shuffle:
-        d = d.shuffle(len(ds), seed=seed, reshuffle_each_iteration=True)
-    if shard is not None:
+        d = d.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if shard is not None and not hasattr(ds, "elements"):
         count, index = shard
         d = d.take(len(ds) - len(ds) % count).shard(count, index)
     d = d.batch(batch_size)
@@ -801,7 +828,7 @@ def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augmen
     if repeat:
         d = d.repeat()
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.experimental_distribute.auto_shard_policy = policy
     return d.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 

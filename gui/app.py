@@ -25,10 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of ``facekp-gui`` (see the module docstring)."""
     p = argparse.ArgumentParser(prog="facekp-gui", description="Facial keypoints: view datasets "
                                 "and photos, edit ground truth, train and compare models.")
-    p.add_argument("file", nargs="?", help="a photo, dataset (.npz / Kaggle .csv) or model "
-                   "(.keras) to open")
-    p.add_argument("--data", metavar="D", help="dataset to open (.npz or Kaggle .csv); default: "
-                   "the embedded dataset")
+    p.add_argument("file", nargs="?", help="a photo, dataset (.npz / Kaggle .csv / shard "
+                   "folder) or model (.keras) to open")
+    p.add_argument("--data", metavar="D", help="dataset to open (.npz, Kaggle .csv or shard "
+                   "folder, read whole); default: the embedded dataset")
     p.add_argument("--model", metavar="M", help="model to load (.keras); default: the shipped "
                    "model when there is one")
     which = p.add_mutually_exclusive_group()
@@ -54,7 +54,9 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
 
     for label, value in (("--data", args.data), ("--model", args.model), ("--photo", args.photo),
                          ("file", args.file)):
-        if value is not None and not Path(value).is_file():
+        folder_ok = label in ("--data", "file")  # a dataset may be a shard folder
+        if value is not None and not (Path(value).is_file()
+                                      or folder_ok and Path(value).is_dir()):
             fail(f"{label} {value}: no such file")
     if args.train_epochs is not None and args.train_epochs < 1:
         fail("--train-epochs must be at least 1")
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     data, model = args.data, args.model
     if args.file:
         suffix = Path(args.file).suffix.lower()
-        if suffix in (".npz", ".csv"):
+        if suffix in (".npz", ".csv") or Path(args.file).is_dir():
             data = data or args.file
         elif suffix == ".keras":
             model = model or args.file

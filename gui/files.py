@@ -23,7 +23,12 @@ OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.np
 
 
 def kind_of(path: str | Path) -> str:
-    """"model", "dataset", "video" or "photo", by the file name's ending."""
+    """"model", "dataset", "video" or "photo", by the file name's ending; a folder is a
+    dataset (TFRecord shards, read whole: the app shows every face)."""
+    from core.shards import is_shards
+
+    if is_shards(path):
+        return "dataset"
     suffix = Path(path).suffix.lower()
     if suffix in MODEL_SUFFIXES:
         return "model"
