@@ -139,7 +139,11 @@ class Recovery:
     def connect(self) -> None:
         stack = self.window.undo_stack
         stack.indexChanged.connect(self._edited)
-        stack.cleanChanged.connect(lambda clean: clean and self.discard())
+        stack.cleanChanged.connect(self._clean_changed)
+
+    def _clean_changed(self, clean: bool) -> None:
+        if clean and not self.window._closing:    # (a closing window's stack clears itself)
+            self.discard()
 
     # --- questions (tests and --screenshot replace them) -----------------------------------
     def ask_restore(self, text: str) -> bool | None:
@@ -208,7 +212,7 @@ class Recovery:
 
     # --- autosave ----------------------------------------------------------------------------
     def _edited(self, _index: int) -> None:
-        if not self.window.undo_stack.isClean() and not self.timer.isActive():
+        if not self.window._closing and not self.window.undo_stack.isClean() and not self.timer.isActive():
             self.timer.start(self.interval_ms)
 
     def autosave(self) -> None:

@@ -114,7 +114,7 @@ class Review:
         self.panel.set_kind(kind)
         self._remember("review/kind", kind)
         self._start = True
-        self.rebuild()
+        self.refresh()
 
     def _key(self) -> tuple:
         s = self.window.session
