@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(*args.size)
         # the training dock only when training is asked for: the picture is about the rest
         window.training_dock.setVisible(bool(args.train_epochs))
+        window.review_dock.setVisible(bool(args.queue))
         return _screenshot(app, window, Path(args.screenshot), args.train_epochs, args.timeout)
 
     window.show()

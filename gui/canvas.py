@@ -499,6 +499,7 @@ class Canvas(QGraphicsView):
             self.fit()
 
     def mousePressEvent(self, event) -> None:
+        """A click places a point (place mode) or starts a box (box mode); else Qt's own."""
         if self._place_mode and self.mode == "face" and event.button() == Qt.MouseButton.LeftButton:
             pos = self.scene_to_pixel(self._clamp(self.mapToScene(event.position().toPoint())))
             event.accept()

@@ -113,6 +113,8 @@ class MainWindow(QMainWindow):
         self.kp_dock = dock("Keypoint errors", "keypoint-dock", self.kp_view, left)
         self.training_dock = dock("Training", "training-dock", self.training_panel, right)
         self.review_dock = dock("Review", "review-dock", self.review.panel, right)
+        self.tabifyDockWidget(self.training_dock, self.review_dock)
+        self.review_dock.raise_()
         self.resizeDocks([self.dataset_dock, self.training_dock], [520, 400],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.dataset_dock, self.kp_dock], [440, 350], Qt.Orientation.Vertical)

@@ -2,6 +2,7 @@
 table in :mod:`gui.actions`, the undo stack's, the canvas's arrows), so it cannot go stale."""
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QTableWidget,
                                QTableWidgetItem, QVBoxLayout)
@@ -42,6 +43,7 @@ class ShortcutsDialog(QDialog):
 
     def __init__(self, window):
         super().__init__(window)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setWindowTitle("Keyboard shortcuts")
         self.resize(760, 620)
         rows = shortcut_rows(window)

@@ -205,7 +205,7 @@ def test_autosave_writes_a_recovery_file_that_the_next_start_restores(qtbot, cop
     w.recovery.autosave()
     qtbot.waitUntil(rec.is_file, timeout=10_000)
     w.undo_stack.undo()
-    assert not rec.exists()
+    qtbot.waitUntil(lambda: not rec.exists(), timeout=10_000)   # once the write has landed
     w.close()
 
 
