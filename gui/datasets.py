@@ -52,7 +52,9 @@ class Datasets:
         n = len(dataset)
         if w.options.split:
             w.dataset_panel.set_split(w.options.split)
-        row = w.options.image if w.options.image is not None else 0
+        visible = w.dataset_panel.visible_rows()     # --split without --image: its first face
+        row = w.options.image if w.options.image is not None else \
+            (int(visible[0]) if len(visible) else 0)
         w.options.image = None
         if n and not 0 <= row < n:
             w.show_error(f"--image {row}: the dataset has faces 0 to {n - 1}")
