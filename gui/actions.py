@@ -28,12 +28,40 @@ class Spec:
     checked: bool = False
     enabled: str = "always"            # a key of the state update_enabled computes
     short: str = ""                    # the toolbar's text, when shorter than ``text``
+    on_views: bool = False             # the key works only in the face, table and review dock
+                                       # (not while typing in a field: Enter)
 
 
 def _layer(name: str, layer: str, text: str, key: str, tip: str = "", checked=True) -> Spec:
     return Spec(name, text, f"canvas.set_layer_visible:{layer}", key, tip, True, checked,
                 "model" if layer in ("prediction", "lines") else "always")
 
+
+def _pick(k: int) -> Spec:
+    from .correct import pick_key
+    from .session import display_name
+
+    return Spec(f"pick_{k + 1}", f"Pick {k + 1} · {display_name(k)}", f"correct.pick:{k}",
+                pick_key(k), "select this keypoint; the next click on the face places it",
+                enabled="face")
+
+
+REVIEW_ACTIONS: tuple[Spec, ...] = (
+    Spec("queue_next", "&Next in queue", "review.step:1", "Space",
+         "the next face of the review queue (the Review dock chooses the queue)",
+         enabled="dataset"),
+    Spec("queue_prev", "&Previous in queue", "review.step:-1", "Shift+Space",
+         "the previous face of the review queue", enabled="dataset"),
+    Spec("accept_point", "Accept predicted &point", "correct.accept_point", ("Return", "Enter"),
+         "the selected (or picked) keypoint takes its predicted position", enabled="face",
+         on_views=True),
+    Spec("accept_face", "Accept predicted &face", "correct.accept_face",
+         ("Shift+Return", "Shift+Enter"), "every keypoint of the face takes its predicted "
+         "position (one undoable edit)", enabled="face", on_views=True),
+    Spec("place", "Place &missing points by clicking", "correct.place_missing", "M",
+         "each click places the next missing keypoint, in keypoint order; number keys pick "
+         "a keypoint; M again stops", enabled="face"),
+) + tuple(_pick(k) for k in range(15))
 
 ACTIONS: tuple[Spec, ...] = (
     Spec("open", "&Open…", "files.open_dialog", K.Open,
@@ -88,8 +116,10 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("stop", "S&top training", "training_panel.stop", "Ctrl+.",
          "stop after the current batch; the best model so far is kept", enabled="training",
          short="Stop"),
+    Spec("shortcuts", "&Keyboard shortcuts", "review.show_shortcuts", "F1",
+         "every key of the app"),
     Spec("about", "&About facekp", "about"),
-)
+) + REVIEW_ACTIONS
 
 #: Menus: action names, "-" for a separator, "@recent" for the recent-files menu, "@docks"
 #: for the docks' show/hide toggles, "@undo" / "@redo" for the undo stack's own actions.
@@ -102,7 +132,8 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&Go", ("next", "prev", "worst", "back")),
     ("&Photo", ("draw_box", "-", "haar", "hide_unsure")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
-    ("&Help", ("about",)),
+    ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place")),
+    ("&Help", ("shortcuts", "about")),
 )
 
 TOOLBAR = ("open", "save", "-", "@undo", "@redo", "-", "prev", "next", "back", "-", "truth",
@@ -154,7 +185,12 @@ def make_actions(window) -> dict[str, QAction]:
                 act.toggled.connect(slot)
             else:
                 act.triggered.connect(lambda _=False, slot=slot: slot())
-        window.addAction(act)
+        if spec.on_views:
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            for widget in (window.canvas, window.dataset_panel.table, window.review.panel):
+                widget.addAction(act)
+        else:
+            window.addAction(act)
         actions[spec.name] = act
     actions["@undo"] = window.undo_stack.createUndoAction(window, "&Undo")
     actions["@undo"].setShortcut(QKeySequence("Ctrl+Z"))
@@ -169,7 +205,7 @@ def make_actions(window) -> dict[str, QAction]:
 def _canvas_arrows(window) -> None:
     """Up/Down on the canvas step too (the table handles its own arrow keys)."""
     for key, delta in (("Down", 1), ("Up", -1)):
-        act = QAction(window.canvas)
+        act = QAction("Next face" if delta > 0 else "Previous face", window.canvas)
         act.setShortcut(QKeySequence(key))
         act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         act.triggered.connect(lambda _=False, d=delta: window.step(d))

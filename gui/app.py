@@ -1,8 +1,8 @@
 """``facekp-gui``: the desktop app.
 
-    facekp-gui [FILE] [--data D] [--model M] [--image N | --photo P]
+    facekp-gui [FILE] [--data D] [--model M] [--image N | --photo P] [--queue KIND]
     facekp-gui --screenshot OUT.png [--data D] [--model M] [--image N | --photo P]
-               [--train-epochs K] [--size 1400x900]
+               [--queue KIND] [--train-epochs K] [--size 1400x900]
 
 With ``--screenshot`` the window is rendered offscreen once loading (and, with
 ``--train-epochs``, K epochs of training on the dataset's train split) is done, saved as PNG,
@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--photo", metavar="P", help="open this photo")
     p.add_argument("--split", choices=("all", "train", "val", "test"),
                    help="show only this split in the table")
+    p.add_argument("--queue", choices=("worst", "unsure", "suspect", "missing"),
+                   help="start on this review queue, at its first face once it is ready "
+                   "(worst RMSE, least sure, suspected label errors, missing points)")
     p.add_argument("--screenshot", metavar="OUT.png", help="render the window offscreen once "
                    "everything has loaded, save it as PNG and exit")
     p.add_argument("--train-epochs", metavar="K", type=int, help="with --screenshot: train K "
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             photo = photo or args.file
     options = Options(data=data, model=model, image=args.image, photo=photo, split=args.split,
-                      remember=not (args.screenshot or args.startup_probe))
+                      queue=args.queue, remember=not (args.screenshot or args.startup_probe))
     window = MainWindow(options)
 
     if args.startup_probe:
@@ -115,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.screenshot:
         window.ask_switch_model = lambda text: False   # keep the loaded model; no dialog
+        window.recovery.ask_restore = lambda text: None  # a recovery file stays as it is
         window.resize(*args.size)
         # the training dock only when training is asked for: the picture is about the rest
         window.training_dock.setVisible(bool(args.train_epochs))
+        window.review_dock.setVisible(bool(args.queue))
         return _screenshot(app, window, Path(args.screenshot), args.train_epochs, args.timeout)
 
     window.show()
@@ -146,6 +151,8 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
 
     def on_idle():
         """Loading done: train first when asked to, then take the picture."""
+        if window.busy:          # another part started work when the window went idle
+            return
         if state["phase"] == "loading" and train_epochs:
             state["phase"] = "training"
             window.training_dock.show()

@@ -174,6 +174,7 @@ class Canvas(QGraphicsView):
     pointAddRequested = Signal(int, object)       # keypoint, (x, y)
     pointDeleteRequested = Signal(int)            # keypoint
     boxDrawn = Signal(object)                     # (x0, y0, x1, y1) photo px
+    placeClicked = Signal(object)                 # (x, y) px: a click in place mode
     hovered = Signal(str)
     zoomChanged = Signal(float)
 
@@ -198,6 +199,7 @@ class Canvas(QGraphicsView):
         self._pred = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
         self._box_mode = False
+        self._place_mode = False
         self._box_start: QPointF | None = None
         self._box_item: QGraphicsRectItem | None = None
         self.image_rect = QRectF(0, 0, 96, 96)
@@ -256,6 +258,7 @@ class Canvas(QGraphicsView):
         self._message.hide()
         self._clear_photo_items()
         self.set_box_mode(False)
+        self.set_place_mode(self._place_mode)
         self._set_pixmap(QPixmap.fromImage(gray_qimage(image)))
         for item in self.truth_items:
             item.set_editable(editable)
@@ -359,6 +362,19 @@ class Canvas(QGraphicsView):
                          else QGraphicsView.DragMode.ScrollHandDrag)
         self.viewport().setCursor(Qt.CursorShape.CrossCursor if self._box_mode
                                   else Qt.CursorShape.OpenHandCursor)
+
+    def set_place_mode(self, on: bool) -> None:
+        """While on, a left click on a face reports its pixel (``placeClicked``) instead of
+        panning or dragging a point."""
+        self._place_mode = bool(on) and self.mode == "face"
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if self._place_mode
+                         else QGraphicsView.DragMode.ScrollHandDrag)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if self._place_mode
+                                  else Qt.CursorShape.OpenHandCursor)
+
+    @property
+    def place_mode(self) -> bool:
+        return self._place_mode
 
     @property
     def box_mode(self) -> bool:
@@ -483,6 +499,12 @@ class Canvas(QGraphicsView):
             self.fit()
 
     def mousePressEvent(self, event) -> None:
+        """A click places a point (place mode) or starts a box (box mode); else Qt's own."""
+        if self._place_mode and self.mode == "face" and event.button() == Qt.MouseButton.LeftButton:
+            pos = self.scene_to_pixel(self._clamp(self.mapToScene(event.position().toPoint())))
+            event.accept()
+            QTimer.singleShot(0, lambda: self.placeClicked.emit(pos))
+            return
         if self._box_mode and event.button() == Qt.MouseButton.LeftButton:
             self._box_start = self._clamp(self.mapToScene(event.position().toPoint()))
             self._box_item = QGraphicsRectItem(QRectF(self._box_start, self._box_start))

@@ -173,6 +173,9 @@ class Files:
         stack is marked clean."""
         w = self.window
         path = Path(path)
+        if adopt and not w.recovery.may_overwrite(path):
+            w.statusBar().showMessage(f"Not saved: {path.name} changed on disk", 8000)
+            return False
         w.statusBar().showMessage(f"Saving {path.name}…")
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
@@ -184,6 +187,7 @@ class Files:
             QApplication.restoreOverrideCursor()
         if adopt:
             w.session.dataset_path = path
+            w.recovery.saved(path)
             w.undo_stack.setClean()
             w.update_title()
             self.add_recent(path)

@@ -26,7 +26,10 @@ from .dataset_panel import DatasetPanel, KeypointErrorView
 from .editing import Editing
 from .files import Files, kind_of
 from .models import Models
+from .correct import Correct
 from .photos import Photos
+from .recovery import Recovery
+from .review import Review
 from .session import Session, split_label
 from .training_panel import TrainingPanel
 from .video import Video
@@ -40,6 +43,7 @@ class Options:
     image: int | None = None
     photo: str | None = None
     split: str | None = None
+    queue: str | None = None           # a review queue to start on (core.review.KINDS)
     #: an interactive session: the saved layout is restored, and layout, view toggles, recent
     #: files and folders are written to the person's settings. Off for --screenshot and tests.
     remember: bool = True
@@ -72,7 +76,7 @@ class MainWindow(QMainWindow):
         self._make_docks()
         self.acts = app_actions.make_actions(self)
         app_actions.make_menus(self, self.acts, (self.dataset_dock, self.kp_dock,
-                                                    self.training_dock))
+                                                    self.training_dock, self.review_dock))
         self.toolbar = app_actions.make_toolbar(self, self.acts)
         self._make_statusbar()
         self._connect()
@@ -95,6 +99,7 @@ class MainWindow(QMainWindow):
         self.kp_view = KeypointErrorView(self)
         self.training_panel = TrainingPanel(self, remember=self.options.remember)
         self.training_panel.data_provider = self.training_data
+        self.review, self.correct, self.recovery = Review(self), Correct(self), Recovery(self)
 
     def _make_docks(self) -> None:
         def dock(title: str, name: str, widget, area) -> QDockWidget:
@@ -109,6 +114,9 @@ class MainWindow(QMainWindow):
         self.dataset_dock = dock("Dataset", "dataset-dock", self.dataset_panel, left)
         self.kp_dock = dock("Keypoint errors", "keypoint-dock", self.kp_view, left)
         self.training_dock = dock("Training", "training-dock", self.training_panel, right)
+        self.review_dock = dock("Review", "review-dock", self.review.panel, right)
+        self.tabifyDockWidget(self.training_dock, self.review_dock)
+        self.review_dock.raise_()
         self.resizeDocks([self.dataset_dock, self.training_dock], [520, 400],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.dataset_dock, self.kp_dock], [440, 350], Qt.Orientation.Vertical)
@@ -148,6 +156,8 @@ class MainWindow(QMainWindow):
         j.engine.status.connect(self.models.engine_status)
         j.engine.ready.connect(self.models.engine_ready)
         j.engine.loadFailed.connect(self.models.engine_failed)
+        for part in (self.review, self.correct, self.recovery):
+            part.connect()
 
     def _clean_changed(self, clean: bool) -> None:
         self.setWindowModified(not clean)
@@ -335,6 +345,8 @@ class MainWindow(QMainWindow):
         answer = self.ask_unsaved()
         if answer == QMessageBox.StandardButton.Save:
             return self.files.save_dataset()
+        if answer == QMessageBox.StandardButton.Discard:
+            self.recovery.discard()
         return answer == QMessageBox.StandardButton.Discard
 
     def ask_unsaved(self):
