@@ -49,9 +49,9 @@ def _pick(k: int) -> Spec:
 REVIEW_ACTIONS: tuple[Spec, ...] = (
     Spec("queue_next", "&Next in queue", "review.step:1", "Space",
          "the next face of the review queue (the Review dock chooses the queue)",
-         enabled="dataset"),
+         enabled="browsing"),
     Spec("queue_prev", "&Previous in queue", "review.step:-1", "Shift+Space",
-         "the previous face of the review queue", enabled="dataset"),
+         "the previous face of the review queue", enabled="browsing"),
     Spec("accept_point", "Accept predicted &point", "correct.accept_point", ("Return", "Enter"),
          "the selected (or picked) keypoint takes its predicted position", enabled="face",
          on_views=True),
@@ -246,11 +246,15 @@ def state_of(window) -> dict[str, bool]:
     has_model = window.predictor is not None
     has_dataset = session.dataset is not None and len(session) > 0
     photo = session.view_mode == "photo" and session.photo is not None
+    browsing = has_dataset and session.view_mode not in ("photo", "video")
     training = window.training_panel.is_running()
     return {
         "always": True,
         "dataset": has_dataset,
-        "face": has_dataset and not photo and session.row is not None,
+        # the dataset's faces are on screen (not a photo or a video): the review queue's
+        # Space is then its own, and a video's Space plays and pauses
+        "browsing": browsing,
+        "face": browsing and session.row is not None,
         "photo": photo,
         "model": has_model,
         "model_and_dataset": has_model and has_dataset,

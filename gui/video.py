@@ -77,6 +77,7 @@ class Video(QObject):
         self.window.files.add_recent(reader.path)
         self.bar.show()
         self.window.setWindowTitle(f"{reader.path.name} — facekp[*]")
+        self.window.update_enabled()  # Space is the video's now, not the review queue's
         self.show_frame(0)
         return True
 
