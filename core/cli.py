@@ -28,6 +28,8 @@ def _progress(label: str):
 def cmd_import(args: argparse.Namespace) -> int:
     from . import data, formats, importers
 
+    if args.predict:
+        return _import_predicted(args)
     images = args.images or []
     labels = args.labels or []
     if labels and len(labels) != len(images):
@@ -70,6 +72,36 @@ def cmd_import(args: argparse.Namespace) -> int:
         print("== written")
         print(data.format_description(data.describe(dataset)))
     print(f"wrote {len(dataset)} faces to {args.out}")
+    return 0
+
+
+def _import_predicted(args: argparse.Namespace) -> int:
+    """``facekp import --predict PHOTO...``: the photos' faces as a dataset whose labels are a
+    model's keypoints, marked as not yet checked; ``--add-to`` puts them after a dataset's."""
+    from . import data
+    from .photo_faces import add_faces, predict_photos
+    from .predict import Predictor
+
+    if args.images or args.labels:
+        raise FacekpError("--predict takes photos, not --images or --labels")
+    if args.detector == "none":
+        raise FacekpError("--predict finds faces with a detector: use --detector mtcnn or haar")
+    refuse_input_as_output(args.out, {"--predict": args.predict,
+                                      "--add-to": [args.add_to] if args.add_to else []})
+    base = data.load(args.add_to) if args.add_to else None
+    predictor = Predictor(_model_path(args), detector=args.detector)
+    new, lines = predict_photos(predictor, args.predict, progress=_progress("predict"))
+    if len(new) == 0:
+        raise FacekpError("no face found in " + ", ".join(map(str, args.predict))
+                          + "; nothing written")
+    dataset = add_faces(base, new)
+    if base is None and args.split:
+        dataset = data.split_by_person(dataset, _split_fractions(args.split), seed=args.seed)
+    data.save(dataset, args.out)
+    print("\n".join(lines))
+    where = f" after the {len(base)} of {args.add_to}" if base is not None else ""
+    print(f"wrote {len(dataset)} faces to {args.out}: {len(new)} predicted faces (not yet "
+          f"checked){where}")
     return 0
 
 
@@ -609,7 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="labelled photos (68 points) -> 96x96 dataset",
                        description="Crop photos labelled with 68 landmarks (a ytf68-style CSV, "
                                    "or iBUG .pts files beside the images) to 96x96 faces with "
-                                   "the 15 Kaggle keypoints.")
+                                   "the 15 Kaggle keypoints; or, with --predict, unlabelled "
+                                   "photos with a model's keypoints as labels to check.")
     p.add_argument("--labels", action="append", help="label CSV, COCO keypoints .json or dlib "
                                                      ".xml (repeat with --images)")
     p.add_argument("--images", action="append", help="folder of images (repeatable)")
@@ -626,6 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", help=argparse.SUPPRESS)
     p.add_argument("--dedupe", action="store_true",
                    help="leave out faces whose pixels repeat an earlier face's")
+    p.add_argument("--predict", nargs="+", metavar="PHOTO",
+                   help="unlabelled photos: their faces, cropped as photos are, with a model's "
+                        "keypoints as labels marked not yet checked")
+    p.add_argument("--model", help="with --predict: model .keras (default: the installed one)")
+    p.add_argument("--add-to", metavar="DATASET",
+                   help="with --predict: write DATASET's faces, then the new ones, to --out")
 
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
     p.add_argument("file", help=".npz dataset or Kaggle .csv")
