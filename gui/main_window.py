@@ -26,6 +26,7 @@ from .dataset_panel import DatasetPanel, KeypointErrorView
 from .editing import Editing
 from .files import Files, kind_of
 from .models import Models
+from .photo_faces import PhotoFaces
 from .photos import Photos
 from .session import Session, split_label
 from .training_panel import TrainingPanel
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
     def _make_parts(self) -> None:
         self.files = Files(self, self.options.remember)
         self.photos = Photos(self)
+        self.photo_faces = PhotoFaces(self)
         self.models = Models(self)
         self.datasets = Datasets(self)
         self.editing = Editing(self)
@@ -138,6 +140,7 @@ class MainWindow(QMainWindow):
         p.splitChanged.connect(lambda _split: self.update_keypoint_errors(split_changed=True))
         t = self.training_panel
         t.modelTrained.connect(self._model_trained)
+        self.modelChanged.connect(t.set_loaded_model)
         t.trainingStateChanged.connect(self._training_state)
         t.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 8000))
         j = self.jobs
