@@ -53,12 +53,15 @@ def describe_model(path: str | Path, origin: str = "opened") -> ModelInfo:
 
 
 def known_models(shipped: Iterable[str | Path] = (), trained_dir: str | Path | None = None,
-                 opened: Iterable[str | Path] = ()) -> list[ModelInfo]:
-    """The models the app knows: the shipped ones, the ``.keras`` files in ``trained_dir``
-    (newest first) and ``opened`` ones, each once (by resolved path), existing files only."""
-    trained = []
+                 opened: Iterable[str | Path] = (), trained: Iterable[str | Path] = ()
+                 ) -> list[ModelInfo]:
+    """The models the app knows: the shipped ones, ``trained`` ones and the ``.keras`` files
+    in ``trained_dir`` (newest first), and ``opened`` ones, each once (by resolved path),
+    existing files only."""
+    trained = sorted((Path(p) for p in trained), key=lambda p: -p.stat().st_mtime
+                     if p.exists() else 0)
     if trained_dir is not None and Path(trained_dir).is_dir():
-        trained = sorted(Path(trained_dir).glob("*.keras"), key=lambda p: -p.stat().st_mtime)
+        trained += sorted(Path(trained_dir).glob("*.keras"), key=lambda p: -p.stat().st_mtime)
     seen: set[Path] = set()
     out = []
     for origin, paths in (("shipped", shipped), ("trained", trained), ("opened", opened)):

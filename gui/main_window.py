@@ -25,6 +25,7 @@ from .datasets import Datasets
 from .dataset_panel import DatasetPanel, KeypointErrorView
 from .editing import Editing
 from .files import Files, kind_of
+from .model_list import ModelList
 from .models import Models
 from .photo_faces import PhotoFaces
 from .photos import Photos
@@ -72,12 +73,13 @@ class MainWindow(QMainWindow):
         self._make_docks()
         self.acts = app_actions.make_actions(self)
         app_actions.make_menus(self, self.acts, (self.dataset_dock, self.kp_dock,
-                                                    self.training_dock))
+                                                    self.training_dock, self.models_dock))
         self.toolbar = app_actions.make_toolbar(self, self.acts)
         self._make_statusbar()
         self._connect()
         self.update_title()
         self.models.update_state()
+        self.model_list.refresh()
         if self.options.remember:
             app_settings.restore_window(self, self._toggles())
 
@@ -95,6 +97,7 @@ class MainWindow(QMainWindow):
         self.kp_view = KeypointErrorView(self)
         self.training_panel = TrainingPanel(self, remember=self.options.remember)
         self.training_panel.data_provider = self.training_data
+        self.model_list = ModelList(self)
 
     def _make_docks(self) -> None:
         def dock(title: str, name: str, widget, area) -> QDockWidget:
@@ -109,6 +112,7 @@ class MainWindow(QMainWindow):
         self.dataset_dock = dock("Dataset", "dataset-dock", self.dataset_panel, left)
         self.kp_dock = dock("Keypoint errors", "keypoint-dock", self.kp_view, left)
         self.training_dock = dock("Training", "training-dock", self.training_panel, right)
+        self.models_dock = dock("Models", "models-dock", self.model_list, right)
         self.resizeDocks([self.dataset_dock, self.training_dock], [520, 400],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.dataset_dock, self.kp_dock], [440, 350], Qt.Orientation.Vertical)
@@ -141,6 +145,9 @@ class MainWindow(QMainWindow):
         t = self.training_panel
         t.modelTrained.connect(self._model_trained)
         self.modelChanged.connect(t.set_loaded_model)
+        for signal in (self.modelChanged, t.modelTrained):
+            signal.connect(self.model_list.refresh)
+        p.currentChanged.connect(self.model_list.face_changed)
         t.trainingStateChanged.connect(self._training_state)
         t.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 8000))
         j = self.jobs
@@ -274,6 +281,8 @@ class MainWindow(QMainWindow):
         """The Keypoint errors dock: the face on screen and its split, or nothing for a
         photo (a photo has no ground truth to compare with)."""
         s = self.session
+        if self.model_list.comparing() and s.view_mode == "dataset" and s.row is not None:
+            return self.model_list.update_table()
         if s.view_mode == "photo":
             self.kp_view.set_values(None, None, "no truth", "this photo")
             return

@@ -48,7 +48,7 @@ def _add_photo_faces(qtbot, window, photo: Path) -> int:
     return n_before
 
 
-def test_photo_faces_into_the_dataset_save_export_and_undo(qtbot, tiny, model_path,
+def test_the_loop_photo_faces_save_export_fine_tune_compare(qtbot, tiny, model_path,
                                                            shared_data, tmp_path, open_window):
     from core import data, formats
 
@@ -86,7 +86,66 @@ def test_photo_faces_into_the_dataset_save_export_and_undo(qtbot, tiny, model_pa
     assert len(coco["annotations"]) == 37
     assert len(list((tmp_path / "pts").glob("*.pts"))) == 37
 
-    # one undo takes the faces out again
+    # one undo takes the faces out again; redo brings them back
     window.undo_stack.undo()
     wait_idle(qtbot, window)
     assert len(window.dataset) == first and window.dataset.checked.all()
+    window.undo_stack.redo()
+    wait_idle(qtbot, window)
+    assert len(window.dataset) == first + 1 and window.row == first
+
+    _fine_tune_and_compare(qtbot, window, model_path, tmp_path)
+
+
+def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
+    """One epoch from the loaded model on the edited dataset, then the two side by side."""
+    from core.train import read_record
+
+    panel = window.training_panel
+    assert panel.loaded_model == model_path and panel.fine_tune.isEnabled()
+    panel.fine_tune.setChecked(True)
+    assert not panel.arch.isEnabled()
+    asked = []
+    window.ask_switch_model = lambda text: asked.append(text) or False
+    out = tmp_path / "tuned.keras"
+    with qtbot.waitSignal(panel.modelTrained, timeout=180_000):
+        assert panel.start(config={"epochs": 1, "batch_size": 12}, out=out)
+    result = panel.thread.result
+    assert result.reason == "completed" and result.epochs_run == 1 and result.best_epoch == 1
+    record = read_record(out)
+    assert record["fine_tuned_from"] == str(model_path)
+    ds = window.dataset                            # trained on the dataset as edited
+    train = ds.splits == "train"
+    if record["config"]["complete_only"]:
+        train &= ds.present.all(axis=1)
+    assert record["train_faces"] == int(train.sum())
+    qtbot.waitUntil(lambda: bool(asked), timeout=60_000)   # compared with the loaded model
+    assert "validation faces" in asked[0] and window.model_path == model_path
+    wait_idle(qtbot, window)
+
+    # the Models dock lists both, with their records; compare them on one face
+    models = window.model_list
+    names = [i.name for i in models.infos]
+    assert "start.keras" in names and "tuned.keras" in names
+    tuned = next(i for i in models.infos if i.name == "tuned.keras")
+    assert tuned.val_rmse_px == pytest.approx(result.best_val_rmse_px)
+    models.select(model_path, out)
+    assert models.compare_button.isEnabled()
+    window.select_row(0)
+    wait_idle(qtbot, window)
+    models.compare_selected()
+    qtbot.waitUntil(lambda: models.comparing() and np.isfinite(window.canvas.compare).all(),
+                    timeout=60_000)
+    wait_idle(qtbot, window)
+    from core import evaluate
+    from core.predict import Predictor
+
+    truth = window.dataset.keypoints[:1]
+    expected = evaluate.per_keypoint(Predictor(out).predict(window.dataset.images[:1]), truth)
+    view = window.kp_view
+    np.testing.assert_allclose(view.split_values, expected, rtol=1e-3, atol=1e-3)
+    assert np.isfinite(view.current).all()
+    assert view.horizontalHeaderItem(2).text().startswith("tuned.keras (")
+    assert view.horizontalHeaderItem(1).text().startswith("start.keras (")
+    models.stop_comparing()
+    assert np.isnan(window.canvas.compare).all()
