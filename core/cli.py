@@ -299,7 +299,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{source}: {note}", flush=True)
     train.meta["source"] = str(source)
     listener = _CliListener(sys.stdout, sys.stderr)
-    trainer = Trainer(config, train, val, out, listener, resume=args.resume)
+    if args.fine_tune and args.resume:
+        raise FacekpError("give --resume (go on with a model's own run) or --fine-tune (start "
+                          "from its weights), not both")
+    if args.fine_tune and same_file(out, args.fine_tune):
+        raise FacekpError(f"{out} is the --fine-tune model; choose a new --out")
+    trainer = Trainer(config, train, val, out, listener, resume=args.resume,
+                      fine_tune=args.fine_tune)
     listener.trainer = trainer
 
     def on_sigint(signum, frame):
@@ -577,6 +583,9 @@ def _add_train_parser(sub) -> None:
                    help="learning-rate schedule (default: the architecture's)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
+    p.add_argument("--fine-tune", metavar="MODEL",
+                   help="start from a .keras model's weights with a fresh optimizer (these "
+                        "options) for --epochs more epochs, e.g. on a dataset with new faces")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if it exists (otherwise an existing model is kept and "
                         "training refused)")

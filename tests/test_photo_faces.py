@@ -91,3 +91,35 @@ def test_cli_import_predict_adds_a_photos_faces_to_a_dataset(faces, shared_data,
                             str(photo), "--add-to", str(base), "--out", str(base)],
                            cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 2 and "--add-to" in again.stderr
+
+
+def test_model_info_reads_records_and_the_shipped_description(tmp_path):
+    from core.model_info import describe_model, known_models
+    from core.resources import DEFAULT_MODEL
+
+    shipped = describe_model(DEFAULT_MODEL, "shipped")
+    doc = __import__("json").loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    assert shipped.arch == doc["arch"] and shipped.val_rmse_px == doc["val_rmse_px"]
+    assert shipped.date == doc["date"]
+    # a model file with its record inside (as core.train writes it)
+    import zipfile
+
+    trained = tmp_path / "m.keras"
+    with zipfile.ZipFile(trained, "w") as z:
+        z.writestr("facekp.train.json", '{"arch": "seed", "best_val_rmse_px": 2.5, '
+                                        '"fine_tuned_from": "a.keras"}')
+    info = describe_model(trained)
+    assert (info.arch, info.val_rmse_px, info.fine_tuned_from) == ("seed", 2.5, "a.keras")
+    assert info.date                                # the file's own date
+    listed = known_models([DEFAULT_MODEL], tmp_path, [trained, tmp_path / "gone.keras"])
+    assert [(i.name, i.origin) for i in listed] == [("default.keras", "shipped"),
+                                                    ("m.keras", "trained")]
+
+
+def test_cli_train_fine_tune_and_resume_exclude_each_other(tmp_path):
+    from core.resources import DEFAULT_MODEL
+
+    run = subprocess.run([sys.executable, "-m", "core.cli", "train", "--fine-tune",
+                          str(DEFAULT_MODEL), "--resume", str(DEFAULT_MODEL), "--out",
+                          str(tmp_path / "x.keras")], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "not both" in run.stderr
