@@ -224,6 +224,10 @@ class Canvas(QGraphicsView):
         self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in k]
         self.compare_items = [PredictionItem(self, i, self.layers["prediction"],
                                              color=COMPARE_COLOR) for i in k]
+        for item in self.compare_items:     # a larger "+" under the red "x": both show
+            item.setPath(_cross_path(PredictionItem.SIZE * 1.6))
+            item.setRotation(45)
+            item.setZValue(-1)
         self._pred2 = np.full((NUM_KEYPOINTS, 2), np.nan)
         self.line_items = []
         for _ in range(NUM_KEYPOINTS):

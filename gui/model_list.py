@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from .workers import Job
 
-COLUMNS = ("model", "from", "architecture", "date", "val RMSE")
+COLUMNS = ("model", "from", "arch", "date", "val px")
 
 
 class ModelList(QWidget):
@@ -33,7 +33,10 @@ class ModelList(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeaderItem(4).setToolTip("validation RMSE in pixels, from the "
+                                                      "model's training record")
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.load_button = QPushButton("Load")
         self.load_button.clicked.connect(lambda: self.load_selected())
@@ -71,16 +74,17 @@ class ModelList(QWidget):
                                   trained=w.training_panel.created)
         self.table.setRowCount(len(self.infos))
         for r, info in enumerate(self.infos):
-            rmse = "" if info.val_rmse_px is None else f"{info.val_rmse_px:.2f} px"
+            rmse = "" if info.val_rmse_px is None else f"{info.val_rmse_px:.2f}"
             loaded = w.model_path is not None and Path(w.model_path).resolve() == \
                 info.path.resolve()
-            values = (info.name + ("  (loaded)" if loaded else ""), info.origin,
-                      info.arch or "?", info.date or "", rmse)
+            values = (info.name, info.origin, info.arch or "?", (info.date or "")[:10], rmse)
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
-                item.setToolTip(str(info.path))
+                item.setToolTip(f"{info.path}{' (loaded)' if loaded else ''}, {info.date}")
+                font = item.font()
+                font.setBold(loaded)          # the loaded model in bold
+                item.setFont(font)
                 self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
 
     def selected(self) -> list:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
@@ -134,7 +138,10 @@ class ModelList(QWidget):
         self.second = (info, predictor)
         self._second_rows = {}
         self._selection_changed()
-        self.note.setText(f"Comparing: red = the loaded model, blue = {info.name}.")
+        name = self.window.model_path.name if self.window.model_path else "the loaded model"
+        self.note.setText(f"Comparing: red × = {name}, blue + = {info.name}.")
+        self.window.statusBar().showMessage(f"Comparing {name} (red ×) with {info.name} "
+                                            "(blue +)", 10000)
         self.face_changed()
 
     def stop_comparing(self) -> None:
@@ -185,9 +192,11 @@ class ModelList(QWidget):
         b = None
         if truth is not None and row in self._second_rows and s.view_mode == "dataset":
             b = evaluate.per_keypoint(self._second_rows[row][None], truth)
-        name_a = w.model_path.name if w.model_path else "loaded"
-        w.kp_view.set_values(a, b, f"{self.second[0].name} {_rmse(b)}",
-                             f"{name_a} {_rmse(a)}")
+        name_a = w.model_path.name if w.model_path else "the loaded model"
+        w.kp_view.set_values(a, b, f"blue {_rmse(b)}", f"red {_rmse(a)}")
+        w.kp_view.horizontalHeaderItem(1).setToolTip(f"{name_a}: error per keypoint, px")
+        w.kp_view.horizontalHeaderItem(2).setToolTip(f"{self.second[0].name}: error per "
+                                                     "keypoint, px")
 
 
 def _rmse(values) -> str:
@@ -195,4 +204,4 @@ def _rmse(values) -> str:
     if values is None or not np.isfinite(values).any():
         return ""
     v = np.asarray(values, float)
-    return f"({np.sqrt(np.nanmean(v ** 2)):.2f} px)"
+    return f"{np.sqrt(np.nanmean(v ** 2)):.2f}"

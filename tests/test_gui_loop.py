@@ -145,7 +145,9 @@ def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
     view = window.kp_view
     np.testing.assert_allclose(view.split_values, expected, rtol=1e-3, atol=1e-3)
     assert np.isfinite(view.current).all()
-    assert view.horizontalHeaderItem(2).text().startswith("tuned.keras (")
-    assert view.horizontalHeaderItem(1).text().startswith("start.keras (")
+    rmse_b = np.sqrt(np.nanmean(expected ** 2))
+    assert view.horizontalHeaderItem(2).text() == f"blue {rmse_b:.2f}"
+    assert view.horizontalHeaderItem(2).toolTip().startswith("tuned.keras")
+    assert view.horizontalHeaderItem(1).toolTip().startswith("start.keras")
     models.stop_comparing()
     assert np.isnan(window.canvas.compare).all()
