@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
 def _start_compare(window, model_b: str) -> bool:
     """Select the loaded model and ``model_b`` in the Models dock and compare them."""
     models = window.model_list
+    if window.model_path is None:
+        print("facekp-gui: --compare needs a loaded model", file=sys.stderr)
+        return False
     models.opened.append(Path(model_b))
     models.refresh()
     models.select(window.model_path, model_b)
@@ -180,10 +183,9 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
                 state["phase"] = "done"
                 QTimer.singleShot(0, grab)
             return
-        if state["phase"] == "loading" and compare and window.model_path is not None:
+        if state["phase"] == "loading" and compare and _start_compare(window, compare):
             state["phase"] = "comparing"
-            if _start_compare(window, compare):
-                return
+            return
         if state["phase"] in ("loading", "training", "comparing"):
             state["phase"] = "done"
             QTimer.singleShot(200, grab)  # let the last repaints land
@@ -195,10 +197,7 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
         grab()
 
     window.idle.connect(on_idle)
-    timer = QTimer()
-    timer.setSingleShot(True)
-    timer.timeout.connect(on_timeout)
-    timer.start(int(timeout * 1000))
+    QTimer.singleShot(int(timeout * 1000), on_timeout)  # the whole run's limit
     window.show()
     code = app.exec()
     tmpdir.cleanup()

@@ -93,9 +93,6 @@ class TrainingPanel(QWidget):
         out_row.addWidget(self.out_path, 1)
         out_row.addWidget(browse)
         self.fine_tune = QCheckBox("Continue from the loaded model")
-        self.fine_tune.setToolTip("Start from the loaded model's weights (a fresh optimizer "
-                                  "with these settings) on the dataset as edited; the new "
-                                  "model is compared with the loaded one when it is done")
         self.fine_tune.setEnabled(False)
         self.fine_tune.toggled.connect(lambda on: self.arch.setEnabled(not on))
         self.data_label = QLabel("no dataset yet")
@@ -203,7 +200,9 @@ class TrainingPanel(QWidget):
         self.loaded_model = None if path is None else Path(path)
         self.fine_tune.setEnabled(self.loaded_model is not None and not self.is_running())
         name = self.loaded_model.name if self.loaded_model else "no model loaded"
-        self.fine_tune.setText(f"Continue from the loaded model ({name})")
+        self.fine_tune.setToolTip(f"Start from the weights of {name} (a fresh optimizer with "
+                                  "these settings) on the dataset as edited; the new model is "
+                                  "compared with it when it is done")
         if self.loaded_model is None:
             self.fine_tune.setChecked(False)
 
