@@ -272,9 +272,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
     from . import data
+    from .cluster import check_strategy, make_strategy
     from .errors import DataError
     from .train import TrainConfig, Trainer
 
+    check_strategy(args.strategy)
     try:
         config = TrainConfig.for_arch(
             args.arch, epochs=args.epochs, batch_size=args.batch_size,
@@ -298,13 +300,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if note:
         print(f"{source}: {note}", flush=True)
     train.meta["source"] = str(source)
-    listener = _CliListener(sys.stdout, sys.stderr)
     if args.fine_tune and args.resume:
         raise FacekpError("give --resume (go on with a model's own run) or --fine-tune (start "
                           "from its weights), not both")
     if args.fine_tune and same_file(out, args.fine_tune):
         raise FacekpError(f"{out} is the --fine-tune model; choose a new --out")
-    trainer = Trainer(config, train, val, out, listener, resume=args.resume,
+    # Before any TensorFlow operation (it sets up collective operations), after the input
+    # checks (the multi-worker strategy waits for the other workers to start).
+    strategy = make_strategy(args.strategy)
+    listener = _CliListener(sys.stdout, sys.stderr)
+    trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy,
                       fine_tune=args.fine_tune)
     listener.trainer = trainer
 
@@ -366,9 +371,11 @@ class _CliListener:
             extra.append(f"{c['lr_schedule']} learning rate")
         resumed = (f", resuming after epoch {info['initial_epoch']}"
                    if info.get("initial_epoch") else "")
+        workers = info.get("workers", 1)
+        each = f" on each of {workers} workers" if workers > 1 else ""
         print(f"training {info['arch']} on {info['train_faces']} faces "
               f"({', '.join(extra) or 'all faces'}), validating on {info['val_faces']}: "
-              f"{info['steps_per_epoch']} batches of {c['batch_size']} per epoch, up to "
+              f"{info['steps_per_epoch']} batches of {c['batch_size']}{each} per epoch, up to "
               f"{info['epochs']} epochs (early stop after {c['patience']} without improvement)"
               f"{resumed}. Ctrl+C stops and keeps the best model.", file=self.out, flush=True)
 
@@ -402,8 +409,9 @@ class _CliListener:
             return  # the caller prints the message as an error
         text = f"{reasons.get(result.reason, result.reason)}: {result.message}"
         if result.model_path is not None:
+            by = "" if getattr(self.trainer, "writes_model", True) else " by the chief worker"
             text += (f"\nbest model: epoch {result.best_epoch}, validation RMSE "
-                     f"{result.best_val_rmse_px:.3f} px, saved to {result.model_path}")
+                     f"{result.best_val_rmse_px:.3f} px, saved{by} to {result.model_path}")
         else:
             text += "\nno model saved (no epoch finished)"
         print(text, file=self.out, flush=True)
@@ -582,6 +590,11 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--lr-schedule", choices=["constant", "cosine"],
                    help="learning-rate schedule (default: the architecture's)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--strategy", choices=["auto", "mirrored", "multiworker"], default="auto",
+                   help="auto: all GPUs of this machine (default); mirrored: "
+                        "tf.distribute.MirroredStrategy; multiworker: several machines, one "
+                        "process each, from the TF_CONFIG environment variable (--batch-size "
+                        "is then per machine)")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
     p.add_argument("--fine-tune", metavar="MODEL",
                    help="start from a .keras model's weights with a fresh optimizer (these "
