@@ -268,6 +268,21 @@ def _fmt_px(v: float | None) -> str:
 
 # --- train --------------------------------------------------------------------------------
 
+def _check_model_out(args: argparse.Namespace, out: Path) -> None:
+    """``facekp train``'s --out may be written: a .keras name, not an existing model unless
+    --overwrite or --resume of it, never the --fine-tune model; --resume or --fine-tune."""
+    if out.suffix != ".keras":
+        raise FacekpError(f"{out}: the model file name must end in .keras")
+    if args.fine_tune and args.resume:
+        raise FacekpError("give --resume (go on with a model's own run) or --fine-tune (start "
+                          "from its weights), not both")
+    if args.fine_tune and same_file(out, args.fine_tune):
+        raise FacekpError(f"{out} is the --fine-tune model; choose a new --out")
+    if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
+        raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
+                          f"{out} to go on training it)")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
@@ -287,11 +302,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FacekpError(str(exc)) from None
     out = Path(args.out)
-    if out.suffix != ".keras":
-        raise FacekpError(f"{out}: the model file name must end in .keras")
-    if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
-        raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
-                          f"{out} to go on training it)")
+    _check_model_out(args, out)
     source = _dataset_path(args)
     try:
         train, val, note = data.training_splits(data.load(source), seed=args.seed)
@@ -300,11 +311,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if note:
         print(f"{source}: {note}", flush=True)
     train.meta["source"] = str(source)
-    if args.fine_tune and args.resume:
-        raise FacekpError("give --resume (go on with a model's own run) or --fine-tune (start "
-                          "from its weights), not both")
-    if args.fine_tune and same_file(out, args.fine_tune):
-        raise FacekpError(f"{out} is the --fine-tune model; choose a new --out")
     # Before any TensorFlow operation (it sets up collective operations), after the input
     # checks (the multi-worker strategy waits for the other workers to start).
     strategy = make_strategy(args.strategy)
