@@ -28,6 +28,8 @@ def _progress(label: str):
 def cmd_import(args: argparse.Namespace) -> int:
     from . import data, formats, importers
 
+    if args.predict:
+        return _import_predicted(args)
     images = args.images or []
     labels = args.labels or []
     if labels and len(labels) != len(images):
@@ -122,6 +124,35 @@ def _open_dataset(source: Path):
     if is_shards(source):
         return open_shards(source)
     return data.load(source)
+
+def _import_predicted(args: argparse.Namespace) -> int:
+    """``facekp import --predict PHOTO...``: the photos' faces as a dataset whose labels are a
+    model's keypoints, marked as not yet checked; ``--add-to`` puts them after a dataset's."""
+    from . import data
+    from .photo_faces import add_faces, predict_photos
+    from .predict import Predictor
+
+    if args.images or args.labels:
+        raise FacekpError("--predict takes photos, not --images or --labels")
+    if args.detector == "none":
+        raise FacekpError("--predict finds faces with a detector: use --detector mtcnn or haar")
+    refuse_input_as_output(args.out, {"--predict": args.predict,
+                                      "--add-to": [args.add_to] if args.add_to else []})
+    base = data.load(args.add_to) if args.add_to else None
+    predictor = Predictor(_model_path(args), detector=args.detector)
+    new, lines = predict_photos(predictor, args.predict, progress=_progress("predict"))
+    if len(new) == 0:
+        raise FacekpError("no face found in " + ", ".join(map(str, args.predict))
+                          + "; nothing written")
+    dataset = add_faces(base, new)
+    if base is None and args.split:
+        dataset = data.split_by_person(dataset, _split_fractions(args.split), seed=args.seed)
+    data.save(dataset, args.out)
+    print("\n".join(lines))
+    where = f" after the {len(base)} of {args.add_to}" if base is not None else ""
+    print(f"wrote {len(dataset)} faces to {args.out}: {len(new)} predicted faces (not yet "
+          f"checked){where}")
+    return 0
 
 
 def _split_fractions(text: str) -> tuple[float, float, float]:
@@ -314,6 +345,21 @@ def _fmt_px(v: float | None) -> str:
 
 # --- train --------------------------------------------------------------------------------
 
+def _check_model_out(args: argparse.Namespace, out: Path) -> None:
+    """``facekp train``'s --out may be written: a .keras name, not an existing model unless
+    --overwrite or --resume of it, never the --fine-tune model; --resume or --fine-tune."""
+    if out.suffix != ".keras":
+        raise FacekpError(f"{out}: the model file name must end in .keras")
+    if args.fine_tune and args.resume:
+        raise FacekpError("give --resume (go on with a model's own run) or --fine-tune (start "
+                          "from its weights), not both")
+    if args.fine_tune and same_file(out, args.fine_tune):
+        raise FacekpError(f"{out} is the --fine-tune model; choose a new --out")
+    if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
+        raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
+                          f"{out} to go on training it)")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
@@ -333,11 +379,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FacekpError(str(exc)) from None
     out = Path(args.out)
-    if out.suffix != ".keras":
-        raise FacekpError(f"{out}: the model file name must end in .keras")
-    if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
-        raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
-                          f"{out} to go on training it)")
+    _check_model_out(args, out)
     source = _dataset_path(args)
     dataset = _open_dataset(source)  # a bad file or folder names itself
     try:
@@ -351,7 +393,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # checks (the multi-worker strategy waits for the other workers to start).
     strategy = make_strategy(args.strategy)
     listener = _CliListener(sys.stdout, sys.stderr)
-    trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy)
+    trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy,
+                      fine_tune=args.fine_tune)
     listener.trainer = trainer
 
     def on_sigint(signum, frame):
@@ -654,6 +697,9 @@ def _add_train_parser(sub) -> None:
                         "process each, from the TF_CONFIG environment variable (--batch-size "
                         "is then per machine)")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
+    p.add_argument("--fine-tune", metavar="MODEL",
+                   help="start from a .keras model's weights with a fresh optimizer (these "
+                        "options) for --epochs more epochs, e.g. on a dataset with new faces")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if it exists (otherwise an existing model is kept and "
                         "training refused)")
@@ -727,7 +773,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="labelled photos (68 points) -> 96x96 dataset",
                        description="Crop photos labelled with 68 landmarks (a ytf68-style CSV, "
                                    "or iBUG .pts files beside the images) to 96x96 faces with "
-                                   "the 15 Kaggle keypoints.")
+                                   "the 15 Kaggle keypoints; or, with --predict, unlabelled "
+                                   "photos with a model's keypoints as labels to check.")
     p.add_argument("--labels", action="append", help="label CSV, COCO keypoints .json or dlib "
                                                      ".xml (repeat with --images)")
     p.add_argument("--images", action="append", help="folder of images (repeatable)")
@@ -746,6 +793,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", help=argparse.SUPPRESS)
     p.add_argument("--dedupe", action="store_true",
                    help="leave out faces whose pixels repeat an earlier face's")
+    p.add_argument("--predict", nargs="+", metavar="PHOTO",
+                   help="unlabelled photos: their faces, cropped as photos are, with a model's "
+                        "keypoints as labels marked not yet checked")
+    p.add_argument("--model", help="with --predict: model .keras (default: the installed one)")
+    p.add_argument("--add-to", metavar="DATASET",
+                   help="with --predict: write DATASET's faces, then the new ones, to --out")
 
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
     p.add_argument("file", help=".npz dataset, Kaggle .csv or shard folder")

@@ -2,7 +2,9 @@
 
 A :class:`Dataset` holds uint8 images (N x 96 x 96), float32 keypoints (N x 30, Kaggle column
 order, pixels of the crop, NaN = missing) and per-row name, person and split
-('train', 'val', 'test' or '' when not assigned).
+('train', 'val', 'test' or '' when not assigned), whether a person has checked the face's
+labels (False for points a model predicted and nobody has looked at yet) and the photo the
+face was cut from ('' when unknown).
 
 Kaggle CSV layouts (one reader, one writer):
 - training: the 30 keypoint columns then ``Image`` (9,216 space-separated integers 0-255);
@@ -28,7 +30,7 @@ from .keypoints import COLUMNS, IMAGE_SIZE, NAMES
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 SPLITS = ("train", "val", "test")
-NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits")
+NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits", "checked", "sources")
 
 
 @dataclass
@@ -39,6 +41,10 @@ class Dataset:
     persons: np.ndarray
     splits: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    #: per face: a person has checked its labels (False: a model's points, not yet checked)
+    checked: np.ndarray | None = None
+    #: per face: the photo it was cut from ('' when unknown)
+    sources: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
@@ -52,15 +58,22 @@ class Dataset:
         self.names = np.asarray(self.names, dtype=str)
         self.persons = np.asarray(self.persons, dtype=str)
         self.splits = np.asarray(self.splits, dtype=str)
+        self.checked = (np.ones(n, bool) if self.checked is None
+                        else np.asarray(self.checked, dtype=bool))
+        self.sources = (np.full(n, "", dtype=str) if self.sources is None
+                        else np.asarray(self.sources, dtype=str))
         for label, arr in (("names", self.names), ("persons", self.persons),
-                           ("splits", self.splits)):
+                           ("splits", self.splits), ("checked", self.checked),
+                           ("sources", self.sources)):
             if arr.shape != (n,):
                 raise ValueError(f"{label} must have {n} entries, got shape {arr.shape}")
 
     @classmethod
     def from_arrays(cls, images: np.ndarray, keypoints: np.ndarray | None = None,
                     names: Sequence[str] | None = None, persons: Sequence[str] | None = None,
-                    splits: Sequence[str] | None = None, meta: dict | None = None) -> "Dataset":
+                    splits: Sequence[str] | None = None, meta: dict | None = None,
+                    checked: Sequence[bool] | None = None,
+                    sources: Sequence[str] | None = None) -> "Dataset":
         n = len(images)
         return cls(
             images=images,
@@ -68,7 +81,7 @@ class Dataset:
             names=[str(i + 1) for i in range(n)] if names is None else names,
             persons=[""] * n if persons is None else persons,
             splits=[""] * n if splits is None else splits,
-            meta=dict(meta or {}),
+            meta=dict(meta or {}), checked=checked, sources=sources,
         )
 
     def __len__(self) -> int:
@@ -77,7 +90,8 @@ class Dataset:
     def subset(self, index: np.ndarray | Sequence[int] | slice) -> "Dataset":
         idx = index if isinstance(index, slice) else np.asarray(index)
         return Dataset(self.images[idx], self.keypoints[idx], self.names[idx],
-                       self.persons[idx], self.splits[idx], dict(self.meta))
+                       self.persons[idx], self.splits[idx], dict(self.meta),
+                       self.checked[idx], self.sources[idx])
 
     def split(self, name: str) -> "Dataset":
         """Rows of one split ('train', 'val' or 'test'); 'all' returns every row."""
@@ -111,7 +125,14 @@ class Dataset:
                        np.concatenate([self.keypoints, other.keypoints]),
                        np.concatenate([self.names, other.names]),
                        np.concatenate([self.persons, other.persons]),
-                       np.concatenate([self.splits, other.splits]), dict(self.meta))
+                       np.concatenate([self.splits, other.splits]), dict(self.meta),
+                       np.concatenate([self.checked, other.checked]),
+                       np.concatenate([self.sources, other.sources]))
+
+    @property
+    def unchecked(self) -> np.ndarray:
+        """Indices of the faces whose labels nobody has checked yet (a model's points)."""
+        return np.flatnonzero(~self.checked)
 
 
 # --- splits -------------------------------------------------------------------------------
@@ -138,7 +159,8 @@ def split_by_person(dataset: Dataset, fractions: Sequence[float] = (0.8, 0.1, 0.
     lookup = dict(zip(people, labels))
     splits = np.array([lookup[p] for p in persons], dtype=str)
     meta = dict(dataset.meta, split={"by": "person", "fractions": list(fractions), "seed": seed})
-    return Dataset(dataset.images, dataset.keypoints, dataset.names, dataset.persons, splits, meta)
+    return Dataset(dataset.images, dataset.keypoints, dataset.names, dataset.persons, splits, meta,
+                   dataset.checked, dataset.sources)
 
 
 #: How a dataset without any splits is divided for training (people, not faces).
@@ -316,7 +338,8 @@ def write_npz(dataset: Dataset, path: str | Path) -> Path:
             np.savez_compressed(
                 fh, images=dataset.images, keypoints=dataset.keypoints,
                 names=dataset.names.astype(str), persons=dataset.persons.astype(str),
-                splits=dataset.splits.astype(str),
+                splits=dataset.splits.astype(str), checked=dataset.checked.astype(bool),
+                sources=dataset.sources.astype(str),
                 meta=np.array(json.dumps(dataset.meta, sort_keys=True)))
     return path
 
@@ -366,13 +389,16 @@ def read_npz(path: str | Path) -> Dataset:
             raise DataError(path, f"keypoints have shape {keypoints.shape}, expected {n} x 30",
                             column="keypoints")
         fields = {}
-        for name in ("names", "persons", "splits"):
+        for name in ("names", "persons", "splits", "sources", "checked"):
             if name in keys:
                 arr = _npz_array(npz, path, name)
                 if arr.shape != (n,):
                     raise DataError(path, f"{name} has shape {arr.shape}, expected ({n},)",
                                     column=name)
-                fields[name] = arr.astype(str)
+                if name == "checked" and arr.dtype != bool:
+                    raise DataError(path, f"checked holds {arr.dtype} values, expected "
+                                          "true/false per face", column=name)
+                fields[name] = arr if name == "checked" else arr.astype(str)
         _check_split_names(path, fields.get("splits"))
         meta = {}
         if "meta" in keys:
@@ -388,7 +414,8 @@ def read_npz(path: str | Path) -> Dataset:
         raise DataError(path, f"keypoint {keypoints[r, c]:g} outside 0-96 (face {r + 1})",
                         column=COLUMNS[c])
     return Dataset.from_arrays(images, keypoints, fields.get("names"), fields.get("persons"),
-                               fields.get("splits"), meta)
+                               fields.get("splits"), meta, fields.get("checked"),
+                               fields.get("sources"))
 
 
 def _check_split_names(path: Path, splits: np.ndarray | None) -> None:

@@ -230,13 +230,17 @@ class Trainer:
 
     ``resume``: a ``.keras`` model saved by a Trainer (or any compatible model): training goes
     on from its weights and optimizer state, at the epoch after the one it was saved at (read
-    from its training record when there is one). ``strategy``: a ``tf.distribute`` strategy
-    (default: :func:`default_strategy`).
+    from its training record when there is one). ``fine_tune``: a ``.keras`` model whose
+    weights training starts from, with a fresh optimizer of ``config`` and ``config.epochs``
+    epochs counted from 1 (for a model's own schedule, use ``resume``); the first epoch's model
+    is kept as the best so far, so a run always leaves a fine-tuned model to compare with the
+    one it started from. ``strategy``: a ``tf.distribute`` strategy (default:
+    :func:`default_strategy`).
     """
 
     def __init__(self, config: TrainConfig, train: Dataset, val: Dataset, out: str | Path,
                  listener: TrainingListener | None = None, resume: str | Path | None = None,
-                 strategy=None):
+                 strategy=None, fine_tune: str | Path | None = None):
         self.config = config.resolved()
         self.train_data = train
         self.val_data = val
@@ -245,6 +249,9 @@ class Trainer:
             raise ValueError(f"{self.out}: a model file name must end in .keras")
         self.listener = listener or TrainingListener()
         self.resume = None if resume is None else Path(resume)
+        self.fine_tune = None if fine_tune is None else Path(fine_tune)
+        if self.resume is not None and self.fine_tune is not None:
+            raise ValueError("resume and fine_tune exclude each other: give one model")
         self.strategy = strategy
         self.model = None
         self._chief, self._workers = True, 1  # set from the strategy when the run starts
@@ -360,6 +367,8 @@ class Trainer:
         if self._workers > 1:
             s.base_record.update(workers=self._workers,
                                  global_batch_size=cfg.batch_size * self._workers)
+        if self.fine_tune is not None:
+            s.base_record["fine_tuned_from"] = str(self.fine_tune)
         if self.resume is not None:
             s.base_record["resumed_from"] = str(self.resume)
             logs = model.evaluate(val_ds, verbose=0, return_dict=True)
@@ -452,6 +461,12 @@ class Trainer:
                     self.listener.on_note(f"{self.resume} holds no optimizer state; training "
                                           "goes on from its weights with a fresh optimizer")
                     optimizer = _optimizer(cfg, steps)
+            elif self.fine_tune is not None:
+                from .predict import load_model
+
+                model = load_model(self.fine_tune)
+                arch = (read_record(self.fine_tune) or {}).get("arch") or model.name
+                optimizer = _optimizer(cfg, steps)
             else:
                 model = build_model(cfg.arch)
                 optimizer = _optimizer(cfg, steps)

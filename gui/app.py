@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "everything has loaded, save it as PNG and exit")
     p.add_argument("--train-epochs", metavar="K", type=int, help="with --screenshot: train K "
                    "epochs first (the plot is in the screenshot)")
+    p.add_argument("--compare", metavar="MODEL_B", help="with --screenshot: compare the loaded "
+                   "model with MODEL_B on the face (Models dock; MODEL_B in blue)")
     p.add_argument("--size", default="1400x900", help="window size for --screenshot "
                    "(default 1400x900)")
     p.add_argument("--timeout", type=float, default=900.0, help=argparse.SUPPRESS)
@@ -63,6 +65,8 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
             fail(f"{label} {value}: no such file")
     if args.train_epochs is not None and args.train_epochs < 1:
         fail("--train-epochs must be at least 1")
+    if args.compare and not args.screenshot:
+        fail("--compare goes with --screenshot (in the app, use the Models dock)")
     if args.train_epochs is not None and not args.screenshot:
         fail("--train-epochs goes with --screenshot (in the app, use the Training panel)")
     try:
@@ -123,13 +127,32 @@ def main(argv: list[str] | None = None) -> int:
         # the training dock only when training is asked for: the picture is about the rest
         window.training_dock.setVisible(bool(args.train_epochs))
         window.review_dock.setVisible(bool(args.queue))
-        return _screenshot(app, window, Path(args.screenshot), args.train_epochs, args.timeout)
+        window.models_dock.setVisible(bool(args.compare))
+        return _screenshot(app, window, Path(args.screenshot), args.train_epochs, args.timeout,
+                           args.compare)
 
     window.show()
     return app.exec()
 
 
-def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float) -> int:
+def _start_compare(window, model_b: str) -> bool:
+    """Select the loaded model and ``model_b`` in the Models dock and compare them."""
+    models = window.model_list
+    if window.model_path is None:
+        print("facekp-gui: --compare needs a loaded model", file=sys.stderr)
+        return False
+    models.opened.append(Path(model_b))
+    models.refresh()
+    models.select(window.model_path, model_b)
+    if len(models.selected()) != 2:
+        print(f"facekp-gui: --compare {model_b}: not a second model", file=sys.stderr)
+        return False
+    models.compare_selected()
+    return True
+
+
+def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float,
+                compare: str | None = None) -> int:
     import tempfile
 
     from PySide6.QtCore import Qt, QTimer
@@ -169,7 +192,10 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
                 state["phase"] = "done"
                 QTimer.singleShot(0, grab)
             return
-        if state["phase"] in ("loading", "training"):
+        if state["phase"] == "loading" and compare and _start_compare(window, compare):
+            state["phase"] = "comparing"
+            return
+        if state["phase"] in ("loading", "training", "comparing"):
             state["phase"] = "done"
             QTimer.singleShot(200, grab)  # let the last repaints land
 
@@ -180,10 +206,7 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
         grab()
 
     window.idle.connect(on_idle)
-    timer = QTimer()
-    timer.setSingleShot(True)
-    timer.timeout.connect(on_timeout)
-    timer.start(int(timeout * 1000))
+    QTimer.singleShot(int(timeout * 1000), on_timeout)  # the whole run's limit
     window.show()
     code = app.exec()
     tmpdir.cleanup()

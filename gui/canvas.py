@@ -29,6 +29,8 @@ from .session import display_name
 
 TRUTH_COLOR = QColor(40, 220, 60)
 PRED_COLOR = QColor(240, 40, 40)
+#: A second model's predictions, when two models are compared on one face.
+COMPARE_COLOR = QColor(60, 160, 255)
 LINE_COLOR = QColor(255, 230, 80, 220)
 BOX_COLOR = QColor(255, 200, 0)
 DRAW_BOX_COLOR = QColor(80, 170, 255)
@@ -133,7 +135,7 @@ class PredictionItem(QGraphicsPathItem):
     SIZE = 5.0
 
     def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem, face: int = -1,
-                 scene_size: float | None = None):
+                 scene_size: float | None = None, color: QColor = PRED_COLOR):
         """``scene_size`` None: a fixed size on screen (faces); else a size in image pixels
         (photos, where a cross must stay small next to a small face at any zoom)."""
         size = self.SIZE if scene_size is None else scene_size
@@ -142,7 +144,7 @@ class PredictionItem(QGraphicsPathItem):
         self.index = index
         self.face = face
         self._size = size
-        pen = QPen(PRED_COLOR, 2.2 if scene_size is None else 1.6)
+        pen = QPen(color, 2.2 if scene_size is None else 1.6)
         pen.setCapStyle(Qt.PenCapStyle.RoundCap)
         pen.setCosmetic(True)
         self.setPen(pen)
@@ -222,6 +224,13 @@ class Canvas(QGraphicsView):
         k = range(NUM_KEYPOINTS)
         self.truth_items = [TruthItem(self, i, self.layers["truth"]) for i in k]
         self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in k]
+        self.compare_items = [PredictionItem(self, i, self.layers["prediction"],
+                                             color=COMPARE_COLOR) for i in k]
+        for item in self.compare_items:     # a larger "+" under the red "x": both show
+            item.setPath(_cross_path(PredictionItem.SIZE * 1.6))
+            item.setRotation(45)
+            item.setZValue(-1)
+        self._pred2 = np.full((NUM_KEYPOINTS, 2), np.nan)
         self.line_items = []
         for _ in range(NUM_KEYPOINTS):
             line = QGraphicsLineItem(self.layers["lines"])
@@ -230,7 +239,7 @@ class Canvas(QGraphicsView):
             line.setPen(pen)
             self.line_items.append(line)
         self._photo_items: list[QGraphicsItem] = []
-        for item in self.truth_items + self.pred_items + self.line_items:
+        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
             item.hide()
 
     # --- public API ---------------------------------------------------------------------
@@ -239,7 +248,7 @@ class Canvas(QGraphicsView):
         self.mode = "empty"
         self.pixmap_item.setPixmap(QPixmap())
         self._clear_photo_items()
-        for item in self.truth_items + self.pred_items + self.line_items:
+        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
             item.hide()
         self._message.setText(text)
         self._message.show()
@@ -276,6 +285,15 @@ class Canvas(QGraphicsView):
         self._pred = _points(prediction)
         self._update_face_items()
 
+    def set_compare(self, prediction: np.ndarray | None) -> None:
+        """A second model's keypoints on the face (blue crosses); None hides them."""
+        self._pred2 = _points(prediction)
+        self._update_face_items()
+
+    @property
+    def compare(self) -> np.ndarray:
+        return self._pred2.copy()
+
     @property
     def truth(self) -> np.ndarray:
         return self._truth.copy()
@@ -293,7 +311,7 @@ class Canvas(QGraphicsView):
             (image.shape[1], image.shape[0]) or self.pixmap_item.scale() != scale
         self.mode = "photo"
         self._message.hide()
-        for item in self.truth_items + self.pred_items + self.line_items:
+        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
             item.hide()
         if new_image:
             self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)), scale)
@@ -465,6 +483,11 @@ class Canvas(QGraphicsView):
             if t_ok and p_ok:
                 li.setLine(t[0] + 0.5, t[1] + 0.5, p[0] + 0.5, p[1] + 0.5)
             li.setVisible(t_ok and p_ok)
+            q = self._pred2[i]
+            q_ok = not np.isnan(q).any()
+            if q_ok:
+                self.compare_items[i].setPos(q[0] + 0.5, q[1] + 0.5)
+            self.compare_items[i].setVisible(q_ok)
 
     def _truth_item_moved(self, index: int) -> None:
         """Live feedback while dragging: the error line follows the point."""

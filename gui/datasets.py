@@ -39,10 +39,12 @@ class Datasets:
         w.jobs.run(Job("dataset", lambda: load_with_recovery(path), on_done=done,
                        on_failed=failed))
 
-    def show(self, dataset, path: Path | None) -> None:
-        """Show ``dataset``: the table, the first (or --image) face, then its predictions."""
+    def show(self, dataset, path: Path | None, keep_undo: bool = False) -> None:
+        """Show ``dataset``: the table, the first (or --image) face, then its predictions
+        (``keep_undo``: the undo stack stays, when an undoable step changed the dataset)."""
         w = self.window
-        w.undo_stack.clear()
+        if not keep_undo:
+            w.undo_stack.clear()
         w.jobs.engine.new_generation()
         s = w.session
         s.set_dataset(dataset, path)

@@ -58,6 +58,22 @@ def export_view(canvas, path: str | Path) -> Path:
     return path
 
 
+#: File > Export dataset as ...: format -> (dialog title, suggested name, filter, ending)
+DATASET_EXPORTS = {
+    "coco": ("COCO keypoints JSON", "faces-coco.json", "COCO JSON (*.json)", ".json"),
+    "dlib": ("dlib imglab XML", "faces-dlib.xml", "dlib XML (*.xml)", ".xml"),
+    "pts": (".pts files (a new folder)", "faces-pts", "Folder (*)", ""),
+    "csv": ("Kaggle CSV", "training.csv", "Kaggle CSV (*.csv)", ".csv"),
+}
+
+
+def export_dataset(dataset, fmt: str, path: str | Path) -> list[Path]:
+    """The dataset in a standard format (core.formats.export): the files written."""
+    from core import formats
+
+    return formats.export(dataset, fmt, Path(path))
+
+
 def export_predictions(session, path: str | Path) -> Path:
     """The photo's faces (photo mode) or the dataset's predictions, CSV or JSON by ending."""
     path = Path(path)
@@ -150,6 +166,29 @@ class Files:
         path = self._save_path("Export as Kaggle CSV", "training.csv", "Kaggle CSV (*.csv)")
         if path:
             self.write_dataset(self._asked(path, ".csv"), adopt=False)
+
+    def export_dataset_dialog(self, fmt: str) -> None:
+        if self.window.session.dataset is None:
+            return
+        title, name, filters, ending = DATASET_EXPORTS[fmt]
+        path = self._save_path(f"Export the dataset as {title}", name, filters)
+        if path:
+            self.export_dataset(fmt, self._asked(path, ending or None))
+
+    def export_dataset(self, fmt: str, path: str | Path) -> list[Path] | None:
+        """Write the dataset as ``fmt`` (core.formats); a problem is one line."""
+        w = self.window
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            written = export_dataset(w.session.dataset, fmt, path)
+        except Exception as exc:
+            w.show_error(f"Could not export to {path}: {exc}")
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+        w.statusBar().showMessage(f"Exported {len(w.session)} faces as "
+                                  f"{DATASET_EXPORTS[fmt][0]} to {written[0]}", 8000)
+        return written
 
     def export_view_dialog(self) -> None:
         path = self._save_path("Export the view as PNG", "view.png", "PNG image (*.png)")

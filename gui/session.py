@@ -39,8 +39,8 @@ def display_name(k: int) -> str:
 
 @dataclass
 class Photo:
-    """A photo on screen: ``faces`` are ``(box [x0, y0, x1, y1], keypoints (15, 2) or None)``
-    in photo pixels; ``array`` is what is drawn (RGB, perhaps smaller: ``scale`` photo pixels
+    """A photo on screen: ``faces`` are ``(box [x0, y0, x1, y1], keypoints (15, 2) or None,
+    detection or None, core.faces.Crop the keypoints came from or None)`` in photo pixels; ``array`` is what is drawn (RGB, perhaps smaller: ``scale`` photo pixels
     per drawn pixel)."""
     path: Path
     image: Any                     # PIL image, full size, upright
@@ -245,6 +245,8 @@ class Session:
             text += f" · {ds.persons[row]}"
         if ds.splits[row]:
             text += f" · {ds.splits[row]}"
+        if not ds.checked[row]:
+            text += " · predicted, not yet checked"
         e = self.errors[row] if self.errors is not None else np.nan
         if np.isfinite(e):
             text += f" · RMSE {e:.2f} px"

@@ -78,6 +78,7 @@ class Video(QObject):
         self.bar.show()
         self.window.setWindowTitle(f"{reader.path.name} — facekp[*]")
         self.window.update_enabled()  # Space is the video's now, not the review queue's
+        self.window.update_keypoint_errors()  # a video has no truth: not the dataset face's
         self.show_frame(0)
         return True
 

@@ -141,6 +141,9 @@ def test_the_app_opens_a_video_plays_and_seeks_with_keypoints_drawn(clip, qtbot,
     assert shown_near_labels(0) < 5.0
     # Space belongs to the video (play/pause), not to the review queue, while a video shows
     assert not window.acts["queue_next"].isEnabled()
+    # the Keypoint errors dock shows no dataset face's errors for a video (it has no truth)
+    assert window.kp_view.horizontalHeaderItem(1).text() == "this video"
+    assert np.isnan(window.kp_view.current).all()
     qtbot.keyClick(window.canvas, Qt.Key.Key_Space)
     assert video.play_action.isChecked()
     video.set_playing(False)
