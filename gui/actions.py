@@ -117,7 +117,7 @@ ACTIONS: tuple[Spec, ...] = (
          True, False),
     Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure", None,
          "leave out faces the detector is less than 95 % sure of", True, False),
-    Spec("predict", "&Predict dataset", "predict_dataset", "Ctrl+R",
+    Spec("predict", "&Predict dataset", "models.predict_dataset", "Ctrl+R",
          "predict every face with the current model", enabled="model_and_dataset"),
     Spec("train", "Start &training", "start_training", "Ctrl+T",
          "train a model on the dataset's train faces (the Training dock shows it)",

@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         self._closing = self._started = False
         self.jobs = Jobs(self)
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._make_parts()
         self._make_docks()
         self.acts = app_actions.make_actions(self)
@@ -150,7 +150,7 @@ class MainWindow(QMainWindow):
         p = self.dataset_panel
         p.currentChanged.connect(self.show_row)
         p.table.clicked.connect(self._table_clicked)
-        p.predictRequested.connect(self.predict_dataset)
+        p.predictRequested.connect(self.models.predict_dataset)
         p.splitChanged.connect(lambda _split: self.update_keypoint_errors(split_changed=True))
         t = self.training_panel
         t.modelTrained.connect(self._model_trained)
@@ -168,6 +168,9 @@ class MainWindow(QMainWindow):
         j.engine.loadFailed.connect(self.models.engine_failed)
         for part in (self.review, self.correct, self.recovery):
             part.connect()
+
+    def _clean_changed(self, clean: bool) -> None:  # a method: disconnected when we are gone
+        self.setWindowModified(not clean)
 
     # --- state the tests and parts read ----------------------------------------------------
     dataset = property(lambda self: self.session.dataset)
@@ -216,12 +219,6 @@ class MainWindow(QMainWindow):
             self.idle.emit()
 
     # --- model ------------------------------------------------------------------------
-    def load_model(self, path: str | Path) -> None:
-        self.models.load(path)
-
-    def predict_dataset(self) -> None:
-        self.models.predict_dataset()
-
     def update_enabled(self) -> None:
         app_actions.update_enabled(self)
 
