@@ -26,6 +26,8 @@ def _progress(label: str):
 # --- import -------------------------------------------------------------------------------
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """``facekp import``: labelled photos (CSV, .pts, COCO, dlib XML) or, with --predict,
+    unlabelled photos -> a dataset file or TFRecord shards."""
     from . import data, formats, importers
 
     if args.predict:
@@ -206,6 +208,7 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 # --- info ---------------------------------------------------------------------------------
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """``facekp info``: faces, splits, missing values and keypoint statistics (--json)."""
     from . import data
 
     from .shards import is_shards, open_shards
@@ -229,6 +232,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 # --- montage ------------------------------------------------------------------------------
 
 def cmd_montage(args: argparse.Namespace) -> int:
+    """``facekp montage``: a PNG grid of sampled faces with their keypoints drawn."""
     import numpy as np
 
     from . import data, render
@@ -361,6 +365,7 @@ def _check_model_out(args: argparse.Namespace, out: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``facekp train``: train (or resume, or fine-tune) a model; the best epoch is saved."""
     import signal
 
     from . import data
@@ -443,6 +448,7 @@ class _CliListener:
             self._bar = False
 
     def on_started(self, info: dict) -> None:
+        """The run's first line: architecture, faces, epochs, steps and settings."""
         self.info = info
         c = info["config"]
         extra = []
@@ -504,6 +510,7 @@ class _CliListener:
 # --- evaluate -----------------------------------------------------------------------------
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``facekp evaluate``: RMSE in pixels, overall and per keypoint, on a split."""
     from . import data
     from .evaluate import evaluate, format_report
     from .predict import Predictor
@@ -527,6 +534,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 # --- compare ------------------------------------------------------------------------------
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """``facekp compare``: two models' RMSE, overall and per keypoint, and their ratio."""
     from . import data
     from .compare import compare, format_comparison
 
@@ -548,6 +556,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # --- predict ------------------------------------------------------------------------------
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """``facekp predict``: keypoints of the faces in photos, a folder (--jsonl) or a video."""
     from .errors import DataError
     from .fileio import atomic_path
     from .photo_json import photo_record
@@ -767,38 +776,10 @@ COMMANDS["compare"] = cmd_compare
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: every subcommand and its options."""
     parser = argparse.ArgumentParser(prog="facekp", description="Facial keypoint detection.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("import", help="labelled photos (68 points) -> 96x96 dataset",
-                       description="Crop photos labelled with 68 landmarks (a ytf68-style CSV, "
-                                   "or iBUG .pts files beside the images) to 96x96 faces with "
-                                   "the 15 Kaggle keypoints; or, with --predict, unlabelled "
-                                   "photos with a model's keypoints as labels to check.")
-    p.add_argument("--labels", action="append", help="label CSV, COCO keypoints .json or dlib "
-                                                     ".xml (repeat with --images)")
-    p.add_argument("--images", action="append", help="folder of images (repeatable)")
-    p.add_argument("--out", required=True, help="output .npz, Kaggle .csv, or with --shards a "
-                                                "folder")
-    _add_shard_options(p)
-    p.add_argument("--split", metavar="TRAIN,VAL,TEST",
-                   help="assign splits by person, e.g. 0.8,0.1,0.1")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split by person")
-    p.add_argument("--detector", choices=["mtcnn", "haar", "none"], default="mtcnn",
-                   help="frame faces as this detector frames photos (default mtcnn; none: "
-                        "from the labelled points)")
-    p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=True,
-                   help="move the labels' x onto the faces' mirror axis, measured over the "
-                        "import (default on)")
-    p.add_argument("--meta", help=argparse.SUPPRESS)
-    p.add_argument("--dedupe", action="store_true",
-                   help="leave out faces whose pixels repeat an earlier face's")
-    p.add_argument("--predict", nargs="+", metavar="PHOTO",
-                   help="unlabelled photos: their faces, cropped as photos are, with a model's "
-                        "keypoints as labels marked not yet checked")
-    p.add_argument("--model", help="with --predict: model .keras (default: the installed one)")
-    p.add_argument("--add-to", metavar="DATASET",
-                   help="with --predict: write DATASET's faces, then the new ones, to --out")
+    _add_import_parser(sub)
 
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
     p.add_argument("file", help=".npz dataset, Kaggle .csv or shard folder")
@@ -833,6 +814,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_import_parser(sub) -> None:
+    p = sub.add_parser("import", help="labelled photos (68 points) -> 96x96 dataset",
+                       description="Crop photos labelled with 68 landmarks (a ytf68-style CSV, "
+                                   "or iBUG .pts files beside the images) to 96x96 faces with "
+                                   "the 15 Kaggle keypoints; or, with --predict, unlabelled "
+                                   "photos with a model's keypoints as labels to check.")
+    p.add_argument("--labels", action="append", help="label CSV, COCO keypoints .json or dlib "
+                                                     ".xml (repeat with --images)")
+    p.add_argument("--images", action="append", help="folder of images (repeatable)")
+    p.add_argument("--out", required=True, help="output .npz, Kaggle .csv, or with --shards a "
+                                                "folder")
+    _add_shard_options(p)
+    p.add_argument("--split", metavar="TRAIN,VAL,TEST",
+                   help="assign splits by person, e.g. 0.8,0.1,0.1")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split by person")
+    p.add_argument("--detector", choices=["mtcnn", "haar", "none"], default="mtcnn",
+                   help="frame faces as this detector frames photos (default mtcnn; none: "
+                        "from the labelled points)")
+    p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=True,
+                   help="move the labels' x onto the faces' mirror axis, measured over the "
+                        "import (default on)")
+    p.add_argument("--meta", help=argparse.SUPPRESS)
+    p.add_argument("--dedupe", action="store_true",
+                   help="leave out faces whose pixels repeat an earlier face's")
+    p.add_argument("--predict", nargs="+", metavar="PHOTO",
+                   help="unlabelled photos: their faces, cropped as photos are, with a model's "
+                        "keypoints as labels marked not yet checked")
+    p.add_argument("--model", help="with --predict: model .keras (default: the installed one)")
+    p.add_argument("--add-to", metavar="DATASET",
+                   help="with --predict: write DATASET's faces, then the new ones, to --out")
+
+
 def _add_shard_options(p) -> None:
     p.add_argument("--shards", type=int, metavar="N",
                    help="write --out as a folder of TFRecord shards, N files per split, and "
@@ -843,6 +856,7 @@ def _add_shard_options(p) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``facekp`` command: run one subcommand; bad input is one line and exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -267,6 +267,7 @@ def summarize(keypoints: np.ndarray, persons: np.ndarray, splits: np.ndarray,
 
 
 def format_description(desc: dict[str, Any]) -> str:
+    """:func:`describe`'s figures as the lines ``facekp info`` prints."""
     lines = [f"faces: {desc['faces']}  (all 15 keypoints: {desc['complete']}, "
              f"people: {desc['people']})",
              "splits: " + ", ".join(f"{k} {v}" for k, v in desc["splits"].items())]

@@ -95,6 +95,8 @@ class MtcnnDetector:
         return [first * MTCNN_PYRAMID_STEP ** k for k in range(count)]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an RGB photo (array or PIL image), largest first: P-Net over the pyramid
+        of a copy at most ``max_side`` pixels long, then R- and O-Net on the candidates."""
         import cv2
         import tensorflow as tf
 

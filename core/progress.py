@@ -31,6 +31,7 @@ class ProgressLine:
         self.min_interval = 0.2 if self._tty else 5.0
 
     def update(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` (throttled; the final update always shows)."""
         now = time.monotonic()
         final = done >= total
         if not final and now - self._last < self.min_interval:

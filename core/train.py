@@ -675,6 +675,7 @@ def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
                 raise _StopRequested
 
         def on_train_batch_end(self, batch, logs=None):
+            """Each batch's own loss to the listener, and the stop check."""
             # logs["loss"] is the epoch's running mean weighted by batch size: difference it
             # to get this batch's own loss.
             b = min(batch_size, n_train - batch * batch_size)
