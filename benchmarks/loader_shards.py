@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from loader import _rss_mb  # noqa: E402  (benchmarks/ is this script's folder)
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -51,14 +53,6 @@ def make_data(folder: Path, times: int, shards: int) -> tuple[Path, Path, int]:
     data.write_npz(big, npz)
     write_shards(big, folder_out, shards)
     return npz, folder_out, len(big)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child(which: str, path: str, arch: str, steps: int) -> None:

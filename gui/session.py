@@ -174,22 +174,18 @@ class Session:
     def set_point(self, row: int, k: int, xy) -> float | None:
         """Set (``xy=None``: clear) one ground-truth keypoint; returns the face's new error
         (None while the face has no prediction)."""
-        from core import evaluate
-
         self.dataset.keypoints[row, 2 * k:2 * k + 2] = (np.nan, np.nan) if xy is None else xy
-        self._kp_cache = None
-        if not self.has_prediction(row):
-            return None
-        err = float(evaluate.per_image(self.predictions[row:row + 1],
-                                       self.dataset.keypoints[row:row + 1])[0])
-        self.errors[row] = err
-        return err
+        return self._refresh_error(row)
 
     def set_face(self, row: int, values) -> float | None:
         """Set all 30 ground-truth coordinates of a face (NaN = missing); its new error."""
+        self.dataset.keypoints[row] = np.asarray(values, dtype=np.float32)
+        return self._refresh_error(row)
+
+    def _refresh_error(self, row: int) -> float | None:
+        """After an edit of face ``row``'s truth: its error again (None without a prediction)."""
         from core import evaluate
 
-        self.dataset.keypoints[row] = np.asarray(values, dtype=np.float32)
         self._kp_cache = None
         if not self.has_prediction(row):
             return None

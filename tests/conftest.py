@@ -60,6 +60,24 @@ def real_subset_npz(faces, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def one_epoch_model(tmp_path_factory):
+    """Factory: ``make(npz, name, batch_size)`` trains a real model ('seed') for one epoch on the
+    .npz's train split (validated on its val split) and returns the saved model's path."""
+    def make(npz: Path, name: str, batch_size: int) -> Path:
+        from core import data
+        from core.train import TrainConfig, Trainer
+
+        ds = data.read_npz(npz)
+        out = tmp_path_factory.mktemp(name) / f"{name}.keras"
+        result = Trainer(TrainConfig(epochs=1, batch_size=batch_size), ds.split("train"),
+                         ds.split("val"), out).run()
+        assert result.reason == "completed", result.message
+        return out
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def constant_model():
     """Factory: a real Keras model whose output ignores the image (the same 30 numbers for any
     face): Flatten -> Dense with a zero kernel and ``values`` as its bias."""

@@ -20,17 +20,9 @@ def tiny(real_subset_npz):
 
 
 @pytest.fixture(scope="module")
-def model_path(tiny, tmp_path_factory):
+def model_path(tiny, one_epoch_model):
     """A real model trained for one epoch on the tiny dataset."""
-    from core import data
-    from core.train import TrainConfig, Trainer
-
-    ds = data.read_npz(tiny)
-    out = tmp_path_factory.mktemp("gui-loop-model") / "start.keras"
-    result = Trainer(TrainConfig(epochs=1, batch_size=12), ds.split("train"), ds.split("val"),
-                     out).run()
-    assert result.reason == "completed", result.message
-    return out
+    return one_epoch_model(tiny, "start", batch_size=12)
 
 
 def wait_idle(qtbot, window, timeout=60_000):
