@@ -173,27 +173,19 @@ def recentred(truth: np.ndarray, x_moved_crop_px: float) -> np.ndarray:
 
 def photo_nme(predictor, photos, passes: int, moved: float = 0.0) -> dict:
     """Mean over found faces of (mean keypoint error / labelled eye-centre distance), the
-    labels recentred by ``moved`` crop px as the embedded dataset's are."""
-    from core.keypoints import NAMES
+    labels recentred by ``moved`` crop px as the embedded dataset's are. Faces are matched
+    and scored by core.photo_truth, as the app and ``facekp predict`` do."""
+    from core.photo_truth import match_faces, nme as face_nme
 
-    le, re_ = NAMES.index("left_eye_center"), NAMES.index("right_eye_center")
     nme, missed = [], 0
     for path, truth in photos:
         result = predictor.predict_photo(path, passes=passes)
-        centre = truth.mean(axis=0)
-        best, dist = None, math.inf
-        for face in result.faces:
-            cx, cy = face.box.center
-            d = math.hypot(cx - centre[0], cy - centre[1])
-            if face.box.contains(*centre) and d < dist:
-                best, dist = face, d
-        if best is None:
+        matched = match_faces([truth], [face.box.as_list() for face in result.faces])
+        if 0 not in matched:
             missed += 1
             continue
-        truth = recentred(truth, moved)
-        iod = float(np.linalg.norm(truth[le] - truth[re_]))
-        err = np.linalg.norm(best.keypoints - truth, axis=1).mean()
-        nme.append(err / iod)
+        best = result.faces[matched.index(0)]
+        nme.append(face_nme(best.keypoints, recentred(truth, moved)))
     return {"nme": float(np.mean(nme)) if nme else math.nan, "found": len(nme),
             "not_found": missed}
 

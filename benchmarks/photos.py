@@ -61,25 +61,20 @@ def pasted(photo, truth: np.ndarray, iod_px: float, background, rng):
 
 
 def score(result, truths: list[np.ndarray]) -> tuple[list, int]:
-    """Match detections to labelled faces -> ([(face, truth) found], false detections)."""
-    used, found = set(), []
-    for truth in truths:
-        centre = truth.mean(axis=0)
-        best, dist = None, math.inf
-        for i, face in enumerate(result.faces):
-            cx, cy = face.box.center
-            d = math.hypot(cx - centre[0], cy - centre[1])
-            if i not in used and face.box.contains(*centre) and d < dist:
-                best, dist = i, d
-        if best is not None:
-            used.add(best)
-            found.append((result.faces[best], truth))
-    return found, len(result.faces) - len(used)
+    """Match detections to labelled faces as the app and ``facekp predict`` do
+    (core.photo_truth.match_faces) -> ([(face, truth) found], false detections)."""
+    from core.photo_truth import match_faces
+
+    matched = match_faces(truths, [face.box.as_list() for face in result.faces])
+    found = [(result.faces[b], truths[t]) for b, t in enumerate(matched) if t is not None]
+    return found, len(result.faces) - len(found)
 
 
 def nme(face, truth: np.ndarray) -> float:
-    iod = float(np.linalg.norm(truth[0] - truth[1]))
-    return float(np.linalg.norm(face.keypoints - truth, axis=1).mean() / iod)
+    """core.photo_truth.nme of a found face (core.predict) against its labels."""
+    from core.photo_truth import nme as face_nme
+
+    return face_nme(face.keypoints, truth)
 
 
 def run_condition(predictor, photos, size, background, seed: int, moved: float) -> dict:

@@ -154,16 +154,19 @@ def _predictor():
 
 
 def predict_one(photo: str) -> dict:
-    """The JSON record of one photo; a photo that cannot be read gives an ``error`` record."""
-    from .photo_json import photo_record
+    """The JSON record of one photo (with its ground truth and NME when truth lies beside it);
+    a photo that cannot be read gives an ``error`` record."""
+    from .photo_json import add_truth, photo_record
 
     predictor = _predictor()
     try:
         res = predictor.predict_photo(photo, passes=_worker_state["config"][4])
     except DataError as exc:
         return {**photo_record(photo, []), "error": exc.reason}
-    return photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection) for f in res.faces],
-                        res.message)
+    faces = [(f.box.as_list(), f.keypoints, f.detection) for f in res.faces]
+    record = photo_record(photo, faces, res.message)
+    add_truth(record, faces)            # a broken truth file: "truth_error" in the record
+    return record
 
 
 def _init_worker(config: tuple, threads: int) -> None:

@@ -559,7 +559,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """``facekp predict``: keypoints of the faces in photos, a folder (--jsonl) or a video."""
     from .errors import DataError
     from .fileio import atomic_path
-    from .photo_json import photo_record
+    from .photo_json import add_truth, photo_record
     from .predict import Predictor
 
     from . import batch  # folders, --jsonl, --resume, --shard, --workers
@@ -592,9 +592,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"facekp predict: error: {exc}", file=sys.stderr)
             results.append({**photo_record(photo, []), "error": exc.reason})
             continue
-        entry = photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection)
-                                     for f in res.faces],
-                             res.message)  # a non-finite keypoint is null there
+        faces = [(f.box.as_list(), f.keypoints, f.detection) for f in res.faces]
+        entry = photo_record(photo, faces, res.message)  # a non-finite keypoint is null there
+        if (truth_error := add_truth(entry, faces)) is not None:
+            print(f"facekp predict: warning: ground truth not used: {truth_error}",
+                  file=sys.stderr)
         non_finite += sum(int((~np.isfinite(f.keypoints)).sum()) for f in res.faces)
         if draw_dir is not None:
             from .render import photo_with_faces

@@ -16,6 +16,13 @@ Coordinates are photo pixels (x right, y down, pixel centres), rounded to ``DECI
 keypoint is ``null`` when it is not finite, and ``keypoints`` is ``null`` for a face whose
 keypoints were not predicted (a box found without a model). Keypoints are listed by name in
 Kaggle's column order (core.keypoints.NAMES).
+
+When ground truth lies beside the photo (:mod:`core.photo_truth`: a ``.pts`` of the same name
+or a dlib XML naming it), :func:`add_truth` adds ``"truth_file"`` to the record and to each
+face ``"truth"`` (keypoints by name as above, or ``null`` when no labelled face lies in its
+box) and ``"nme"`` (mean point error / distance between the labelled eye centres, rounded to
+``NME_DECIMALS``; ``null`` without truth). A truth file that cannot be read gives
+``"truth_error"`` instead.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from .keypoints import NAMES, NUM_KEYPOINTS
 
 UNITS = "pixels of the photo"
 DECIMALS = 2
+NME_DECIMALS = 4
 
 
 def rounded(v) -> float | None:
@@ -65,3 +73,25 @@ def photo_record(photo: str | Path, faces: Iterable, message: str = "") -> dict[
                         **detection_record(face[2] if len(face) > 2 else None),
                         "keypoints": None if kp is None else keypoints_record(kp)})
     return {"photo": str(photo), "units": UNITS, "message": message, "faces": records}
+
+
+def add_truth(record: dict[str, Any], faces: Iterable) -> str | None:
+    """Add the ground truth found beside ``record["photo"]`` and each face's NME to
+    ``record`` (:mod:`core.photo_truth`); ``faces`` are those given to :func:`photo_record`.
+    Returns the error of a truth file that cannot be read (also put in ``"truth_error"``);
+    without truth the record is left as it is."""
+    from .errors import DataError
+    from .photo_truth import find_truth, score_faces
+
+    try:
+        truth = find_truth(record["photo"])
+    except DataError as exc:
+        record["truth_error"] = str(exc)
+        return str(exc)
+    if truth is None:
+        return None
+    record["truth_file"] = str(truth.source)
+    for face, score in zip(record["faces"], score_faces(truth, list(faces))):
+        face["truth"] = None if score.truth is None else keypoints_record(score.truth)
+        face["nme"] = (round(score.nme, NME_DECIMALS) if math.isfinite(score.nme) else None)
+    return None

@@ -3,9 +3,9 @@
 Scene coordinates are image pixels with (0, 0) at the top-left *edge* of the image, so a
 keypoint at pixel centre (x, y) (core's convention) sits at scene (x + 0.5, y + 0.5).
 
-Layers (each toggled on its own): the image, ground truth (green circles, draggable),
-predictions (red crosses), error lines (thin, from each ground-truth point to its
-prediction) and face boxes (photos). Markers keep their size on screen at any zoom.
+Layers (each toggled on its own): the image, ground truth (green circles, draggable on a
+face; green rings on a photo with ground truth beside it), predictions (red crosses), error
+lines (thin, from each ground-truth point to its prediction) and face boxes (photos). Markers keep their size on screen at any zoom.
 
 The canvas never edits data itself: it reports what the user did (a point dragged, a point to
 add or delete, a box drawn) through signals, and the window turns those into undoable commands
@@ -200,6 +200,7 @@ class Canvas(QGraphicsView):
         self._truth = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._pred = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
+        self._scores: list = []       # photo faces' core.photo_truth.FaceScore (or None)
         self._box_mode = False
         self._place_mode = False
         self._box_start: QPointF | None = None
@@ -304,9 +305,10 @@ class Canvas(QGraphicsView):
 
     def show_photo(self, image: np.ndarray,
                    faces: list[tuple[tuple[float, float, float, float], np.ndarray | None]],
-                   scale: float = 1.0) -> None:
+                   scale: float = 1.0, truth=None, scores=None) -> None:
         """A whole photo (H x W x 3 uint8) with each face's box and keypoints (photo px).
-        ``scale``: photo pixels per pixel of ``image`` (a large photo is drawn smaller)."""
+        ``scale``: photo pixels per pixel of ``image`` (a large photo is drawn smaller);
+        ``truth`` and ``scores``: the photo's ground truth, as :meth:`set_faces` takes them."""
         new_image = self.mode != "photo" or self.pixmap_item.pixmap().size().toTuple() != \
             (image.shape[1], image.shape[0]) or self.pixmap_item.scale() != scale
         self.mode = "photo"
@@ -315,37 +317,28 @@ class Canvas(QGraphicsView):
             item.hide()
         if new_image:
             self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)), scale)
-        self.set_faces(faces)
+        self.set_faces(faces, truth, scores)
         if new_image or self._auto_fit:
             self.fit()
 
-    def set_faces(self, faces) -> None:
+    def set_faces(self, faces, truth=None, scores=None) -> None:
         """Draw each face's box, its number (and the detector's confidence, also as the box's
         hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
-        or None)`` or ``(box, keypoints, core.detect.Detection or None)``."""
+        or None)`` or ``(box, keypoints, core.detect.Detection or None)``. ``truth``: the
+        photo's labelled faces ((15, 2) photo px each), drawn as green rings; ``scores``:
+        each face's core.photo_truth.FaceScore (or None): error lines from its labelled points
+        to its prediction, and its NME by its number and in the hover text."""
         self._clear_photo_items()
         self._faces = [(tuple(float(v) for v in face[0]),
                         None if face[1] is None else _points(face[1])) for face in faces]
+        self._scores = list(scores) if scores is not None else [None] * len(self._faces)
         confidences = [face[2].confidence if len(face) > 2 and face[2] is not None else None
                        for face in faces]
         for f, (box, kp) in enumerate(self._faces):
-            rect = QGraphicsRectItem(QRectF(QPointF(box[0], box[1]), QPointF(box[2], box[3])),
-                                     self.layers["boxes"])
-            pen = QPen(BOX_COLOR, 1.5)
-            pen.setCosmetic(True)
-            rect.setPen(pen)
-            conf = confidences[f]
-            rect.setToolTip(f"face {f + 1}" + ("" if conf is None else
-                                               f": the detector is {100 * conf:.1f} % sure"))
-            text = f"face {f + 1}" + ("" if conf is None else f" · {conf:.2f}")
-            label = QGraphicsSimpleTextItem(text, self.layers["boxes"])
-            label.setBrush(BOX_COLOR)
-            label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-            label.setPos(box[0], box[1])
-            self._photo_items += [rect, label]
+            self._draw_box(f, box, confidences[f])
             if kp is None:
                 continue
-            size = max(0.8, 0.022 * max(box[2] - box[0], box[3] - box[1]))
+            size = _marker_size(box)
             for i, (x, y) in enumerate(kp):
                 if np.isnan(x) or np.isnan(y):
                     continue
@@ -353,6 +346,62 @@ class Canvas(QGraphicsView):
                                       scene_size=size)
                 item.setPos(x + 0.5, y + 0.5)
                 self._photo_items.append(item)
+            score = self._scores[f]
+            if score is not None and score.truth is not None:
+                self._draw_error_lines(kp, score.truth)
+        for points in truth or []:
+            self._draw_truth(np.asarray(points, np.float64))
+
+    def _draw_box(self, f: int, box, conf: float | None) -> None:
+        """Face ``f``'s box and label: number, the detector's confidence, the NME."""
+        rect = QGraphicsRectItem(QRectF(QPointF(box[0], box[1]), QPointF(box[2], box[3])),
+                                 self.layers["boxes"])
+        pen = QPen(BOX_COLOR, 1.5)
+        pen.setCosmetic(True)
+        rect.setPen(pen)
+        nme = self.face_nme(f)
+        rect.setToolTip(f"face {f + 1}" + ("" if conf is None else
+                                           f": the detector is {100 * conf:.1f} % sure")
+                        + ("" if nme is None else f"; NME {nme:.3f} against ground truth"))
+        text = (f"face {f + 1}" + ("" if conf is None else f" · {conf:.2f}")
+                + ("" if nme is None else f" · NME {nme:.3f}"))
+        label = QGraphicsSimpleTextItem(text, self.layers["boxes"])
+        label.setBrush(BOX_COLOR)
+        label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        label.setPos(box[0], box[1])
+        self._photo_items += [rect, label]
+
+    def _draw_truth(self, points: np.ndarray) -> None:
+        """A labelled photo face: a green ring (sized to the face) on each labelled point."""
+        ok = np.isfinite(points).all(axis=1)
+        if not ok.any():
+            return
+        extent = float(np.ptp(points[ok], axis=0).max())
+        r = max(0.8, 0.025 * extent)
+        pen = QPen(TRUTH_COLOR, 1.6)
+        pen.setCosmetic(True)
+        for i in np.flatnonzero(ok):
+            x, y = points[i]
+            ring = QGraphicsEllipseItem(QRectF(-r, -r, 2 * r, 2 * r), self.layers["truth"])
+            ring.setPen(pen)
+            ring.setPos(x + 0.5, y + 0.5)
+            ring.setToolTip(f"{display_name(i)}: ground truth ({x:.1f}, {y:.1f})")
+            self._photo_items.append(ring)
+
+    def _draw_error_lines(self, prediction: np.ndarray, truth: np.ndarray) -> None:
+        pen = QPen(LINE_COLOR, 1.2)
+        pen.setCosmetic(True)
+        for (px, py), (tx, ty) in zip(prediction, np.asarray(truth, np.float64)):
+            if np.isfinite([px, py, tx, ty]).all():
+                line = QGraphicsLineItem(tx + 0.5, ty + 0.5, px + 0.5, py + 0.5,
+                                         self.layers["lines"])
+                line.setPen(pen)
+                self._photo_items.append(line)
+
+    def face_nme(self, face: int) -> float | None:
+        """Photo face ``face``'s NME against its ground truth (None: none, or not finite)."""
+        score = self._scores[face] if 0 <= face < len(self._scores) else None
+        return None if score is None or not np.isfinite(score.nme) else float(score.nme)
 
     @property
     def faces(self):
@@ -436,7 +485,15 @@ class Canvas(QGraphicsView):
         name = display_name(index)
         if kind == "prediction" and face >= 0:
             x, y = self._faces[face][1][index]
-            return f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f})"
+            text = f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f})"
+            score = self._scores[face] if face < len(self._scores) else None
+            if score is not None and score.truth is not None and \
+                    np.isfinite(score.truth[index]).all():
+                tx, ty = score.truth[index]
+                text += (f" · ground truth ({tx:.1f}, {ty:.1f})"
+                         f" · error {score.errors[index]:.2f} px")
+            nme = self.face_nme(face)
+            return text + ("" if nme is None else f" · face NME {nme:.3f}")
         t, p = self._truth[index], self._pred[index]
         parts = [name]
         if kind == "truth" and not np.isnan(t).any():
@@ -466,6 +523,7 @@ class Canvas(QGraphicsView):
             scene.removeItem(item)
         self._photo_items = []
         self._faces = []
+        self._scores = []
 
     def _update_face_items(self) -> None:
         if self.mode != "face":
@@ -595,6 +653,11 @@ def _points(values) -> np.ndarray:
     if values is None:
         return np.full((NUM_KEYPOINTS, 2), np.nan)
     return np.asarray(values, dtype=np.float64).reshape(NUM_KEYPOINTS, 2).copy()
+
+
+def _marker_size(box) -> float:
+    """A photo marker's size in photo pixels: small next to its face at any zoom."""
+    return max(0.8, 0.022 * max(box[2] - box[0], box[3] - box[1]))
 
 
 def _square(a: QPointF, b: QPointF) -> QRectF:

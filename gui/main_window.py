@@ -288,13 +288,13 @@ class MainWindow(QMainWindow):
         self.photos.open(path)
 
     def update_keypoint_errors(self, split_changed: bool = False) -> None:
-        """The Keypoint errors dock: the face on screen and its split, or nothing for a
-        photo or a video (they have no ground truth to compare with)."""
+        """The Keypoint errors dock: the face on screen and its split; a photo's face against
+        the ground truth beside it (gui.photos); nothing for a video."""
         s = self.session
         if self.model_list.comparing() and s.view_mode == "dataset" and s.row is not None:
             return self.model_list.update_table()
         if s.view_mode in ("photo", "video"):
-            return self.kp_view.set_values(None, None, "no truth", f"this {s.view_mode}")
+            return self.kp_view.set_values(*self.photos.keypoint_errors(s.view_mode))
         if s.dataset is None or s.predictions is None or s.row is None:
             self.kp_view.set_values(None, None)
             return

@@ -1,5 +1,7 @@
 """Photo mode: open a photo (decoded and scaled for the screen off the GUI thread), find and
-predict its faces, and predict inside a box the person draws."""
+predict its faces, and predict inside a box the person draws. Ground truth beside the photo
+(core.photo_truth: a .pts of the same name or a dlib XML naming it) is drawn against the
+prediction, and each face's NME and per-keypoint errors are shown."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,6 +23,9 @@ def load_for_display(path: str | Path) -> Photo:
 
     from core import faces
 
+    from core.errors import DataError
+    from core.photo_truth import find_truth
+
     path = Path(path)
     image = faces.load_photo(path)
     w, h = image.size
@@ -28,7 +33,12 @@ def load_for_display(path: str | Path) -> Photo:
     shown = image if scale == 1.0 else image.resize(
         (max(1, round(w / scale)), max(1, round(h / scale))), Image.Resampling.BILINEAR,
         reducing_gap=2.0)
-    return Photo(path, image, np.asarray(shown), scale)
+    photo = Photo(path, image, np.asarray(shown), scale)
+    try:
+        photo.truth = find_truth(path)
+    except DataError as exc:            # the photo is still shown; the status bar says why
+        photo.truth_error = str(exc)
+    return photo
 
 
 #: "Hide unsure faces" leaves out faces the detector is less sure of than this.
@@ -70,7 +80,15 @@ class Photos:
     def set_hide_unsure(self, on: bool) -> None:
         photo = self.window.session.photo
         if photo is not None and self.window.session.view_mode == "photo":
-            self.window.canvas.show_photo(photo.array, self.shown_faces(photo), photo.scale)
+            self.show(photo)
+
+    def show(self, photo) -> None:
+        """Draw the photo with its shown faces and its ground truth (if any) against them."""
+        shown = self.shown_faces(photo)
+        by_face = {id(f): s for f, s in zip(photo.faces, photo.scores)}
+        self.window.canvas.show_photo(photo.array, shown, photo.scale,
+                                      truth=photo.truth.faces if photo.truth else None,
+                                      scores=[by_face.get(id(f)) for f in shown])
 
     def shown_faces(self, photo) -> list:
         """The photo's faces as drawn: without the unsure ones when the person hides them."""
@@ -94,7 +112,7 @@ class Photos:
         w = self.window
         w.session.photo = photo
         w.session.view_mode = "photo"
-        w.canvas.show_photo(photo.array, [], photo.scale)
+        self.show(photo)
         w.update_title()
         w.update_keypoint_errors()
         w.files.add_recent(photo.path)
@@ -133,10 +151,14 @@ class Photos:
             found = [(f.box.as_list(), np.asarray(f.keypoints), f.detection, f.crop)
                      for f in result.faces]
             message = result.message
+        from core.photo_truth import score_faces
+
         photo.faces = photo.faces + found if manual else found
+        photo.scores = score_faces(photo.truth, photo.faces)
         photo.message = message or ("" if photo.faces else "no face found")
         if w.session.view_mode == "photo":
-            w.canvas.show_photo(photo.array, self.shown_faces(photo), photo.scale)
+            self.show(photo)
+            w.update_keypoint_errors()
         self._say(photo)
         w.update_enabled()
         w.photoShown.emit()
@@ -147,12 +169,13 @@ class Photos:
         if n == 0:
             self.set_box_mode(True)
             w.statusBar().showMessage(f"No face found in {photo.path.name}: drag a square "
-                                      "around a face to predict inside it")
+                                      f"around a face to predict inside it{truth_text(photo)}")
             return
         note = "" if w.predictor is not None else \
             " (no model yet: boxes only — train or open a model to see keypoints)"
-        w.statusBar().showMessage(f"{photo.path.name}: {n} face{'s' if n != 1 else ''}{note}. "
-                                  "Press B to draw a box around a face it missed.")
+        w.statusBar().showMessage(f"{photo.path.name}: {n} face{'s' if n != 1 else ''}{note}"
+                                  f"{truth_text(photo)}. Press B to draw a box around a face "
+                                  "it missed.")
 
     def set_box_mode(self, on: bool) -> None:
         act = self.window.acts["draw_box"]
@@ -168,3 +191,35 @@ class Photos:
 
         self.set_box_mode(False)
         self.predict(boxes=[Box(*box)])
+
+    def keypoint_errors(self, view_mode: str) -> tuple:
+        """The Keypoint errors dock's values (gui.dataset_panel.KeypointErrorView.set_values)
+        for a photo: per-keypoint RMSE in photo pixels (core.evaluate, as for dataset faces)
+        of its first face with ground truth, and over all its faces with ground truth."""
+        from core import evaluate
+
+        photo = self.window.session.photo
+        pairs = [(i, s) for i, s in enumerate(photo.scores if photo else [])
+                 if s.truth is not None and photo.faces[i][1] is not None]
+        if view_mode != "photo" or not pairs:
+            missing = "no prediction" if photo and photo.truth and view_mode == "photo" \
+                else "no truth"
+            return None, None, missing, f"this {view_mode}"
+        pred = np.stack([np.reshape(photo.faces[i][1], -1) for i, _ in pairs])
+        truth = np.stack([np.reshape(s.truth, -1) for _, s in pairs])
+        n = len(pairs)
+        return (evaluate.per_keypoint(pred[:1], truth[:1]), evaluate.per_keypoint(pred, truth),
+                f"photo ({n})", f"face {pairs[0][0] + 1} (px)")
+
+
+def truth_text(photo: Photo) -> str:
+    """What the status bar says of a photo's ground truth: where it came from and each
+    matched face's NME, why a truth file was not used, or nothing without one."""
+    if photo.truth_error:
+        return f" · ground truth not used: {photo.truth_error}"
+    if photo.truth is None:
+        return ""
+    nmes = [f"face {i + 1} NME {s.nme:.3f}" for i, s in enumerate(photo.scores)
+            if np.isfinite(s.nme)]
+    return (f" · ground truth from {photo.truth.source.name}: "
+            + (", ".join(nmes) if nmes else "no predicted face matches it"))

@@ -48,6 +48,11 @@ class Photo:
     scale: float = 1.0
     faces: list = field(default_factory=list)
     message: str = ""
+    #: ground truth found beside the photo (core.photo_truth.PhotoTruth) or None; why a
+    #: truth file there could not be read; each face's FaceScore against it (as ``faces``)
+    truth: Any = None
+    truth_error: str = ""
+    scores: list = field(default_factory=list)
 
 
 class Session:
