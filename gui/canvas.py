@@ -482,6 +482,8 @@ class Canvas(QGraphicsView):
         return None
 
     def describe_point(self, index: int, kind: str, face: int = -1) -> str:
+        """Hover text of keypoint ``index``: its name, truth and prediction and their error
+        (a photo face's: with its ground truth and NME where a truth file was found)."""
         name = display_name(index)
         if kind == "prediction" and face >= 0:
             x, y = self._faces[face][1][index]
