@@ -159,10 +159,12 @@ def predict_one(photo: str) -> dict:
 
     predictor = _predictor()
     try:
-        res = predictor.predict_photo(photo, passes=_worker_state["config"][4])
+        res = predictor.predict_photo(photo, passes=_worker_state["config"][4],
+                                      confidence=predictor.confidence_head is not None)
     except DataError as exc:
         return {**photo_record(photo, []), "error": exc.reason}
-    return photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection) for f in res.faces],
+    return photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection,
+                                 f.keypoint_confidence) for f in res.faces],
                         res.message)
 
 

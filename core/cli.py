@@ -446,13 +446,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results, failed, non_finite = [], 0, 0
     for photo in args.photos:
         try:
-            res = predictor.predict_photo(photo, passes=args.passes)
+            res = predictor.predict_photo(photo, passes=args.passes,
+                                          confidence=predictor.confidence_head is not None)
         except DataError as exc:
             failed += 1
             print(f"facekp predict: error: {exc}", file=sys.stderr)
             results.append({**photo_record(photo, []), "error": exc.reason})
             continue
-        entry = photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection)
+        entry = photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection,
+                                      f.keypoint_confidence)
                                      for f in res.faces],
                              res.message)  # a non-finite keypoint is null there
         non_finite += sum(int((~np.isfinite(f.keypoints)).sum()) for f in res.faces)

@@ -54,10 +54,14 @@ def per_image(pred, truth) -> np.ndarray:
 
 
 def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
-    """Predict ``dataset`` and score it: ``{"rmse_px", "per_keypoint": {name: px}, "faces"}``.
+    """Predict ``dataset`` and score it: ``{"rmse_px", "per_keypoint": {name: px}, "faces",
+    "confidence"}``.
 
     ``predictor_or_model_path``: a :class:`core.predict.Predictor`, a ``.keras`` path or a
-    Keras model. A keypoint never labelled in the dataset scores ``None``.
+    Keras model. A keypoint never labelled in the dataset scores ``None``. ``confidence`` is
+    None when the model has no confidence head (:mod:`core.confidence`); otherwise
+    :func:`core.confidence.ranking_scores` of the keypoint confidences against the points'
+    errors, with ``per_keypoint``: each keypoint's mean confidence.
     """
     from .predict import Predictor
 
@@ -68,12 +72,22 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
                           "compare predictions with")
     predictor = (predictor_or_model_path if isinstance(predictor_or_model_path, Predictor)
                  else Predictor(predictor_or_model_path))
-    pred = predictor.predict(dataset.images)
+    conf_scores = None
+    if predictor.confidence_head is None:
+        pred = predictor.predict(dataset.images)
+    else:
+        from .confidence import point_errors, ranking_scores
+
+        pred, conf = predictor.predict_with_confidence(dataset.images)
+        conf_scores = ranking_scores(conf, point_errors(pred, dataset.keypoints),
+                                     predictor.confidence_head.threshold_px)
+        conf_scores["per_keypoint"] = {n: float(v) for n, v in zip(NAMES, conf.mean(axis=0))}
     kp = per_keypoint(pred, dataset.keypoints)
     return {
         "rmse_px": rmse(pred, dataset.keypoints),
         "per_keypoint": {name: (None if np.isnan(v) else float(v)) for name, v in zip(NAMES, kp)},
         "faces": int(len(dataset)),
+        "confidence": conf_scores,
     }
 
 
@@ -86,6 +100,12 @@ def format_report(result: dict[str, Any], title: str | Path | None = None) -> st
     width = max(len(n) for n in NAMES)
     for name, v in result["per_keypoint"].items():
         lines.append(f"  {name:<{width}}  " + ("   n/a" if v is None else f"{v:6.3f} px"))
+    c = result.get("confidence")
+    if c:
+        t = f"{c['threshold_px']:g} px"
+        lines.append(f"keypoint confidence: mean {c['mean_confidence']:.3f} (share within {t}: "
+                     f"{1 - c['off_fraction']:.3f}); ranks errors with Spearman "
+                     f"{c['spearman']:.3f}, AUROC {c['auroc']:.3f} for points > {t} off")
     return "\n".join(lines)
 
 
