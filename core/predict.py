@@ -140,7 +140,7 @@ class Predictor:
         head = self.confidence_head
         if head is None:
             raise FacekpError("this model has no confidence head (a .confidence.json file "
-                              "beside it; see README, Confidence)")
+                              "beside it; see README, Keypoint confidence)")
         kp, sig = self.confidence_signals(images, head.views, "face_peak" in head.features,
                                           batch_size)
         return kp, head.confidence(sig)
@@ -150,7 +150,7 @@ class Predictor:
         """:meth:`predict`'s keypoints (N, 30) and the signals a confidence head reads
         (:func:`core.confidence.signals`), from the re-crops ``views`` (default
         :data:`core.confidence.VIEWS`) and, with ``maps``, the model's heatmaps."""
-        from .confidence import VIEWS, heatmap_peaks, signals, unwarp, warp_views
+        from .confidence import FEATURES, VIEWS, heatmap_peaks, signals, unwarp, warp_views
 
         views = VIEWS if views is None else views
         x = _faces(images)
@@ -169,7 +169,7 @@ class Predictor:
             parts.append(signals(final, moved, None if peaks is None else peaks[:n],
                                  None if peaks is None else peaks[n:], chunk))
             kp[a:a + n] = final
-        names = parts[0].keys() if parts else ("tta",)
+        names = parts[0].keys() if parts else FEATURES
         empty = np.zeros((0, NUM_KEYPOINTS))
         return kp, {k: np.concatenate([p[k] for p in parts]) if parts else empty for k in names}
 
