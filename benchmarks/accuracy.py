@@ -291,8 +291,9 @@ def confidence_only(args) -> int:
     test = dataset.split("test")
     figures = confidence_figures(model, head, test)
     print()
-    print(f"model {DEFAULT_MODEL.name}; head {'refitted now' if args.refit_confidence else head_path(DEFAULT_MODEL).name}"
-          f" ({', '.join(head.features)} + a term per keypoint)")
+    source = "refitted now" if args.refit_confidence else head_path(DEFAULT_MODEL).name
+    print(f"model {DEFAULT_MODEL.name}; head {source} ({', '.join(head.features)} + a term "
+          "per keypoint)")
     print_confidence(figures, len(test))
     r = figures["rows"]["confidence (the head)"]
     print(f"targets: Spearman >= 0.4: {'yes' if r['spearman'] >= 0.4 else 'NO'}, "

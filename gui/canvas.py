@@ -197,6 +197,7 @@ class Canvas(QGraphicsView):
         self._truth = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._pred = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
+        self._face_confidence: list = []
         self._box_mode = False
         self._box_start: QPointF | None = None
         self._box_item: QGraphicsRectItem | None = None
@@ -301,8 +302,10 @@ class Canvas(QGraphicsView):
     def set_faces(self, faces) -> None:
         """Draw each face's box, its number (and the detector's confidence, also as the box's
         hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
-        or None)`` or ``(box, keypoints, core.detect.Detection or None)``."""
+        or None)``, ``(box, keypoints, core.detect.Detection or None)`` or that and the
+        keypoints' confidences (15,) or None (core.confidence; shown in the hover text)."""
         self._clear_photo_items()
+        self._face_confidence = [face[3] if len(face) > 3 else None for face in faces]
         self._faces = [(tuple(float(v) for v in face[0]),
                         None if face[1] is None else _points(face[1])) for face in faces]
         confidences = [face[2].confidence if len(face) > 2 and face[2] is not None else None
@@ -402,7 +405,10 @@ class Canvas(QGraphicsView):
         name = display_name(index)
         if kind == "prediction" and face >= 0:
             x, y = self._faces[face][1][index]
-            return f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f})"
+            conf = self._face_confidence[face] if face < len(self._face_confidence) else None
+            sure = "" if conf is None else (f" · confidence {conf[index]:.2f} (chance it is "
+                                            "within 3 px of the 96 px face)")
+            return f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f}){sure}"
         t, p = self._truth[index], self._pred[index]
         parts = [name]
         if kind == "truth" and not np.isnan(t).any():
