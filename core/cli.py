@@ -240,9 +240,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
     from . import data
+    from .cluster import check_strategy, make_strategy
     from .errors import DataError
     from .train import TrainConfig, Trainer
 
+    check_strategy(args.strategy)
     try:
         config = TrainConfig.for_arch(
             args.arch, epochs=args.epochs, batch_size=args.batch_size,
@@ -266,8 +268,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if note:
         print(f"{source}: {note}", flush=True)
     train.meta["source"] = str(source)
+    # Before any TensorFlow operation (it sets up collective operations), after the input
+    # checks (the multi-worker strategy waits for the other workers to start).
+    strategy = make_strategy(args.strategy)
     listener = _CliListener(sys.stdout, sys.stderr)
-    trainer = Trainer(config, train, val, out, listener, resume=args.resume)
+    trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy)
     listener.trainer = trainer
 
     def on_sigint(signum, frame):
@@ -328,9 +333,11 @@ class _CliListener:
             extra.append(f"{c['lr_schedule']} learning rate")
         resumed = (f", resuming after epoch {info['initial_epoch']}"
                    if info.get("initial_epoch") else "")
+        workers = info.get("workers", 1)
+        each = f" on each of {workers} workers" if workers > 1 else ""
         print(f"training {info['arch']} on {info['train_faces']} faces "
               f"({', '.join(extra) or 'all faces'}), validating on {info['val_faces']}: "
-              f"{info['steps_per_epoch']} batches of {c['batch_size']} per epoch, up to "
+              f"{info['steps_per_epoch']} batches of {c['batch_size']}{each} per epoch, up to "
               f"{info['epochs']} epochs (early stop after {c['patience']} without improvement)"
               f"{resumed}. Ctrl+C stops and keeps the best model.", file=self.out, flush=True)
 
@@ -364,8 +371,9 @@ class _CliListener:
             return  # the caller prints the message as an error
         text = f"{reasons.get(result.reason, result.reason)}: {result.message}"
         if result.model_path is not None:
+            by = "" if getattr(self.trainer, "writes_model", True) else " by the chief worker"
             text += (f"\nbest model: epoch {result.best_epoch}, validation RMSE "
-                     f"{result.best_val_rmse_px:.3f} px, saved to {result.model_path}")
+                     f"{result.best_val_rmse_px:.3f} px, saved{by} to {result.model_path}")
         else:
             text += "\nno model saved (no epoch finished)"
         print(text, file=self.out, flush=True)
@@ -425,20 +433,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import Predictor
 
     from . import batch  # folders, --jsonl, --resume, --shard, --workers
+    from . import video  # a video file: tracked faces per frame
     from .detect import make_detector
 
     if args.detect_side is not None and args.detect_side < 64:
         raise FacekpError(f"--detect-side must be at least 64 px, got {args.detect_side}")
 
+    if any(video.is_video(p) for p in args.photos):
+        return video.run(args, _model_path(args), _detector_side(args))
+    _refuse_video_options(args)
     batch.check_options(args)
     if args.jsonl is None:
         args.photos = batch.expand_folders(args.photos, args.recursive)
     draw_dir = Path(args.draw) if args.draw else None
     for photo in args.photos if draw_dir is not None else ():
         refuse_input_as_output(draw_dir / f"{Path(photo).stem}.png", {"photo": args.photos})
-    side = {} if args.detect_side is None else (
-        {"max_side": args.detect_side} if args.detector == "mtcnn"
-        else {"detect_side": args.detect_side})
+    side = _detector_side(args)
     if args.jsonl is not None:
         return batch.run(args, _model_path(args), side)
     predictor = Predictor(_model_path(args), detector=make_detector(args.detector, **side),
@@ -474,6 +484,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _warn_non_finite(args.command, non_finite)
         _print_json(results, args.command)
     return 2 if failed else 0
+
+
+def _detector_side(args) -> dict:
+    """The detector's option for --detect-side (MTCNN's max_side, Haar's detect_side)."""
+    if args.detect_side is None:
+        return {}
+    return {"max_side" if args.detector == "mtcnn" else "detect_side": args.detect_side}
+
+
+def _refuse_video_options(args) -> None:
+    """--step, --detect-every and --smooth given for photos."""
+    for option, value in (("--step", args.step), ("--detect-every", args.detect_every),
+                          ("--smooth", args.smooth)):
+        if value is not None:
+            raise FacekpError(f"{option} applies to a video (.mp4, .avi, .mov, .mkv, .webm), "
+                              "not to photos")
 
 
 def _print_faces(photo, res, drawn: str | None) -> None:
@@ -546,6 +572,11 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--lr-schedule", choices=["constant", "cosine"],
                    help="learning-rate schedule (default: the architecture's)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--strategy", choices=["auto", "mirrored", "multiworker"], default="auto",
+                   help="auto: all GPUs of this machine (default); mirrored: "
+                        "tf.distribute.MirroredStrategy; multiworker: several machines, one "
+                        "process each, from the TF_CONFIG environment variable (--batch-size "
+                        "is then per machine)")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if it exists (otherwise an existing model is kept and "
@@ -570,13 +601,13 @@ def _add_evaluation_parsers(sub) -> None:
 
 
 def _add_predict_parser(sub) -> None:
-    p = sub.add_parser("predict", help="keypoints of the faces in photos")
+    p = sub.add_parser("predict", help="keypoints of the faces in photos or a video")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, ...) "
-                   "or folders of them")
+                   "or folders of them, or one video (.mp4, .avi, .mov, .mkv, .webm)")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
     p.add_argument("--json", action="store_true", help="print JSON (photo pixels)")
-    p.add_argument("--draw", metavar="DIR", help="write each photo with boxes and keypoints "
-                                                 "drawn to DIR/<name>.png")
+    p.add_argument("--draw", metavar="DIR|OUT.mp4", help="write each photo with boxes and "
+                   "keypoints drawn to DIR/<name>.png; for a video, the video drawn to OUT.mp4")
     p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn",
                    help="face detector (default mtcnn; haar: faster, frontal faces only)")
     p.add_argument("--detect-side", type=int, metavar="PX",
@@ -597,6 +628,13 @@ def _add_predict_parser(sub) -> None:
                    "of the sorted list (0 <= I < N), for N jobs sharing a collection")
     p.add_argument("--workers", type=int, metavar="K", help="with --jsonl: read, detect and "
                    "predict in K processes (default 1; records keep the photos' order)")
+    p.add_argument("--step", type=int, metavar="K", help="video: every K-th frame only "
+                   "(default 1: every frame)")
+    p.add_argument("--detect-every", type=int, metavar="N", help="video: run the detector "
+                   "every N processed frames, following faces by their keypoints between "
+                   "(default 10; it also runs when a face is lost)")
+    p.add_argument("--smooth", choices=["one-euro", "ema", "off"], help="video: smooth the "
+                   "keypoints over time (default off)")
 
 
 COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,

@@ -181,9 +181,7 @@ def _mtcnn_nets(weights_dir: str | None) -> _Nets:
         except Exception as exc:  # a truncated or foreign file: joblib/pickle/keras errors
             raise DataError(path, f"MTCNN weight file could not be loaded ({type(exc).__name__}: "
                                   f"{str(exc)[:120]}); reinstall the mtcnn package") from None
-        model = stage._model
-        spec = [tf.TensorSpec([None, None, None, 3], tf.float32)]
-        stage._model = tf.function(lambda x, m=model: m(x), input_signature=spec)
+        stage._model = _traced(stage._model)
         stages.append(stage)
     pnet_model = stages[0].model
 
@@ -191,7 +189,20 @@ def _mtcnn_nets(weights_dir: str | None) -> _Nets:
     def pnet(pixels):
         return pnet_model((tf.cast(pixels, tf.float32) - 127.5) / 128.0)
 
-    return _Nets(pnet=pnet, rnet=stages[1], onet=stages[2])
+    return _Nets(pnet=pnet.get_concrete_function(), rnet=stages[1], onet=stages[2])
+
+
+def _traced(model):
+    """``model`` traced once for float32 N x H x W x 3 batches, as a concrete function: called
+    directly it skips the argument binding and dispatch that a ``tf.function`` with open
+    shapes repeats on every call (eleven calls a photo)."""
+    import tensorflow as tf
+
+    def forward(x):
+        return model(x)
+
+    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+    return tf.function(forward, input_signature=[spec]).get_concrete_function()
 
 
 def _weights_path(name: str, weights_dir: str | None) -> Path:

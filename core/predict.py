@@ -233,31 +233,46 @@ class Predictor:
         found = [d for d in found if d.confidence is None or d.confidence >= self.min_confidence]
         if not found:
             return PhotoResult([], "no face found", size, image)
-        crops = [crop_for_box(d.box) if d.points is None else crop_for_landmarks(d.points)
-                 for d in found]
-        points, conf = self._points(gray, crops, bool(confidence))
-        twice = [passes == 2 or (passes is None and d.points is None) for d in found]
-        self._second_pass(gray, crops, points, conf, twice)
-        faces = [FaceResult(d.box, c, p, d, k)
-                 for d, c, p, k in zip(found, crops, points, conf)]
+        faces = self.predict_detections(gray, found, passes, bool(confidence))
         n = len(faces)
         return PhotoResult(faces, f"{n} face{'s' if n != 1 else ''} found", size, image)
+
+    def predict_detections(self, gray: np.ndarray, found: Sequence[Any],
+                           passes: int | None = None, confidence: bool = False
+                           ) -> list[FaceResult]:
+        """Keypoints of detected faces (core.detect.Detection s) in a 2-D uint8 photo: each
+        framed by the rule its detection allows, predicted, and framed again by ``passes``
+        (see :meth:`predict_photo`, also for ``confidence``). Video tracking starts its
+        tracks here."""
+        crops = [crop_for_box(d.box) if d.points is None else crop_for_landmarks(d.points)
+                 for d in found]
+        if not crops:
+            return []
+        points, conf = self._crops(gray, crops, confidence)
+        twice = [passes == 2 or (passes is None and d.points is None) for d in found]
+        self._second_pass(gray, crops, points, conf, twice)
+        return [FaceResult(d.box, c, p, d, k)
+                for d, c, p, k in zip(found, crops, points, conf)]
 
     def _second_pass(self, gray, crops: list[Crop], points: list, conf: list,
                      which: list[bool]) -> None:
         """Frame the faces in ``which`` again around their keypoints, predict, and average
         the two views (and their confidences, where given) in place."""
-        again = [_reframe(p, c) if w else None for p, c, w in zip(points, crops, which)]
+        again = [reframe(p, c) if w else None for p, c, w in zip(points, crops, which)]
         redo = [i for i, c in enumerate(again) if c is not None]
         if redo:
-            new, new_conf = self._points(gray, [again[i] for i in redo], conf[0] is not None)
+            new, new_conf = self._crops(gray, [again[i] for i in redo], conf[0] is not None)
             for j, i in enumerate(redo):
                 crops[i], points[i] = again[i], (points[i] + new[j]) / 2
                 if conf[i] is not None:
                     conf[i] = (conf[i] + new_conf[j]) / 2
 
-    def _points(self, gray: np.ndarray, crops: list[Crop], confidence: bool = False
-                ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    def predict_crops(self, gray: np.ndarray, crops: list[Crop]) -> list[np.ndarray]:
+        """The 15 keypoints (15, 2), photo pixels, of each crop of a 2-D uint8 photo."""
+        return self._crops(gray, crops)[0]
+
+    def _crops(self, gray: np.ndarray, crops: list[Crop], confidence: bool = False
+               ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """Keypoints in photo pixels (and confidences, or Nones) of each crop of ``gray``."""
         images = np.stack([crop_image(gray, c) for c in crops])
         if confidence:
@@ -278,7 +293,7 @@ def _faces(images) -> np.ndarray:
     return x
 
 
-def _reframe(points: np.ndarray, first: Crop) -> Crop | None:
+def reframe(points: np.ndarray, first: Crop) -> Crop | None:
     """The second-pass crop, or None when the first pass's keypoints are too implausible to
     frame a face by (not finite, or a framing far from the detector's)."""
     if not np.isfinite(points).all():

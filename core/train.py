@@ -12,7 +12,11 @@ line and the GUI both use.
 - :meth:`Trainer.stop` (any thread) ends training after the current batch; the best model
   saved so far stays on disk.
 - Runs under a ``tf.distribute`` strategy: the default one on a single device,
-  ``MirroredStrategy`` when several GPUs are visible (or the strategy passed in).
+  ``MirroredStrategy`` when several GPUs are visible (or the strategy passed in, e.g. a
+  ``MultiWorkerMirroredStrategy`` from :func:`core.cluster.make_strategy`). With several
+  workers, ``batch_size`` is per worker, each worker trains on its own shard of the faces,
+  only the chief writes the model, and stop decisions are all-reduced so that every worker
+  leaves training at the same batch.
 
 Epochs and batches are 1-based in the protocol. Every figure is in pixels of the 96x96 crop.
 """
@@ -29,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .cluster import any_worker, is_chief, workers
 from .data import Dataset
 from .errors import FacekpError
 from .fileio import atomic_path, check_writable, remove_stale_partials
@@ -239,6 +244,7 @@ class Trainer:
         self.resume = None if resume is None else Path(resume)
         self.strategy = strategy
         self.model = None
+        self._chief, self._workers = True, 1  # set from the strategy when the run starts
         self._stop = threading.Event()
         self._writing = threading.Event()
 
@@ -249,6 +255,12 @@ class Trainer:
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def writes_model(self) -> bool:
+        """This process writes the model: False on the other workers of a multi-worker run
+        (known once the run has started)."""
+        return self._chief
 
     @property
     def writing(self) -> bool:
@@ -284,6 +296,13 @@ class Trainer:
 
     # -- internals --
 
+    def _stop_agreed(self) -> bool:
+        """Stop now? This run's request; with several workers, any worker's request, so that
+        they all leave training at the same batch (every worker asks at the same points)."""
+        if self._workers == 1:
+            return self._stop.is_set()
+        return any_worker(self._strategy, self._stop.is_set())
+
     def _result(self, reason: str, message: str) -> TrainResult:
         s = self._state
         if s.checkpointer is not None:
@@ -307,20 +326,26 @@ class Trainer:
         s = self._state
         train = self.train_data.complete() if cfg.complete_only else self.train_data
         val = self.val_data
+        strategy = self._strategy = self.strategy or default_strategy()
+        self._chief, self._workers = is_chief(strategy), workers(strategy)
         self._check_before_training(train, val)
-        steps = math.ceil(len(train) / cfg.batch_size)
+        # Each worker trains on its own share of the faces (as many on each), batch_size at a
+        # time: together one step averages the gradients of batch_size x workers faces.
+        shared = len(train) // self._workers * self._workers
+        steps = math.ceil(shared / self._workers / cfg.batch_size)
         keras.utils.set_random_seed(cfg.seed)
-        model, initial_epoch, arch = self._compiled_model(steps)
+        model, initial_epoch, arch = self._compiled_model(steps, strategy)
+        if self._workers > 1:
+            _fit_across_workers(model, strategy)
         self.model = model
-
-        train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                             augment=cfg.augment_strength if cfg.augment else 0.0, repeat=True,
-                             preset=cfg.augment_preset)
-        val_ds = _pipeline(val, cfg.batch_size, shuffle=False)
+        train_ds, val_ds = self._datasets(train, val, strategy)
         s.base_record = {"arch": arch, "model": model.name, "config": cfg.as_dict(),
                          "train_faces": len(train), "val_faces": len(val),
                          "data": self.train_data.meta.get("source")
                          or self.train_data.meta.get("imported_from")}
+        if self._workers > 1:
+            s.base_record.update(workers=self._workers,
+                                 global_batch_size=cfg.batch_size * self._workers)
         if self.resume is not None:
             s.base_record["resumed_from"] = str(self.resume)
             logs = model.evaluate(val_ds, verbose=0, return_dict=True)
@@ -335,9 +360,9 @@ class Trainer:
         self.listener.on_started({
             "epochs": cfg.epochs, "steps_per_epoch": steps, "train_faces": len(train),
             "val_faces": len(val), "arch": arch, "initial_epoch": initial_epoch,
-            "config": cfg.as_dict(),
+            "config": cfg.as_dict(), "workers": self._workers,
         })
-        callback = _make_callback(self, len(train), cfg.batch_size)
+        callback = _make_callback(self, shared, cfg.batch_size * self._workers)
         s.checkpointer = _Checkpointer(self)
         if initial_epoch >= cfg.epochs:
             return self._result("completed", f"already trained for {initial_epoch} epochs")
@@ -359,20 +384,48 @@ class Trainer:
         if len(val) == 0 or np.isnan(val.keypoints).all():
             raise FacekpError("no labelled validation faces (validation RMSE decides which "
                               "model is kept)")
-        check_writable(self.out)
-        for path in (self.out, record_path(self.out)):
-            remove_stale_partials(path)
+        if self._chief:  # the other workers of a multi-worker run never write there
+            check_writable(self.out)
+            for path in (self.out, record_path(self.out)):
+                remove_stale_partials(path)
         if self._stop.is_set():
             raise _StopRequested
 
-    def _compiled_model(self, steps: int):
+    def _datasets(self, train: Dataset, val: Dataset, strategy):
+        """The training and validation pipelines. Several workers: each worker's training
+        pipeline shuffles every face the same way (the same seed) and keeps its own share
+        (:func:`_pipeline`'s ``shard``), so the workers train on different faces in every step;
+        validation is auto-sharded by tf.data (each worker validates on its part, and the
+        workers' RMSEs are all-reduced so that every worker decides alike)."""
+        cfg = self.config
+        augment = cfg.augment_strength if cfg.augment else 0.0
+        if self._workers == 1:
+            train_ds = _pipeline(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                 augment=augment, repeat=True, preset=cfg.augment_preset)
+            return train_ds, _pipeline(val, cfg.batch_size, shuffle=False)
+        global_batch = cfg.batch_size * self._workers
+        if global_batch % strategy.num_replicas_in_sync:
+            raise FacekpError(f"a batch size of {cfg.batch_size} per worker does not split "
+                              f"evenly over the {strategy.num_replicas_in_sync // self._workers}"
+                              " devices of each worker")
+
+        def worker_pipeline(context):
+            return _pipeline(train, context.get_per_replica_batch_size(global_batch),
+                             shuffle=True, seed=cfg.seed, augment=augment, repeat=True,
+                             preset=cfg.augment_preset,
+                             shard=(context.num_input_pipelines, context.input_pipeline_id))
+
+        train_ds = strategy.distribute_datasets_from_function(worker_pipeline)
+        return train_ds, _pipeline(val, global_batch, shuffle=False)
+
+    def _compiled_model(self, steps: int, strategy):
         """(model, initial epoch, architecture name): a new model, or the resumed one with its
         optimizer state (a fresh optimizer, said in a note, when it was saved without)."""
         from .model import MaskedRMSE, build_model, masked_rmse
 
         cfg = self.config
         initial_epoch, arch = 0, cfg.arch
-        with (self.strategy or default_strategy()).scope():
+        with strategy.scope():
             if self.resume is not None:
                 model = _load_for_training(self.resume)
                 record = read_record(self.resume) or {}
@@ -402,9 +455,15 @@ class Trainer:
         self._write(model, self._record())
 
     def _write(self, model, record: dict) -> None:
-        """Write (the caller has set ``_writing``, which this clears when done)."""
+        """Write (the caller has set ``_writing``, which this clears when done). Only the chief
+        writes to ``out``; the other workers of a multi-worker run save alike (a save may take
+        part in collective operations, so every worker makes it) into a temporary folder that
+        they remove at once, TensorFlow's pattern for Keras multi-worker saving."""
         try:
-            _write(model, self.out, record)
+            if self._chief:
+                _write(model, self.out, record)
+            else:
+                _write_and_remove(model, self.out.name, record)
             self._state.saved = True
         finally:
             self._writing.clear()
@@ -436,6 +495,18 @@ def _write(model, path: Path, record: dict) -> None:
     _fault("renamed")
     with atomic_path(record_path(path)) as tmp:
         tmp.write_text(text)
+
+
+def _write_and_remove(model, name: str, record: dict) -> None:
+    """A non-chief worker's save: the same write into a temporary folder, then removed."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="facekp-worker-"))
+    try:
+        _write(model, folder / name, record)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: Fault injection for tests of kills and interrupts during a checkpoint write:
@@ -571,7 +642,7 @@ def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self.seen, self.total = 0, 0.0
-            if trainer._stop.is_set():
+            if trainer._stop_agreed():
                 raise _StopRequested
 
         def on_train_batch_end(self, batch, logs=None):
@@ -587,7 +658,7 @@ def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
                                   f"{self.epoch + 1}, batch {batch + 1}; try a lower learning "
                                   "rate")
             trainer.listener.on_batch(self.epoch + 1, batch + 1, max(loss, 0.0) * 96.0)
-            if trainer._stop.is_set():
+            if trainer._stop_agreed():
                 raise _StopRequested
 
         def on_epoch_end(self, epoch, logs=None):
@@ -601,7 +672,7 @@ def _make_callback(trainer: Trainer, n_train: int, batch_size: int):
             if trainer.config.patience and self.wait >= trainer.config.patience:
                 self.early_stopped = True
                 self.model.stop_training = True
-            if trainer._stop.is_set():
+            if trainer._stop_agreed():
                 raise _StopRequested
 
     return _Callback()
@@ -699,16 +770,22 @@ def _current_lr(model) -> float | None:
 
 
 def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
-              repeat: bool = False, preset: str = "basic"):
+              repeat: bool = False, preset: str = "basic", shard: tuple[int, int] | None = None):
     """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30),
     augmented (``core.augment``, its ``preset``) at ``augment`` times its strength when above 0.
     ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
-    with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start)."""
+    with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start).
+    ``shard`` (count, index): after shuffling, keep faces index, index + count, ... of the
+    first ``N - N % count`` (every shard as large, a different remainder left out each pass);
+    before batching and augmenting, so a worker prepares only its own faces."""
     import tensorflow as tf
 
     d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
     if shuffle:
         d = d.shuffle(len(ds), seed=seed, reshuffle_each_iteration=True)
+    if shard is not None:
+        count, index = shard
+        d = d.take(len(ds) - len(ds) % count).shard(count, index)
     d = d.batch(batch_size)
     # Plain tensor code: skipping AutoGraph's source conversion avoids its warnings and a
     # ~200 ms hold of the GIL that froze the app's event loop when training starts.
@@ -726,6 +803,34 @@ def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augmen
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return d.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _fit_across_workers(model, strategy) -> None:
+    """Let Keras 3's ``fit`` and ``evaluate`` run under ``MultiWorkerMirroredStrategy`` with
+    several workers, where they fail as they are (keras-team/keras#20585):
+
+    - they first pull a batch to build the metrics and the optimizer and all-reduce it as a
+      tuple, which the strategy cannot: build them here from a batch of zeros instead;
+    - they average each replica's logs with ``strategy.reduce(MEAN, axis=0)``, which fails for
+      scalars: each replica's step returns its losses and metrics as 1-element vectors, so the
+      reduce gives their mean over every replica of every worker (the same on each worker).
+    """
+    import tensorflow as tf
+
+    from .model import IMAGE_SIZE
+
+    batch = (np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32), np.zeros((1, 30), np.float32))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    def per_replica(step):
+        def vector_logs(data):
+            return {name: tf.reshape(value, (1,)) for name, value in step(data).items()}
+        return vector_logs
+
+    model.train_step = per_replica(model.train_step)
+    model.test_step = per_replica(model.test_step)
 
 
 def _load_for_training(path: Path):

@@ -37,7 +37,7 @@ def _layer(name: str, layer: str, text: str, key: str, tip: str = "", checked=Tr
 
 ACTIONS: tuple[Spec, ...] = (
     Spec("open", "&Open…", "files.open_dialog", K.Open,
-         "open a photo, a dataset (.npz, Kaggle .csv) or a model (.keras)"),
+         "open a photo, a video, a dataset (.npz, Kaggle .csv) or a model (.keras)"),
     Spec("open_dataset", "Open &dataset…", "files.open_dataset_dialog", "Ctrl+Shift+O"),
     Spec("open_model", "Open &model…", "files.open_model_dialog", "Ctrl+M"),
     Spec("save", "&Save dataset", "files.save_dataset", K.Save,

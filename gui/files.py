@@ -14,16 +14,21 @@ from . import settings as app_settings
 
 DATASET_SUFFIXES = {".npz", ".csv"}
 MODEL_SUFFIXES = {".keras"}
-OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.npz *.csv *.keras);;"
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}   # as core.video's
+OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.npz *.csv *.keras "
+               "*.mp4 *.avi *.mov *.mkv *.webm);;"
                "Photos (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;"
+               "Videos (*.mp4 *.avi *.mov *.mkv *.webm);;"
                "Datasets (*.npz *.csv);;Models (*.keras);;All files (*)")
 
 
 def kind_of(path: str | Path) -> str:
-    """"model", "dataset" or "photo", by the file name's ending."""
+    """"model", "dataset", "video" or "photo", by the file name's ending."""
     suffix = Path(path).suffix.lower()
     if suffix in MODEL_SUFFIXES:
         return "model"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
     return "dataset" if suffix in DATASET_SUFFIXES else "photo"
 
 
@@ -101,7 +106,7 @@ class Files:
             self.window.open_path(self._asked(path))
 
     def open_dialog(self) -> None:
-        self._open("Open a photo, dataset or model", OPEN_FILTER)
+        self._open("Open a photo, video, dataset or model", OPEN_FILTER)
 
     def open_dataset_dialog(self) -> None:
         self._open("Open a dataset", "Datasets (*.npz *.csv)")

@@ -29,6 +29,7 @@ from .models import Models
 from .photos import Photos
 from .session import Session, split_label
 from .training_panel import TrainingPanel
+from .video import Video
 from .workers import Jobs
 
 
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
     def _make_parts(self) -> None:
         self.files = Files(self, self.options.remember)
         self.photos = Photos(self)
+        self.video = Video(self)
         self.models = Models(self)
         self.datasets = Datasets(self)
         self.editing = Editing(self)
@@ -232,6 +234,7 @@ class MainWindow(QMainWindow):
         if s.dataset is None or not 0 <= row < len(s):
             return
         s.row, s.view_mode = row, "dataset"
+        self.video.leave()
         self.photos.set_box_mode(False)
         pred = s.predictions[row] if s.predictions is not None else None
         self.canvas.show_face(s.dataset.images[row], s.dataset.keypoints[row], pred,
@@ -261,10 +264,13 @@ class MainWindow(QMainWindow):
         elif kind == "dataset":
             if self.confirm_discard_edits():
                 self.load_dataset(path)
+        elif kind == "video":
+            self.video.open(path)
         else:
             self.open_photo(path)
 
     def open_photo(self, path: str | Path) -> None:
+        self.video.leave()
         self.photos.open(path)
 
     def update_keypoint_errors(self, split_changed: bool = False) -> None:
