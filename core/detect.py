@@ -160,6 +160,8 @@ class _Nets:
     pnet: object
     rnet: object
     onet: object
+    #: the Keras models behind the concrete functions, which hold their variables only weakly
+    models: tuple = ()
 
 
 @functools.lru_cache(maxsize=2)
@@ -173,7 +175,7 @@ def _mtcnn_nets(weights_dir: str | None) -> _Nets:
     except ImportError as exc:
         raise DataError("mtcnn", f"the MTCNN face detector is not installed ({exc}); "
                                  "pip install mtcnn, or use the haar detector") from None
-    stages = []
+    stages, models = [], []
     for cls, name in ((StagePNet, "pnet.lz4"), (StageRNet, "rnet.lz4"), (StageONet, "onet.lz4")):
         path = _weights_path(name, weights_dir)
         try:
@@ -181,6 +183,7 @@ def _mtcnn_nets(weights_dir: str | None) -> _Nets:
         except Exception as exc:  # a truncated or foreign file: joblib/pickle/keras errors
             raise DataError(path, f"MTCNN weight file could not be loaded ({type(exc).__name__}: "
                                   f"{str(exc)[:120]}); reinstall the mtcnn package") from None
+        models.append(stage._model)
         stage._model = _traced(stage._model)
         stages.append(stage)
     pnet_model = stages[0].model
@@ -189,7 +192,8 @@ def _mtcnn_nets(weights_dir: str | None) -> _Nets:
     def pnet(pixels):
         return pnet_model((tf.cast(pixels, tf.float32) - 127.5) / 128.0)
 
-    return _Nets(pnet=pnet.get_concrete_function(), rnet=stages[1], onet=stages[2])
+    return _Nets(pnet=pnet.get_concrete_function(), rnet=stages[1], onet=stages[2],
+                 models=tuple(models))
 
 
 def _traced(model):
