@@ -163,7 +163,7 @@ def predict_one(photo: str) -> dict:
                                       confidence=predictor.confidence_head is not None)
     except DataError as exc:
         return {**photo_record(photo, []), "error": exc.reason}
-    return photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection,
+    return photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection, f.crop,
                                  f.keypoint_confidence) for f in res.faces],
                         res.message)
 

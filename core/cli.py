@@ -28,6 +28,8 @@ def _progress(label: str):
 def cmd_import(args: argparse.Namespace) -> int:
     from . import data, formats, importers
 
+    if args.predict:
+        return _import_predicted(args)
     images = args.images or []
     labels = args.labels or []
     if labels and len(labels) != len(images):
@@ -37,6 +39,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     fractions = _split_fractions(args.split) if args.split else None
     meta = _meta_object(args.meta) if args.meta else {}
     refuse_input_as_output(args.out, {"--labels": labels, "--images": images})
+    _check_shard_output(args, {"--labels": labels, "--images": images}, files_too=False)
     parts, reports = [], []
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
@@ -59,7 +62,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     dataset.meta["imported_from"] = [str(Path(f)) for f in images]
     if len(dataset) == 0:
         raise FacekpError("no face could be imported; nothing written")
-    data.save(dataset, args.out)
+    _write_dataset(dataset, args)
     for folder, report in zip(images, reports):
         print(f"== {folder}")
         print(report.format())
@@ -70,6 +73,85 @@ def cmd_import(args: argparse.Namespace) -> int:
         print("== written")
         print(data.format_description(data.describe(dataset)))
     print(f"wrote {len(dataset)} faces to {args.out}")
+    return 0
+
+
+def _check_shard_output(args: argparse.Namespace, inputs: dict, files_too: bool = True) -> None:
+    """Before long work: --shards N is 1 or more, and --out (a folder with --shards, else a
+    file) may be written: an existing one only with --overwrite, never one of the inputs or
+    a folder holding one of them. ``files_too``: False leaves an output file alone (import
+    replaces an existing .npz or .csv, as it always has)."""
+    out = Path(args.out)
+    if args.shards is not None and args.shards < 1:
+        raise FacekpError(f"--shards must be 1 or more, got {args.shards}")
+    if not out.exists() or (args.shards is None and not files_too and not out.is_dir()):
+        return
+    if args.shards is not None and not out.is_dir():
+        raise FacekpError(f"{out} is a file; with --shards, --out is a folder")
+    if args.shards is None and out.is_dir():
+        raise FacekpError(f"{out} is a folder; give --shards N to write shards there, or a "
+                          ".npz or .csv file name")
+    if not args.overwrite:
+        raise FacekpError(f"{out} already exists; give --overwrite to replace it")
+    for option, paths in inputs.items():
+        for given in paths:
+            if out.is_dir() and out.resolve() in (Path(given).resolve(),
+                                                  *Path(given).resolve().parents):
+                raise FacekpError(f"{out} holds an input ({option} {given}); choose another "
+                                  "output folder so the input is not overwritten")
+
+
+def _write_dataset(dataset, args: argparse.Namespace) -> None:
+    """``dataset`` to --out: shards with --shards N, else a file by its ending."""
+    from . import data
+
+    if args.shards is None:
+        data.save(dataset, args.out)
+        return
+    from .shards import write_shards
+
+    write_shards(dataset, args.out, args.shards, overwrite=args.overwrite,
+                 progress=_progress(f"write {args.out}"))
+
+
+def _open_dataset(source: Path):
+    """A dataset to train or evaluate on: shards (a folder) are opened for streaming, a file
+    is read into memory."""
+    from . import data
+
+    from .shards import is_shards, open_shards
+
+    if is_shards(source):
+        return open_shards(source)
+    return data.load(source)
+
+def _import_predicted(args: argparse.Namespace) -> int:
+    """``facekp import --predict PHOTO...``: the photos' faces as a dataset whose labels are a
+    model's keypoints, marked as not yet checked; ``--add-to`` puts them after a dataset's."""
+    from . import data
+    from .photo_faces import add_faces, predict_photos
+    from .predict import Predictor
+
+    if args.images or args.labels:
+        raise FacekpError("--predict takes photos, not --images or --labels")
+    if args.detector == "none":
+        raise FacekpError("--predict finds faces with a detector: use --detector mtcnn or haar")
+    refuse_input_as_output(args.out, {"--predict": args.predict,
+                                      "--add-to": [args.add_to] if args.add_to else []})
+    base = data.load(args.add_to) if args.add_to else None
+    predictor = Predictor(_model_path(args), detector=args.detector)
+    new, lines = predict_photos(predictor, args.predict, progress=_progress("predict"))
+    if len(new) == 0:
+        raise FacekpError("no face found in " + ", ".join(map(str, args.predict))
+                          + "; nothing written")
+    dataset = add_faces(base, new)
+    if base is None and args.split:
+        dataset = data.split_by_person(dataset, _split_fractions(args.split), seed=args.seed)
+    data.save(dataset, args.out)
+    print("\n".join(lines))
+    where = f" after the {len(base)} of {args.add_to}" if base is not None else ""
+    print(f"wrote {len(dataset)} faces to {args.out}: {len(new)} predicted faces (not yet "
+          f"checked){where}")
     return 0
 
 
@@ -126,8 +208,15 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     from . import data
 
-    dataset = data.load(args.file)
-    desc = data.describe(dataset)
+    from .shards import is_shards, open_shards
+
+    source = Path(args.file)
+    if is_shards(source):  # the index, then one streaming pass without keeping pixels
+        shards = open_shards(source)
+        desc = shards.describe()
+        desc["shards"] = len(shards.index["files"])
+    else:
+        desc = data.describe(data.load(source))
     desc["file"] = str(args.file)
     if args.json:
         print(json.dumps(desc, indent=2))
@@ -177,6 +266,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS["export"] = cmd_export
+
+
+# --- convert ------------------------------------------------------------------------------
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from . import data
+
+    source = Path(args.file)
+    refuse_input_as_output(args.out, {"dataset": [source]})
+    _check_shard_output(args, {"dataset": [source]})
+    dataset = data.load(source)
+    if len(dataset) == 0:
+        raise FacekpError(f"{source}: no faces to convert")
+    _write_dataset(dataset, args)
+    what = f"{args.shards} shards per split" if args.shards is not None else "one file"
+    print(f"wrote {len(dataset)} faces ({what}) to {args.out}")
+    return 0
+
+
+COMMANDS["convert"] = cmd_convert
 
 COMMANDS.update({"import": cmd_import, "info": cmd_info, "montage": cmd_montage})
 
@@ -236,6 +345,21 @@ def _fmt_px(v: float | None) -> str:
 
 # --- train --------------------------------------------------------------------------------
 
+def _check_model_out(args: argparse.Namespace, out: Path) -> None:
+    """``facekp train``'s --out may be written: a .keras name, not an existing model unless
+    --overwrite or --resume of it, never the --fine-tune model; --resume or --fine-tune."""
+    if out.suffix != ".keras":
+        raise FacekpError(f"{out}: the model file name must end in .keras")
+    if args.fine_tune and args.resume:
+        raise FacekpError("give --resume (go on with a model's own run) or --fine-tune (start "
+                          "from its weights), not both")
+    if args.fine_tune and same_file(out, args.fine_tune):
+        raise FacekpError(f"{out} is the --fine-tune model; choose a new --out")
+    if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
+        raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
+                          f"{out} to go on training it)")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
@@ -255,14 +379,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FacekpError(str(exc)) from None
     out = Path(args.out)
-    if out.suffix != ".keras":
-        raise FacekpError(f"{out}: the model file name must end in .keras")
-    if out.exists() and not args.overwrite and not (args.resume and same_file(out, args.resume)):
-        raise FacekpError(f"{out} already exists; give --overwrite to replace it (or --resume "
-                          f"{out} to go on training it)")
+    _check_model_out(args, out)
     source = _dataset_path(args)
+    dataset = _open_dataset(source)  # a bad file or folder names itself
     try:
-        train, val, note = data.training_splits(data.load(source), seed=args.seed)
+        train, val, note = data.training_splits(dataset, seed=args.seed)
     except DataError as exc:
         raise FacekpError(f"{source}: {exc}") from None
     if note:
@@ -272,7 +393,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # checks (the multi-worker strategy waits for the other workers to start).
     strategy = make_strategy(args.strategy)
     listener = _CliListener(sys.stdout, sys.stderr)
-    trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy)
+    trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy,
+                      fine_tune=args.fine_tune)
     listener.trainer = trainer
 
     def on_sigint(signum, frame):
@@ -388,8 +510,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = _model_path(args)
     source = _dataset_path(args)
-    dataset = data.load(source)
-    part, note = data.evaluation_faces(dataset, args.split)
+    part, note = data.evaluation_faces(_open_dataset(source), args.split)
     if note:  # with --json stdout holds the JSON alone
         print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
     if len(part) == 0:
@@ -410,7 +531,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare, format_comparison
 
     source = _dataset_path(args)
-    part, note = data.evaluation_faces(data.load(source), args.split)
+    part, note = data.evaluation_faces(_open_dataset(source), args.split)
     if note:
         print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
     if len(part) == 0:
@@ -463,7 +584,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"facekp predict: error: {exc}", file=sys.stderr)
             results.append({**photo_record(photo, []), "error": exc.reason})
             continue
-        entry = photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection,
+        entry = photo_record(photo, [(f.box.as_list(), f.keypoints, f.detection, f.crop,
                                       f.keypoint_confidence)
                                      for f in res.faces],
                              res.message)  # a non-finite keypoint is null there
@@ -547,8 +668,8 @@ def _add_train_parser(sub) -> None:
                                    "validating on its 'val' split after every epoch. The best "
                                    "model is saved to --out whenever validation improves; "
                                    "Ctrl+C stops after the current batch and keeps it.")
-    p.add_argument("--data", help=".npz dataset with splits, or Kaggle training .csv "
-                                  "(default: the embedded dataset)")
+    p.add_argument("--data", help=".npz dataset with splits, Kaggle training .csv, or a shard "
+                                  "folder (streamed; default: the embedded dataset)")
     p.add_argument("--arch", default="seed", help="architecture (default: seed)")
     p.add_argument("--out", required=True, help="output model, .keras")
     p.add_argument("--epochs", type=int, help="most epochs (default: the architecture's)")
@@ -578,6 +699,9 @@ def _add_train_parser(sub) -> None:
                         "process each, from the TF_CONFIG environment variable (--batch-size "
                         "is then per machine)")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
+    p.add_argument("--fine-tune", metavar="MODEL",
+                   help="start from a .keras model's weights with a fresh optimizer (these "
+                        "options) for --epochs more epochs, e.g. on a dataset with new faces")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if it exists (otherwise an existing model is kept and "
                         "training refused)")
@@ -586,7 +710,8 @@ def _add_train_parser(sub) -> None:
 def _add_evaluation_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="RMSE in pixels, overall and per keypoint")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
-    p.add_argument("--data", help=".npz or Kaggle .csv (default: the embedded dataset)")
+    p.add_argument("--data", help=".npz, Kaggle .csv or shard folder (default: the embedded "
+                                  "dataset)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="which faces (default: test)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -594,7 +719,8 @@ def _add_evaluation_parsers(sub) -> None:
     p = sub.add_parser("compare", help="two models' RMSE, overall and per keypoint, and B / A")
     p.add_argument("model_a", help="model A, .keras")
     p.add_argument("model_b", help="model B, .keras")
-    p.add_argument("--data", help=".npz or Kaggle .csv (default: the embedded dataset)")
+    p.add_argument("--data", help=".npz, Kaggle .csv or shard folder (default: the embedded "
+                                  "dataset)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="which faces (default: test)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -649,11 +775,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="labelled photos (68 points) -> 96x96 dataset",
                        description="Crop photos labelled with 68 landmarks (a ytf68-style CSV, "
                                    "or iBUG .pts files beside the images) to 96x96 faces with "
-                                   "the 15 Kaggle keypoints.")
+                                   "the 15 Kaggle keypoints; or, with --predict, unlabelled "
+                                   "photos with a model's keypoints as labels to check.")
     p.add_argument("--labels", action="append", help="label CSV, COCO keypoints .json or dlib "
                                                      ".xml (repeat with --images)")
     p.add_argument("--images", action="append", help="folder of images (repeatable)")
-    p.add_argument("--out", required=True, help="output .npz, or Kaggle .csv")
+    p.add_argument("--out", required=True, help="output .npz, Kaggle .csv, or with --shards a "
+                                                "folder")
+    _add_shard_options(p)
     p.add_argument("--split", metavar="TRAIN,VAL,TEST",
                    help="assign splits by person, e.g. 0.8,0.1,0.1")
     p.add_argument("--seed", type=int, default=0, help="seed of the split by person")
@@ -666,9 +795,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", help=argparse.SUPPRESS)
     p.add_argument("--dedupe", action="store_true",
                    help="leave out faces whose pixels repeat an earlier face's")
+    p.add_argument("--predict", nargs="+", metavar="PHOTO",
+                   help="unlabelled photos: their faces, cropped as photos are, with a model's "
+                        "keypoints as labels marked not yet checked")
+    p.add_argument("--model", help="with --predict: model .keras (default: the installed one)")
+    p.add_argument("--add-to", metavar="DATASET",
+                   help="with --predict: write DATASET's faces, then the new ones, to --out")
 
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
-    p.add_argument("file", help=".npz dataset or Kaggle .csv")
+    p.add_argument("file", help=".npz dataset, Kaggle .csv or shard folder")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("montage", help="a PNG grid of faces with their keypoints drawn")
@@ -688,8 +823,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .json (coco), .xml (dlib), folder "
                                                 "(pts) or .csv; PNGs go to <out stem>_images")
 
+    p = sub.add_parser("convert", help="a dataset to TFRecord shards (or to .npz / .csv)",
+                       description="Write a dataset (.npz, Kaggle .csv or shard folder) as "
+                                   "TFRecord shards that train, evaluate and info stream "
+                                   "(--shards N), or as an .npz or .csv file.")
+    p.add_argument("file", help=".npz dataset, Kaggle .csv or shard folder")
+    p.add_argument("--out", required=True, help="output folder (with --shards) or .npz / .csv")
+    _add_shard_options(p)
+
     _add_engine_parsers(sub)
     return parser
+
+
+def _add_shard_options(p) -> None:
+    p.add_argument("--shards", type=int, metavar="N",
+                   help="write --out as a folder of TFRecord shards, N files per split, and "
+                        "an index.json")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists (a shard folder is replaced only by "
+                        "shards)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 A :class:`Dataset` holds uint8 images (N x 96 x 96), float32 keypoints (N x 30, Kaggle column
 order, pixels of the crop, NaN = missing) and per-row name, person and split
-('train', 'val', 'test' or '' when not assigned).
+('train', 'val', 'test' or '' when not assigned), whether a person has checked the face's
+labels (False for points a model predicted and nobody has looked at yet) and the photo the
+face was cut from ('' when unknown).
 
 Kaggle CSV layouts (one reader, one writer):
 - training: the 30 keypoint columns then ``Image`` (9,216 space-separated integers 0-255);
@@ -28,7 +30,7 @@ from .keypoints import COLUMNS, IMAGE_SIZE, NAMES
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 SPLITS = ("train", "val", "test")
-NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits")
+NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits", "checked", "sources")
 
 
 @dataclass
@@ -39,6 +41,10 @@ class Dataset:
     persons: np.ndarray
     splits: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    #: per face: a person has checked its labels (False: a model's points, not yet checked)
+    checked: np.ndarray | None = None
+    #: per face: the photo it was cut from ('' when unknown)
+    sources: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
@@ -52,15 +58,22 @@ class Dataset:
         self.names = np.asarray(self.names, dtype=str)
         self.persons = np.asarray(self.persons, dtype=str)
         self.splits = np.asarray(self.splits, dtype=str)
+        self.checked = (np.ones(n, bool) if self.checked is None
+                        else np.asarray(self.checked, dtype=bool))
+        self.sources = (np.full(n, "", dtype=str) if self.sources is None
+                        else np.asarray(self.sources, dtype=str))
         for label, arr in (("names", self.names), ("persons", self.persons),
-                           ("splits", self.splits)):
+                           ("splits", self.splits), ("checked", self.checked),
+                           ("sources", self.sources)):
             if arr.shape != (n,):
                 raise ValueError(f"{label} must have {n} entries, got shape {arr.shape}")
 
     @classmethod
     def from_arrays(cls, images: np.ndarray, keypoints: np.ndarray | None = None,
                     names: Sequence[str] | None = None, persons: Sequence[str] | None = None,
-                    splits: Sequence[str] | None = None, meta: dict | None = None) -> "Dataset":
+                    splits: Sequence[str] | None = None, meta: dict | None = None,
+                    checked: Sequence[bool] | None = None,
+                    sources: Sequence[str] | None = None) -> "Dataset":
         n = len(images)
         return cls(
             images=images,
@@ -68,7 +81,7 @@ class Dataset:
             names=[str(i + 1) for i in range(n)] if names is None else names,
             persons=[""] * n if persons is None else persons,
             splits=[""] * n if splits is None else splits,
-            meta=dict(meta or {}),
+            meta=dict(meta or {}), checked=checked, sources=sources,
         )
 
     def __len__(self) -> int:
@@ -77,7 +90,8 @@ class Dataset:
     def subset(self, index: np.ndarray | Sequence[int] | slice) -> "Dataset":
         idx = index if isinstance(index, slice) else np.asarray(index)
         return Dataset(self.images[idx], self.keypoints[idx], self.names[idx],
-                       self.persons[idx], self.splits[idx], dict(self.meta))
+                       self.persons[idx], self.splits[idx], dict(self.meta),
+                       self.checked[idx], self.sources[idx])
 
     def split(self, name: str) -> "Dataset":
         """Rows of one split ('train', 'val' or 'test'); 'all' returns every row."""
@@ -93,6 +107,15 @@ class Dataset:
         kp = self.keypoints.reshape(len(self), len(NAMES), 2)  # -1 fails on 0 rows
         return ~np.isnan(kp).any(axis=2)
 
+    @property
+    def labelled(self) -> int:
+        """Faces with at least one keypoint labelled."""
+        return int(self.present.any(axis=1).sum())
+
+    def split_counts(self) -> dict[str, int]:
+        """Faces per split name: 'train', 'val', 'test' and '' (unassigned)."""
+        return {s: int((self.splits == s).sum()) for s in (*SPLITS, "")}
+
     def complete(self) -> "Dataset":
         """Rows with all 15 keypoints (what the reference recipe trains on)."""
         return self.subset(np.flatnonzero(self.present.all(axis=1)))
@@ -102,7 +125,14 @@ class Dataset:
                        np.concatenate([self.keypoints, other.keypoints]),
                        np.concatenate([self.names, other.names]),
                        np.concatenate([self.persons, other.persons]),
-                       np.concatenate([self.splits, other.splits]), dict(self.meta))
+                       np.concatenate([self.splits, other.splits]), dict(self.meta),
+                       np.concatenate([self.checked, other.checked]),
+                       np.concatenate([self.sources, other.sources]))
+
+    @property
+    def unchecked(self) -> np.ndarray:
+        """Indices of the faces whose labels nobody has checked yet (a model's points)."""
+        return np.flatnonzero(~self.checked)
 
 
 # --- splits -------------------------------------------------------------------------------
@@ -129,23 +159,30 @@ def split_by_person(dataset: Dataset, fractions: Sequence[float] = (0.8, 0.1, 0.
     lookup = dict(zip(people, labels))
     splits = np.array([lookup[p] for p in persons], dtype=str)
     meta = dict(dataset.meta, split={"by": "person", "fractions": list(fractions), "seed": seed})
-    return Dataset(dataset.images, dataset.keypoints, dataset.names, dataset.persons, splits, meta)
+    return Dataset(dataset.images, dataset.keypoints, dataset.names, dataset.persons, splits, meta,
+                   dataset.checked, dataset.sources)
 
 
 #: How a dataset without any splits is divided for training (people, not faces).
 TRAINING_FRACTIONS = (0.9, 0.1, 0.0)
 
 
-def training_splits(dataset: Dataset, seed: int = 0) -> tuple[Dataset, Dataset, str]:
+def training_splits(dataset, seed: int = 0) -> tuple[Any, Any, str]:
     """The one rule for which faces train and which validate, for the CLI and the app alike.
 
     A dataset's own splits are used as they are (its test faces are never touched). Only a
     dataset with no splits at all is divided by person, 90% train / 10% validation, and the
     returned note says so (it is empty otherwise). A dataset with splits but no train or no
-    validation faces is a :class:`DataError`.
+    validation faces is a :class:`DataError`. ``dataset``: a :class:`Dataset` or shards
+    (:class:`core.shards.Shards`, whose splits are streamed; shards without splits cannot be
+    divided here).
     """
     note = ""
-    if not (dataset.splits != "").any():
+    if not _has_splits(dataset):
+        if not isinstance(dataset, Dataset):
+            raise DataError(None, "no splits assigned; shards to train from need train and val "
+                                  "splits: write them from a dataset with splits (e.g. "
+                                  "'facekp import --split 0.8,0.1,0.1 ... --shards N')")
         dataset = split_by_person(dataset, TRAINING_FRACTIONS, seed=seed)
         note = ("no splits assigned; using 90% of its people for training and 10% for "
                 "validation")
@@ -157,17 +194,22 @@ def training_splits(dataset: Dataset, seed: int = 0) -> tuple[Dataset, Dataset, 
     return train, val, note
 
 
-def evaluation_faces(dataset: Dataset, split: str) -> tuple[Dataset, str]:
+def evaluation_faces(dataset, split: str) -> tuple[Any, str]:
     """The faces to evaluate on for ``split`` ("all" or a split name), and a note.
 
     A dataset without any splits has no test faces to hold out: every face is used and the
-    note says so (it is empty otherwise).
+    note says so (it is empty otherwise). ``dataset``: a :class:`Dataset` or shards.
     """
-    if split == "all":
-        return dataset, ""
-    if not (dataset.splits != "").any():
-        return dataset, f"no splits assigned; evaluating every face instead of split {split!r}"
+    if split == "all" or not _has_splits(dataset):
+        note = "" if split == "all" else (f"no splits assigned; evaluating every face instead "
+                                          f"of split {split!r}")
+        return dataset.split("all"), note
     return dataset.split(split), ""
+
+
+def _has_splits(dataset) -> bool:
+    """Some face has a split (any name but '', the unassigned)."""
+    return dataset.split_counts()[""] < len(dataset)
 
 
 def duplicate_rows(dataset: Dataset) -> np.ndarray:
@@ -188,28 +230,38 @@ def duplicate_rows(dataset: Dataset) -> np.ndarray:
 
 def describe(dataset: Dataset) -> dict[str, Any]:
     """Faces, split sizes, and per keypoint: missing count, mean and std of x and y."""
-    kp = dataset.keypoints.reshape(len(dataset), len(NAMES), 2)
+    return summarize(dataset.keypoints, dataset.persons, dataset.splits,
+                     len(duplicate_rows(dataset)))
+
+
+def summarize(keypoints: np.ndarray, persons: np.ndarray, splits: np.ndarray,
+              duplicates: int) -> dict[str, Any]:
+    """:func:`describe`'s summary from the per-face arrays it needs (no pixels) and the
+    number of duplicate faces."""
+    n = len(keypoints)
+    kp = keypoints.reshape(n, len(NAMES), 2)
+    present = ~np.isnan(kp).any(axis=2)
     per_kp = {}
     with np.errstate(invalid="ignore"), _quiet_nan_warnings():
-        mean = np.nanmean(kp, axis=0) if len(dataset) else np.full((15, 2), np.nan)
-        std = np.nanstd(kp, axis=0) if len(dataset) else np.full((15, 2), np.nan)
-    missing = (~dataset.present).sum(axis=0)
+        mean = np.nanmean(kp, axis=0) if n else np.full((15, 2), np.nan)
+        std = np.nanstd(kp, axis=0) if n else np.full((15, 2), np.nan)
+    missing = (~present).sum(axis=0)
     for i, name in enumerate(NAMES):
         per_kp[name] = {
             "missing": int(missing[i]),
             "mean_x": _num(mean[i, 0]), "mean_y": _num(mean[i, 1]),
             "std_x": _num(std[i, 0]), "std_y": _num(std[i, 1]),
         }
-    splits = {s: int((dataset.splits == s).sum()) for s in SPLITS}
-    unassigned = int((dataset.splits == "").sum())
+    counts = {s: int((splits == s).sum()) for s in SPLITS}
+    unassigned = int((splits == "").sum())
     if unassigned:
-        splits["unassigned"] = unassigned
+        counts["unassigned"] = unassigned
     return {
-        "faces": len(dataset),
-        "complete": int(dataset.present.all(axis=1).sum()),
-        "people": int(len(np.unique(dataset.persons[dataset.persons != ""]))),
-        "duplicates": int(len(duplicate_rows(dataset))),
-        "splits": splits,
+        "faces": n,
+        "complete": int(present.all(axis=1).sum()),
+        "people": int(len(np.unique(persons[persons != ""]))),
+        "duplicates": int(duplicates),
+        "splits": counts,
         "keypoints": per_kp,
     }
 
@@ -249,8 +301,14 @@ class _quiet_nan_warnings:
 # --- load / save by extension -------------------------------------------------------------
 
 def load(path: str | Path) -> Dataset:
-    """Read a dataset from ``.npz`` or a Kaggle ``.csv`` (training or test layout)."""
+    """Read a dataset from ``.npz``, a Kaggle ``.csv`` (training or test layout) or a shard
+    folder (:mod:`core.shards`; every face is read into memory: streaming commands open
+    shards with :func:`core.shards.open_shards` instead)."""
+    from .shards import is_shards, open_shards
+
     path = Path(path)
+    if is_shards(path):
+        return open_shards(path).read()
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return read_npz(path)
@@ -280,7 +338,8 @@ def write_npz(dataset: Dataset, path: str | Path) -> Path:
             np.savez_compressed(
                 fh, images=dataset.images, keypoints=dataset.keypoints,
                 names=dataset.names.astype(str), persons=dataset.persons.astype(str),
-                splits=dataset.splits.astype(str),
+                splits=dataset.splits.astype(str), checked=dataset.checked.astype(bool),
+                sources=dataset.sources.astype(str),
                 meta=np.array(json.dumps(dataset.meta, sort_keys=True)))
     return path
 
@@ -330,13 +389,16 @@ def read_npz(path: str | Path) -> Dataset:
             raise DataError(path, f"keypoints have shape {keypoints.shape}, expected {n} x 30",
                             column="keypoints")
         fields = {}
-        for name in ("names", "persons", "splits"):
+        for name in ("names", "persons", "splits", "sources", "checked"):
             if name in keys:
                 arr = _npz_array(npz, path, name)
                 if arr.shape != (n,):
                     raise DataError(path, f"{name} has shape {arr.shape}, expected ({n},)",
                                     column=name)
-                fields[name] = arr.astype(str)
+                if name == "checked" and arr.dtype != bool:
+                    raise DataError(path, f"checked holds {arr.dtype} values, expected "
+                                          "true/false per face", column=name)
+                fields[name] = arr if name == "checked" else arr.astype(str)
         _check_split_names(path, fields.get("splits"))
         meta = {}
         if "meta" in keys:
@@ -352,7 +414,8 @@ def read_npz(path: str | Path) -> Dataset:
         raise DataError(path, f"keypoint {keypoints[r, c]:g} outside 0-96 (face {r + 1})",
                         column=COLUMNS[c])
     return Dataset.from_arrays(images, keypoints, fields.get("names"), fields.get("persons"),
-                               fields.get("splits"), meta)
+                               fields.get("splits"), meta, fields.get("checked"),
+                               fields.get("sources"))
 
 
 def _check_split_names(path: Path, splits: np.ndarray | None) -> None:

@@ -160,7 +160,8 @@ class _Nets:
     pnet: object
     rnet: object
     onet: object
-    #: the Keras models behind the concrete functions, which hold their variables only weakly
+    #: the Keras models behind the concrete functions above, which hold their variables only
+    #: weakly: without this a garbage collection deletes them under the traced functions
     models: tuple = ()
 
 
@@ -186,7 +187,7 @@ def _mtcnn_nets(weights_dir: str | None) -> _Nets:
         models.append(stage._model)
         stage._model = _traced(stage._model)
         stages.append(stage)
-    pnet_model = stages[0].model
+    pnet_model = models[0]
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
     def pnet(pixels):

@@ -58,8 +58,10 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
     "confidence"}``.
 
     ``predictor_or_model_path``: a :class:`core.predict.Predictor`, a ``.keras`` path or a
-    Keras model. A keypoint never labelled in the dataset scores ``None``. ``confidence`` is
-    None when the model has no confidence head (:mod:`core.confidence`); otherwise
+    Keras model. ``dataset``: a :class:`core.data.Dataset`, or streamed faces
+    (:class:`core.shards.ShardSplit`: predicted batch by batch, only the keypoints kept). A
+    keypoint never labelled in the dataset scores ``None``. ``confidence`` is None when the
+    model has no confidence head (:mod:`core.confidence`); otherwise
     :func:`core.confidence.ranking_scores` of the keypoint confidences against the points'
     errors, with ``per_keypoint``: each keypoint's mean confidence.
     """
@@ -67,28 +69,48 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
 
     if len(dataset) == 0:
         raise FacekpError("no faces to evaluate")
-    if np.isnan(dataset.keypoints).all():
+    if dataset.labelled == 0:
         raise FacekpError("the faces have no keypoints labelled, so there is nothing to "
                           "compare predictions with")
     predictor = (predictor_or_model_path if isinstance(predictor_or_model_path, Predictor)
                  else Predictor(predictor_or_model_path))
+    pred, truth, conf = _predicted(predictor, dataset)
     conf_scores = None
-    if predictor.confidence_head is None:
-        pred = predictor.predict(dataset.images)
-    else:
+    if conf is not None:
         from .confidence import point_errors, ranking_scores
 
-        pred, conf = predictor.predict_with_confidence(dataset.images)
-        conf_scores = ranking_scores(conf, point_errors(pred, dataset.keypoints),
+        conf_scores = ranking_scores(conf, point_errors(pred, truth),
                                      predictor.confidence_head.threshold_px)
         conf_scores["per_keypoint"] = {n: float(v) for n, v in zip(NAMES, conf.mean(axis=0))}
-    kp = per_keypoint(pred, dataset.keypoints)
+    kp = per_keypoint(pred, truth)
     return {
-        "rmse_px": rmse(pred, dataset.keypoints),
+        "rmse_px": rmse(pred, truth),
         "per_keypoint": {name: (None if np.isnan(v) else float(v)) for name, v in zip(NAMES, kp)},
-        "faces": int(len(dataset)),
+        "faces": int(len(truth)),
         "confidence": conf_scores,
     }
+
+
+def _predicted(predictor, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(predictions, ground truth), both (N, 30), and the keypoint confidences (N, 15; None
+    without a confidence head): in one go for faces in memory, batch by batch for a stream."""
+    sure = predictor.confidence_head is not None
+
+    def run(images):
+        return predictor.predict_with_confidence(images) if sure else \
+            (predictor.predict(images), None)
+
+    if not hasattr(dataset, "batches"):
+        pred, conf = run(dataset.images)
+        return pred, dataset.keypoints, conf
+    preds, truths, confs = [], [], []
+    for part in dataset.batches():
+        pred, conf = run(part["image"])
+        preds.append(pred)
+        truths.append(part["keypoints"])
+        confs.append(conf)
+    return (np.concatenate(preds), np.concatenate(truths),
+            np.concatenate(confs) if sure else None)
 
 
 def format_report(result: dict[str, Any], title: str | Path | None = None) -> str:

@@ -76,13 +76,14 @@ def detection_record(detection) -> dict[str, Any]:
 
 def photo_record(photo: str | Path, faces: Iterable, message: str = "") -> dict[str, Any]:
     """One photo's record; ``faces`` are ``(box [x0, y0, x1, y1], keypoints or None)``,
-    ``(box, keypoints, detection)`` with the detector's core.detect.Detection (or None), or
-    ``(box, keypoints, detection, keypoint confidences (15,) or None)``."""
+    ``(box, keypoints, detection)`` with the detector's core.detect.Detection (or None), and
+    optionally then the crop (not written) and the keypoint confidences (15,) or None:
+    ``(box, keypoints, detection, crop, confidences)``."""
     records = []
     for i, face in enumerate(faces, 1):
         box, kp = face[0], face[1]
         records.append({"face": i, "box": [rounded(v) for v in box],
                         **detection_record(face[2] if len(face) > 2 else None),
                         "keypoints": None if kp is None else keypoints_record(kp),
-                        **confidence_record(face[3] if len(face) > 3 else None)})
+                        **confidence_record(face[4] if len(face) > 4 else None)})
     return {"photo": str(photo), "units": UNITS, "message": message, "faces": records}

@@ -222,18 +222,25 @@ class _StopRequested(Exception):
 class Trainer:
     """Trains ``config.arch`` on ``train``, validating on ``val``, saving the best to ``out``.
 
+    ``train`` and ``val``: :class:`core.data.Dataset` (in memory) or streamed faces
+    (:class:`core.shards.ShardSplit`), each as :func:`_pipeline` takes them.
+
     ``config.complete_only`` keeps the training faces with all 15 keypoints; validation always
     uses every face of ``val`` (missing keypoints masked), as ``facekp evaluate`` does.
 
     ``resume``: a ``.keras`` model saved by a Trainer (or any compatible model): training goes
     on from its weights and optimizer state, at the epoch after the one it was saved at (read
-    from its training record when there is one). ``strategy``: a ``tf.distribute`` strategy
-    (default: :func:`default_strategy`).
+    from its training record when there is one). ``fine_tune``: a ``.keras`` model whose
+    weights training starts from, with a fresh optimizer of ``config`` and ``config.epochs``
+    epochs counted from 1 (for a model's own schedule, use ``resume``); the first epoch's model
+    is kept as the best so far, so a run always leaves a fine-tuned model to compare with the
+    one it started from. ``strategy``: a ``tf.distribute`` strategy (default:
+    :func:`default_strategy`).
     """
 
     def __init__(self, config: TrainConfig, train: Dataset, val: Dataset, out: str | Path,
                  listener: TrainingListener | None = None, resume: str | Path | None = None,
-                 strategy=None):
+                 strategy=None, fine_tune: str | Path | None = None):
         self.config = config.resolved()
         self.train_data = train
         self.val_data = val
@@ -242,6 +249,9 @@ class Trainer:
             raise ValueError(f"{self.out}: a model file name must end in .keras")
         self.listener = listener or TrainingListener()
         self.resume = None if resume is None else Path(resume)
+        self.fine_tune = None if fine_tune is None else Path(fine_tune)
+        if self.resume is not None and self.fine_tune is not None:
+            raise ValueError("resume and fine_tune exclude each other: give one model")
         self.strategy = strategy
         self.model = None
         self._chief, self._workers = True, 1  # set from the strategy when the run starts
@@ -284,7 +294,7 @@ class Trainer:
                     self._state.checkpointer.wait()
             raise
         except Exception as exc:  # a training failure must reach the caller as a result
-            result = self._result("error", f"{type(exc).__name__}: {exc}")
+            result = self._result("error", self._explain(exc))
         # A caller may keep the Trainer (a finished job in the app): let it hold the trained
         # model only, not the checkpoint copy of the model and the best weights as well.
         if self._state.checkpointer is not None:
@@ -302,6 +312,17 @@ class Trainer:
         if self._workers == 1:
             return self._stop.is_set()
         return any_worker(self._strategy, self._stop.is_set())
+
+    def _explain(self, exc: Exception) -> str:
+        """A failure's message. A stream's unreadable record is traced to its file by reading
+        the streamed files again (``check``, which names the corrupt one)."""
+        if type(exc).__name__ in ("DataLossError", "InvalidArgumentError"):
+            for part in (self.train_data, self.val_data):
+                try:
+                    getattr(part, "check", lambda: None)()
+                except FacekpError as found:
+                    return str(found)
+        return f"{type(exc).__name__}: {exc}"
 
     def _result(self, reason: str, message: str) -> TrainResult:
         s = self._state
@@ -346,6 +367,8 @@ class Trainer:
         if self._workers > 1:
             s.base_record.update(workers=self._workers,
                                  global_batch_size=cfg.batch_size * self._workers)
+        if self.fine_tune is not None:
+            s.base_record["fine_tuned_from"] = str(self.fine_tune)
         if self.resume is not None:
             s.base_record["resumed_from"] = str(self.resume)
             logs = model.evaluate(val_ds, verbose=0, return_dict=True)
@@ -381,7 +404,7 @@ class Trainer:
         if len(train) == 0:
             what = "faces with all 15 keypoints" if self.config.complete_only else "faces"
             raise FacekpError(f"no training {what}")
-        if len(val) == 0 or np.isnan(val.keypoints).all():
+        if len(val) == 0 or val.labelled == 0:
             raise FacekpError("no labelled validation faces (validation RMSE decides which "
                               "model is kept)")
         if self._chief:  # the other workers of a multi-worker run never write there
@@ -416,7 +439,7 @@ class Trainer:
                              shard=(context.num_input_pipelines, context.input_pipeline_id))
 
         train_ds = strategy.distribute_datasets_from_function(worker_pipeline)
-        return train_ds, _pipeline(val, global_batch, shuffle=False)
+        return train_ds, _pipeline(val, global_batch, shuffle=False, workers=self._workers)
 
     def _compiled_model(self, steps: int, strategy):
         """(model, initial epoch, architecture name): a new model, or the resumed one with its
@@ -438,6 +461,12 @@ class Trainer:
                     self.listener.on_note(f"{self.resume} holds no optimizer state; training "
                                           "goes on from its weights with a fresh optimizer")
                     optimizer = _optimizer(cfg, steps)
+            elif self.fine_tune is not None:
+                from .predict import load_model
+
+                model = load_model(self.fine_tune)
+                arch = (read_record(self.fine_tune) or {}).get("arch") or model.name
+                optimizer = _optimizer(cfg, steps)
             else:
                 model = build_model(cfg.arch)
                 optimizer = _optimizer(cfg, steps)
@@ -769,21 +798,34 @@ def _current_lr(model) -> float | None:
         return None
 
 
-def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
-              repeat: bool = False, preset: str = "basic", shard: tuple[int, int] | None = None):
-    """images uint8 (N, 96, 96) + keypoints -> batches of float32 (B, 96, 96, 1), (B, 30),
-    augmented (``core.augment``, its ``preset``) at ``augment`` times its strength when above 0.
+def _pipeline(ds, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
+              repeat: bool = False, preset: str = "basic", shard: tuple[int, int] | None = None,
+              workers: int = 1):
+    """Faces -> batches of float32 (B, 96, 96, 1), (B, 30), augmented (``core.augment``, its
+    ``preset``) at ``augment`` times its strength when above 0.
     ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
     with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start).
-    ``shard`` (count, index): after shuffling, keep faces index, index + count, ... of the
-    first ``N - N % count`` (every shard as large, a different remainder left out each pass);
-    before batching and augmenting, so a worker prepares only its own faces."""
+
+    ``ds``: a :class:`core.data.Dataset` (in memory, shuffled whole) or a stream of faces
+    such as :class:`core.shards.ShardSplit` (``elements``, ``shuffle_buffer`` and
+    ``auto_shard_policy``: shuffled in a bounded buffer).
+    ``shard`` (count, index), for one worker of several: in memory, after shuffling, keep faces
+    index, index + count, ... of the first ``N - N % count`` (every shard as large, a different
+    remainder left out each pass); a stream keeps whole files (or every count-th face when
+    there are fewer files than workers). Before batching and augmenting, so a worker prepares
+    only its own faces. ``workers``: the number of workers a pipeline left to tf.data's
+    auto-sharding (validation) is split over; it picks a stream's policy."""
     import tensorflow as tf
 
-    d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
+    if hasattr(ds, "elements"):  # streamed: files read as the pipeline goes
+        d = ds.elements(shuffle=shuffle, seed=seed, shard=shard, workers=workers)
+        buffer, policy = ds.shuffle_buffer, ds.auto_shard_policy(workers)
+    else:
+        d = tf.data.Dataset.from_tensor_slices((ds.images[..., None], ds.keypoints))
+        buffer, policy = len(ds), tf.data.experimental.AutoShardPolicy.DATA
     if shuffle:
-        d = d.shuffle(len(ds), seed=seed, reshuffle_each_iteration=True)
-    if shard is not None:
+        d = d.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if shard is not None and not hasattr(ds, "elements"):
         count, index = shard
         d = d.take(len(ds) - len(ds) % count).shard(count, index)
     d = d.batch(batch_size)
@@ -801,7 +843,7 @@ def _pipeline(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, augmen
     if repeat:
         d = d.repeat()
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.experimental_distribute.auto_shard_policy = policy
     return d.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 

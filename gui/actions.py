@@ -28,12 +28,40 @@ class Spec:
     checked: bool = False
     enabled: str = "always"            # a key of the state update_enabled computes
     short: str = ""                    # the toolbar's text, when shorter than ``text``
+    on_views: bool = False             # the key works only in the face, table and review dock
+                                       # (not while typing in a field: Enter)
 
 
 def _layer(name: str, layer: str, text: str, key: str, tip: str = "", checked=True) -> Spec:
     return Spec(name, text, f"canvas.set_layer_visible:{layer}", key, tip, True, checked,
                 "model" if layer in ("prediction", "lines") else "always")
 
+
+def _pick(k: int) -> Spec:
+    from .correct import pick_key
+    from .session import display_name
+
+    return Spec(f"pick_{k + 1}", f"Pick {k + 1} · {display_name(k)}", f"correct.pick:{k}",
+                pick_key(k), "select this keypoint; the next click on the face places it",
+                enabled="face")
+
+
+REVIEW_ACTIONS: tuple[Spec, ...] = (
+    Spec("queue_next", "&Next in queue", "review.step:1", "Space",
+         "the next face of the review queue (the Review dock chooses the queue)",
+         enabled="browsing"),
+    Spec("queue_prev", "&Previous in queue", "review.step:-1", "Shift+Space",
+         "the previous face of the review queue", enabled="browsing"),
+    Spec("accept_point", "Accept predicted &point", "correct.accept_point", ("Return", "Enter"),
+         "the selected (or picked) keypoint takes its predicted position", enabled="face",
+         on_views=True),
+    Spec("accept_face", "Accept predicted &face", "correct.accept_face",
+         ("Shift+Return", "Shift+Enter"), "every keypoint of the face takes its predicted "
+         "position (one undoable edit)", enabled="face", on_views=True),
+    Spec("place", "Place &missing points by clicking", "correct.place_missing", "M",
+         "each click places the next missing keypoint, in keypoint order; number keys pick "
+         "a keypoint; M again stops", enabled="face"),
+) + tuple(_pick(k) for k in range(15))
 
 ACTIONS: tuple[Spec, ...] = (
     Spec("open", "&Open…", "files.open_dialog", K.Open,
@@ -45,6 +73,12 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("save_as", "Save dataset &as…", "files.save_dataset_as", K.SaveAs, enabled="dataset"),
     Spec("export_csv", "Export dataset as &Kaggle CSV…", "files.export_kaggle_csv",
          enabled="dataset"),
+    Spec("export_coco", "Export dataset as &COCO keypoints…", "files.export_dataset_dialog:coco",
+         tip="COCO keypoints JSON with the 96x96 crops as PNGs beside it", enabled="dataset"),
+    Spec("export_dlib", "Export dataset as d&lib XML…", "files.export_dataset_dialog:dlib",
+         tip="dlib imglab XML with the 96x96 crops as PNGs beside it", enabled="dataset"),
+    Spec("export_pts", "Export dataset as .p&ts files…", "files.export_dataset_dialog:pts",
+         tip="a new folder with a PNG and an iBUG-style .pts per face", enabled="dataset"),
     Spec("export_view", "Export current &view as PNG…", "files.export_view_dialog", "Ctrl+E"),
     Spec("export_pred", "Export &predictions (CSV/JSON)…", "files.export_predictions_dialog",
          "Ctrl+Shift+E", enabled="model"),
@@ -75,6 +109,9 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("draw_box", "Draw a face &box", "photos.set_box_mode", "B",
          "drag a square around a face the detector missed; keypoints are predicted inside it",
          True, False, enabled="photo"),
+    Spec("add_faces", "&Add faces to dataset", "photo_faces.add_to_dataset", "Ctrl+Shift+A",
+         "the photo's faces into the dataset, the model's points as labels to check",
+         enabled="photo_faces"),
     Spec("haar", "Use the &Haar face detector", "photos.set_haar", None,
          "OpenCV's Haar cascade instead of MTCNN: faster, frontal faces only, no confidence",
          True, False),
@@ -88,21 +125,25 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("stop", "S&top training", "training_panel.stop", "Ctrl+.",
          "stop after the current batch; the best model so far is kept", enabled="training",
          short="Stop"),
+    Spec("shortcuts", "&Keyboard shortcuts", "review.show_shortcuts", "F1",
+         "every key of the app"),
     Spec("about", "&About facekp", "about"),
-)
+) + REVIEW_ACTIONS
 
 #: Menus: action names, "-" for a separator, "@recent" for the recent-files menu, "@docks"
 #: for the docks' show/hide toggles, "@undo" / "@redo" for the undo stack's own actions.
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open", "@recent", "open_dataset", "open_model", "-", "save", "save_as",
-               "export_csv", "-", "export_view", "export_pred", "export_loss", "-", "quit")),
+               "export_csv", "export_coco", "export_dlib", "export_pts", "-", "export_view",
+               "export_pred", "export_loss", "-", "quit")),
     ("&Edit", ("@undo", "@redo", "-", "add", "delete")),
     ("&View", ("image", "truth", "pred", "lines", "boxes", "-", "smooth", "fit", "zoom_in",
                "zoom_out", "-", "@docks")),
     ("&Go", ("next", "prev", "worst", "back")),
-    ("&Photo", ("draw_box", "-", "haar", "hide_unsure")),
+    ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
-    ("&Help", ("about",)),
+    ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place")),
+    ("&Help", ("shortcuts", "about")),
 )
 
 TOOLBAR = ("open", "save", "-", "@undo", "@redo", "-", "prev", "next", "back", "-", "truth",
@@ -154,7 +195,12 @@ def make_actions(window) -> dict[str, QAction]:
                 act.toggled.connect(slot)
             else:
                 act.triggered.connect(lambda _=False, slot=slot: slot())
-        window.addAction(act)
+        if spec.on_views:
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            for widget in (window.canvas, window.dataset_panel.table, window.review.panel):
+                widget.addAction(act)
+        else:
+            window.addAction(act)
         actions[spec.name] = act
     actions["@undo"] = window.undo_stack.createUndoAction(window, "&Undo")
     actions["@undo"].setShortcut(QKeySequence("Ctrl+Z"))
@@ -169,7 +215,7 @@ def make_actions(window) -> dict[str, QAction]:
 def _canvas_arrows(window) -> None:
     """Up/Down on the canvas step too (the table handles its own arrow keys)."""
     for key, delta in (("Down", 1), ("Up", -1)):
-        act = QAction(window.canvas)
+        act = QAction("Next face" if delta > 0 else "Previous face", window.canvas)
         act.setShortcut(QKeySequence(key))
         act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         act.triggered.connect(lambda _=False, d=delta: window.step(d))
@@ -210,12 +256,17 @@ def state_of(window) -> dict[str, bool]:
     has_model = window.predictor is not None
     has_dataset = session.dataset is not None and len(session) > 0
     photo = session.view_mode == "photo" and session.photo is not None
+    browsing = has_dataset and session.view_mode not in ("photo", "video")
     training = window.training_panel.is_running()
     return {
         "always": True,
         "dataset": has_dataset,
-        "face": has_dataset and not photo and session.row is not None,
+        # the dataset's faces are on screen (not a photo or a video): the review queue's
+        # Space is then its own, and a video's Space plays and pauses
+        "browsing": browsing,
+        "face": browsing and session.row is not None,
         "photo": photo,
+        "photo_faces": window.photo_faces.can_add(),
         "model": has_model,
         "model_and_dataset": has_model and has_dataset,
         "training": training,

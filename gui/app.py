@@ -1,8 +1,8 @@
 """``facekp-gui``: the desktop app.
 
-    facekp-gui [FILE] [--data D] [--model M] [--image N | --photo P]
+    facekp-gui [FILE] [--data D] [--model M] [--image N | --photo P] [--queue KIND]
     facekp-gui --screenshot OUT.png [--data D] [--model M] [--image N | --photo P]
-               [--train-epochs K] [--size 1400x900]
+               [--queue KIND] [--train-epochs K] [--size 1400x900]
 
 With ``--screenshot`` the window is rendered offscreen once loading (and, with
 ``--train-epochs``, K epochs of training on the dataset's train split) is done, saved as PNG,
@@ -25,10 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of ``facekp-gui`` (see the module docstring)."""
     p = argparse.ArgumentParser(prog="facekp-gui", description="Facial keypoints: view datasets "
                                 "and photos, edit ground truth, train and compare models.")
-    p.add_argument("file", nargs="?", help="a photo, dataset (.npz / Kaggle .csv) or model "
-                   "(.keras) to open")
-    p.add_argument("--data", metavar="D", help="dataset to open (.npz or Kaggle .csv); default: "
-                   "the embedded dataset")
+    p.add_argument("file", nargs="?", help="a photo, dataset (.npz / Kaggle .csv / shard "
+                   "folder) or model (.keras) to open")
+    p.add_argument("--data", metavar="D", help="dataset to open (.npz, Kaggle .csv or shard "
+                   "folder, read whole); default: the embedded dataset")
     p.add_argument("--model", metavar="M", help="model to load (.keras); default: the shipped "
                    "model when there is one")
     which = p.add_mutually_exclusive_group()
@@ -36,10 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--photo", metavar="P", help="open this photo")
     p.add_argument("--split", choices=("all", "train", "val", "test"),
                    help="show only this split in the table")
+    p.add_argument("--queue", choices=("worst", "unsure", "suspect", "missing"),
+                   help="start on this review queue, at its first face once it is ready "
+                   "(worst RMSE, least sure, suspected label errors, missing points)")
     p.add_argument("--screenshot", metavar="OUT.png", help="render the window offscreen once "
                    "everything has loaded, save it as PNG and exit")
     p.add_argument("--train-epochs", metavar="K", type=int, help="with --screenshot: train K "
                    "epochs first (the plot is in the screenshot)")
+    p.add_argument("--compare", metavar="MODEL_B", help="with --screenshot: compare the loaded "
+                   "model with MODEL_B on the face (Models dock; MODEL_B in blue)")
     p.add_argument("--size", default="1400x900", help="window size for --screenshot "
                    "(default 1400x900)")
     p.add_argument("--timeout", type=float, default=900.0, help=argparse.SUPPRESS)
@@ -54,10 +59,14 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
 
     for label, value in (("--data", args.data), ("--model", args.model), ("--photo", args.photo),
                          ("file", args.file)):
-        if value is not None and not Path(value).is_file():
+        folder_ok = label in ("--data", "file")  # a dataset may be a shard folder
+        if value is not None and not (Path(value).is_file()
+                                      or folder_ok and Path(value).is_dir()):
             fail(f"{label} {value}: no such file")
     if args.train_epochs is not None and args.train_epochs < 1:
         fail("--train-epochs must be at least 1")
+    if args.compare and not args.screenshot:
+        fail("--compare goes with --screenshot (in the app, use the Models dock)")
     if args.train_epochs is not None and not args.screenshot:
         fail("--train-epochs goes with --screenshot (in the app, use the Training panel)")
     try:
@@ -92,14 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     data, model = args.data, args.model
     if args.file:
         suffix = Path(args.file).suffix.lower()
-        if suffix in (".npz", ".csv"):
+        if suffix in (".npz", ".csv") or Path(args.file).is_dir():
             data = data or args.file
         elif suffix == ".keras":
             model = model or args.file
         else:
             photo = photo or args.file
     options = Options(data=data, model=model, image=args.image, photo=photo, split=args.split,
-                      remember=not (args.screenshot or args.startup_probe))
+                      queue=args.queue, remember=not (args.screenshot or args.startup_probe))
     window = MainWindow(options)
 
     if args.startup_probe:
@@ -113,16 +122,37 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.screenshot:
         window.ask_switch_model = lambda text: False   # keep the loaded model; no dialog
+        window.recovery.ask_restore = lambda text: None  # a recovery file stays as it is
         window.resize(*args.size)
         # the training dock only when training is asked for: the picture is about the rest
         window.training_dock.setVisible(bool(args.train_epochs))
-        return _screenshot(app, window, Path(args.screenshot), args.train_epochs, args.timeout)
+        window.review_dock.setVisible(bool(args.queue))
+        window.models_dock.setVisible(bool(args.compare))
+        return _screenshot(app, window, Path(args.screenshot), args.train_epochs, args.timeout,
+                           args.compare)
 
     window.show()
     return app.exec()
 
 
-def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float) -> int:
+def _start_compare(window, model_b: str) -> bool:
+    """Select the loaded model and ``model_b`` in the Models dock and compare them."""
+    models = window.model_list
+    if window.model_path is None:
+        print("facekp-gui: --compare needs a loaded model", file=sys.stderr)
+        return False
+    models.opened.append(Path(model_b))
+    models.refresh()
+    models.select(window.model_path, model_b)
+    if len(models.selected()) != 2:
+        print(f"facekp-gui: --compare {model_b}: not a second model", file=sys.stderr)
+        return False
+    models.compare_selected()
+    return True
+
+
+def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float,
+                compare: str | None = None) -> int:
     import tempfile
 
     from PySide6.QtCore import Qt, QTimer
@@ -144,6 +174,8 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
 
     def on_idle():
         """Loading done: train first when asked to, then take the picture."""
+        if window.busy:          # another part started work when the window went idle
+            return
         if state["phase"] == "loading" and train_epochs:
             state["phase"] = "training"
             window.training_dock.show()
@@ -160,7 +192,10 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
                 state["phase"] = "done"
                 QTimer.singleShot(0, grab)
             return
-        if state["phase"] in ("loading", "training"):
+        if state["phase"] == "loading" and compare and _start_compare(window, compare):
+            state["phase"] = "comparing"
+            return
+        if state["phase"] in ("loading", "training", "comparing"):
             state["phase"] = "done"
             QTimer.singleShot(200, grab)  # let the last repaints land
 
@@ -171,10 +206,7 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
         grab()
 
     window.idle.connect(on_idle)
-    timer = QTimer()
-    timer.setSingleShot(True)
-    timer.timeout.connect(on_timeout)
-    timer.start(int(timeout * 1000))
+    QTimer.singleShot(int(timeout * 1000), on_timeout)  # the whole run's limit
     window.show()
     code = app.exec()
     tmpdir.cleanup()

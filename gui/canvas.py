@@ -29,6 +29,8 @@ from .session import display_name
 
 TRUTH_COLOR = QColor(40, 220, 60)
 PRED_COLOR = QColor(240, 40, 40)
+#: A second model's predictions, when two models are compared on one face.
+COMPARE_COLOR = QColor(60, 160, 255)
 LINE_COLOR = QColor(255, 230, 80, 220)
 BOX_COLOR = QColor(255, 200, 0)
 DRAW_BOX_COLOR = QColor(80, 170, 255)
@@ -133,7 +135,7 @@ class PredictionItem(QGraphicsPathItem):
     SIZE = 5.0
 
     def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem, face: int = -1,
-                 scene_size: float | None = None):
+                 scene_size: float | None = None, color: QColor = PRED_COLOR):
         """``scene_size`` None: a fixed size on screen (faces); else a size in image pixels
         (photos, where a cross must stay small next to a small face at any zoom)."""
         size = self.SIZE if scene_size is None else scene_size
@@ -142,7 +144,7 @@ class PredictionItem(QGraphicsPathItem):
         self.index = index
         self.face = face
         self._size = size
-        pen = QPen(PRED_COLOR, 2.2 if scene_size is None else 1.6)
+        pen = QPen(color, 2.2 if scene_size is None else 1.6)
         pen.setCapStyle(Qt.PenCapStyle.RoundCap)
         pen.setCosmetic(True)
         self.setPen(pen)
@@ -174,6 +176,7 @@ class Canvas(QGraphicsView):
     pointAddRequested = Signal(int, object)       # keypoint, (x, y)
     pointDeleteRequested = Signal(int)            # keypoint
     boxDrawn = Signal(object)                     # (x0, y0, x1, y1) photo px
+    placeClicked = Signal(object)                 # (x, y) px: a click in place mode
     hovered = Signal(str)
     zoomChanged = Signal(float)
 
@@ -199,6 +202,7 @@ class Canvas(QGraphicsView):
         self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
         self._face_confidence: list = []
         self._box_mode = False
+        self._place_mode = False
         self._box_start: QPointF | None = None
         self._box_item: QGraphicsRectItem | None = None
         self.image_rect = QRectF(0, 0, 96, 96)
@@ -221,6 +225,13 @@ class Canvas(QGraphicsView):
         k = range(NUM_KEYPOINTS)
         self.truth_items = [TruthItem(self, i, self.layers["truth"]) for i in k]
         self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in k]
+        self.compare_items = [PredictionItem(self, i, self.layers["prediction"],
+                                             color=COMPARE_COLOR) for i in k]
+        for item in self.compare_items:     # a larger "+" under the red "x": both show
+            item.setPath(_cross_path(PredictionItem.SIZE * 1.6))
+            item.setRotation(45)
+            item.setZValue(-1)
+        self._pred2 = np.full((NUM_KEYPOINTS, 2), np.nan)
         self.line_items = []
         for _ in range(NUM_KEYPOINTS):
             line = QGraphicsLineItem(self.layers["lines"])
@@ -229,7 +240,7 @@ class Canvas(QGraphicsView):
             line.setPen(pen)
             self.line_items.append(line)
         self._photo_items: list[QGraphicsItem] = []
-        for item in self.truth_items + self.pred_items + self.line_items:
+        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
             item.hide()
 
     # --- public API ---------------------------------------------------------------------
@@ -238,7 +249,7 @@ class Canvas(QGraphicsView):
         self.mode = "empty"
         self.pixmap_item.setPixmap(QPixmap())
         self._clear_photo_items()
-        for item in self.truth_items + self.pred_items + self.line_items:
+        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
             item.hide()
         self._message.setText(text)
         self._message.show()
@@ -257,6 +268,7 @@ class Canvas(QGraphicsView):
         self._message.hide()
         self._clear_photo_items()
         self.set_box_mode(False)
+        self.set_place_mode(self._place_mode)
         self._set_pixmap(QPixmap.fromImage(gray_qimage(image)))
         for item in self.truth_items:
             item.set_editable(editable)
@@ -273,6 +285,15 @@ class Canvas(QGraphicsView):
     def set_prediction(self, prediction: np.ndarray | None) -> None:
         self._pred = _points(prediction)
         self._update_face_items()
+
+    def set_compare(self, prediction: np.ndarray | None) -> None:
+        """A second model's keypoints on the face (blue crosses); None hides them."""
+        self._pred2 = _points(prediction)
+        self._update_face_items()
+
+    @property
+    def compare(self) -> np.ndarray:
+        return self._pred2.copy()
 
     @property
     def truth(self) -> np.ndarray:
@@ -291,7 +312,7 @@ class Canvas(QGraphicsView):
             (image.shape[1], image.shape[0]) or self.pixmap_item.scale() != scale
         self.mode = "photo"
         self._message.hide()
-        for item in self.truth_items + self.pred_items + self.line_items:
+        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
             item.hide()
         if new_image:
             self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)), scale)
@@ -302,10 +323,11 @@ class Canvas(QGraphicsView):
     def set_faces(self, faces) -> None:
         """Draw each face's box, its number (and the detector's confidence, also as the box's
         hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
-        or None)``, ``(box, keypoints, core.detect.Detection or None)`` or that and the
-        keypoints' confidences (15,) or None (core.confidence; shown in the hover text)."""
+        or None)``, ``(box, keypoints, core.detect.Detection or None)``, that and the crop,
+        or that and the keypoints' confidences (15,) or None (core.confidence; shown in the
+        hover text)."""
         self._clear_photo_items()
-        self._face_confidence = [face[3] if len(face) > 3 else None for face in faces]
+        self._face_confidence = [face[4] if len(face) > 4 else None for face in faces]
         self._faces = [(tuple(float(v) for v in face[0]),
                         None if face[1] is None else _points(face[1])) for face in faces]
         confidences = [face[2].confidence if len(face) > 2 and face[2] is not None else None
@@ -362,6 +384,19 @@ class Canvas(QGraphicsView):
                          else QGraphicsView.DragMode.ScrollHandDrag)
         self.viewport().setCursor(Qt.CursorShape.CrossCursor if self._box_mode
                                   else Qt.CursorShape.OpenHandCursor)
+
+    def set_place_mode(self, on: bool) -> None:
+        """While on, a left click on a face reports its pixel (``placeClicked``) instead of
+        panning or dragging a point."""
+        self._place_mode = bool(on) and self.mode == "face"
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if self._place_mode
+                         else QGraphicsView.DragMode.ScrollHandDrag)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if self._place_mode
+                                  else Qt.CursorShape.OpenHandCursor)
+
+    @property
+    def place_mode(self) -> bool:
+        return self._place_mode
 
     @property
     def box_mode(self) -> bool:
@@ -455,6 +490,11 @@ class Canvas(QGraphicsView):
             if t_ok and p_ok:
                 li.setLine(t[0] + 0.5, t[1] + 0.5, p[0] + 0.5, p[1] + 0.5)
             li.setVisible(t_ok and p_ok)
+            q = self._pred2[i]
+            q_ok = not np.isnan(q).any()
+            if q_ok:
+                self.compare_items[i].setPos(q[0] + 0.5, q[1] + 0.5)
+            self.compare_items[i].setVisible(q_ok)
 
     def _truth_item_moved(self, index: int) -> None:
         """Live feedback while dragging: the error line follows the point."""
@@ -489,6 +529,12 @@ class Canvas(QGraphicsView):
             self.fit()
 
     def mousePressEvent(self, event) -> None:
+        """A click places a point (place mode) or starts a box (box mode); else Qt's own."""
+        if self._place_mode and self.mode == "face" and event.button() == Qt.MouseButton.LeftButton:
+            pos = self.scene_to_pixel(self._clamp(self.mapToScene(event.position().toPoint())))
+            event.accept()
+            QTimer.singleShot(0, lambda: self.placeClicked.emit(pos))
+            return
         if self._box_mode and event.button() == Qt.MouseButton.LeftButton:
             self._box_start = self._clamp(self.mapToScene(event.position().toPoint()))
             self._box_item = QGraphicsRectItem(QRectF(self._box_start, self._box_start))

@@ -21,8 +21,11 @@ class Datasets:
         if w.session.dataset is None:
             w.canvas.show_message(f"Loading {path.name}…")
 
-        def done(dataset):
+        def done(result):
+            dataset, restored = w.recovery.opened(path, *result)
             self.show(dataset, path)
+            if restored:
+                w.recovery.restored()
             if not initial:
                 w.files.add_recent(path)
 
@@ -31,14 +34,17 @@ class Datasets:
             if w.session.dataset is None:
                 w.canvas.show_message("No dataset: open one with File > Open")
 
-        from core import data
+        from .recovery import load_with_recovery
 
-        w.jobs.run(Job("dataset", lambda: data.load(path), on_done=done, on_failed=failed))
+        w.jobs.run(Job("dataset", lambda: load_with_recovery(path), on_done=done,
+                       on_failed=failed))
 
-    def show(self, dataset, path: Path | None) -> None:
-        """Show ``dataset``: the table, the first (or --image) face, then its predictions."""
+    def show(self, dataset, path: Path | None, keep_undo: bool = False) -> None:
+        """Show ``dataset``: the table, the first (or --image) face, then its predictions
+        (``keep_undo``: the undo stack stays, when an undoable step changed the dataset)."""
         w = self.window
-        w.undo_stack.clear()
+        if not keep_undo:
+            w.undo_stack.clear()
         w.jobs.engine.new_generation()
         s = w.session
         s.set_dataset(dataset, path)
@@ -48,7 +54,9 @@ class Datasets:
         n = len(dataset)
         if w.options.split:
             w.dataset_panel.set_split(w.options.split)
-        row = w.options.image if w.options.image is not None else 0
+        visible = w.dataset_panel.visible_rows()     # --split without --image: its first face
+        row = w.options.image if w.options.image is not None else \
+            (int(visible[0]) if len(visible) else 0)
         w.options.image = None
         if n and not 0 <= row < n:
             w.show_error(f"--image {row}: the dataset has faces 0 to {n - 1}")

@@ -1,6 +1,7 @@
 """Editing ground truth with undo: move, add and delete keypoints of dataset faces."""
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 from .session import display_name
@@ -20,6 +21,22 @@ class SetPointCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.editing.set_point(self.row, self.k, self.old)
+
+
+class SetFaceCommand(QUndoCommand):
+    """Set every keypoint of one face at once (e.g. accept the whole prediction)."""
+
+    def __init__(self, editing: "Editing", row: int, old, new, text: str):
+        super().__init__(text)
+        self.editing, self.row = editing, row
+        self.old = np.array(old, dtype=np.float32)
+        self.new = np.array(new, dtype=np.float32)
+
+    def redo(self) -> None:
+        self.editing.set_face(self.row, self.new)
+
+    def undo(self) -> None:
+        self.editing.set_face(self.row, self.old)
 
 
 class Editing:
@@ -45,6 +62,12 @@ class Editing:
 
     def add_requested(self, k: int, xy) -> None:
         self._push(k, None, xy, "add")
+
+    def accept_requested(self, k: int, xy) -> None:
+        """Keypoint ``k`` takes the predicted position ``xy`` (added if it was missing)."""
+        row = self._row
+        if row is not None:
+            self._push(k, self.window.session.point(row, k), xy, "accept prediction for")
 
     def delete_requested(self, k: int) -> None:
         row = self._row
@@ -74,10 +97,24 @@ class Editing:
         w.statusBar().showMessage(f"Added {display_name(k)} at its average position: drag "
                                   "it into place", 8000)
 
+    def set_face_points(self, values, text: str) -> None:
+        """All 30 coordinates of the face on screen, as one undoable edit."""
+        row = self._row
+        if row is None:
+            return
+        old = self.window.session.dataset.keypoints[row].copy()
+        self.window.undo_stack.push(SetFaceCommand(self, row, old, values, text))
+
+    def set_face(self, row: int, values) -> None:
+        """Set all keypoints of a face; used by the undo commands."""
+        self._changed(row, self.window.session.set_face(row, values))
+
     def set_point(self, row: int, k: int, xy) -> None:
         """Set (or with ``xy=None`` clear) one keypoint; used by the undo commands."""
+        self._changed(row, self.window.session.set_point(row, k, xy))
+
+    def _changed(self, row: int, err) -> None:
         w = self.window
-        err = w.session.set_point(row, k, xy)
         w.dataset_panel.model.row_changed(row, err)
         if w.session.row != row or w.session.view_mode != "dataset":
             # an undo/redo of another face: bring that face into view (showing all splits

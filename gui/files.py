@@ -23,7 +23,12 @@ OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.np
 
 
 def kind_of(path: str | Path) -> str:
-    """"model", "dataset", "video" or "photo", by the file name's ending."""
+    """"model", "dataset", "video" or "photo", by the file name's ending; a folder is a
+    dataset (TFRecord shards, read whole: the app shows every face)."""
+    from core.shards import is_shards
+
+    if is_shards(path):
+        return "dataset"
     suffix = Path(path).suffix.lower()
     if suffix in MODEL_SUFFIXES:
         return "model"
@@ -51,6 +56,22 @@ def export_view(canvas, path: str | Path) -> Path:
         if not image.save(str(tmp), "PNG"):
             raise OSError(f"could not write {path}")
     return path
+
+
+#: File > Export dataset as ...: format -> (dialog title, suggested name, filter, ending)
+DATASET_EXPORTS = {
+    "coco": ("COCO keypoints JSON", "faces-coco.json", "COCO JSON (*.json)", ".json"),
+    "dlib": ("dlib imglab XML", "faces-dlib.xml", "dlib XML (*.xml)", ".xml"),
+    "pts": (".pts files (a new folder)", "faces-pts", "Folder (*)", ""),
+    "csv": ("Kaggle CSV", "training.csv", "Kaggle CSV (*.csv)", ".csv"),
+}
+
+
+def export_dataset(dataset, fmt: str, path: str | Path) -> list[Path]:
+    """The dataset in a standard format (core.formats.export): the files written."""
+    from core import formats
+
+    return formats.export(dataset, fmt, Path(path))
 
 
 def export_predictions(session, path: str | Path) -> Path:
@@ -146,6 +167,29 @@ class Files:
         if path:
             self.write_dataset(self._asked(path, ".csv"), adopt=False)
 
+    def export_dataset_dialog(self, fmt: str) -> None:
+        if self.window.session.dataset is None:
+            return
+        title, name, filters, ending = DATASET_EXPORTS[fmt]
+        path = self._save_path(f"Export the dataset as {title}", name, filters)
+        if path:
+            self.export_dataset(fmt, self._asked(path, ending or None))
+
+    def export_dataset(self, fmt: str, path: str | Path) -> list[Path] | None:
+        """Write the dataset as ``fmt`` (core.formats); a problem is one line."""
+        w = self.window
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            written = export_dataset(w.session.dataset, fmt, path)
+        except Exception as exc:
+            w.show_error(f"Could not export to {path}: {exc}")
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+        w.statusBar().showMessage(f"Exported {len(w.session)} faces as "
+                                  f"{DATASET_EXPORTS[fmt][0]} to {written[0]}", 8000)
+        return written
+
     def export_view_dialog(self) -> None:
         path = self._save_path("Export the view as PNG", "view.png", "PNG image (*.png)")
         if path:
@@ -168,6 +212,9 @@ class Files:
         stack is marked clean."""
         w = self.window
         path = Path(path)
+        if adopt and not w.recovery.may_overwrite(path):
+            w.statusBar().showMessage(f"Not saved: {path.name} changed on disk", 8000)
+            return False
         w.statusBar().showMessage(f"Saving {path.name}…")
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
@@ -179,6 +226,7 @@ class Files:
             QApplication.restoreOverrideCursor()
         if adopt:
             w.session.dataset_path = path
+            w.recovery.saved(path)
             w.undo_stack.setClean()
             w.update_title()
             self.add_recent(path)

@@ -11,6 +11,7 @@ The window shows at once with a status message; each part fills in when it is re
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +22,17 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QPr
 from . import actions as app_actions
 from . import settings as app_settings
 from .canvas import Canvas
+from .correct import Correct
 from .datasets import Datasets
 from .dataset_panel import DatasetPanel, KeypointErrorView
 from .editing import Editing
 from .files import Files, kind_of
+from .model_list import ModelList
 from .models import Models
+from .photo_faces import PhotoFaces
 from .photos import Photos
+from .recovery import Recovery
+from .review import Review
 from .session import Session, split_label
 from .training_panel import TrainingPanel
 from .video import Video
@@ -40,6 +46,7 @@ class Options:
     image: int | None = None
     photo: str | None = None
     split: str | None = None
+    queue: str | None = None           # a review queue to start on (core.review.KINDS)
     #: an interactive session: the saved layout is restored, and layout, view toggles, recent
     #: files and folders are written to the person's settings. Off for --screenshot and tests.
     remember: bool = True
@@ -67,17 +74,19 @@ class MainWindow(QMainWindow):
         self._closing = self._started = False
         self.jobs = Jobs(self)
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(self._clean_changed)
+        self.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
         self._make_parts()
         self._make_docks()
         self.acts = app_actions.make_actions(self)
         app_actions.make_menus(self, self.acts, (self.dataset_dock, self.kp_dock,
-                                                    self.training_dock))
+                                                    self.training_dock, self.review_dock,
+                                                    self.models_dock))
         self.toolbar = app_actions.make_toolbar(self, self.acts)
         self._make_statusbar()
         self._connect()
         self.update_title()
         self.models.update_state()
+        self.model_list.refresh()
         if self.options.remember:
             app_settings.restore_window(self, self._toggles())
 
@@ -85,7 +94,7 @@ class MainWindow(QMainWindow):
     def _make_parts(self) -> None:
         self.files = Files(self, self.options.remember)
         self.photos = Photos(self)
-        self.video = Video(self)
+        self.video, self.photo_faces = Video(self), PhotoFaces(self)
         self.models = Models(self)
         self.datasets = Datasets(self)
         self.editing = Editing(self)
@@ -95,6 +104,8 @@ class MainWindow(QMainWindow):
         self.kp_view = KeypointErrorView(self)
         self.training_panel = TrainingPanel(self, remember=self.options.remember)
         self.training_panel.data_provider = self.training_data
+        self.review, self.correct, self.recovery = Review(self), Correct(self), Recovery(self)
+        self.model_list = ModelList(self)
 
     def _make_docks(self) -> None:
         def dock(title: str, name: str, widget, area) -> QDockWidget:
@@ -109,6 +120,10 @@ class MainWindow(QMainWindow):
         self.dataset_dock = dock("Dataset", "dataset-dock", self.dataset_panel, left)
         self.kp_dock = dock("Keypoint errors", "keypoint-dock", self.kp_view, left)
         self.training_dock = dock("Training", "training-dock", self.training_panel, right)
+        self.review_dock = dock("Review", "review-dock", self.review.panel, right)
+        self.tabifyDockWidget(self.training_dock, self.review_dock)
+        self.review_dock.raise_()
+        self.models_dock = dock("Models", "models-dock", self.model_list, right)
         self.resizeDocks([self.dataset_dock, self.training_dock], [520, 400],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.dataset_dock, self.kp_dock], [440, 350], Qt.Orientation.Vertical)
@@ -119,8 +134,7 @@ class MainWindow(QMainWindow):
         self.zoom_label = QLabel("")
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
-        self.busy_bar.setMaximumWidth(120)
-        self.busy_bar.setMaximumHeight(14)
+        self.busy_bar.setMaximumSize(120, 14)
         for widget in (self.busy_bar, self.engine_label, self.zoom_label):
             sb.addPermanentWidget(widget)
         sb.showMessage("Starting…")
@@ -140,6 +154,10 @@ class MainWindow(QMainWindow):
         p.splitChanged.connect(lambda _split: self.update_keypoint_errors(split_changed=True))
         t = self.training_panel
         t.modelTrained.connect(self._model_trained)
+        self.modelChanged.connect(t.set_loaded_model)
+        for signal in (self.modelChanged, t.modelTrained):
+            signal.connect(self.model_list.refresh)
+        p.currentChanged.connect(self.model_list.face_changed)
         t.trainingStateChanged.connect(self._training_state)
         t.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 8000))
         j = self.jobs
@@ -148,9 +166,8 @@ class MainWindow(QMainWindow):
         j.engine.status.connect(self.models.engine_status)
         j.engine.ready.connect(self.models.engine_ready)
         j.engine.loadFailed.connect(self.models.engine_failed)
-
-    def _clean_changed(self, clean: bool) -> None:
-        self.setWindowModified(not clean)
+        for part in (self.review, self.correct, self.recovery):
+            part.connect()
 
     # --- state the tests and parts read ----------------------------------------------------
     dataset = property(lambda self: self.session.dataset)
@@ -275,11 +292,12 @@ class MainWindow(QMainWindow):
 
     def update_keypoint_errors(self, split_changed: bool = False) -> None:
         """The Keypoint errors dock: the face on screen and its split, or nothing for a
-        photo (a photo has no ground truth to compare with)."""
+        photo or a video (they have no ground truth to compare with)."""
         s = self.session
-        if s.view_mode == "photo":
-            self.kp_view.set_values(None, None, "no truth", "this photo")
-            return
+        if self.model_list.comparing() and s.view_mode == "dataset" and s.row is not None:
+            return self.model_list.update_table()
+        if s.view_mode in ("photo", "video"):
+            return self.kp_view.set_values(None, None, "no truth", f"this {s.view_mode}")
         if s.dataset is None or s.predictions is None or s.row is None:
             self.kp_view.set_values(None, None)
             return
@@ -315,8 +333,6 @@ class MainWindow(QMainWindow):
 
     def show_error(self, message: str) -> None:
         """Errors a person can act on: one line in the status bar (and stderr)."""
-        import sys
-
         self.statusBar().showMessage(message, 15000)
         print(f"facekp-gui: {message}", file=sys.stderr)
 
@@ -335,6 +351,8 @@ class MainWindow(QMainWindow):
         answer = self.ask_unsaved()
         if answer == QMessageBox.StandardButton.Save:
             return self.files.save_dataset()
+        if answer == QMessageBox.StandardButton.Discard:
+            self.recovery.discard()
         return answer == QMessageBox.StandardButton.Discard
 
     def ask_unsaved(self):

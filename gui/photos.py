@@ -38,8 +38,8 @@ UNSURE_BELOW = 0.95
 def _detect_only(detector, image, boxes):
     """Faces without a model: the detector's boxes (and confidence), no keypoints."""
     if boxes is not None:
-        return [(b.as_list(), None, None) for b in boxes]
-    return [(d.box.as_list(), None, d) for d in detector.detect(image)]
+        return [(b.as_list(), None, None, None) for b in boxes]
+    return [(d.box.as_list(), None, d, None) for d in detector.detect(image)]
 
 
 class Photos:
@@ -131,7 +131,7 @@ class Photos:
         if isinstance(result, list):           # detection only
             found, message = result, ""
         else:                                  # core.predict PhotoResult
-            found = [(f.box.as_list(), np.asarray(f.keypoints), f.detection,
+            found = [(f.box.as_list(), np.asarray(f.keypoints), f.detection, f.crop,
                       f.keypoint_confidence) for f in result.faces]
             message = result.message
         photo.faces = photo.faces + found if manual else found

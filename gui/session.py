@@ -39,8 +39,8 @@ def display_name(k: int) -> str:
 
 @dataclass
 class Photo:
-    """A photo on screen: ``faces`` are ``(box [x0, y0, x1, y1], keypoints (15, 2) or None)``
-    in photo pixels; ``array`` is what is drawn (RGB, perhaps smaller: ``scale`` photo pixels
+    """A photo on screen: ``faces`` are ``(box [x0, y0, x1, y1], keypoints (15, 2) or None,
+    detection or None, core.faces.Crop the keypoints came from or None)`` in photo pixels; ``array`` is what is drawn (RGB, perhaps smaller: ``scale`` photo pixels
     per drawn pixel)."""
     path: Path
     image: Any                     # PIL image, full size, upright
@@ -63,6 +63,11 @@ class Session:
         self.photo: Photo | None = None
         self.mean_points = np.full((NUM_KEYPOINTS, 2), CENTRE)
         self._kp_cache: tuple | None = None
+        #: (N, 15) per-keypoint confidence of the predictions (higher = surer, NaN: not yet)
+        #: and where it comes from; None until computed for the current model.
+        self.confidence: np.ndarray | None = None
+        self.confidence_source = ""
+        self.queue = ReviewQueue()
 
     # --- dataset ------------------------------------------------------------------------
     def set_dataset(self, dataset, path) -> None:
@@ -77,6 +82,7 @@ class Session:
             return
         self.predictions = np.full_like(self.dataset.keypoints, np.nan)
         self.errors = np.full(len(self.dataset), np.nan)
+        self.confidence, self.confidence_source = None, ""
         self._kp_cache = None
 
     @property
@@ -179,6 +185,53 @@ class Session:
         self.errors[row] = err
         return err
 
+    def set_face(self, row: int, values) -> float | None:
+        """Set all 30 ground-truth coordinates of a face (NaN = missing); its new error."""
+        from core import evaluate
+
+        self.dataset.keypoints[row] = np.asarray(values, dtype=np.float32)
+        self._kp_cache = None
+        if not self.has_prediction(row):
+            return None
+        err = float(evaluate.per_image(self.predictions[row:row + 1],
+                                       self.dataset.keypoints[row:row + 1])[0])
+        self.errors[row] = err
+        return err
+
+    def all_predicted(self) -> bool:
+        return (self.predictions is not None and len(self.predictions) > 0
+                and not np.isnan(self.predictions).all(axis=1).any())
+
+    def build_queue(self, kind: str, rows=None) -> "ReviewQueue":
+        """The review queue of ``kind`` (core.review) for the dataset as it is now, over
+        ``rows`` only (None: every face); the face the queue was at stays its position when
+        it is still in it."""
+        from core import review
+
+        ds = self.dataset
+        if ds is None:
+            self.queue = ReviewQueue(kind)
+            return self.queue
+        predicted = self.predictions if self.all_predicted() else None
+        q = review.build(kind, ds.keypoints, predicted, self.confidence)
+        keep = np.ones(len(q.rows), bool) if rows is None else np.isin(q.rows, rows)
+        at = self.queue.current_row
+        self.queue = ReviewQueue(kind, q.rows[keep], np.asarray(q.reasons, dtype=object)[keep],
+                                 waiting=self.queue_waiting_for(kind))
+        if at is not None:
+            self.queue.seek(at)
+        return self.queue
+
+    def queue_waiting_for(self, kind: str) -> str:
+        """What the queue of ``kind`` still waits for ("" when it is complete)."""
+        from core import review
+
+        if kind in review.NEEDS_PREDICTIONS and not self.all_predicted():
+            return "predictions"
+        if kind in review.NEEDS_CONFIDENCE and self.confidence is None:
+            return "confidence"
+        return ""
+
     def missing_keypoints(self, row: int) -> list[int]:
         kp = self.dataset.keypoints[row].reshape(NUM_KEYPOINTS, 2)
         return [k for k in range(NUM_KEYPOINTS) if np.isnan(kp[k]).any()]
@@ -192,6 +245,8 @@ class Session:
             text += f" · {ds.persons[row]}"
         if ds.splits[row]:
             text += f" · {ds.splits[row]}"
+        if not ds.checked[row]:
+            text += " · predicted, not yet checked"
         e = self.errors[row] if self.errors is not None else np.nan
         if np.isfinite(e):
             text += f" · RMSE {e:.2f} px"
@@ -206,6 +261,52 @@ class Session:
             if self.row is not None:
                 title += f" · face {self.row}"
         return title
+
+
+class ReviewQueue:
+    """Dataset rows to step through in order (:mod:`core.review`), with a reason for each,
+    and where the person is in it (``position`` -1: not started)."""
+
+    def __init__(self, kind: str = "worst", rows=(), reasons=(), waiting: str = ""):
+        self.kind = kind
+        self.rows = np.asarray(rows, dtype=int)
+        self.reasons = list(reasons)
+        self.position = -1
+        self.waiting = waiting
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def current_row(self) -> int | None:
+        return int(self.rows[self.position]) if 0 <= self.position < len(self.rows) else None
+
+    def step(self, delta: int) -> int | None:
+        """Move ``delta`` faces on (clamped to the queue); the row there, None if empty."""
+        if not len(self.rows):
+            return None
+        self.position = max(0, min(self.position + delta, len(self.rows) - 1))
+        return self.current_row
+
+    def seek(self, row: int) -> bool:
+        """Make ``row`` the position if it is in the queue."""
+        hits = np.flatnonzero(self.rows == row)
+        if len(hits):
+            self.position = int(hits[0])
+        return bool(len(hits))
+
+    def reason(self, row: int | None = None) -> str:
+        row = self.current_row if row is None else row
+        hits = np.flatnonzero(self.rows == row) if row is not None else []
+        return self.reasons[int(hits[0])] if len(hits) else ""
+
+    def describe(self) -> str:
+        """Where the person is: "3 / 120", or what the queue waits for."""
+        if self.waiting:
+            return f"waiting for {self.waiting}…"
+        if not len(self.rows):
+            return "no faces in this queue"
+        return f"{self.position + 1 if self.position >= 0 else '–'} / {len(self.rows)}"
 
 
 def mean_keypoints(keypoints: np.ndarray) -> np.ndarray:

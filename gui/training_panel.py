@@ -40,6 +40,7 @@ class TrainingPanel(QWidget):
         self.engine_info: dict | None = None
         self.data_provider = None   # callable -> (train Dataset, val Dataset, note) or None
         self.created: set[Path] = set()   # model files this panel wrote in this run
+        self.loaded_model: Path | None = None   # the window's model (to fine-tune)
         self._reset_run()
         form = self._make_form()
         buttons = self._make_buttons()
@@ -91,11 +92,15 @@ class TrainingPanel(QWidget):
         out_row.setContentsMargins(0, 0, 0, 0)
         out_row.addWidget(self.out_path, 1)
         out_row.addWidget(browse)
+        self.fine_tune = QCheckBox("Continue from the loaded model")
+        self.fine_tune.setEnabled(False)
+        self.fine_tune.toggled.connect(lambda on: self.arch.setEnabled(not on))
         self.data_label = QLabel("no dataset yet")
         self.data_label.setWordWrap(True)
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        for label, field in (("Architecture", self.arch), ("Epochs", self.epochs),
+        for label, field in (("Start from", self.fine_tune), ("Architecture", self.arch),
+                             ("Epochs", self.epochs),
                              ("Batch size", self.batch_size), ("Learning rate", self.learning_rate),
                              ("Patience", self.patience), ("Augmentation", self.augment),
                              ("Save model to", out_row), ("Data", self.data_label)):
@@ -190,6 +195,21 @@ class TrainingPanel(QWidget):
                 box.setValue(kind(defaults[key]))
         self.augment.setCurrentIndex(0)
 
+    def set_loaded_model(self, path) -> None:
+        """The window's model changed (None: no model): what "continue from" starts from."""
+        self.loaded_model = None if path is None else Path(path)
+        self.fine_tune.setEnabled(self.loaded_model is not None and not self.is_running())
+        name = self.loaded_model.name if self.loaded_model else "no model loaded"
+        self.fine_tune.setToolTip(f"Start from the weights of {name} (a fresh optimizer with "
+                                  "these settings) on the dataset as edited; the new model is "
+                                  "compared with it when it is done")
+        if self.loaded_model is None:
+            self.fine_tune.setChecked(False)
+
+    def fine_tune_from(self) -> Path | None:
+        """The model the next run starts from, when "continue from" is ticked."""
+        return self.loaded_model if self.fine_tune.isChecked() else None
+
     def set_data_description(self, text: str) -> None:
         self.data_label.setText(text)
 
@@ -200,6 +220,13 @@ class TrainingPanel(QWidget):
                "patience": self.patience.value()}
         if self.augment.currentData() is not None:
             cfg["augment"] = bool(self.augment.currentData())
+        tuned = self.fine_tune_from()
+        if tuned is not None:            # the loaded model's own architecture, when known
+            from core.model_info import describe_model
+
+            arch = describe_model(tuned).arch
+            if arch and self.arch.findText(arch) >= 0:
+                cfg["arch"] = arch
         return cfg
 
     def _browse_out(self) -> None:
@@ -215,7 +242,9 @@ class TrainingPanel(QWidget):
         if text:
             return Path(text)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = app_settings.models_dir() / f"{self.arch.currentText() or 'model'}-{stamp}"
+        tuned = self.fine_tune_from()
+        stem = f"{tuned.stem}-tuned" if tuned else self.arch.currentText() or "model"
+        base = app_settings.models_dir() / f"{stem}-{stamp}"
         path, n = base.with_suffix(".keras"), 1
         while path.exists():
             n += 1
@@ -260,18 +289,20 @@ class TrainingPanel(QWidget):
         self.started_at = time.monotonic()
         self.planned_epochs = int(cfg.get("epochs", 1))
         self.out = out
-        self.thread = self._make_thread(cfg, train, val, out)
+        tuned = self.fine_tune_from()
+        self.thread = self._make_thread(cfg, train, val, out, tuned)
         self._set_running_ui(True)
-        self.status.setText(f"Training {cfg['arch']} on {len(train)} faces, validating on "
-                            f"{len(val)}; model → {out}")
+        what = f"Fine-tuning {tuned.name}" if tuned else f"Training {cfg['arch']}"
+        self.status.setText(f"{what} on {len(train)} faces, validating on {len(val)}; "
+                            f"model → {out}")
         self.loss.redraw()
         self.thread.start()
         self._clock.start()
         self.trainingStateChanged.emit(True)
         return True
 
-    def _make_thread(self, cfg: dict, train, val, out: Path) -> TrainingThread:
-        thread = TrainingThread(cfg, train, val, out, parent=self)
+    def _make_thread(self, cfg: dict, train, val, out: Path, tuned=None) -> TrainingThread:
+        thread = TrainingThread(cfg, train, val, out, parent=self, fine_tune=tuned)
         thread.status.connect(self._thread_status)
         thread.trainingStarted.connect(self._on_started)
         thread.batches.connect(self._on_batches)
@@ -289,9 +320,11 @@ class TrainingPanel(QWidget):
     def _set_running_ui(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
-        for w in (self.arch, self.epochs, self.batch_size, self.learning_rate, self.patience,
+        for w in (self.epochs, self.batch_size, self.learning_rate, self.patience,
                   self.augment, self.out_path):
             w.setEnabled(not running)
+        self.fine_tune.setEnabled(not running and self.loaded_model is not None)
+        self.arch.setEnabled(not running and not self.fine_tune.isChecked())
         if running:
             self.progress.setRange(0, 0)  # busy until the first batch
             self.progress.setFormat("preparing…")

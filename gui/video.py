@@ -77,6 +77,8 @@ class Video(QObject):
         self.window.files.add_recent(reader.path)
         self.bar.show()
         self.window.setWindowTitle(f"{reader.path.name} — facekp[*]")
+        self.window.update_enabled()  # Space is the video's now, not the review queue's
+        self.window.update_keypoint_errors()  # a video has no truth: not the dataset face's
         self.show_frame(0)
         return True
 

@@ -370,9 +370,11 @@ class TrainingThread(QThread):
     epochDone = Signal(object)         # dict epoch, train_rmse_px, val_rmse_px, best, elapsed_s
     trainingFinished = Signal(object)  # TrainResult, or None (see ``error``)
 
-    def __init__(self, config: dict, train, val, out, parent=None, min_interval: float = 0.1):
+    def __init__(self, config: dict, train, val, out, parent=None, min_interval: float = 0.1,
+                 fine_tune=None):
         super().__init__(parent)
         self.config = dict(config)
+        self.fine_tune = fine_tune      # a model to start from (core.train.Trainer fine_tune)
         self.train_data = train
         self.val_data = val
         self.out = out
@@ -418,7 +420,7 @@ class TrainingThread(QThread):
 
         listener = _Listener(self)
         trainer = Trainer(TrainConfig(**self.config), self.train_data, self.val_data,
-                          self.out, listener=listener)
+                          self.out, listener=listener, fine_tune=self.fine_tune)
         with self._lock:
             self._trainer = trainer
             stop_now = self._stop_requested

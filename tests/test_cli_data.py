@@ -174,3 +174,26 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         f"facekp info: error: {bad}: not a .npz file (a .npz is a zip archive of numpy arrays)"]
+
+
+def test_import_writes_shards_with_an_index(capsys, folder, tmp_path):
+    from core import shards
+
+    labels, images = folder
+    out = tmp_path / "faces"
+    code, stdout, _ = run(capsys, "import", "--labels", labels, "--images", images,
+                          "--detector", "none", "--split", "0.5,0.25,0.25", "--out", out,
+                          "--shards", "2")
+    assert code == 0 and f"wrote 8 faces to {out}" in stdout
+    index = json.loads((out / shards.INDEX).read_text())
+    assert index["faces"] == 8 and len(index["people"]) == 4
+    assert sum(s["faces"] for s in index["splits"].values()) == 8
+    ds = data.load(out)
+    assert len(ds) == 8 and set(ds.splits) <= {"train", "val", "test"}
+    assert ds.meta["imported_from"] == [str(images)]
+    code, _, err = run(capsys, "import", "--labels", labels, "--images", images, "--out", out,
+                       "--shards", "2")
+    assert_one_line_error(code, err, "already exists", "--overwrite")
+    code, _, err = run(capsys, "import", "--labels", labels, "--images", images, "--out",
+                       tmp_path / "x", "--shards", "0")
+    assert_one_line_error(code, err, "--shards must be 1 or more")

@@ -81,3 +81,19 @@ def test_missing_or_broken_weight_file_is_a_clear_error(tmp_path):
     (tmp_path / "onet.lz4").write_bytes(b"not a weight file")
     with pytest.raises(DataError, match="onet.lz4.*could not be loaded"):
         MtcnnDetector(weights_dir=tmp_path)
+
+
+def test_the_traced_networks_outlive_a_garbage_collection(photos):
+    """The traced stages hold their variables only weakly; the detector keeps the models, so
+    a collection (the Trainer runs one after each training run) leaves it working."""
+    import gc
+
+    from core import detect
+
+    detect._mtcnn_nets.cache_clear()
+    detector = detect.MtcnnDetector()
+    photo = rgb(photos / "Tom_Cruise_avp_2014_4.jpg")
+    first = detector.detect(photo)
+    gc.collect()
+    again = detector.detect(photo)
+    assert len(first) == len(again) == 1 and again[0].box == first[0].box

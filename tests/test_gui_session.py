@@ -82,6 +82,38 @@ def test_training_faces_follow_core_rule():
     assert len(s.validation_faces()) == 6                         # cannot train: every face
 
 
+def test_review_queue_steps_seeks_and_keeps_its_face_when_rebuilt():
+    from gui.session import ReviewQueue, Session
+
+    q = ReviewQueue("worst", [4, 1, 3], ["a", "b", "c"])
+    assert q.describe() == "– / 3" and q.current_row is None
+    assert q.step(-1) == 4 and q.step(1) == 1 and q.step(5) == 3 and q.step(1) == 3
+    assert q.describe() == "3 / 3" and q.reason() == "c" and q.reason(1) == "b"
+    assert q.seek(4) and q.position == 0 and not q.seek(2) and q.position == 0
+    assert ReviewQueue("missing").step(1) is None
+
+    s = Session()
+    s.set_dataset(_dataset(), "d.npz")
+    s.dataset.keypoints[4, 0:4] = np.nan                  # face 4: 2 missing, face 1: 1
+    q = s.build_queue("missing")
+    assert list(q.rows) == [4, 1] and not q.waiting
+    assert s.build_queue("worst").waiting == "predictions"
+    s.store_predictions(np.arange(6), s.dataset.keypoints + 1.0)
+    s.store_predictions([2], s.dataset.keypoints[[2]] + 5.0)
+    q = s.build_queue("worst")
+    assert q.rows[0] == 2 and not q.waiting
+    q.step(1), q.step(1)
+    at = q.current_row
+    assert s.build_queue("worst", rows=[0, 1, at]).current_row == at   # kept on rebuild
+    assert set(s.queue.rows) == {0, 1, at}                            # only those faces
+    assert s.build_queue("unsure").waiting == "confidence"
+    s.confidence = np.ones((6, 15))
+    s.confidence[3, 0] = 0.0
+    assert s.build_queue("unsure").rows[0] == 3
+    s.set_face(3, s.predictions[3])
+    assert s.errors[3] == 0.0 and s.point(3, 0) == tuple(s.predictions[3, :2])
+
+
 BLOCK_PYSIDE = """
 import sys
 class _Block:
@@ -108,4 +140,4 @@ def test_session_tests_pass_without_pyside6():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() == "ran 4"
+    assert out.stdout.strip() == "ran 5"

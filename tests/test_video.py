@@ -122,6 +122,8 @@ def test_smoothers_reduce_noise_on_a_still_face_and_follow_a_moving_one():
 
 def test_the_app_opens_a_video_plays_and_seeks_with_keypoints_drawn(clip, qtbot, open_window,
                                                                     gui_settings):
+    from PySide6.QtCore import Qt
+
     path, made = clip
     window = open_window(qtbot, model=str(DEFAULT_MODEL))
     video = window.video
@@ -137,6 +139,15 @@ def test_the_app_opens_a_video_plays_and_seeks_with_keypoints_drawn(clip, qtbot,
         return float(np.median(error))
 
     assert shown_near_labels(0) < 5.0
+    # Space belongs to the video (play/pause), not to the review queue, while a video shows
+    assert not window.acts["queue_next"].isEnabled()
+    # the Keypoint errors dock shows no dataset face's errors for a video (it has no truth)
+    assert window.kp_view.horizontalHeaderItem(1).text() == "this video"
+    assert np.isnan(window.kp_view.current).all()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Space)
+    assert video.play_action.isChecked()
+    video.set_playing(False)
+    qtbot.waitUntil(lambda: not video._busy, timeout=60_000)
     # the slider: frame 20, its own face drawn (not frame 0's: the face moved)
     first = window.canvas.faces[0][1].copy()
     with qtbot.waitSignal(video.frameShown, timeout=60_000) as shown:
@@ -155,3 +166,4 @@ def test_the_app_opens_a_video_plays_and_seeks_with_keypoints_drawn(clip, qtbot,
     # another view takes the canvas: the bar goes
     window.show_row(0)
     assert not video.bar.isVisible()
+    assert window.acts["queue_next"].isEnabled()

@@ -1,0 +1,53 @@
+"""How well the review queue's stand-in confidence (flip agreement, core.review) ranks errors
+on the embedded dataset's test people with the shipped model:
+
+- per point: Spearman correlation between (minus) confidence and the point's error, and the
+  area under the ROC curve for flagging points more than 3 px off;
+- per face: Spearman between (minus) the face's confidence (mean, as the queue uses, and the
+  least sure point's) and the face's RMSE.
+
+    PYTHONPATH=. python benchmarks/review_confidence.py
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core import data, review
+from core.predict import Predictor
+from core.resources import DEFAULT_DATASET, default_model
+
+
+def ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share theirs), 0-based."""
+    ordered = np.sort(x)
+    return (np.searchsorted(ordered, x, "left") + np.searchsorted(ordered, x, "right") - 1) / 2
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def auroc(positive: np.ndarray, score: np.ndarray) -> float:
+    r = ranks(score) + 1
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    return float((r[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def main() -> None:
+    ds = data.read_npz(DEFAULT_DATASET).split("test")
+    predictor = Predictor(default_model())
+    truth = ds.keypoints.astype(np.float64)
+    pred = predictor.predict(ds.images).astype(np.float64)
+    conf = review.flip_confidence(review.flip_disagreement(predictor, ds.images))
+    err = review.point_errors(truth, pred)
+    ok = np.isfinite(err)
+    print(f"test faces {len(ds)}, labelled points {ok.sum()}, >3 px off {(err[ok] > 3).sum()}")
+    print(f"point: Spearman(-confidence, error) {spearman(-conf[ok], err[ok]):.3f}")
+    print(f"point: AUROC for > 3 px off {auroc(err[ok] > 3, -conf[ok]):.3f}")
+    face = np.sqrt(np.nanmean((pred - truth) ** 2, axis=1))
+    for name, value in (("mean", review.face_confidence(conf)), ("least sure", conf.min(1))):
+        print(f"face ({name}): Spearman(-confidence, RMSE) {spearman(-value, face):.3f}")
+
+
+if __name__ == "__main__":
+    main()

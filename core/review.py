@@ -1,0 +1,242 @@
+"""Review queues: which faces a person should look at first, and why.
+
+A queue is a list of dataset rows in the order to review them, each with a one-line reason.
+Four kinds (:data:`KINDS`):
+
+- ``worst``: faces with ground truth and a prediction, largest per-face RMSE first;
+- ``unsure``: predicted faces, lowest confidence first (no ground truth needed);
+- ``suspect``: suspected label errors: labels whose left and right look swapped (the labels
+  match the prediction better with left and right exchanged), then labelled points far from a
+  prediction the model is sure of;
+- ``missing``: faces with missing points, most missing first.
+
+Confidence is an input, not computed here: ``confidence`` is (N, 15), one number per keypoint,
+higher = surer, NaN where unknown; only its order matters (the ``suspect`` queue turns it into
+a rank between 0 and 1). Until the model gives a confidence of its own,
+:func:`flip_confidence` is the stand-in: how well the prediction of a face agrees with the
+prediction of its mirror image mapped back (:func:`flip_disagreement`).
+
+Plain numpy; the app (gui.review) and any command line can use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .keypoints import FLIP_KEYPOINT_ORDER, FLIP_PERMUTATION, NAMES, NUM_KEYPOINTS
+
+#: Queue kinds, as people read them.
+KINDS: dict[str, str] = {
+    "worst": "Worst RMSE first",
+    "unsure": "Least sure first",
+    "suspect": "Suspected label errors",
+    "missing": "Missing points",
+}
+#: Kinds that need every face predicted; ``unsure`` and ``suspect`` use confidence too.
+NEEDS_PREDICTIONS = ("worst", "unsure", "suspect")
+NEEDS_CONFIDENCE = ("unsure", "suspect")
+
+#: A labelled point this far from its prediction (px) is a suspect when the model is sure.
+FAR_PX = 4.0
+#: ...and "sure" means a confidence ranked in the surer half of all predicted points.
+SURE_RANK = 0.5
+#: Left/right swapped labels: the RMSE over the left/right keypoints must at least halve and
+#: fall by this many px when left and right are exchanged.
+SWAP_MIN_GAIN_PX = 2.0
+#: The stand-in confidence is exp(-disagreement / this many px).
+FLIP_SCALE_PX = 2.0
+
+#: Keypoints that have a left/right partner (the others map to themselves).
+PAIRED = np.flatnonzero(FLIP_KEYPOINT_ORDER != np.arange(NUM_KEYPOINTS))
+
+
+def _name(k: int) -> str:
+    return NAMES[k].replace("_", " ")
+
+
+@dataclass
+class Queue:
+    """Rows of a dataset in review order, each with its reason."""
+    kind: str
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    reasons: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def build(kind: str, truth: np.ndarray, predictions: np.ndarray | None = None,
+          confidence: np.ndarray | None = None) -> Queue:
+    """The queue of ``kind`` for ground truth (N, 30), predictions (N, 30; NaN rows: not
+    predicted) and per-keypoint confidence (N, 15, higher = surer)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown review queue {kind!r}; expected one of {', '.join(KINDS)}")
+    truth = np.asarray(truth, dtype=np.float64)
+    if kind == "missing":
+        return missing_queue(truth)
+    if predictions is None:
+        return Queue(kind)
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if kind == "worst":
+        return worst_queue(truth, predictions)
+    if confidence is None:
+        return Queue(kind)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if kind == "unsure":
+        return unsure_queue(face_confidence(confidence), confidence)
+    return suspect_queue(truth, predictions, confidence)
+
+
+def missing_queue(truth: np.ndarray) -> Queue:
+    """Faces with missing points, most missing first (then in dataset order)."""
+    missing = np.isnan(truth.reshape(len(truth), NUM_KEYPOINTS, 2)).any(axis=2)
+    count = missing.sum(axis=1)
+    rows = np.flatnonzero(count)
+    rows = rows[np.argsort(-count[rows], kind="stable")]
+    reasons = []
+    for r in rows:
+        names = [_name(k) for k in np.flatnonzero(missing[r])]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        reasons.append(f"{count[r]} point{'s' if count[r] > 1 else ''} missing: {shown}")
+    return Queue("missing", rows, reasons)
+
+
+def point_errors(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """(N, 15) distance in px between each labelled point and its prediction (NaN where
+    either is missing)."""
+    n = len(truth)
+    d = (predictions - truth).reshape(n, NUM_KEYPOINTS, 2)
+    return np.hypot(d[..., 0], d[..., 1])
+
+
+def _face_rmse(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    sq = (predictions - truth) ** 2
+    count = np.isfinite(sq).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(np.where(count > 0, np.nansum(sq, axis=1) / np.maximum(count, 1), np.nan))
+
+
+def worst_queue(truth: np.ndarray, predictions: np.ndarray) -> Queue:
+    """Faces with ground truth and a prediction, largest per-face RMSE first."""
+    err = _face_rmse(truth, predictions)
+    rows = np.flatnonzero(np.isfinite(err))
+    rows = rows[np.argsort(-err[rows], kind="stable")]
+    dist = point_errors(truth, predictions)
+    worst = np.argmax(np.where(np.isnan(dist), -1.0, dist), axis=1)
+    return Queue("worst", rows, [f"RMSE {err[r]:.2f} px (worst point: {_name(worst[r])})"
+                                 for r in rows])
+
+
+def face_confidence(confidence: np.ndarray) -> np.ndarray:
+    """(N,) a face's confidence: the mean over its keypoints (NaN if none is known). The mean
+    ranks faces by their RMSE better than the least sure keypoint does with the stand-in
+    (Spearman 0.40 against 0.36 on the 389 test faces, default model)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    known = np.isfinite(confidence).any(axis=1)
+    out = np.full(len(confidence), np.nan)
+    out[known] = np.nanmean(confidence[known], axis=1)
+    return out
+
+
+def unsure_queue(face_score: np.ndarray, confidence: np.ndarray | None = None) -> Queue:
+    """Faces by ``face_score`` (a per-face confidence, higher = surer), least sure first;
+    with the per-keypoint ``confidence`` the reason names the least sure point."""
+    face_score = np.asarray(face_score, dtype=np.float64)
+    rows = np.flatnonzero(np.isfinite(face_score))
+    rows = rows[np.argsort(face_score[rows], kind="stable")]
+    reasons = []
+    for r in rows:
+        text = f"confidence {face_score[r]:.2f}"
+        if confidence is not None and np.isfinite(confidence[r]).any():
+            text += f" (least sure point: {_name(int(np.nanargmin(confidence[r])))})"
+        reasons.append(text)
+    return Queue("unsure", rows, reasons)
+
+
+def swap_left_right(keypoints: np.ndarray) -> np.ndarray:
+    """Labels with each left keypoint exchanged with its right partner (no mirroring)."""
+    return np.asarray(keypoints)[..., FLIP_PERMUTATION]
+
+
+def swapped_gain(truth: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(RMSE as labelled, RMSE with left and right exchanged) over each face's left/right
+    keypoints, px; NaN where no pair is labelled and predicted."""
+    cols = np.stack([2 * PAIRED, 2 * PAIRED + 1], axis=1).ravel()
+    swapped = swap_left_right(truth)
+    return (_face_rmse(truth[:, cols], predictions[:, cols]),
+            _face_rmse(swapped[:, cols], predictions[:, cols]))
+
+
+def confidence_rank(confidence: np.ndarray) -> np.ndarray:
+    """(N, 15) each confidence as its rank among all known ones, 0 (least sure) to 1; equal
+    values share their average rank."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    out = np.full(confidence.shape, np.nan)
+    known = np.isfinite(confidence)
+    values = confidence[known]
+    if len(values):
+        ordered = np.sort(values)
+        first = np.searchsorted(ordered, values, "left")
+        last = np.searchsorted(ordered, values, "right") - 1
+        out[known] = (first + last) / 2 / max(len(values) - 1, 1)
+    return out
+
+
+def suspect_queue(truth: np.ndarray, predictions: np.ndarray, confidence: np.ndarray) -> Queue:
+    """Suspected label errors: swapped left/right labels first (largest gain first), then
+    faces with a labelled point more than :data:`FAR_PX` from a prediction in the surer half
+    (by distance times confidence rank)."""
+    as_labelled, swapped = swapped_gain(truth, predictions)
+    with np.errstate(invalid="ignore"):
+        is_swap = (swapped <= 0.5 * as_labelled) & (as_labelled - swapped >= SWAP_MIN_GAIN_PX)
+    swap_rows = np.flatnonzero(is_swap)
+    swap_rows = swap_rows[np.argsort(-(as_labelled - swapped)[swap_rows], kind="stable")]
+    reasons = [f"left/right labels look swapped: RMSE {as_labelled[r]:.1f} px as labelled, "
+               f"{swapped[r]:.1f} px with left and right exchanged" for r in swap_rows]
+
+    dist = point_errors(truth, predictions)
+    rank = confidence_rank(confidence)
+    with np.errstate(invalid="ignore"):
+        score = np.where((dist > FAR_PX) & (rank >= SURE_RANK), dist * rank, np.nan)
+    face = np.where(np.isfinite(score).any(axis=1), np.nanmax(
+        np.where(np.isfinite(score), score, -1.0), axis=1), np.nan)
+    face[swap_rows] = np.nan
+    far_rows = np.flatnonzero(np.isfinite(face))
+    far_rows = far_rows[np.argsort(-face[far_rows], kind="stable")]
+    for r in far_rows:
+        k = int(np.nanargmax(np.where(np.isfinite(score[r]), score[r], -1.0)))
+        reasons.append(f"{_name(k)} label is {dist[r, k]:.1f} px from a sure prediction "
+                       f"(surer than {100 * rank[r, k]:.0f} % of points)")
+    return Queue("suspect", np.concatenate([swap_rows, far_rows]).astype(int), reasons)
+
+
+# --- the stand-in confidence: agreement between a face and its mirror image -----------------
+
+def single_view(predictor):
+    """A Predictor of the same model without flip averaging (``predictor`` itself when it
+    has none); ``predictor`` may be a Keras model."""
+    from .predict import Predictor
+
+    if isinstance(predictor, Predictor) and not predictor.flip_average:
+        return predictor
+    model = predictor.model if isinstance(predictor, Predictor) else predictor
+    return Predictor(model, flip_average=False)
+
+
+def flip_disagreement(predictor, images: np.ndarray) -> np.ndarray:
+    """(N, 15) px between each keypoint predicted on the face and on its mirror image mapped
+    back (left and right exchanged), by the model of ``predictor`` without flip averaging
+    (:func:`single_view`; pass its result to avoid tracing the model again)."""
+    from .keypoints import flip_images, flip_keypoints
+
+    single = single_view(predictor)
+    direct = single.predict(images).astype(np.float64)
+    mirrored = flip_keypoints(single.predict(flip_images(images))).astype(np.float64)
+    return point_errors(direct, mirrored)
+
+
+def flip_confidence(disagreement: np.ndarray) -> np.ndarray:
+    """The stand-in confidence, 1 where the two views agree exactly, falling with their
+    disagreement (px): exp(-d / :data:`FLIP_SCALE_PX`)."""
+    return np.exp(-np.asarray(disagreement, dtype=np.float64) / FLIP_SCALE_PX)

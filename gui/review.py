@@ -1,0 +1,266 @@
+"""The review queue in the window: a dock to choose the queue and see why a face is in it,
+Space / Shift+Space to step through it, and its kind and position kept between sessions.
+
+The queues themselves are :mod:`core.review` (ordering) and :class:`gui.session.ReviewQueue`
+(position), both without Qt. A queue is rebuilt when its inputs change (a dataset, a model's
+predictions, confidence), never while the person edits, so it does not jump under them; the
+"Re-sort" button rebuilds it on request.
+
+Confidence: until the model gives a per-keypoint confidence of its own, the stand-in is the
+agreement between each face and its mirror image (:func:`core.review.flip_disagreement`),
+computed in the background when a queue needs it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
+                               QVBoxLayout, QWidget)
+
+from core.review import KINDS, NEEDS_CONFIDENCE
+
+from . import settings as app_settings
+from .workers import Job
+
+CHUNK = 256
+STAND_IN = "flip agreement (stand-in until the model gives its own confidence)"
+
+
+class ReviewPanel(QWidget):
+    """The Review dock: queue kind, position, the reason for the face, and buttons that
+    mirror the Review menu."""
+
+    kindChanged = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.kind_box = QComboBox()
+        for key, text in KINDS.items():
+            self.kind_box.addItem(text, key)
+        self.kind_box.currentIndexChanged.connect(
+            lambda _i: self.kindChanged.emit(self.kind_box.currentData()))
+        self.position = QLabel("")
+        self.reason = QLabel("")
+        self.reason.setWordWrap(True)
+        self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: gray")
+        self.buttons: dict[str, QPushButton] = {}
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Queue:"))
+        top.addWidget(self.kind_box, 1)
+        top.addWidget(self.position)
+        grid = QGridLayout()
+        for i, (name, text) in enumerate((("queue_prev", "◀ Previous"), ("queue_next", "Next ▶"),
+                                          ("accept_point", "Accept point"),
+                                          ("accept_face", "Accept face"),
+                                          ("place", "Place missing"), ("resort", "Re-sort"))):
+            self.buttons[name] = QPushButton(text)
+            grid.addWidget(self.buttons[name], i // 2, i % 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.reason)
+        layout.addLayout(grid)
+        layout.addWidget(self.note)
+        layout.addStretch(1)
+
+    def set_kind(self, kind: str) -> None:
+        self.kind_box.blockSignals(True)
+        self.kind_box.setCurrentIndex(max(0, self.kind_box.findData(kind)))
+        self.kind_box.blockSignals(False)
+
+
+class Review:
+    """The review queue of one window: building, stepping, remembering."""
+
+    def __init__(self, window):
+        self.window = window
+        self.panel = ReviewPanel(window)
+        self.kind = window.options.queue or "worst"
+        self._inputs: tuple = ()            # what the queue was built from
+        self._dataset = None
+        self._pending_row: int | None = None    # a remembered position, until the queue is
+        self._start = bool(window.options.queue)  # complete; or go to its first face then
+        self._stepping = False
+        self._confidence_for = None
+        self._first_row: int | None = None
+        if window.options.remember and not window.options.queue:
+            self.kind = str(app_settings.settings().value("review/kind", self.kind))
+        self.kind = self.kind if self.kind in KINDS else "worst"
+        self.panel.set_kind(self.kind)
+
+    def connect(self) -> None:
+        """Signals (after the window's actions exist: the dock's buttons trigger them)."""
+        w = self.window
+        self.panel.kindChanged.connect(self.set_kind)
+        for name, button in self.panel.buttons.items():
+            if name == "resort":
+                button.clicked.connect(self.rebuild)
+            else:
+                act = w.acts[name]
+                button.clicked.connect(act.trigger)
+                button.setToolTip(f"{act.text().replace('&', '')} "
+                                  f"({act.shortcut().toString() or 'no key'})")
+        w.idle.connect(self.refresh)
+        w.dataset_panel.splitChanged.connect(lambda _split: self.refresh())
+        w.dataset_panel.currentChanged.connect(self._face_changed)
+
+    # --- the queue ---------------------------------------------------------------------------
+    def set_kind(self, kind: str) -> None:
+        """Another queue: built now, and the person goes to its first face (when ready)."""
+        self.kind = kind
+        self.panel.set_kind(kind)
+        self._remember("review/kind", kind)
+        self._start = True
+        self.refresh()
+
+    def _key(self) -> tuple:
+        s = self.window.session
+        return (s.dataset, s.predictions, s.all_predicted(), s.confidence, self.kind,
+                self.window.dataset_panel.split)
+
+    def refresh(self) -> None:
+        """When idle: a new dataset, new predictions or confidence rebuild the queue; a queue
+        that needs confidence asks for it."""
+        s = self.window.session
+        if s.dataset is not self._dataset:
+            self._dataset_changed()
+        self._want_confidence()
+        if not self._inputs or any(a != b if isinstance(a, str) else a is not b
+                                   for a, b in zip(self._key(), self._inputs)):
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        s = self.window.session
+        self._inputs = self._key()
+        panel = self.window.dataset_panel
+        q = s.build_queue(self.kind, None if panel.split == "all" else panel.visible_rows())
+        if not q.waiting and self._pending_row is not None:
+            if q.seek(self._pending_row) and s.row == self._first_row:
+                self._go(self._pending_row)
+            self._pending_row = None
+        elif not q.waiting and self._start and len(q):
+            self._start = False
+            q.position = -1
+            self.step(1)
+        self.update_panel()
+
+    def step(self, delta: int) -> None:
+        """Space / Shift+Space: the next or previous face of the queue."""
+        s = self.window.session
+        if s.dataset is None:
+            return
+        if not self._inputs:
+            self.rebuild()
+        q = s.queue
+        if q.waiting:
+            what = "the predictions are" if q.waiting == "predictions" else "confidence is"
+            self._say(f"The {KINDS[q.kind].lower()} queue fills once {what} ready")
+            return
+        before = q.position
+        row = q.step(delta)
+        if row is None:
+            self._say(f"No faces in the {KINDS[q.kind].lower()} queue")
+            return
+        if q.position == before:
+            self._say("End of the queue" if delta > 0 else "Start of the queue", 4000)
+        self._go(row)
+        self._remember("review/row", row)
+        self.update_panel()
+
+    def _go(self, row: int) -> None:
+        w = self.window
+        self._stepping = True
+        try:
+            w.select_row(row)
+            if w.session.view_mode != "dataset" or w.session.row != row:
+                w.show_row(row)
+        finally:
+            self._stepping = False
+
+    def _face_changed(self, row: int) -> None:
+        q = self.window.session.queue
+        if not self._stepping and q.seek(row):
+            self._remember("review/row", row)
+        self.update_panel()
+
+    def _dataset_changed(self) -> None:
+        s = self.window.session
+        self._dataset, self._inputs, self._confidence_for = s.dataset, (), None
+        self._first_row = s.row
+        self._pending_row = None
+        if self.window.options.remember and s.dataset_path is not None:
+            st = app_settings.settings()
+            if st.value("review/dataset") == str(s.dataset_path.resolve()):
+                row = st.value("review/row")
+                self._pending_row = int(row) if row is not None else None
+                self._start = False
+            else:
+                st.remove("review/row")
+            self._remember("review/dataset", str(s.dataset_path.resolve()))
+
+    # --- confidence --------------------------------------------------------------------------
+    def _want_confidence(self) -> None:
+        w, s = self.window, self.window.session
+        if (self.kind not in NEEDS_CONFIDENCE or s.confidence is not None or w.predictor is None
+                or not s.all_predicted() or self._confidence_for is s.predictions):
+            return
+        self._confidence_for = s.predictions
+        n = len(s)
+        buffer = np.full((n, 15), np.nan)
+        left = {"chunks": -(-n // CHUNK)}
+        images, predictor, holder = s.dataset.images, w.predictor, {}
+        predictions = s.predictions
+
+        def job(rows):
+            from core import review
+
+            single = holder.setdefault("single", None) or review.single_view(predictor)
+            holder["single"] = single
+            return rows, review.flip_disagreement(single, images[rows])
+
+        def done(result):
+            rows, values = result
+            buffer[rows] = values
+            left["chunks"] -= 1
+            if left["chunks"] == 0 and s.predictions is predictions:
+                from core.review import flip_confidence
+
+                s.confidence, s.confidence_source = flip_confidence(buffer), STAND_IN
+                self._say("Review queue: confidence ready", 3000)
+        self._say("Review queue: computing confidence (flip agreement)…", 0)
+        gen = w.jobs.engine.generation
+        for a in range(0, n, CHUNK):
+            w.jobs.submit(Job("confidence", lambda r=np.arange(a, min(a + CHUNK, n)): job(r),
+                              on_done=done, on_failed=w.show_error, priority=Job.BACKGROUND,
+                              generation=gen))
+
+    # --- showing and remembering -------------------------------------------------------------
+    def update_panel(self) -> None:
+        s, p = self.window.session, self.panel
+        q = s.queue
+        p.position.setText(q.describe())
+        row = s.row if s.view_mode == "dataset" else None
+        reason = q.reason(row) if row is not None else ""
+        if q.waiting or row is None:
+            p.reason.setText("")
+        else:
+            p.reason.setText(f"<b>Face {row}</b>: {reason}" if reason else
+                             f"Face {row} is not in this queue")
+        p.note.setText(f"Confidence: {s.confidence_source}" if s.confidence_source and
+                       self.kind in NEEDS_CONFIDENCE else "")
+
+    def _say(self, text: str, ms: int = 6000) -> None:
+        self.window.statusBar().showMessage(text, ms)
+
+    def _remember(self, key: str, value) -> None:
+        if self.window.options.remember:
+            app_settings.settings().setValue(key, value)
+
+    def show_shortcuts(self) -> None:
+        from .shortcuts import ShortcutsDialog
+
+        ShortcutsDialog(self.window).show()
+

@@ -1,0 +1,250 @@
+"""The review loop in the real app, offscreen: a review queue stepped with Space, accepting
+predictions and placing missing points (each undoable), the shortcuts dialog, autosave with
+restore, and the warning before overwriting a file that changed on disk. Real faces and the
+shipped model."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+pytestmark = pytest.mark.usefixtures("gui_settings")
+
+MISSING_FACE, SWAPPED_FACE = 2, 5
+
+
+@pytest.fixture(scope="module")
+def review_npz(faces, tmp_path_factory):
+    """12 real test faces: face 2 misses its eye centres, face 5 has left and right swapped."""
+    from core import data
+    from core.review import swap_left_right
+
+    rows = np.flatnonzero((faces.splits == "test") & faces.present.all(1))[:12]
+    ds = faces.subset(rows)
+    ds.keypoints[MISSING_FACE, 0:4] = np.nan
+    ds.keypoints[SWAPPED_FACE] = swap_left_right(ds.keypoints[SWAPPED_FACE])
+    path = tmp_path_factory.mktemp("review") / "review.npz"
+    data.write_npz(ds, path)
+    return path
+
+
+@pytest.fixture
+def copy_npz(review_npz, tmp_path):
+    """A copy of the dataset this test may change."""
+    out = tmp_path / "mine.npz"
+    shutil.copy(review_npz, out)
+    return out
+
+
+def _window(qtbot, path, remember=False, restore=None, **options):
+    """The real window on ``path``, its questions answered without dialogs."""
+    from gui.main_window import MainWindow, Options
+
+    w = MainWindow(Options(data=str(path), remember=remember, **options))
+    w.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+    w.recovery.ask_restore = restore or (lambda text: None)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.idle, timeout=120_000):
+        w.show()
+    qtbot.waitUntil(lambda: not w.busy and w.session.all_predicted(), timeout=120_000)
+    return w
+
+
+def _press(qtbot, window, key, mod=Qt.KeyboardModifier.NoModifier, widget=None):
+    widget = widget or window.canvas
+    widget.setFocus()
+    qtbot.keyClick(widget, key, mod)
+
+
+def test_space_steps_through_the_queues_and_they_survive_a_restart(qtbot, review_npz):
+    w = _window(qtbot, review_npz, remember=True)
+    s = w.session
+    assert w.review.kind == "worst" and w.review_dock.isVisible()
+    order = np.argsort(-s.errors, kind="stable")
+    _press(qtbot, w, Qt.Key.Key_Space)
+    assert w.row == order[0] == SWAPPED_FACE                # swapped labels: the worst RMSE
+    _press(qtbot, w, Qt.Key.Key_Space)
+    assert w.row == order[1]
+    _press(qtbot, w, Qt.Key.Key_Space, Qt.KeyboardModifier.ShiftModifier)
+    assert w.row == order[0] and s.queue.describe() == "1 / 12"
+    assert "RMSE" in w.review.panel.reason.text()
+
+    # the missing-points queue: only face 2
+    w.review.panel.kind_box.setCurrentIndex(w.review.panel.kind_box.findData("missing"))
+    assert list(s.queue.rows) == [MISSING_FACE] and w.row == MISSING_FACE
+    assert "2 points missing: left eye center, right eye center" in w.review.panel.reason.text()
+
+    # suspected label errors: the swapped face first, once confidence is there
+    w.review.set_kind("suspect")
+    qtbot.waitUntil(lambda: s.confidence is not None and not s.queue.waiting, timeout=120_000)
+    qtbot.waitUntil(lambda: w.row == SWAPPED_FACE, timeout=10_000)
+    assert s.queue.rows[0] == SWAPPED_FACE
+    assert "left/right labels look swapped" in s.queue.reason()
+    assert "flip agreement" in w.review.panel.note.text()
+    w.review.set_kind("missing")
+    w.close()
+
+    # a restart: the same queue, at the same face
+    w = _window(qtbot, review_npz, remember=True)
+    assert w.review.kind == "missing" and w.review.panel.kind_box.currentData() == "missing"
+    qtbot.waitUntil(lambda: w.row == MISSING_FACE, timeout=10_000)
+    assert w.session.queue.current_row == MISSING_FACE
+    w.close()
+
+
+def test_a_session_that_is_not_interactive_keeps_no_queue_settings(qtbot, review_npz):
+    from gui import settings as app_settings
+
+    w = _window(qtbot, review_npz, queue="missing")
+    qtbot.waitUntil(lambda: w.row == MISSING_FACE, timeout=10_000)   # --queue: its first face
+    _press(qtbot, w, Qt.Key.Key_Space)
+    w.close()
+    assert app_settings.settings().value("review/kind") is None
+
+
+def test_accept_a_point_and_a_face_then_undo(qtbot, review_npz):
+    w = _window(qtbot, review_npz)
+    s = w.session
+    w.select_row(7)
+    original = s.dataset.keypoints[7].copy()
+    pred = s.predictions[7].copy()
+    _press(qtbot, w, Qt.Key.Key_3)                                   # keypoint 3: picked
+    assert w.canvas.selected_truth() == 2 and w.canvas.place_mode
+    _press(qtbot, w, Qt.Key.Key_Return)
+    np.testing.assert_allclose(s.dataset.keypoints[7, 4:6], pred[4:6])
+    np.testing.assert_array_equal(np.delete(s.dataset.keypoints[7], [4, 5]),
+                                  np.delete(original, [4, 5]))
+    assert w.isWindowModified() and w.undo_stack.count() == 1
+    qtbot.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(s.dataset.keypoints[7], original)
+
+    _press(qtbot, w, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)  # the whole face
+    np.testing.assert_allclose(s.dataset.keypoints[7], pred)
+    assert s.errors[7] == pytest.approx(0.0, abs=1e-4) and w.undo_stack.count() == 1
+    w.undo_stack.undo()
+    np.testing.assert_array_equal(s.dataset.keypoints[7], original)
+    assert not w.isWindowModified()
+
+
+def test_place_missing_points_by_number_key_and_click(qtbot, review_npz):
+    w = _window(qtbot, review_npz)
+    s, canvas = w.session, w.canvas
+    w.select_row(MISSING_FACE)
+    _press(qtbot, w, Qt.Key.Key_2)                       # the right eye centre first
+    assert w.correct.picked == 1 and canvas.place_mode
+    canvas.resetTransform()
+    canvas.scale(4, 4)
+    canvas.centerOn(48, 48)
+    at = canvas.mapFromScene(QPointF(30.5, 40.5))
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.waitUntil(lambda: s.point(MISSING_FACE, 1) is not None, timeout=5000)
+    x, y = s.point(MISSING_FACE, 1)
+    assert abs(x - 30) < 0.3 and abs(y - 40) < 0.3
+    assert w.correct.picked == 0                         # then the next missing one (wraps)
+    at = canvas.mapFromScene(QPointF(60.5, 41.5))
+    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.waitUntil(lambda: s.point(MISSING_FACE, 0) is not None, timeout=5000)
+    assert w.correct.picked is None and not canvas.place_mode    # every point labelled
+    assert s.missing_keypoints(MISSING_FACE) == []
+    w.undo_stack.undo()
+    w.undo_stack.undo()
+    assert s.missing_keypoints(MISSING_FACE) == [0, 1]
+    # M places in keypoint order; Alt+1 picks the 11th keypoint
+    _press(qtbot, w, Qt.Key.Key_M)
+    assert w.correct.picked == 0
+    _press(qtbot, w, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
+    assert w.correct.picked == 10 and canvas.selected_truth() == 10
+
+
+def test_shortcuts_dialog_lists_every_key(qtbot, review_npz):
+    from gui.shortcuts import ShortcutsDialog
+
+    w = _window(qtbot, review_npz)
+    w.acts["shortcuts"].trigger()
+    dialog = next(d for d in w.findChildren(ShortcutsDialog))
+    table = dialog.table
+    keys = {table.item(r, 1).text() for r in range(table.rowCount())}
+    actions = {table.item(r, 2).text() for r in range(table.rowCount())}
+    for key in ("Space", "Shift+Space", "Return, Enter", "Shift+Return, Shift+Enter", "M",
+                "1", "0", "Alt+5", "Ctrl+Z", "Down", "F1"):
+        assert key in keys, key
+    with_keys = [a for a in w.acts.values() if a.shortcuts()]
+    assert {a.text().replace("&", "") for a in with_keys} <= actions
+    assert "Pick 15 · mouth center bottom lip" in actions
+    dialog.close()
+
+
+def test_autosave_writes_a_recovery_file_that_the_next_start_restores(qtbot, copy_npz):
+    from core import data
+    from gui.recovery import recovery_path
+
+    rec = recovery_path(copy_npz)
+    assert rec == copy_npz.with_name("mine.npz.recovery")
+    w = _window(qtbot, copy_npz)
+    w.recovery.interval_ms = 50
+    w.select_row(4)
+    w.editing.delete_requested(10)                           # the nose tip of face 4
+    qtbot.waitUntil(rec.is_file, timeout=10_000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    w.recovery._written = None                               # as if the app died here
+    w.close()
+    assert rec.is_file()
+    assert np.isfinite(data.read_npz(copy_npz).keypoints[4, 20:22]).all()   # file untouched
+
+    asked = []
+    w = _window(qtbot, copy_npz, restore=lambda text: asked.append(text) or True)
+    assert asked and "1 faces differ" in asked[0]
+    assert np.isnan(w.dataset.keypoints[4, 20:22]).all() and w.isWindowModified()
+    assert w.files.write_dataset(copy_npz)                   # saved: the recovery file goes
+    assert not rec.exists() and np.isnan(data.read_npz(copy_npz).keypoints[4, 20:22]).all()
+    w.editing.delete_requested(11)                          # edits undone: it goes too
+    w.recovery.autosave()
+    qtbot.waitUntil(rec.is_file, timeout=10_000)
+    w.undo_stack.undo()
+    qtbot.waitUntil(lambda: not rec.exists(), timeout=10_000)   # once the write has landed
+    w.close()
+
+
+def test_declining_a_restore_discards_the_recovery_file(qtbot, copy_npz):
+    from gui.recovery import recovery_path
+
+    w = _window(qtbot, copy_npz)
+    w.select_row(1)
+    w.editing.delete_requested(0)
+    w.recovery.autosave()
+    rec = recovery_path(copy_npz)
+    qtbot.waitUntil(rec.is_file, timeout=10_000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    w.recovery._written = None
+    w.close()
+    w = _window(qtbot, copy_npz, restore=lambda text: False)
+    assert not rec.exists() and not w.isWindowModified()
+    assert np.isfinite(w.dataset.keypoints[1, 0:2]).all()
+    w.close()
+
+
+def test_saving_over_a_file_that_changed_on_disk_asks_first(qtbot, copy_npz):
+    from core import data
+
+    w = _window(qtbot, copy_npz)
+    w.editing.delete_requested(3)
+    other = data.read_npz(copy_npz)
+    other.keypoints[0, 0] = 11.0                             # another program writes it
+    data.write_npz(other, copy_npz)
+    st = os.stat(copy_npz)
+    os.utime(copy_npz, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    asked = []
+    w.recovery.ask_overwrite = lambda path: asked.append(path) or False
+    assert not w.files.write_dataset(copy_npz)
+    assert asked == [copy_npz] and data.read_npz(copy_npz).keypoints[0, 0] == 11.0
+    w.recovery.ask_overwrite = lambda path: True
+    assert w.files.write_dataset(copy_npz)
+    assert data.read_npz(copy_npz).keypoints[0, 0] != 11.0
+    w.editing.delete_requested(4)                            # saved by us: no question now
+    w.recovery.ask_overwrite = lambda path: pytest.fail("asked about our own save")
+    assert w.files.write_dataset(copy_npz)
+    w.close()

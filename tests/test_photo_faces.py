@@ -1,0 +1,125 @@
+"""A photo's faces into a dataset: crops by the photo path's framing, a model's points as
+unchecked labels, the photo's name kept; the flags survive .npz, subsets and concatenation."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import data
+from core.faces import Crop, crop_image, to_gray
+from core.photo_faces import add_faces, photo_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_checked_and_sources_survive_npz_subset_concat_and_split(faces, tmp_path):
+    ds = faces.subset(np.arange(6))
+    assert ds.checked.all() and (ds.sources == "").all()
+    ds = data.Dataset.from_arrays(ds.images, ds.keypoints, checked=[1, 0, 1, 0, 0, 1],
+                                  sources=["a.jpg", "", "b.jpg", "", "", "c.jpg"])
+    back = data.read_npz(data.write_npz(ds, tmp_path / "f.npz"))
+    assert back.checked.tolist() == [True, False, True, False, False, True]
+    assert back.sources.tolist() == ["a.jpg", "", "b.jpg", "", "", "c.jpg"]
+    assert back.unchecked.tolist() == [1, 3, 4]
+    assert back.subset([1, 2]).checked.tolist() == [False, True]
+    both = back.concat(back.subset([0]))
+    assert both.checked.tolist()[-1] and both.sources[-1] == "a.jpg"
+    assert data.split_by_person(back).checked.tolist() == back.checked.tolist()
+    # older files without the arrays read as checked, without a source
+    np.savez(tmp_path / "old.npz", images=ds.images, keypoints=ds.keypoints)
+    old = data.read_npz(tmp_path / "old.npz")
+    assert old.checked.all() and (old.sources == "").all()
+
+
+def test_a_bad_checked_array_is_a_clear_error(faces, tmp_path):
+    ds = faces.subset(np.arange(3))
+    np.savez(tmp_path / "bad.npz", images=ds.images, keypoints=ds.keypoints,
+             checked=np.array([1.5, 0, 1]))
+    with pytest.raises(data.DataError, match="checked holds float64"):
+        data.read_npz(tmp_path / "bad.npz")
+
+
+def test_photo_dataset_crops_by_the_given_crop_and_maps_points_into_it():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    crop = Crop(50, 30, 192)
+    in_crop = rng.uniform(5, 90, (15, 2))
+    in_crop[14] = (50, 120)                     # the bottom lip below the crop
+    ds = photo_dataset(photo, [(crop, crop.to_photo(in_crop))], "/photos/party.jpg")
+    assert len(ds) == 1 and ds.names[0] == "party.jpg#1"
+    assert ds.sources[0] == "/photos/party.jpg" and not ds.checked[0]
+    np.testing.assert_array_equal(ds.images[0], crop_image(to_gray(photo), crop))
+    kp = ds.keypoints[0].reshape(15, 2)
+    np.testing.assert_allclose(kp[:14], in_crop[:14], atol=1e-4)
+    assert np.isnan(kp[14]).all()
+
+
+def test_added_faces_train_when_the_dataset_has_splits(faces):
+    base = faces.subset(np.arange(4))
+    new = photo_dataset(np.zeros((200, 200), np.uint8), [(Crop(0, 0, 96),
+                                                         np.full((15, 2), 40.0))], "p.png")
+    both = add_faces(base, new)
+    assert len(both) == 5 and both.splits[-1] == "train" and not both.checked[-1]
+    assert add_faces(None, new) is new
+    plain = data.Dataset.from_arrays(base.images, base.keypoints)
+    assert add_faces(plain, new).splits[-1] == ""
+
+
+def test_cli_import_predict_adds_a_photos_faces_to_a_dataset(faces, shared_data, tmp_path):
+    base = tmp_path / "base.npz"
+    data.write_npz(faces.subset(np.arange(5)), base)
+    photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
+    out = tmp_path / "more.npz"
+    run = subprocess.run([sys.executable, "-m", "core.cli", "import", "--predict", str(photo),
+                          "--add-to", str(base), "--out", str(out), "--detector", "haar"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "1 predicted faces (not yet checked) after the 5 of" in run.stdout
+    ds = data.read_npz(out)
+    assert len(ds) == 6 and ds.checked.tolist() == [True] * 5 + [False]
+    assert ds.sources[-1] == str(photo) and ds.names[-1] == f"{photo.name}#1"
+    kp = ds.keypoints[-1].reshape(15, 2)
+    assert np.isfinite(kp).sum() >= 13
+    # a face framed like the training faces: eyes about where the dataset has them
+    assert abs(np.nanmean(kp[:2, 1]) - np.nanmean(faces.keypoints[:, [1, 3]])) < 8
+    # the output may not be an input; the detector is needed
+    again = subprocess.run([sys.executable, "-m", "core.cli", "import", "--predict",
+                            str(photo), "--add-to", str(base), "--out", str(base)],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 2 and "--add-to" in again.stderr
+
+
+def test_model_info_reads_records_and_the_shipped_description(tmp_path):
+    from core.model_info import describe_model, known_models
+    from core.resources import DEFAULT_MODEL
+
+    shipped = describe_model(DEFAULT_MODEL, "shipped")
+    doc = __import__("json").loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    assert shipped.arch == doc["arch"] and shipped.val_rmse_px == doc["val_rmse_px"]
+    assert shipped.date == doc["date"]
+    # a model file with its record inside (as core.train writes it)
+    import zipfile
+
+    trained = tmp_path / "m.keras"
+    with zipfile.ZipFile(trained, "w") as z:
+        z.writestr("facekp.train.json", '{"arch": "seed", "best_val_rmse_px": 2.5, '
+                                        '"fine_tuned_from": "a.keras"}')
+    info = describe_model(trained)
+    assert (info.arch, info.val_rmse_px, info.fine_tuned_from) == ("seed", 2.5, "a.keras")
+    assert info.date                                # the file's own date
+    listed = known_models([DEFAULT_MODEL], tmp_path, [trained, tmp_path / "gone.keras"])
+    assert [(i.name, i.origin) for i in listed] == [("default.keras", "shipped"),
+                                                    ("m.keras", "trained")]
+
+
+def test_cli_train_fine_tune_and_resume_exclude_each_other(tmp_path):
+    from core.resources import DEFAULT_MODEL
+
+    run = subprocess.run([sys.executable, "-m", "core.cli", "train", "--fine-tune",
+                          str(DEFAULT_MODEL), "--resume", str(DEFAULT_MODEL), "--out",
+                          str(tmp_path / "x.keras")], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "not both" in run.stderr
