@@ -454,9 +454,9 @@ def test_photo_keypoints_show_their_confidence_on_hover(qtbot, tiny, shared_data
     with qtbot.waitSignal(window.photoShown, timeout=60_000):
         window.open_photo(shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg")
     face = window.photo.faces[0]
-    assert face[3].shape == (15,) and ((face[3] > 0) & (face[3] < 1)).all()
+    assert face[4].shape == (15,) and ((face[4] > 0) & (face[4] < 1)).all()
     text = window.canvas.describe_point(0, "prediction", 0)
-    assert f"confidence {face[3][0]:.2f}" in text
+    assert f"confidence {face[4][0]:.2f}" in text
     saved = json.loads(window.files.export_predictions(tmp_path / "p.json").read_text())
     assert saved["faces"][0]["keypoint_confidence"]["left_eye_center"] == \
-        pytest.approx(float(face[3][0]), abs=1e-4)
+        pytest.approx(float(face[4][0]), abs=1e-4)
