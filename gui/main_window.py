@@ -74,7 +74,9 @@ class MainWindow(QMainWindow):
         self._closing = self._started = False
         self.jobs = Jobs(self)
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.setWindowModified(not clean))
+        # a bound slot, not a lambda: Qt drops it with the window, so a stack emitting while
+        # the window is being deleted does not call into a deleted MainWindow
+        self.undo_stack.cleanChanged.connect(self._undo_clean_changed)
         self._make_parts()
         self._make_docks()
         self.acts = app_actions.make_actions(self)
@@ -91,6 +93,9 @@ class MainWindow(QMainWindow):
             app_settings.restore_window(self, self._toggles())
 
     # --- construction --------------------------------------------------------------------
+    def _undo_clean_changed(self, clean: bool) -> None:
+        self.setWindowModified(not clean)
+
     def _make_parts(self) -> None:
         self.files = Files(self, self.options.remember)
         self.photos = Photos(self)
