@@ -18,6 +18,12 @@ photo path's NME on the test people's original ytf68 photos: detect, crop, predi
 (core.predict.Predictor.predict_photo) with one pass and with two, the mean keypoint error
 divided by the distance between the labelled eye centres.
 
+Keypoint confidence: a confidence head (core.confidence) is fitted for the new model on the
+training people's errors, recalibrated on the validation people, and scored on the test people:
+Spearman of 1 - confidence with each point's error, AUROC for the points more than 3 px off,
+and calibration; --save-default ships the head beside the model. --confidence-only scores the
+shipped model's head without training (--refit-confidence fits it again first).
+
 The training summaries go to <out-dir>/trained.json; --score-only scores the models a previous
 run left in --out-dir again (after a change to the scoring or the photo path) without training,
 its training figures read from that file.
@@ -29,6 +35,7 @@ comparable with each other); --sequential trains one after the other.
     python benchmarks/accuracy.py                       # everything, models under /tmp
     python benchmarks/accuracy.py --sequential --save-default   # ... and ship the new model
     python benchmarks/accuracy.py --score-only          # score /tmp/facekp-accuracy again
+    python benchmarks/accuracy.py --confidence-only     # the shipped keypoint confidence
 """
 from __future__ import annotations
 
@@ -190,6 +197,107 @@ def photo_nme(predictor, photos, passes: int, moved: float = 0.0) -> dict:
             "not_found": missed}
 
 
+# --- keypoint confidence ------------------------------------------------------------------------
+
+def fit_confidence(model, dataset):
+    """A confidence head for ``model``: fitted on the training people's errors, its
+    probabilities recalibrated on the validation people (core.confidence.fit_for_predictor)."""
+    from core.confidence import fit_for_predictor
+    from core.predict import Predictor
+
+    train, val = dataset.split("train"), dataset.split("val")
+    log(f"fitting a confidence head on {len(train)} training faces, calibrated on {len(val)} "
+        "validation faces")
+    return fit_for_predictor(Predictor(model, confidence=None), train, val, info={
+        "fitted_on": f"training people ({len(train)} faces)",
+        "calibrated_on": f"validation people ({len(val)} faces)",
+        "fitted_by": "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])})
+
+
+def confidence_figures(model, head, test) -> dict:
+    """How the head's confidence ranks the test people's point errors, next to each of its
+    signals alone, the per-keypoint term alone, and a ceiling check that knows the truth."""
+    from core.confidence import point_errors, ranking_scores
+    from core.keypoints import NAMES
+    from core.predict import Predictor
+
+    predictor = Predictor(model, confidence=head)
+    kp, sig = predictor.confidence_signals(test.images, head.views,
+                                           "face_peak" in head.features)
+    err = point_errors(kp, test.keypoints)
+    conf = head.confidence(sig)
+    rows = {"confidence (the head)": ranking_scores(conf, err)}
+    for name, w in zip(head.features, head.weights):
+        rows[f"  {name} alone"] = ranking_scores(w * sig[name], err)
+    rows["  per-keypoint term alone"] = ranking_scores(
+        np.broadcast_to(head.keypoint_bias, err.shape), err)
+    # ceiling check (not a usable confidence: it reads the labels): each point ranked by the
+    # true mean error of the face's other points times its keypoint's test RMSE
+    n = np.isfinite(err).sum(axis=1, keepdims=True)
+    others = (np.nansum(err, axis=1, keepdims=True) - np.nan_to_num(err)) / np.maximum(n - 1, 1)
+    kp_rmse = np.sqrt(np.nanmean(err ** 2, axis=0))
+    rows["  ceiling check: other points' true errors"] = ranking_scores(-others * kp_rmse, err)
+    bins = [0.0, 0.5, 0.7, 0.8, 0.9, 1.0001]
+    ok = np.isfinite(err)
+    calib = []
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        m = ok & (conf >= lo) & (conf < hi)
+        calib.append((lo, min(hi, 1.0), int(m.sum()),
+                      float(conf[m].mean()) if m.any() else math.nan,
+                      float((err[m] <= head.threshold_px).mean()) if m.any() else math.nan))
+    per_kp = {name: float(conf[:, i].mean()) for i, name in enumerate(NAMES)}
+    return {"rows": rows, "calibration": calib, "per_keypoint": per_kp}
+
+
+def print_confidence(figures: dict, faces: int) -> None:
+    rows = [["keypoint confidence on the test people", "Spearman", "AUROC > 3 px",
+             "mean confidence", "share within 3 px", "points"]]
+    for label, r in figures["rows"].items():
+        rows.append([label, f"{r['spearman']:.3f}", f"{r['auroc']:.3f}",
+                     f"{r['mean_confidence']:.3f}" if label.startswith("confidence") else "",
+                     f"{1 - r['off_fraction']:.3f}", f"{r['points']}"])
+    print(fmt_table(rows))
+    print(f"({faces} faces; Spearman of 1 - confidence with the point's error in px, AUROC of "
+          "1 - confidence for the points more than 3 px from their labels)")
+    rows = [["confidence", "points", "mean confidence", "share within 3 px"]]
+    for lo, hi, count, mean, share in figures["calibration"]:
+        rows.append([f"{lo:.1f}-{hi:.1f}", str(count), f"{mean:.3f}", f"{share:.3f}"])
+    print(fmt_table(rows))
+
+
+def confidence_only(args) -> int:
+    """--confidence-only: the shipped model's confidence head (or a new one with
+    --refit-confidence) scored on the test people; --save-default ships a refitted head."""
+    from core import data
+    from core.confidence import head_path, load_head
+    from core.predict import load_model
+    from core.resources import DEFAULT_DATASET, DEFAULT_MODEL
+
+    started = time.perf_counter()
+    dataset = data.load(str(args.data or DEFAULT_DATASET))
+    model = load_model(DEFAULT_MODEL)
+    if args.refit_confidence:
+        head = fit_confidence(model, dataset)
+    else:
+        head = load_head(head_path(DEFAULT_MODEL))
+    test = dataset.split("test")
+    figures = confidence_figures(model, head, test)
+    print()
+    source = "refitted now" if args.refit_confidence else head_path(DEFAULT_MODEL).name
+    print(f"model {DEFAULT_MODEL.name}; head {source} ({', '.join(head.features)} + a term "
+          "per keypoint)")
+    print_confidence(figures, len(test))
+    r = figures["rows"]["confidence (the head)"]
+    print(f"targets: Spearman >= 0.4: {'yes' if r['spearman'] >= 0.4 else 'NO'}, "
+          f"AUROC >= 0.8: {'yes' if r['auroc'] >= 0.8 else 'NO'}")
+    if args.refit_confidence and args.save_default:
+        head.info["test"] = {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}
+        head.save(head_path(DEFAULT_MODEL))
+        log(f"saved {head_path(DEFAULT_MODEL)}")
+    print(f"wall time {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 # --- report ---------------------------------------------------------------------------------
 
 def report_rows(arch_new: str, scores, val_scores, models, paths, trained, lat, photo):
@@ -273,7 +381,16 @@ def main(argv=None) -> int:
     parser.add_argument("--score-only", action="store_true",
                         help="do not train: score the models of an earlier run in --out-dir "
                              "(training figures from its trained.json)")
+    parser.add_argument("--confidence-only", action="store_true",
+                        help="do not train: score the shipped model's keypoint confidence on "
+                             "the test people")
+    parser.add_argument("--refit-confidence", action="store_true",
+                        help="with --confidence-only: fit the confidence head again (training "
+                             "people, calibrated on validation) first; with --save-default "
+                             "ship it")
     args = parser.parse_args(argv)
+    if args.confidence_only:
+        return confidence_only(args)
 
     from core.resources import DEFAULT_DATASET, DEFAULT_MODEL
 
@@ -313,6 +430,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"{role}: no model was saved ({trained[role]['message']})")
 
     from core import data, evaluate
+    from core.confidence import head_path
     from core.fileio import atomic_path
     from core.model import fold_batch_norm
     from core.predict import Predictor, load_model
@@ -357,6 +475,8 @@ def main(argv=None) -> int:
 
     diagnostics = {(k, split): evaluate.flip_diagnostics(m, dataset.split(split))
                    for k, m in models.items() for split in ("val", "test")}
+    head = fit_confidence(models["new"], dataset)
+    conf_figures = confidence_figures(models["new"], head, test)
     new = scores["new"]
     ref = scores.get("reference")
     ratio = new["rmse_px"] / ref["rmse_px"] if ref else math.nan
@@ -373,12 +493,17 @@ def main(argv=None) -> int:
           "minus direct, x mean and RMS; RMSE direct / mirrored / both averaged")
     print(fmt_table(diagnostic_rows(diagnostics)))
     print(f"new model before folding batch norm: test RMSE {trained_scores['new']:.3f} px")
+    print()
+    print_confidence(conf_figures, len(test))
+    conf_row = conf_figures["rows"]["confidence (the head)"]
     val_diag = diagnostics[("new", "val")]
     targets = {"test rmse <= 1.55 px": new["rmse_px"] <= 1.55,
                "file <= 10 MB": paths["new"].stat().st_size <= 10 * 2 ** 20,
                "val |mean dx|, |mean dy| <= 0.15": max(abs(val_diag["mean_dx"]),
                                                        abs(val_diag["mean_dy"])) <= 0.15,
-               "val |flip dx mean| <= 0.2": abs(val_diag["flip_dx_mean"]) <= 0.2}
+               "val |flip dx mean| <= 0.2": abs(val_diag["flip_dx_mean"]) <= 0.2,
+               "confidence Spearman >= 0.4": conf_row["spearman"] >= 0.4,
+               "confidence AUROC >= 0.8": conf_row["auroc"] >= 0.8}
     if ref:
         targets["rmse <= 0.6 x reference"] = ratio <= 0.6
         targets["latency <= reference"] = lat["new"] <= lat["reference"]
@@ -430,7 +555,10 @@ def main(argv=None) -> int:
             shutil.copyfile(folded_path, tmp)
         with atomic_path(DEFAULT_MODEL.with_suffix(".json")) as tmp:
             Path(tmp).write_text(json.dumps(card, indent=1) + "\n")
-        log(f"saved {DEFAULT_MODEL} and its card {DEFAULT_MODEL.with_suffix('.json')}")
+        head.info["test"] = {k: round(v, 4) for k, v in conf_row.items() if isinstance(v, float)}
+        head.save(head_path(DEFAULT_MODEL))
+        log(f"saved {DEFAULT_MODEL}, its card {DEFAULT_MODEL.with_suffix('.json')} and its "
+            f"confidence head {head_path(DEFAULT_MODEL)}")
     return 0
 
 

@@ -160,10 +160,12 @@ def predict_one(photo: str) -> dict:
 
     predictor = _predictor()
     try:
-        res = predictor.predict_photo(photo, passes=_worker_state["config"][4])
+        res = predictor.predict_photo(photo, passes=_worker_state["config"][4],
+                                      confidence=predictor.confidence_head is not None)
     except DataError as exc:
         return {**photo_record(photo, []), "error": exc.reason}
-    faces = [(f.box.as_list(), f.keypoints, f.detection) for f in res.faces]
+    faces = [(f.box.as_list(), f.keypoints, f.detection, f.crop, f.keypoint_confidence)
+             for f in res.faces]
     record = photo_record(photo, faces, res.message)
     add_truth(record, faces)            # a broken truth file: "truth_error" in the record
     return record

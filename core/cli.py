@@ -555,10 +555,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # --- predict ------------------------------------------------------------------------------
 
+def _draw_photo(res, target: Path) -> str:
+    """A predicted photo with its faces' boxes and keypoints drawn, to ``target`` (PNG,
+    atomically); returns its path."""
+    from .fileio import atomic_path
+    from .render import photo_with_faces
+
+    img = photo_with_faces(res.image, [f.box.as_list() for f in res.faces],
+                           [f.keypoints for f in res.faces])
+    with atomic_path(target) as tmp:
+        img.save(tmp, format="PNG")
+    return str(target)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """``facekp predict``: keypoints of the faces in photos, a folder (--jsonl) or a video."""
     from .errors import DataError
-    from .fileio import atomic_path
     from .photo_json import add_truth, photo_record
     from .predict import Predictor
 
@@ -586,27 +598,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results, failed, non_finite = [], 0, 0
     for photo in args.photos:
         try:
-            res = predictor.predict_photo(photo, passes=args.passes)
+            res = predictor.predict_photo(photo, passes=args.passes, confidence=args.json and
+                                          predictor.confidence_head is not None)
         except DataError as exc:
             failed += 1
             print(f"facekp predict: error: {exc}", file=sys.stderr)
             results.append({**photo_record(photo, []), "error": exc.reason})
             continue
-        faces = [(f.box.as_list(), f.keypoints, f.detection) for f in res.faces]
+        faces = [(f.box.as_list(), f.keypoints, f.detection, f.crop, f.keypoint_confidence)
+                 for f in res.faces]
         entry = photo_record(photo, faces, res.message)  # a non-finite keypoint is null there
         if (truth_error := add_truth(entry, faces)) is not None:
             print(f"facekp predict: warning: ground truth not used: {truth_error}",
                   file=sys.stderr)
         non_finite += sum(int((~np.isfinite(f.keypoints)).sum()) for f in res.faces)
         if draw_dir is not None:
-            from .render import photo_with_faces
-
-            target = draw_dir / f"{Path(photo).stem}.png"
-            img = photo_with_faces(res.image, [f.box.as_list() for f in res.faces],
-                                   [f.keypoints for f in res.faces])
-            with atomic_path(target) as tmp:
-                img.save(tmp, format="PNG")
-            entry["drawn"] = str(target)
+            entry["drawn"] = _draw_photo(res, draw_dir / f"{Path(photo).stem}.png")
         results.append(entry)
         if not args.json:
             _print_faces(photo, res, entry.get("drawn"))

@@ -54,12 +54,16 @@ def per_image(pred, truth) -> np.ndarray:
 
 
 def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
-    """Predict ``dataset`` and score it: ``{"rmse_px", "per_keypoint": {name: px}, "faces"}``.
+    """Predict ``dataset`` and score it: ``{"rmse_px", "per_keypoint": {name: px}, "faces",
+    "confidence"}``.
 
     ``predictor_or_model_path``: a :class:`core.predict.Predictor`, a ``.keras`` path or a
     Keras model. ``dataset``: a :class:`core.data.Dataset`, or streamed faces
     (:class:`core.shards.ShardSplit`: predicted batch by batch, only the keypoints kept). A
-    keypoint never labelled in the dataset scores ``None``.
+    keypoint never labelled in the dataset scores ``None``. ``confidence`` is None when the
+    model has no confidence head (:mod:`core.confidence`); otherwise
+    :func:`core.confidence.ranking_scores` of the keypoint confidences against the points'
+    errors, with ``per_keypoint``: each keypoint's mean confidence.
     """
     from .predict import Predictor
 
@@ -70,25 +74,43 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
                           "compare predictions with")
     predictor = (predictor_or_model_path if isinstance(predictor_or_model_path, Predictor)
                  else Predictor(predictor_or_model_path))
-    pred, truth = _predicted(predictor, dataset)
+    pred, truth, conf = _predicted(predictor, dataset)
+    conf_scores = None
+    if conf is not None:
+        from .confidence import point_errors, ranking_scores
+
+        conf_scores = ranking_scores(conf, point_errors(pred, truth),
+                                     predictor.confidence_head.threshold_px)
+        conf_scores["per_keypoint"] = {n: float(v) for n, v in zip(NAMES, conf.mean(axis=0))}
     kp = per_keypoint(pred, truth)
     return {
         "rmse_px": rmse(pred, truth),
         "per_keypoint": {name: (None if np.isnan(v) else float(v)) for name, v in zip(NAMES, kp)},
         "faces": int(len(truth)),
+        "confidence": conf_scores,
     }
 
 
-def _predicted(predictor, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(predictions, ground truth), both (N, 30): in one go for faces in memory, batch by
-    batch for a stream."""
+def _predicted(predictor, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(predictions, ground truth), both (N, 30), and the keypoint confidences (N, 15; None
+    without a confidence head): in one go for faces in memory, batch by batch for a stream."""
+    sure = predictor.confidence_head is not None
+
+    def run(images):
+        return predictor.predict_with_confidence(images) if sure else \
+            (predictor.predict(images), None)
+
     if not hasattr(dataset, "batches"):
-        return predictor.predict(dataset.images), dataset.keypoints
-    preds, truths = [], []
+        pred, conf = run(dataset.images)
+        return pred, dataset.keypoints, conf
+    preds, truths, confs = [], [], []
     for part in dataset.batches():
-        preds.append(predictor.predict(part["image"]))
+        pred, conf = run(part["image"])
+        preds.append(pred)
         truths.append(part["keypoints"])
-    return np.concatenate(preds), np.concatenate(truths)
+        confs.append(conf)
+    return (np.concatenate(preds), np.concatenate(truths),
+            np.concatenate(confs) if sure else None)
 
 
 def format_report(result: dict[str, Any], title: str | Path | None = None) -> str:
@@ -100,6 +122,12 @@ def format_report(result: dict[str, Any], title: str | Path | None = None) -> st
     width = max(len(n) for n in NAMES)
     for name, v in result["per_keypoint"].items():
         lines.append(f"  {name:<{width}}  " + ("   n/a" if v is None else f"{v:6.3f} px"))
+    c = result.get("confidence")
+    if c:
+        t = f"{c['threshold_px']:g} px"
+        lines.append(f"keypoint confidence: mean {c['mean_confidence']:.3f} (share within {t}: "
+                     f"{1 - c['off_fraction']:.3f}); ranks errors with Spearman "
+                     f"{c['spearman']:.3f}, AUROC {c['auroc']:.3f} for points > {t} off")
     return "\n".join(lines)
 
 

@@ -10,7 +10,9 @@ of these records) and by the app's "Export predictions" on a photo (one record).
                 "box": [x0, y0, x1, y1],
                 "detector_confidence": 0.9987 | null,     (null: the detector gives none)
                 "detector_points": {"eye_image_left": [x, y], ...} | null,   (MTCNN's five)
-                "keypoints": {"left_eye_center": [x, y], ...} | null}]}
+                "keypoints": {"left_eye_center": [x, y], ...} | null,
+                "keypoint_confidence": {"left_eye_center": 0.93, ...} | null,
+                "mean_keypoint_confidence": 0.88 | null}]}
 
 Coordinates are photo pixels (x right, y down, pixel centres), rounded to ``DECIMALS``; a
 keypoint is ``null`` when it is not finite, and ``keypoints`` is ``null`` for a face whose
@@ -23,6 +25,11 @@ face ``"truth"`` (keypoints by name as above, or ``null`` when no labelled face 
 box) and ``"nme"`` (mean point error / distance between the labelled eye centres, rounded to
 ``NME_DECIMALS``; ``null`` without truth). A truth file that cannot be read gives
 ``"truth_error"`` instead.
+
+``keypoint_confidence`` (core.confidence): for each keypoint, the estimated probability that it
+lies within 3 px of the 96x96 crop (about 8% of the eye distance) of where a labeller would put
+it; ``mean_keypoint_confidence`` is their mean, the expected share of the face's keypoints that
+close. Both are ``null`` when the model has no confidence head.
 """
 from __future__ import annotations
 
@@ -52,6 +59,18 @@ def keypoints_record(keypoints) -> dict[str, list[float] | None]:
             for i, name in enumerate(NAMES)}
 
 
+def confidence_record(confidence) -> dict[str, Any]:
+    """The keypoint confidences (15,) as ``{"keypoint_confidence": {name: p},
+    "mean_keypoint_confidence": mean}``, both None when ``confidence`` is None."""
+    if confidence is None:
+        return {"keypoint_confidence": None, "mean_keypoint_confidence": None}
+    c = np.asarray(confidence, dtype=np.float64).reshape(NUM_KEYPOINTS)
+    return {"keypoint_confidence": {n: round(float(v), 4) if math.isfinite(v) else None
+                                    for n, v in zip(NAMES, c)},
+            "mean_keypoint_confidence": round(float(c.mean()), 4) if np.isfinite(c).all()
+            else None}
+
+
 def detection_record(detection) -> dict[str, Any]:
     """The detector's confidence and five points (a core.detect.Detection, or None)."""
     from .detect import POINT_NAMES
@@ -64,14 +83,17 @@ def detection_record(detection) -> dict[str, Any]:
 
 
 def photo_record(photo: str | Path, faces: Iterable, message: str = "") -> dict[str, Any]:
-    """One photo's record; ``faces`` are ``(box [x0, y0, x1, y1], keypoints or None)`` or
-    ``(box, keypoints, detection)`` with the detector's core.detect.Detection (or None)."""
+    """One photo's record; ``faces`` are ``(box [x0, y0, x1, y1], keypoints or None)``,
+    ``(box, keypoints, detection)`` with the detector's core.detect.Detection (or None), and
+    optionally then the crop (not written) and the keypoint confidences (15,) or None:
+    ``(box, keypoints, detection, crop, confidences)``."""
     records = []
     for i, face in enumerate(faces, 1):
         box, kp = face[0], face[1]
         records.append({"face": i, "box": [rounded(v) for v in box],
                         **detection_record(face[2] if len(face) > 2 else None),
-                        "keypoints": None if kp is None else keypoints_record(kp)})
+                        "keypoints": None if kp is None else keypoints_record(kp),
+                        **confidence_record(face[4] if len(face) > 4 else None)})
     return {"photo": str(photo), "units": UNITS, "message": message, "faces": records}
 
 

@@ -43,6 +43,8 @@ class FaceResult:
     crop: Crop
     keypoints: np.ndarray
     detection: Any = None  # core.detect.Detection
+    #: (15,) confidence of each keypoint, 0..1 (core.confidence; None without a head)
+    keypoint_confidence: np.ndarray | None = None
 
     @property
     def confidence(self) -> float | None:
@@ -62,18 +64,29 @@ class Predictor:
     """Keypoints from a Keras model (a ``.keras`` path or a model object)."""
 
     def __init__(self, model: Any, detector: Any = None, flip_average: bool = True,
-                 min_confidence: float = 0.0):
+                 min_confidence: float = 0.0, confidence: Any = "auto"):
         """``detector``: a name of :data:`core.detect.DETECTORS` or a detector object (None:
         MTCNN, made when a photo first needs it); ``flip_average``: average each crop with its
         mirror image (on by default: the default model's test RMSE 1.505 -> 1.475 px, README);
-        ``min_confidence``: faces the detector is less sure of are left out."""
+        ``min_confidence``: faces the detector is less sure of are left out;
+        ``confidence``: the keypoint confidence head (:mod:`core.confidence`): "auto" (the
+        ``NAME.confidence.json`` beside a model file, if there is one), None (no confidence),
+        a path or a :class:`core.confidence.ConfidenceHead`."""
         import tensorflow as tf
+
+        from .confidence import ConfidenceHead, head_path, load_head
 
         if isinstance(model, (str, Path)):
             self.path: Path | None = Path(model)
             model = load_model(self.path)
         else:
             self.path = None
+        if isinstance(confidence, str) and confidence == "auto":
+            beside = head_path(self.path) if self.path is not None else None
+            confidence = beside if beside is not None and beside.exists() else None
+        self.confidence_head: ConfidenceHead | None = (
+            load_head(confidence) if isinstance(confidence, (str, Path)) else confidence)
+        self._maps_forward = None
         self.model = model
         self._detector = detector
         self.flip_average = bool(flip_average)
@@ -103,11 +116,7 @@ class Predictor:
 
     def predict(self, images: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
         """uint8 (N, 96, 96) faces (or (N, 96, 96, 1)) -> float32 (N, 30) keypoints, pixels."""
-        x = np.asarray(images)
-        if x.ndim == 4 and x.shape[-1] == 1:
-            x = x[..., 0]
-        if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"expected faces as N x {IMAGE_SIZE} x {IMAGE_SIZE}, got {x.shape}")
+        x = _faces(images)
         out = np.empty((len(x), 2 * NUM_KEYPOINTS), np.float32)
         for a in range(0, len(x), batch_size):
             chunk = x[a:a + batch_size, :, :, None].astype(np.float32)
@@ -119,10 +128,77 @@ class Predictor:
             out[a:a + len(chunk)] = (both[:len(chunk)] + flip_keypoints(both[len(chunk):])) / 2
         return out
 
+    def predict_with_confidence(self, images: np.ndarray, batch_size: int = BATCH
+                                ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict`'s keypoints (N, 30) and each keypoint's confidence (N, 15), 0..1:
+        the estimated probability that the point is within 3 px of its label
+        (:mod:`core.confidence`). Each crop is also predicted mirrored and under the head's
+        re-crops (8 by default), so this costs about 5 times :meth:`predict`. FacekpError
+        when the predictor has no confidence head."""
+        from .errors import FacekpError
+
+        head = self.confidence_head
+        if head is None:
+            raise FacekpError("this model has no confidence head (a .confidence.json file "
+                              "beside it; see README, Keypoint confidence)")
+        kp, sig = self.confidence_signals(images, head.views, "face_peak" in head.features,
+                                          batch_size)
+        return kp, head.confidence(sig)
+
+    def confidence_signals(self, images: np.ndarray, views=None, maps: bool = True,
+                           batch_size: int = BATCH) -> tuple[np.ndarray, dict]:
+        """:meth:`predict`'s keypoints (N, 30) and the signals a confidence head reads
+        (:func:`core.confidence.signals`), from the re-crops ``views`` (default
+        :data:`core.confidence.VIEWS`) and, with ``maps``, the model's heatmaps."""
+        from .confidence import FEATURES, VIEWS, heatmap_peaks, signals, unwarp, warp_views
+
+        views = VIEWS if views is None else views
+        x = _faces(images)
+        kp = np.empty((len(x), 2 * NUM_KEYPOINTS), np.float32)
+        parts: list[dict] = []
+        step = max(1, batch_size // (2 + len(views)))
+        for a in range(0, len(x), step):
+            chunk = x[a:a + step].astype(np.float32)
+            n = len(chunk)
+            out, logits = self._maps(np.concatenate([chunk, chunk[:, :, ::-1]])[..., None], maps)
+            final = (out[:n] + flip_keypoints(out[n:])) / 2 if self.flip_average else out[:n]
+            moved = self._forward(self._to_tensor(warp_views(chunk, views)[..., None]))
+            moved = np.asarray(moved).reshape(len(views), n, -1)
+            moved = np.stack([unwarp(v, view) for v, view in zip(moved, views)])
+            peaks = None if logits is None else heatmap_peaks(logits)
+            parts.append(signals(final, moved, None if peaks is None else peaks[:n],
+                                 None if peaks is None else peaks[n:], chunk))
+            kp[a:a + n] = final
+        names = parts[0].keys() if parts else FEATURES
+        empty = np.zeros((0, NUM_KEYPOINTS))
+        return kp, {k: np.concatenate([p[k] for p in parts]) if parts else empty for k in names}
+
+    def _maps(self, x: np.ndarray, want_maps: bool):
+        """Keypoints (and heatmap logits when ``want_maps``) of float images (N, 96, 96, 1)."""
+        if not want_maps:
+            return self._forward(self._to_tensor(x)).numpy(), None
+        if self._maps_forward is None:
+            import keras
+            import tensorflow as tf
+
+            try:
+                maps = self.model.get_layer("heatmaps").output
+            except ValueError:
+                from .errors import FacekpError
+                raise FacekpError("the confidence head needs heatmaps, and this model has no "
+                                  "layer named 'heatmaps'") from None
+            both = keras.Model(self.model.inputs, [maps, self.model.outputs[0]])
+            self._maps_forward = tf.function(
+                lambda t: both(t, training=False),
+                input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)]
+            ).get_concrete_function()
+        logits, out = self._maps_forward(self._to_tensor(x))
+        return out.numpy(), logits.numpy()
+
     # -- photos --
 
     def predict_photo(self, photo: Any, boxes: Sequence[Box] | None = None,
-                      passes: int | None = None) -> PhotoResult:
+                      passes: int | None = None, confidence: bool = False) -> PhotoResult:
         """Keypoints of every face in a photo (a path, a PIL image or an array).
 
         ``boxes=None`` finds the faces (:attr:`detector`); otherwise each given box (photo
@@ -130,6 +206,9 @@ class Predictor:
         ``passes``: 1 or 2 for every face; None (default) frames a face again (2 passes) only
         when its first crop came from a box (Haar, a drawn box): MTCNN's five points already
         frame it as the second pass would (test people: NME 0.0499 one pass, 0.0497 two).
+        ``confidence``: also give each face's :attr:`FaceResult.keypoint_confidence` (with 2
+        passes the mean of the two crops'; FacekpError without a confidence head). Off by
+        default: it predicts each crop 10 times instead of twice.
         No face gives an empty result with a message, not an error; an unreadable file raises
         :class:`core.errors.DataError`.
         """
@@ -154,39 +233,64 @@ class Predictor:
         found = [d for d in found if d.confidence is None or d.confidence >= self.min_confidence]
         if not found:
             return PhotoResult([], "no face found", size, image)
-        faces = self.predict_detections(gray, found, passes)
+        faces = self.predict_detections(gray, found, passes, bool(confidence))
         n = len(faces)
         return PhotoResult(faces, f"{n} face{'s' if n != 1 else ''} found", size, image)
 
     def predict_detections(self, gray: np.ndarray, found: Sequence[Any],
-                           passes: int | None = None) -> list[FaceResult]:
+                           passes: int | None = None, confidence: bool = False
+                           ) -> list[FaceResult]:
         """Keypoints of detected faces (core.detect.Detection s) in a 2-D uint8 photo: each
         framed by the rule its detection allows, predicted, and framed again by ``passes``
-        (see :meth:`predict_photo`). Video tracking starts its tracks here."""
+        (see :meth:`predict_photo`, also for ``confidence``). Video tracking starts its
+        tracks here."""
         crops = [crop_for_box(d.box) if d.points is None else crop_for_landmarks(d.points)
                  for d in found]
         if not crops:
             return []
-        points = self.predict_crops(gray, crops)
+        points, conf = self._crops(gray, crops, confidence)
         twice = [passes == 2 or (passes is None and d.points is None) for d in found]
-        self._second_pass(gray, crops, points, twice)
-        return [FaceResult(d.box, c, p, d) for d, c, p in zip(found, crops, points)]
+        self._second_pass(gray, crops, points, conf, twice)
+        return [FaceResult(d.box, c, p, d, k)
+                for d, c, p, k in zip(found, crops, points, conf)]
 
-    def _second_pass(self, gray, crops: list[Crop], points: list, which: list[bool]) -> None:
+    def _second_pass(self, gray, crops: list[Crop], points: list, conf: list,
+                     which: list[bool]) -> None:
         """Frame the faces in ``which`` again around their keypoints, predict, and average
-        the two views (in place)."""
+        the two views (and their confidences, where given) in place."""
         again = [reframe(p, c) if w else None for p, c, w in zip(points, crops, which)]
         redo = [i for i, c in enumerate(again) if c is not None]
         if redo:
-            new = self.predict_crops(gray, [again[i] for i in redo])
+            new, new_conf = self._crops(gray, [again[i] for i in redo], conf[0] is not None)
             for j, i in enumerate(redo):
                 crops[i], points[i] = again[i], (points[i] + new[j]) / 2
+                if conf[i] is not None:
+                    conf[i] = (conf[i] + new_conf[j]) / 2
 
     def predict_crops(self, gray: np.ndarray, crops: list[Crop]) -> list[np.ndarray]:
         """The 15 keypoints (15, 2), photo pixels, of each crop of a 2-D uint8 photo."""
+        return self._crops(gray, crops)[0]
+
+    def _crops(self, gray: np.ndarray, crops: list[Crop], confidence: bool = False
+               ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """Keypoints in photo pixels (and confidences, or Nones) of each crop of ``gray``."""
         images = np.stack([crop_image(gray, c) for c in crops])
-        kp = self.predict(images).reshape(len(crops), NUM_KEYPOINTS, 2)
-        return [c.to_photo(k) for c, k in zip(crops, kp)]
+        if confidence:
+            kp, conf = self.predict_with_confidence(images)
+        else:
+            kp, conf = self.predict(images), [None] * len(crops)
+        kp = kp.reshape(len(crops), NUM_KEYPOINTS, 2)
+        return [c.to_photo(k) for c, k in zip(crops, kp)], list(conf)
+
+
+def _faces(images) -> np.ndarray:
+    """(N, 96, 96) faces from (N, 96, 96) or (N, 96, 96, 1); ValueError otherwise."""
+    x = np.asarray(images)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"expected faces as N x {IMAGE_SIZE} x {IMAGE_SIZE}, got {x.shape}")
+    return x
 
 
 def reframe(points: np.ndarray, first: Crop) -> Crop | None:

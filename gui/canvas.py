@@ -201,6 +201,7 @@ class Canvas(QGraphicsView):
         self._pred = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
         self._scores: list = []       # photo faces' core.photo_truth.FaceScore (or None)
+        self._face_confidence: list = []
         self._box_mode = False
         self._place_mode = False
         self._box_start: QPointF | None = None
@@ -324,11 +325,14 @@ class Canvas(QGraphicsView):
     def set_faces(self, faces, truth=None, scores=None) -> None:
         """Draw each face's box, its number (and the detector's confidence, also as the box's
         hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
-        or None)`` or ``(box, keypoints, core.detect.Detection or None)``. ``truth``: the
-        photo's labelled faces ((15, 2) photo px each), drawn as green rings; ``scores``:
-        each face's core.photo_truth.FaceScore (or None): error lines from its labelled points
-        to its prediction, and its NME by its number and in the hover text."""
+        or None)``, ``(box, keypoints, core.detect.Detection or None)``, that and the crop,
+        or that and the keypoints' confidences (15,) or None (core.confidence; shown in the
+        hover text). ``truth``: the photo's labelled faces ((15, 2) photo px each), drawn as
+        green rings; ``scores``: each face's core.photo_truth.FaceScore (or None): error lines
+        from its labelled points to its prediction, and its NME by its number and in the hover
+        text."""
         self._clear_photo_items()
+        self._face_confidence = [face[4] if len(face) > 4 else None for face in faces]
         self._faces = [(tuple(float(v) for v in face[0]),
                         None if face[1] is None else _points(face[1])) for face in faces]
         self._scores = list(scores) if scores is not None else [None] * len(self._faces)
@@ -488,6 +492,10 @@ class Canvas(QGraphicsView):
         if kind == "prediction" and face >= 0:
             x, y = self._faces[face][1][index]
             text = f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f})"
+            conf = self._face_confidence[face] if face < len(self._face_confidence) else None
+            if conf is not None:
+                text += (f" · confidence {conf[index]:.2f} (chance it is within 3 px of the "
+                         "96 px face)")
             score = self._scores[face] if face < len(self._scores) else None
             if score is not None and score.truth is not None and \
                     np.isfinite(score.truth[index]).all():

@@ -130,7 +130,8 @@ class Photos:
 
         def find_and_predict():
             predictor.detector = self._detector(name)
-            return predictor.predict_photo(photo.image, boxes=boxes)
+            return predictor.predict_photo(photo.image, boxes=boxes,
+                                           confidence=predictor.confidence_head is not None)
 
         if predictor is not None:
             w.statusBar().showMessage(f"Finding and predicting faces in {photo.path.name}…")
@@ -148,8 +149,8 @@ class Photos:
         if isinstance(result, list):           # detection only
             found, message = result, ""
         else:                                  # core.predict PhotoResult
-            found = [(f.box.as_list(), np.asarray(f.keypoints), f.detection, f.crop)
-                     for f in result.faces]
+            found = [(f.box.as_list(), np.asarray(f.keypoints), f.detection, f.crop,
+                      f.keypoint_confidence) for f in result.faces]
             message = result.message
         from core.photo_truth import score_faces
 

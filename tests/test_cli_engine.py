@@ -70,7 +70,8 @@ def test_evaluate_json_and_text(trained, small_npz):
     rc, stdout, _ = run(["evaluate", "--model", model, "--data", small_npz, "--json"])
     assert rc == 0
     result = json.loads(stdout)
-    assert set(result) == {"rmse_px", "per_keypoint", "faces"}
+    assert set(result) == {"rmse_px", "per_keypoint", "faces", "confidence"}
+    assert result["confidence"] is None  # a model trained here has no confidence head
     assert result["faces"] == 16  # the default split is test
     assert list(result["per_keypoint"]) == list(NAMES)
     direct = evaluate(model, data.load(small_npz).split("test"))
@@ -93,7 +94,9 @@ def test_predict_json_and_drawings(trained, shared_data, tmp_path):
     # one schema with the app's export (core.photo_json; README "Photo predictions as JSON")
     assert set(result[0]) == {"photo", "units", "message", "faces", "drawn"}   # --draw
     assert set(face) == {"face", "box", "detector_confidence", "detector_points",
-                         "keypoints"} and face["face"] == 1
+                         "keypoints", "keypoint_confidence", "mean_keypoint_confidence"}
+    assert face["face"] == 1
+    assert face["keypoint_confidence"] is None  # a model trained here has no confidence head
     assert all(v == round(v, 2) for v in face["box"])
     assert len(face["box"]) == 4
     assert list(face["keypoints"]) == list(NAMES)

@@ -68,7 +68,8 @@ def test_evaluate_a_saved_model_on_real_faces(faces, constant_model, tmp_path):
     path = tmp_path / "mean.keras"
     constant_model(constant).save(path)
     result = ev.evaluate(path, subset)
-    assert set(result) == {"rmse_px", "per_keypoint", "faces"}
+    assert set(result) == {"rmse_px", "per_keypoint", "faces", "confidence"}
+    assert result["confidence"] is None  # no confidence head beside this model
     assert result["faces"] == 40
     # evaluate scores what Predictor gives: the face and its mirror image averaged
     from core.keypoints import flip_keypoints

@@ -434,3 +434,21 @@ def test_layer_toggles_and_smooth_pixels(qtbot, tiny, model_path, open_window):
     assert canvas.zoom == pytest.approx(z * 1.25)
     canvas.fit()
     assert canvas.zoom == pytest.approx(z)
+
+
+def test_photo_keypoints_show_their_confidence_on_hover(qtbot, tiny, shared_data, tmp_path,
+                                                       open_window):
+    """With the shipped model (it has a confidence head) each predicted keypoint's hover text
+    gives its confidence, and the photo's JSON export carries it."""
+    from core.resources import DEFAULT_MODEL
+
+    window = open_window(qtbot, data=str(tiny), model=str(DEFAULT_MODEL))
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.open_photo(shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg")
+    face = window.photo.faces[0]
+    assert face[4].shape == (15,) and ((face[4] > 0) & (face[4] < 1)).all()
+    text = window.canvas.describe_point(0, "prediction", 0)
+    assert f"confidence {face[4][0]:.2f}" in text
+    saved = json.loads(window.files.export_predictions(tmp_path / "p.json").read_text())
+    assert saved["faces"][0]["keypoint_confidence"]["left_eye_center"] == \
+        pytest.approx(float(face[4][0]), abs=1e-4)

@@ -54,7 +54,7 @@ def test_the_loop_photo_faces_save_export_fine_tune_compare(qtbot, tiny, model_p
     assert ds.splits[first] == "train"             # a dataset with splits trains on them
     # the face on screen is the new one, its labels the photo's predicted points in the crop
     assert window.view_mode == "dataset" and window.row == first
-    (box, kp, _det, crop), = window.photo.faces
+    (box, kp, _det, crop, *_), = window.photo.faces
     expected = crop.to_crop(kp)                   # points outside the crop stay missing
     expected[~((expected >= 0) & (expected <= 96)).all(axis=1)] = np.nan
     np.testing.assert_allclose(ds.keypoints[first].reshape(15, 2), expected, atol=1e-3)
