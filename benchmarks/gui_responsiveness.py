@@ -1,6 +1,6 @@
 """Does the app stay responsive? Startup time and event-loop gaps while training.
 
-1. Start-up: time from launching ``python -m gui.app`` to its first shown window (the app's
+1. Start-up: time from launching ``python -m facekp.gui.app`` to its first shown window (the app's
    hidden ``--startup-probe`` flag prints the wall-clock time once the window is shown, then
    exits). Baseline in the same run: a bare PySide6 process that shows an empty QMainWindow.
    Target: <= 1 s.
@@ -62,7 +62,7 @@ def startup(repeat: int, env: dict) -> None:
     app, bare = [], []
     for _ in range(repeat):  # alternate, so drifting load hits both alike
         bare.append(_shown_after([sys.executable, "-c", BARE_WINDOW], env))
-        app.append(_shown_after([sys.executable, "-m", "gui.app", "--startup-probe"], env))
+        app.append(_shown_after([sys.executable, "-m", "facekp.gui.app", "--startup-probe"], env))
     a, b = statistics.median(app), statistics.median(bare)
     print(f"start-up to first shown window (median of {repeat}, fresh processes):")
     print(f"  facekp-gui          {a:6.3f} s   (runs: {', '.join(f'{v:.3f}' for v in app)})")
@@ -84,8 +84,8 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from core import data
-    from core.resources import DEFAULT_DATASET
+    from facekp.core import data
+    from facekp.core.resources import DEFAULT_DATASET
 
     faces = data.read_npz(DEFAULT_DATASET)
     rng = np.random.default_rng(0)
@@ -96,7 +96,7 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
     data.write_npz(faces.subset(np.sort(np.concatenate([train, val]))), subset)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from gui.main_window import MainWindow, Options
+    from facekp.gui.main_window import MainWindow, Options
 
     window = MainWindow(Options(data=str(subset), remember=False))
 

@@ -46,7 +46,7 @@ def timed(fn, runs: int, warmup: int = 3) -> np.ndarray:
 
 def path_rows(predictor, photo: Path, runs: int) -> list[tuple[str, np.ndarray]]:
     """Whole path (2 and 1 passes) and its face finding alone, for one predictor."""
-    from core import faces
+    from facekp.core import faces
 
     rgb = faces.load_photo(photo)
     return [("whole path (default passes)", timed(lambda: predictor.predict_photo(photo), runs)),
@@ -66,14 +66,14 @@ def main() -> None:
 
     from PIL import Image
 
-    from core import faces
-    from core.predict import Predictor
+    from facekp.core import faces
+    from facekp.core.predict import Predictor
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
             model_path = Path(args.model)
         else:
-            from core.model import build_model
+            from facekp.core.model import build_model
 
             model_path = Path(tmp) / "seed.keras"
             build_model("seed").save(model_path)

@@ -1,4 +1,4 @@
-"""How well the review queue's stand-in confidence (flip agreement, core.review) ranks errors
+"""How well the review queue's stand-in confidence (flip agreement, facekp.core.review) ranks errors
 on the embedded dataset's test people with the shipped model:
 
 - per point: Spearman correlation between (minus) confidence and the point's error, and the
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import data, review
-from core.predict import Predictor
-from core.resources import DEFAULT_DATASET, default_model
+from facekp.core import data, review
+from facekp.core.predict import Predictor
+from facekp.core.resources import DEFAULT_DATASET, default_model
 
 
 def ranks(x: np.ndarray) -> np.ndarray:

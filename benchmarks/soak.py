@@ -50,7 +50,7 @@ def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
     """Train until one batch into the second epoch, then stop; the reason it ended."""
     import keras
 
-    from core.train import TrainConfig, Trainer, TrainingListener
+    from facekp.core.train import TrainConfig, Trainer, TrainingListener
 
     steps = -(-len(train) // batch_size)
 
@@ -84,9 +84,9 @@ def app_cycles(args, train, val, tmp: Path) -> dict[int, float]:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from core import data
-    from gui.main_window import MainWindow, Options
-    from gui.workers import TrainingThread
+    from facekp.core import data
+    from facekp.gui.main_window import MainWindow, Options
+    from facekp.gui.workers import TrainingThread
 
     subset = tmp / "subset.npz"
     data.write_npz(train.concat(val), subset)
@@ -139,8 +139,8 @@ def main() -> int:
     if args.cycles < args.every or args.every < 1:
         parser.error("--cycles must be at least --every, and --every at least 1")
 
-    from core import data
-    from core.resources import DEFAULT_DATASET
+    from facekp.core import data
+    from facekp.core.resources import DEFAULT_DATASET
 
     faces = data.read_npz(DEFAULT_DATASET)
     rng = np.random.default_rng(0)

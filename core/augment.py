@@ -6,8 +6,8 @@ pixels of the crop with NaN for missing values. It returns the same shapes and d
 
 Per image, in this order:
 1. horizontal flip with probability ``flip``: columns reversed, x -> 95 - x (pixel centres,
-   ``core.keypoints.FLIP_X_OFFSET``), and the subject's left/right keypoints trade places
-   together with their missing-value masks (``core.keypoints.FLIP_PERMUTATION``);
+   ``facekp.core.keypoints.FLIP_X_OFFSET``), and the subject's left/right keypoints trade places
+   together with their missing-value masks (``facekp.core.keypoints.FLIP_PERMUTATION``);
 2. one similarity transform about the crop centre (rotation, scale, shift) applied to the
    image and to the keypoints alike; a keypoint that leaves the crop becomes missing (NaN);
 3. what photos bring and crops of a curated dataset lack, each with its own probability or
@@ -16,7 +16,7 @@ Per image, in this order:
    artefacts, gamma, then brightness and contrast jitter, Gaussian noise, and a grey
    rectangle over part of the face (occlusion); pixels clipped to 0-255.
 
-Geometry uses the pixel-centre convention of ``core.keypoints``: the pixel in column j, row i
+Geometry uses the pixel-centre convention of ``facekp.core.keypoints``: the pixel in column j, row i
 has centre (j, i). ``tf.raw_ops.ImageProjectiveTransformV3`` samples the input at index
 coordinates, which is exactly that convention, so no half-pixel corrections are needed.
 """

@@ -1,6 +1,6 @@
 """Keypoints for folders, lists and shards of photos, streamed to a JSON Lines file.
 
-``facekp predict DIR... --jsonl OUT.jsonl`` writes one :func:`core.photo_json.photo_record`
+``facekp predict DIR... --jsonl OUT.jsonl`` writes one :func:`facekp.core.photo_json.photo_record`
 per line (a photo that cannot be read gets ``"faces": []`` and an ``"error"``), flushed after
 each photo, so a killed run keeps every photo it finished:
 

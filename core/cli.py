@@ -700,7 +700,7 @@ def _add_train_parser(sub) -> None:
                         "blur, JPEG, gamma, noise, occlusion, larger rotations (default: the "
                         "architecture's; heatmap: wild)")
     p.add_argument("--augment-strength", type=float, metavar="S",
-                   help="augmentation S times as strong as core.augment's defaults (rotation "
+                   help="augmentation S times as strong as facekp.core.augment's defaults (rotation "
                         "10 deg, scale 10%%, shift 4 px, brightness 10%%, contrast 20%%; "
                         "default: the architecture's)")
     p.add_argument("--complete-only", action=argparse.BooleanOptionalAction, default=None,

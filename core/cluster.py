@@ -1,6 +1,6 @@
 """Training on one machine or several: the ``tf.distribute`` strategy a run uses.
 
-- ``auto``: :func:`core.train.default_strategy` (``MirroredStrategy`` over several GPUs, else
+- ``auto``: :func:`facekp.core.train.default_strategy` (``MirroredStrategy`` over several GPUs, else
   the default strategy).
 - ``mirrored``: ``MirroredStrategy`` over this machine's GPUs (its CPU when it has none).
 - ``multiworker``: ``MultiWorkerMirroredStrategy`` over the machines named by the standard
@@ -119,7 +119,7 @@ def check_strategy(name: str, environ=None) -> None:
 
 def make_strategy(name: str, environ=None):
     """The strategy called ``name`` (one of :data:`STRATEGIES`); None for ``auto`` (the
-    Trainer then takes :func:`core.train.default_strategy`). Call it before anything else
+    Trainer then takes :func:`facekp.core.train.default_strategy`). Call it before anything else
     runs TensorFlow operations."""
     check_strategy(name, environ)  # a clear error before TensorFlow reads TF_CONFIG
     if name == "auto":

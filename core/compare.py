@@ -14,7 +14,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def compare(model_a: Any, model_b: Any, dataset) -> dict[str, Any]:
-    """Evaluate both models (core.evaluate.evaluate, so as ``facekp evaluate`` predicts) on
+    """Evaluate both models (facekp.core.evaluate.evaluate, so as ``facekp evaluate`` predicts) on
     ``dataset``: ``{"faces", "rmse_px": {"a", "b", "ratio"}, "per_keypoint": {name: {...}}}``,
     ratio = B / A (below 1: B is the better)."""
     a, b = evaluate(model_a, dataset), evaluate(model_b, dataset)

@@ -311,7 +311,7 @@ def ranking_scores(confidence: np.ndarray, errors: np.ndarray,
 def fit_for_predictor(predictor, fit_faces, calibration_faces=None, features=FEATURES,
                       info: dict | None = None) -> ConfidenceHead:
     """A head for ``predictor``'s model: fitted on ``fit_faces`` (a labelled
-    :class:`core.data.Dataset`, e.g. the training people), its probabilities then
+    :class:`facekp.core.data.Dataset`, e.g. the training people), its probabilities then
     recalibrated on ``calibration_faces`` (other people, e.g. the validation split) if given.
     Heatmap signals are used only when the model has a layer named ``heatmaps``."""
     names = {layer.name for layer in predictor.model.layers}

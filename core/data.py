@@ -174,7 +174,7 @@ def training_splits(dataset, seed: int = 0) -> tuple[Any, Any, str]:
     dataset with no splits at all is divided by person, 90% train / 10% validation, and the
     returned note says so (it is empty otherwise). A dataset with splits but no train or no
     validation faces is a :class:`DataError`. ``dataset``: a :class:`Dataset` or shards
-    (:class:`core.shards.Shards`, whose splits are streamed; shards without splits cannot be
+    (:class:`facekp.core.shards.Shards`, whose splits are streamed; shards without splits cannot be
     divided here).
     """
     note = ""
@@ -303,8 +303,8 @@ class _quiet_nan_warnings:
 
 def load(path: str | Path) -> Dataset:
     """Read a dataset from ``.npz``, a Kaggle ``.csv`` (training or test layout) or a shard
-    folder (:mod:`core.shards`; every face is read into memory: streaming commands open
-    shards with :func:`core.shards.open_shards` instead)."""
+    folder (:mod:`facekp.core.shards`; every face is read into memory: streaming commands open
+    shards with :func:`facekp.core.shards.open_shards` instead)."""
     from .shards import is_shards, open_shards
 
     path = Path(path)

@@ -63,7 +63,7 @@ class Detector(Protocol):
 
 
 class HaarDetector:
-    """OpenCV's Haar cascade with a confirming second cascade (:func:`core.faces.find_faces`):
+    """OpenCV's Haar cascade with a confirming second cascade (:func:`facekp.core.faces.find_faces`):
     fast, frontal faces only, no confidence and no points."""
     name = "haar"
 

@@ -3,7 +3,7 @@
 Every function takes predictions and ground truth as (N, 30) arrays in pixels of the 96x96 crop
 (Kaggle column order). A coordinate whose ground truth is NaN (missing) is left out; the RMSE
 is taken over coordinates (x and y count separately), as Kaggle scores it and as
-:class:`core.model.MaskedRMSE` computes it during training. Where nothing is labelled the
+:class:`facekp.core.model.MaskedRMSE` computes it during training. Where nothing is labelled the
 result is NaN.
 """
 from __future__ import annotations
@@ -57,12 +57,12 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
     """Predict ``dataset`` and score it: ``{"rmse_px", "per_keypoint": {name: px}, "faces",
     "confidence"}``.
 
-    ``predictor_or_model_path``: a :class:`core.predict.Predictor`, a ``.keras`` path or a
-    Keras model. ``dataset``: a :class:`core.data.Dataset`, or streamed faces
-    (:class:`core.shards.ShardSplit`: predicted batch by batch, only the keypoints kept). A
+    ``predictor_or_model_path``: a :class:`facekp.core.predict.Predictor`, a ``.keras`` path or a
+    Keras model. ``dataset``: a :class:`facekp.core.data.Dataset`, or streamed faces
+    (:class:`facekp.core.shards.ShardSplit`: predicted batch by batch, only the keypoints kept). A
     keypoint never labelled in the dataset scores ``None``. ``confidence`` is None when the
-    model has no confidence head (:mod:`core.confidence`); otherwise
-    :func:`core.confidence.ranking_scores` of the keypoint confidences against the points'
+    model has no confidence head (:mod:`facekp.core.confidence`); otherwise
+    :func:`facekp.core.confidence.ranking_scores` of the keypoint confidences against the points'
     errors, with ``per_keypoint``: each keypoint's mean confidence.
     """
     from .predict import Predictor
@@ -136,7 +136,7 @@ def flip_diagnostics(predictor_or_model: Any, dataset) -> dict[str, float]:
 
     - ``mean_dx``, ``mean_dy``: mean signed error (prediction - label) over labelled
       coordinates; a model without a left/right bias has both near 0;
-    - ``flip_dx_mean``, ``flip_dx_rms``: each face mirrored (``core.keypoints.flip_images``),
+    - ``flip_dx_mean``, ``flip_dx_rms``: each face mirrored (``facekp.core.keypoints.flip_images``),
       predicted and mapped back (``flip_keypoints``), minus the direct prediction, in x; a
       flip-consistent model has a mean near 0;
     - ``rmse``, ``rmse_flipped``, ``rmse_averaged``: direct, mirrored-and-mapped-back, and the

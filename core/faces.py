@@ -12,7 +12,7 @@ Framing from a box (:func:`crop_for_box`; the Haar detector, ``--detector haar``
 crop of ``CROP_SCALE`` x the box's side, its centre moved down by ``CROP_SHIFT_DOWN`` x the
 side, which gives the same Kaggle-like faces from Haar's boxes (see shared/GUIDE.md).
 
-Coordinates are pixel centres (see core.keypoints): a crop of side ``s`` starting at integer
+Coordinates are pixel centres (see facekp.core.keypoints): a crop of side ``s`` starting at integer
 ``(x0, y0)`` maps a photo point ``p`` to ``(p + 0.5 - x0) * 96 / s - 0.5``.
 """
 from __future__ import annotations

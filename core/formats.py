@@ -2,7 +2,7 @@
 Kaggle CSV, written from a dataset and (the first three) read back.
 
 Coordinates. Ours are pixels of the 96x96 crop with integer values at pixel *centres*
-(core.keypoints). COCO keypoints (as detectron2 and the COCO tools read them) and dlib parts use
+(facekp.core.keypoints). COCO keypoints (as detectron2 and the COCO tools read them) and dlib parts use
 the same convention, so they are written unchanged: COCO as floats, dlib as the integers its
 ``point`` holds (rounded, so up to 0.5 px is lost). iBUG .pts files are 1-based (the centre of
 the first pixel is 1, 1): 1 is added on export and subtracted on import.
@@ -17,7 +17,7 @@ resolves it), into ``<xml stem>_images``. .pts: ``--out`` is a folder holding
 ``000001.png`` and ``000001.pts`` for each face.
 
 A folder is written under a temporary name and renamed into place when complete; an existing
-non-empty folder is refused, never mixed into. Files are written atomically (core.fileio).
+non-empty folder is refused, never mixed into. Files are written atomically (facekp.core.fileio).
 """
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def write_coco(dataset: Dataset, out: Path) -> list[Path]:
 
 def dlib_document(dataset: Dataset, files: list[str]) -> ET.ElementTree:
     """dlib imglab XML: per face an image, a box round the whole crop and a part for each
-    labelled keypoint (named as in core.keypoints, integer pixel-centre coordinates)."""
+    labelled keypoint (named as in facekp.core.keypoints, integer pixel-centre coordinates)."""
     root = ET.Element("dataset")
     ET.SubElement(root, "name").text = "facekp export"
     ET.SubElement(root, "comment").text = ("96x96 face crops with 15 keypoints; part "
@@ -280,7 +280,7 @@ def _resolve(name: str, images: str | Path | None, label_file: Path) -> Path:
 
 
 def read_dlib(path: str | Path, images: str | Path | None = None) -> list[LabelledFace]:
-    """Faces (boxes) of a dlib imglab XML. Parts named as core.keypoints give the 15
+    """Faces (boxes) of a dlib imglab XML. Parts named as facekp.core.keypoints give the 15
     keypoints; parts named 00-67 the iBUG 68. Parts left out are NaN."""
     path = check_input_file(path, "dlib XML")
     try:
@@ -304,7 +304,7 @@ def read_dlib(path: str | Path, images: str | Path | None = None) -> list[Labell
 
 
 def _dlib_points(path: Path, parts: dict) -> np.ndarray:
-    """Parts {name: (x, y)} -> 15 x 2 (names of core.keypoints) or 68 x 2 (00-67)."""
+    """Parts {name: (x, y)} -> 15 x 2 (names of facekp.core.keypoints) or 68 x 2 (00-67)."""
     numbered = all(n.isdigit() for n in parts)
     if not numbered and not set(parts) <= set(NAMES):
         bad = next(n for n in parts if n not in NAMES)
@@ -333,9 +333,9 @@ def read_pts_folder(folder: str | Path) -> list[LabelledFace]:
 
 
 def import_labels(images: str | Path | None, labels: str | Path | None = None, **kwargs):
-    """``facekp import``'s reader -> (Dataset, core.importers.ImportReport): ``labels`` a
+    """``facekp import``'s reader -> (Dataset, facekp.core.importers.ImportReport): ``labels`` a
     COCO JSON (.json) or dlib XML (.xml), or no labels and a folder of .pts files; a ytf68
-    CSV as core.importers reads it. ``kwargs``: prefix, progress, detector (68-point photos)."""
+    CSV as facekp.core.importers reads it. ``kwargs``: prefix, progress, detector (68-point photos)."""
     from . import importers
 
     suffix = Path(labels).suffix.lower() if labels is not None else ""
@@ -352,7 +352,7 @@ def import_labels(images: str | Path | None, labels: str | Path | None = None, *
 
 def import_faces(faces: list[LabelledFace], source: Path, *, prefix: str = "",
                  progress=None, detector: str | None = "mtcnn"):
-    """68-point faces are photos, framed by core.importers; 15-point faces are 96x96 crops
+    """68-point faces are photos, framed by facekp.core.importers; 15-point faces are 96x96 crops
     taken as they are (as facekp export writes them)."""
     from . import importers
 

@@ -4,7 +4,7 @@ Two label layouts:
 - a CSV as in ytf68: image file name, then 136 numbers x0,y0,...,x67,y67 (photo pixels);
 - iBUG ``.pts`` files next to the images (``version``, ``n_points: 68``, ``{`` ... ``}``).
 
-Framing is the app's own (core.faces.crop_for_box): the face detector's box when it finds the
+Framing is the app's own (facekp.core.faces.crop_for_box): the face detector's box when it finds the
 labelled face (the detection containing the labelled nose tip), else a detector-like box made
 from the labelled points. The crop is never aligned to the labelled eyes. Keypoints that fall
 outside the crop become NaN, never clipped.

@@ -1,5 +1,5 @@
 """What the app and the CLI say about a model file: architecture, date and validation RMSE,
-from its training record (:func:`core.train.read_record`) or, for the shipped model, the JSON
+from its training record (:func:`facekp.core.train.read_record`) or, for the shipped model, the JSON
 description beside it (``default.keras`` -> ``default.json``). No TensorFlow."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A photo's faces into a dataset: each face found (and predicted) in a photo is cut out with the
-crop its keypoints came from (:func:`core.predict.Predictor.predict_photo` frames it by the one
-crop rule of :mod:`core.faces`), and the model's keypoints become its labels, marked as not yet
+crop its keypoints came from (:func:`facekp.core.predict.Predictor.predict_photo` frames it by the one
+crop rule of :mod:`facekp.core.faces`), and the model's keypoints become its labels, marked as not yet
 checked (``Dataset.checked`` False) until a person has looked at them. Each face keeps the
 photo's name (``Dataset.sources``) and is named ``<photo name>#<face number>``.
 
@@ -45,7 +45,7 @@ def photo_dataset(image: Any, faces: Sequence[tuple[Crop, np.ndarray]],
 def predict_photos(predictor, photos: Iterable[str | Path],
                    progress: Callable[[int, int], None] | None = None
                    ) -> tuple[Dataset, list[str]]:
-    """Find and predict the faces of each photo (``predictor``: a core.predict.Predictor)
+    """Find and predict the faces of each photo (``predictor``: a facekp.core.predict.Predictor)
     and make them a dataset of unchecked faces; returns it with one line per photo
     ("name: 2 faces"). A photo that cannot be read is a DataError naming it."""
     photos = [Path(p) for p in photos]

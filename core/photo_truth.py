@@ -3,16 +3,16 @@
 Where a photo ``DIR/P.jpg`` finds its ground truth (:func:`find_truth`):
 
 - ``DIR/P.pts``: an iBUG-style .pts file of one face, 68 points in iBUG order (mapped to the 15
-  keypoints by :func:`core.keypoints.from_68`) or 15 points in Kaggle order (as ``facekp export
-  --format pts`` writes them); read by :func:`core.importers.read_pts` (1-based, as iBUG
+  keypoints by :func:`facekp.core.keypoints.from_68`) or 15 points in Kaggle order (as ``facekp export
+  --format pts`` writes them); read by :func:`facekp.core.importers.read_pts` (1-based, as iBUG
   writes them);
 - else a dlib imglab XML in ``DIR`` with an ``<image file=...>`` that resolves to the photo
   (relative to the XML, as imglab resolves it): each box with parts is one face, parts named
-  00-67 (iBUG 68) or by the 15 keypoint names; read by :func:`core.formats.read_dlib`. XML
+  00-67 (iBUG 68) or by the 15 keypoint names; read by :func:`facekp.core.formats.read_dlib`. XML
   files that are not dlib datasets (Pascal VOC, say) are passed over.
 
 Coordinates are pixels of the upright photo, as photo predictions are. A truth file that is
-there but cannot be read is a :class:`core.errors.DataError` naming it.
+there but cannot be read is a :class:`facekp.core.errors.DataError` naming it.
 
 Matching (:func:`match_faces`): a predicted face takes the truth face whose labelled centre
 (the mean of its labelled points) lies inside the face's box and is nearest the box's centre;

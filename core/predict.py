@@ -8,11 +8,11 @@ With ``flip_average`` each crop is also predicted mirrored (one batch of both), 
 prediction mapped back (x -> 95 - x, left/right swapped) and the two averaged.
 
 Photos: :meth:`Predictor.predict_photo` applies the EXIF orientation, finds faces with a
-detector (:mod:`core.detect`: MTCNN by default, Haar on request), frames each by the one crop
-rule the training data was made with (:func:`core.faces.crop_for_landmarks` from MTCNN's five
-points; :func:`core.faces.crop_for_box` for Haar's boxes), predicts, and maps the keypoints
+detector (:mod:`facekp.core.detect`: MTCNN by default, Haar on request), frames each by the one crop
+rule the training data was made with (:func:`facekp.core.faces.crop_for_landmarks` from MTCNN's five
+points; :func:`facekp.core.faces.crop_for_box` for Haar's boxes), predicts, and maps the keypoints
 back to the photo's pixels. With 2 passes (by default only for faces framed from a box) each
-face is framed again around its first-pass keypoints (:func:`core.faces.crop_for_points`, the
+face is framed again around its first-pass keypoints (:func:`facekp.core.faces.crop_for_points`, the
 landmark rule) and predicted once more, and the face's keypoints are the mean of the two views
 in photo pixels (README, Models, gives the figures).
 """
@@ -42,8 +42,8 @@ class FaceResult:
     box: Box
     crop: Crop
     keypoints: np.ndarray
-    detection: Any = None  # core.detect.Detection
-    #: (15,) confidence of each keypoint, 0..1 (core.confidence; None without a head)
+    detection: Any = None  # facekp.core.detect.Detection
+    #: (15,) confidence of each keypoint, 0..1 (facekp.core.confidence; None without a head)
     keypoint_confidence: np.ndarray | None = None
 
     @property
@@ -65,13 +65,13 @@ class Predictor:
 
     def __init__(self, model: Any, detector: Any = None, flip_average: bool = True,
                  min_confidence: float = 0.0, confidence: Any = "auto"):
-        """``detector``: a name of :data:`core.detect.DETECTORS` or a detector object (None:
+        """``detector``: a name of :data:`facekp.core.detect.DETECTORS` or a detector object (None:
         MTCNN, made when a photo first needs it); ``flip_average``: average each crop with its
         mirror image (on by default: the default model's test RMSE 1.505 -> 1.475 px, README);
         ``min_confidence``: faces the detector is less sure of are left out;
-        ``confidence``: the keypoint confidence head (:mod:`core.confidence`): "auto" (the
+        ``confidence``: the keypoint confidence head (:mod:`facekp.core.confidence`): "auto" (the
         ``NAME.confidence.json`` beside a model file, if there is one), None (no confidence),
-        a path or a :class:`core.confidence.ConfidenceHead`."""
+        a path or a :class:`facekp.core.confidence.ConfidenceHead`."""
         import tensorflow as tf
 
         from .confidence import ConfidenceHead, head_path, load_head
@@ -132,7 +132,7 @@ class Predictor:
                                 ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict`'s keypoints (N, 30) and each keypoint's confidence (N, 15), 0..1:
         the estimated probability that the point is within 3 px of its label
-        (:mod:`core.confidence`). Each crop is also predicted mirrored and under the head's
+        (:mod:`facekp.core.confidence`). Each crop is also predicted mirrored and under the head's
         re-crops (8 by default), so this costs about 5 times :meth:`predict`. FacekpError
         when the predictor has no confidence head."""
         from .errors import FacekpError
@@ -148,8 +148,8 @@ class Predictor:
     def confidence_signals(self, images: np.ndarray, views=None, maps: bool = True,
                            batch_size: int = BATCH) -> tuple[np.ndarray, dict]:
         """:meth:`predict`'s keypoints (N, 30) and the signals a confidence head reads
-        (:func:`core.confidence.signals`), from the re-crops ``views`` (default
-        :data:`core.confidence.VIEWS`) and, with ``maps``, the model's heatmaps."""
+        (:func:`facekp.core.confidence.signals`), from the re-crops ``views`` (default
+        :data:`facekp.core.confidence.VIEWS`) and, with ``maps``, the model's heatmaps."""
         from .confidence import FEATURES, VIEWS, heatmap_peaks, signals, unwarp, warp_views
 
         views = VIEWS if views is None else views
@@ -202,7 +202,7 @@ class Predictor:
         """Keypoints of every face in a photo (a path, a PIL image or an array).
 
         ``boxes=None`` finds the faces (:attr:`detector`); otherwise each given box (photo
-        pixels, Haar-like: see :func:`core.faces.box_from_points`) is framed by the box rule.
+        pixels, Haar-like: see :func:`facekp.core.faces.box_from_points`) is framed by the box rule.
         ``passes``: 1 or 2 for every face; None (default) frames a face again (2 passes) only
         when its first crop came from a box (Haar, a drawn box): MTCNN's five points already
         frame it as the second pass would (test people: NME 0.0499 one pass, 0.0497 two).
@@ -210,7 +210,7 @@ class Predictor:
         passes the mean of the two crops'; FacekpError without a confidence head). Off by
         default: it predicts each crop 10 times instead of twice.
         No face gives an empty result with a message, not an error; an unreadable file raises
-        :class:`core.errors.DataError`.
+        :class:`facekp.core.errors.DataError`.
         """
         from PIL import Image
 
@@ -240,7 +240,7 @@ class Predictor:
     def predict_detections(self, gray: np.ndarray, found: Sequence[Any],
                            passes: int | None = None, confidence: bool = False
                            ) -> list[FaceResult]:
-        """Keypoints of detected faces (core.detect.Detection s) in a 2-D uint8 photo: each
+        """Keypoints of detected faces (facekp.core.detect.Detection s) in a 2-D uint8 photo: each
         framed by the rule its detection allows, predicted, and framed again by ``passes``
         (see :meth:`predict_photo`, also for ``confidence``). Video tracking starts its
         tracks here."""

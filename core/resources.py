@@ -1,4 +1,4 @@
-"""Where the shipped dataset and model live (inside the installed ``resources`` package)."""
+"""Where the shipped dataset and model live (``resources/`` beside ``core/``: installed as ``facekp.resources``)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -16,7 +16,7 @@ a rank between 0 and 1). Until the model gives a confidence of its own,
 :func:`flip_confidence` is the stand-in: how well the prediction of a face agrees with the
 prediction of its mirror image mapped back (:func:`flip_disagreement`).
 
-Plain numpy; the app (gui.review) and any command line can use it.
+Plain numpy; the app (facekp.gui.review) and any command line can use it.
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ progress through a small plain-Python protocol (:class:`TrainingListener`) that 
 line and the GUI both use.
 
 - Training data: shuffled every epoch, batched, cast to float32, optionally augmented
-  (``core.augment.augment_batch``, imported only when augmentation is on), prefetched.
-- Validation RMSE in pixels (:class:`core.model.MaskedRMSE`) after every epoch; the best model
+  (``facekp.core.augment.augment_batch``, imported only when augmentation is on), prefetched.
+- Validation RMSE in pixels (:class:`facekp.core.model.MaskedRMSE`) after every epoch; the best model
   is saved as ``.keras`` whenever it improves, atomically (temporary file + rename), together
   with a small JSON record of the run beside it (``<model>.train.json``, see
   :func:`record_path`). Early stopping after ``patience`` epochs without improvement; at the
@@ -13,7 +13,7 @@ line and the GUI both use.
   saved so far stays on disk.
 - Runs under a ``tf.distribute`` strategy: the default one on a single device,
   ``MirroredStrategy`` when several GPUs are visible (or the strategy passed in, e.g. a
-  ``MultiWorkerMirroredStrategy`` from :func:`core.cluster.make_strategy`). With several
+  ``MultiWorkerMirroredStrategy`` from :func:`facekp.core.cluster.make_strategy`). With several
   workers, ``batch_size`` is per worker, each worker trains on its own shard of the faces,
   only the chief writes the model, and stop decisions are all-reduced so that every worker
   leaves training at the same batch.
@@ -39,7 +39,7 @@ from .errors import FacekpError
 from .fileio import atomic_path, check_writable, remove_stale_partials
 
 LR_SCHEDULES = ("constant", "cosine")
-#: Augmentation presets (core.augment.PRESETS): "basic" geometry and light, "wild" adds what
+#: Augmentation presets (facekp.core.augment.PRESETS): "basic" geometry and light, "wild" adds what
 #: photos bring (low resolution, blur, JPEG, gamma, noise, occlusion, larger rotations).
 AUGMENT_PRESETS = ("basic", "wild")
 
@@ -49,7 +49,7 @@ AUGMENT_PRESETS = ("basic", "wild")
 @dataclass
 class TrainConfig:
     """How to train. ``None`` for ``augment``, ``complete_only`` and ``lr_schedule`` means the
-    architecture's default (``core.model.ARCH_DEFAULTS``); :meth:`for_arch` also takes the
+    architecture's default (``facekp.core.model.ARCH_DEFAULTS``); :meth:`for_arch` also takes the
     architecture's epochs, batch size, learning rate and patience."""
     arch: str = "seed"
     epochs: int = 100
@@ -222,8 +222,8 @@ class _StopRequested(Exception):
 class Trainer:
     """Trains ``config.arch`` on ``train``, validating on ``val``, saving the best to ``out``.
 
-    ``train`` and ``val``: :class:`core.data.Dataset` (in memory) or streamed faces
-    (:class:`core.shards.ShardSplit`), each as :func:`_pipeline` takes them.
+    ``train`` and ``val``: :class:`facekp.core.data.Dataset` (in memory) or streamed faces
+    (:class:`facekp.core.shards.ShardSplit`), each as :func:`_pipeline` takes them.
 
     ``config.complete_only`` keeps the training faces with all 15 keypoints; validation always
     uses every face of ``val`` (missing keypoints masked), as ``facekp evaluate`` does.
@@ -802,13 +802,13 @@ def _current_lr(model) -> float | None:
 def _pipeline(ds, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
               repeat: bool = False, preset: str = "basic", shard: tuple[int, int] | None = None,
               workers: int = 1):
-    """Faces -> batches of float32 (B, 96, 96, 1), (B, 30), augmented (``core.augment``, its
+    """Faces -> batches of float32 (B, 96, 96, 1), (B, 30), augmented (``facekp.core.augment``, its
     ``preset``) at ``augment`` times its strength when above 0.
     ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
     with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start).
 
-    ``ds``: a :class:`core.data.Dataset` (in memory, shuffled whole) or a stream of faces
-    such as :class:`core.shards.ShardSplit` (``elements``, ``shuffle_buffer`` and
+    ``ds``: a :class:`facekp.core.data.Dataset` (in memory, shuffled whole) or a stream of faces
+    such as :class:`facekp.core.shards.ShardSplit` (``elements``, ``shuffle_buffer`` and
     ``auto_shard_policy``: shuffled in a bounded buffer).
     ``shard`` (count, index), for one worker of several: in memory, after shuffling, keep faces
     index, index + count, ... of the first ``N - N % count`` (every shard as large, a different

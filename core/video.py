@@ -1,11 +1,11 @@
 """Keypoints in videos: frames read with OpenCV, faces tracked between frames.
 
 :class:`FaceTracker` turns frames into tracked faces. A face is found by the photo path's
-detector (:mod:`core.detect`; MTCNN by default) and framed as a photo's face is
-(:meth:`core.predict.Predictor.predict_detections`); on the frames after, its crop is framed
-around its keypoints of the frame before (:func:`core.faces.crop_for_points`, the photo path's
+detector (:mod:`facekp.core.detect`; MTCNN by default) and framed as a photo's face is
+(:meth:`facekp.core.predict.Predictor.predict_detections`); on the frames after, its crop is framed
+around its keypoints of the frame before (:func:`facekp.core.faces.crop_for_points`, the photo path's
 second-pass framing), so the detector runs only every ``detect_every`` frames, or at once
-when a track is lost (its new keypoints no longer frame a face: :func:`core.predict.reframe`)
+when a track is lost (its new keypoints no longer frame a face: :func:`facekp.core.predict.reframe`)
 or when no face is being followed. On a detection frame each detection is matched to a track
 by the overlap of their boxes; a detection without a track starts one (a new id), a track the
 detector does not see is looked for again on the next frame and dropped when it is missed
@@ -205,7 +205,7 @@ def iou(a: Box, b: Box) -> float:
 
 class FaceTracker:
     """Tracked faces of consecutive frames (see the module text). ``predictor``: a
-    core.predict.Predictor (its detector and min_confidence are used); ``smoothing``: one of
+    facekp.core.predict.Predictor (its detector and min_confidence are used); ``smoothing``: one of
     :data:`SMOOTHING`; ``fps``: processed frames per second of video (for the filter)."""
 
     def __init__(self, predictor, detect_every: int = DETECT_EVERY, smoothing: str = "off",
@@ -312,7 +312,7 @@ class FaceTracker:
         t.box_in_crop, t.smoother, t.shift = fresh.box_in_crop, fresh.smoother, 0.0
 
     def _new_track(self, face, track_id: int | None = None) -> Track:
-        """A track from a core.predict.FaceResult (a new id unless ``track_id``)."""
+        """A track from a facekp.core.predict.FaceResult (a new id unless ``track_id``)."""
         smoother = None if self.smoothing == "off" else \
             KeypointSmoother(self.smoothing, self.fps, face.crop.side,
                              **self.smoothing_settings)
@@ -327,7 +327,7 @@ class FaceTracker:
 # --- records and drawing ------------------------------------------------------------------
 
 def frame_record(video: str | Path, index: int, time: float, tracks: list[Track]) -> dict:
-    """One frame's JSON record: the photo record's faces (core.photo_json) with their track
+    """One frame's JSON record: the photo record's faces (facekp.core.photo_json) with their track
     id; ``detector_*`` are null on frames where the detector did not run (or missed)."""
     from .photo_json import detection_record, keypoints_record, rounded
 

@@ -161,7 +161,7 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
     tmpdir = tempfile.TemporaryDirectory(prefix="facekp-gui-")
 
     def grab():
-        from core.fileio import atomic_path
+        from facekp.core.fileio import atomic_path
 
         window.canvas.fit() if window.canvas._auto_fit else None
         app.processEvents()

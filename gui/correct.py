@@ -1,13 +1,13 @@
 """Accept and correct: a prediction becomes the label (one point or the whole face), and
 missing points are placed by clicking, in keypoint order, number keys picking the keypoint.
 
-Every change goes through :class:`gui.editing.Editing`, so each is one undoable edit.
+Every change goes through :class:`facekp.gui.editing.Editing`, so each is one undoable edit.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from core.keypoints import NUM_KEYPOINTS
+from facekp.core.keypoints import NUM_KEYPOINTS
 
 from .session import display_name
 

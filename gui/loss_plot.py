@@ -176,7 +176,7 @@ class LossPlot(QWidget):
 
     def save_png(self, path: str | Path) -> Path:
         """The plot as a PNG (atomic)."""
-        from core.fileio import atomic_path
+        from facekp.core.fileio import atomic_path
 
         self.ensure()
         self.redraw()

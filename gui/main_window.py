@@ -1,10 +1,10 @@
 """The main window: it assembles the parts and passes news between them.
 
-- :mod:`gui.session` holds the state (dataset, predictions, current face, photo), no Qt;
-- :mod:`gui.actions` declares every action; menus, toolbar and enabled state come from it;
-- :mod:`gui.files` opens, saves and exports; :mod:`gui.photos` is photo mode;
-  :mod:`gui.models` loads models and predicts; :mod:`gui.editing` edits with undo;
-- :mod:`gui.workers` runs everything slow off the GUI thread as jobs (TensorFlow is imported
+- :mod:`facekp.gui.session` holds the state (dataset, predictions, current face, photo), no Qt;
+- :mod:`facekp.gui.actions` declares every action; menus, toolbar and enabled state come from it;
+- :mod:`facekp.gui.files` opens, saves and exports; :mod:`facekp.gui.photos` is photo mode;
+  :mod:`facekp.gui.models` loads models and predicts; :mod:`facekp.gui.editing` edits with undo;
+- :mod:`facekp.gui.workers` runs everything slow off the GUI thread as jobs (TensorFlow is imported
   by its engine thread); training runs in the training panel's thread.
 
 The window shows at once with a status message; each part fills in when it is ready.
@@ -46,7 +46,7 @@ class Options:
     image: int | None = None
     photo: str | None = None
     split: str | None = None
-    queue: str | None = None           # a review queue to start on (core.review.KINDS)
+    queue: str | None = None           # a review queue to start on (facekp.core.review.KINDS)
     #: an interactive session: the saved layout is restored, and layout, view toggles, recent
     #: files and folders are written to the person's settings. Off for --screenshot and tests.
     remember: bool = True
@@ -197,7 +197,7 @@ class MainWindow(QMainWindow):
         """Kick off background loading (called once the window is on screen)."""
         self.set_loading("engine", True)
         self.jobs.engine.start()
-        from core.resources import DEFAULT_DATASET
+        from facekp.core.resources import DEFAULT_DATASET
 
         self.load_dataset(self.options.data or DEFAULT_DATASET, initial=True)
         # pyqtgraph takes a moment to import: after the first paint
@@ -289,7 +289,7 @@ class MainWindow(QMainWindow):
 
     def update_keypoint_errors(self, split_changed: bool = False) -> None:
         """The Keypoint errors dock: the face on screen and its split; a photo's face against
-        the ground truth beside it (gui.photos); nothing for a video."""
+        the ground truth beside it (facekp.gui.photos); nothing for a video."""
         s = self.session
         if self.model_list.comparing() and s.view_mode == "dataset" and s.row is not None:
             return self.model_list.update_table()

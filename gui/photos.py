@@ -1,6 +1,6 @@
 """Photo mode: open a photo (decoded and scaled for the screen off the GUI thread), find and
 predict its faces, and predict inside a box the person draws. Ground truth beside the photo
-(core.photo_truth: a .pts of the same name or a dlib XML naming it) is drawn against the
+(facekp.core.photo_truth: a .pts of the same name or a dlib XML naming it) is drawn against the
 prediction, and each face's NME and per-keypoint errors are shown."""
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ DISPLAY_MAX = 4096
 
 
 def load_for_display(path: str | Path) -> Photo:
-    """Read a photo upright (core.faces.load_photo) and make the picture to draw: at most
+    """Read a photo upright (facekp.core.faces.load_photo) and make the picture to draw: at most
     ``DISPLAY_MAX`` pixels on its longer side. Slow for big photos: runs in a job."""
     from PIL import Image
 
-    from core import faces
+    from facekp.core import faces
 
-    from core.errors import DataError
-    from core.photo_truth import find_truth
+    from facekp.core.errors import DataError
+    from facekp.core.photo_truth import find_truth
 
     path = Path(path)
     image = faces.load_photo(path)
@@ -67,7 +67,7 @@ class Photos:
     def _detector(self, name: str):
         """The detector by name, made once (in a job: MTCNN loads three networks)."""
         if name not in self._detectors:
-            from core.detect import make_detector
+            from facekp.core.detect import make_detector
 
             self._detectors[name] = make_detector(name)
         return self._detectors[name]
@@ -148,11 +148,11 @@ class Photos:
             return
         if isinstance(result, list):           # detection only
             found, message = result, ""
-        else:                                  # core.predict PhotoResult
+        else:                                  # facekp.core.predict PhotoResult
             found = [(f.box.as_list(), np.asarray(f.keypoints), f.detection, f.crop,
                       f.keypoint_confidence) for f in result.faces]
             message = result.message
-        from core.photo_truth import score_faces
+        from facekp.core.photo_truth import score_faces
 
         photo.faces = photo.faces + found if manual else found
         photo.scores = score_faces(photo.truth, photo.faces)
@@ -188,16 +188,16 @@ class Photos:
     def box_drawn(self, box) -> None:
         if self.window.session.photo is None:
             return
-        from core.faces import Box
+        from facekp.core.faces import Box
 
         self.set_box_mode(False)
         self.predict(boxes=[Box(*box)])
 
     def keypoint_errors(self, view_mode: str) -> tuple:
-        """The Keypoint errors dock's values (gui.dataset_panel.KeypointErrorView.set_values)
-        for a photo: per-keypoint RMSE in photo pixels (core.evaluate, as for dataset faces)
+        """The Keypoint errors dock's values (facekp.gui.dataset_panel.KeypointErrorView.set_values)
+        for a photo: per-keypoint RMSE in photo pixels (facekp.core.evaluate, as for dataset faces)
         of its first face with ground truth, and over all its faces with ground truth."""
-        from core import evaluate
+        from facekp.core import evaluate
 
         photo = self.window.session.photo
         pairs = [(i, s) for i, s in enumerate(photo.scores if photo else [])

@@ -44,7 +44,7 @@ def images_checksum(images: np.ndarray) -> int:
 
 def recovery_path(dataset_path) -> Path:
     """Where the recovery file of ``dataset_path`` (None: a dataset without a file) goes."""
-    from core.resources import DEFAULT_DATASET
+    from facekp.core.resources import DEFAULT_DATASET
 
     if dataset_path is None:
         return app_settings.data_dir() / "recovery" / f"untitled{SUFFIX}"
@@ -57,7 +57,7 @@ def recovery_path(dataset_path) -> Path:
 
 def write_recovery(path: Path, dataset, source, checksum: int, with_images: bool) -> Path:
     """The labels of ``dataset`` (and its images when ``with_images``) to ``path``, atomically."""
-    from core.fileio import atomic_path
+    from facekp.core.fileio import atomic_path
 
     arrays = dict(keypoints=dataset.keypoints, names=dataset.names.astype(str),
                   persons=dataset.persons.astype(str), splits=dataset.splits.astype(str),
@@ -75,7 +75,7 @@ def write_recovery(path: Path, dataset, source, checksum: int, with_images: bool
 def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
     """A recovery file for the dataset just opened: (its path, the dataset it restores or
     None, a sentence for the person); None when there is none."""
-    from core.data import Dataset
+    from facekp.core.data import Dataset
 
     rec = recovery_path(dataset_path)
     if not rec.is_file():
@@ -114,7 +114,7 @@ def _same(a, b) -> np.ndarray:
 
 def load_with_recovery(path):
     """For the loading job: (dataset, the file's stamp before reading, find_recovery's)."""
-    from core import data
+    from facekp.core import data
 
     stamp = file_stamp(path)
     dataset = data.load(path)

@@ -1,13 +1,13 @@
 """The review queue in the window: a dock to choose the queue and see why a face is in it,
 Space / Shift+Space to step through it, and its kind and position kept between sessions.
 
-The queues themselves are :mod:`core.review` (ordering) and :class:`gui.session.ReviewQueue`
+The queues themselves are :mod:`facekp.core.review` (ordering) and :class:`facekp.gui.session.ReviewQueue`
 (position), both without Qt. A queue is rebuilt when its inputs change (a dataset, a model's
 predictions, confidence), never while the person edits, so it does not jump under them; the
 "Re-sort" button rebuilds it on request.
 
 Confidence: until the model gives a per-keypoint confidence of its own, the stand-in is the
-agreement between each face and its mirror image (:func:`core.review.flip_disagreement`),
+agreement between each face and its mirror image (:func:`facekp.core.review.flip_disagreement`),
 computed in the background when a queue needs it.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
 
-from core.review import KINDS, NEEDS_CONFIDENCE
+from facekp.core.review import KINDS, NEEDS_CONFIDENCE
 
 from . import settings as app_settings
 from .workers import Job
@@ -215,7 +215,7 @@ class Review:
         predictions = s.predictions
 
         def job(rows):
-            from core import review
+            from facekp.core import review
 
             single = holder.setdefault("single", None) or review.single_view(predictor)
             holder["single"] = single
@@ -226,7 +226,7 @@ class Review:
             buffer[rows] = values
             left["chunks"] -= 1
             if left["chunks"] == 0 and s.predictions is predictions:
-                from core.review import flip_confidence
+                from facekp.core.review import flip_confidence
 
                 s.confidence, s.confidence_source = flip_confidence(buffer), STAND_IN
                 self._say("Review queue: confidence ready", 3000)

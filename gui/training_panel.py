@@ -1,7 +1,7 @@
 """The training dock: settings, Start/Stop, the live loss plot and progress with ETA.
 
-The run itself is a :class:`gui.workers.TrainingThread`; the plot is
-:class:`gui.loss_plot.LossPlot`. The panel never writes over a model file it did not create
+The run itself is a :class:`facekp.gui.workers.TrainingThread`; the plot is
+:class:`facekp.gui.loss_plot.LossPlot`. The panel never writes over a model file it did not create
 in this run of the app.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from core.progress import format_seconds
+from facekp.core.progress import format_seconds
 
 from . import settings as app_settings
 from .loss_plot import LossPlot
@@ -214,7 +214,7 @@ class TrainingPanel(QWidget):
         self.data_label.setText(text)
 
     def config(self) -> dict:
-        """The dock's settings as core.train.TrainConfig overrides."""
+        """The dock's settings as facekp.core.train.TrainConfig overrides."""
         cfg = {"arch": self.arch.currentText() or "seed", "epochs": self.epochs.value(),
                "batch_size": self.batch_size.value(),
                "learning_rate": float(self.learning_rate.value()),
@@ -223,7 +223,7 @@ class TrainingPanel(QWidget):
             cfg["augment"] = bool(self.augment.currentData())
         tuned = self.fine_tune_from()
         if tuned is not None:            # the loaded model's own architecture, when known
-            from core.model_info import describe_model
+            from facekp.core.model_info import describe_model
 
             arch = describe_model(tuned).arch
             if arch and self.arch.findText(arch) >= 0:

@@ -1,5 +1,5 @@
 """One worker of the two-worker training test (``python tests/multiworker_probe.py ARGS``)
-runs ``facekp train`` (core.cli) with a tiny registered architecture, 'test-probe', whose first
+runs ``facekp train`` (facekp.core.cli) with a tiny registered architecture, 'test-probe', whose first
 layer writes the faces of the first batch the model trains on to $FACEKP_TEST_PROBE (a JSON
 list of each face's SHA-1), so that the test can tell which faces each worker trained on.
 $FACEKP_TEST_STOP_AT=EPOCH:BATCH makes this worker ask for a stop there.
@@ -59,7 +59,7 @@ def probe_net():
 
 
 def register() -> str:
-    from core import model
+    from facekp.core import model
 
     if "test-probe" not in model.ARCHITECTURES:
         model.register("test-probe", augment=False, complete_only=False)(probe_net)
@@ -68,7 +68,7 @@ def register() -> str:
 
 def stop_at(epoch: int, batch: int) -> None:
     """Make this worker ask its Trainer to stop at ``epoch``, ``batch`` (as Ctrl+C would)."""
-    from core import cli
+    from facekp.core import cli
 
     on_batch = cli._CliListener.on_batch
 
@@ -81,7 +81,7 @@ def stop_at(epoch: int, batch: int) -> None:
 
 
 if __name__ == "__main__":
-    from core import cli
+    from facekp.core import cli
 
     register()
     if os.environ.get("FACEKP_TEST_STOP_AT"):  # EPOCH:BATCH

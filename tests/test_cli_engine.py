@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core import data
-from core.cli import main
-from core.detect import POINT_NAMES
-from core.keypoints import NAMES
+from facekp.core import data
+from facekp.core.cli import main
+from facekp.core.detect import POINT_NAMES
+from facekp.core.keypoints import NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def test_train_prints_a_line_per_epoch_and_saves(trained):
 
 
 def test_evaluate_json_and_text(trained, small_npz):
-    from core.evaluate import evaluate
+    from facekp.core.evaluate import evaluate
 
     model = trained[3]
     rc, stdout, _ = run(["evaluate", "--model", model, "--data", small_npz, "--json"])
@@ -91,7 +91,7 @@ def test_predict_json_and_drawings(trained, shared_data, tmp_path):
     result = json.loads(stdout)
     assert [r["photo"] for r in result] == [str(tom), str(dogs)]
     face = result[0]["faces"][0]
-    # one schema with the app's export (core.photo_json; README "Photo predictions as JSON")
+    # one schema with the app's export (facekp.core.photo_json; README "Photo predictions as JSON")
     assert set(result[0]) == {"photo", "units", "message", "faces", "drawn"}   # --draw
     assert set(face) == {"face", "box", "detector_confidence", "detector_points",
                          "keypoints", "keypoint_confidence", "mean_keypoint_confidence"}
@@ -160,11 +160,11 @@ def test_submit(trained, faces, shared_data, tmp_path):
 
 
 def test_user_mistakes_exit_2_without_traceback(tmp_path, small_npz, monkeypatch):
-    import core.resources
+    import facekp.core.resources
 
     rc, _, err = run(["evaluate", "--model", tmp_path / "none.keras", "--data", small_npz])
     assert rc == 2 and "none.keras" in err and "Traceback" not in err
-    monkeypatch.setattr(core.resources, "default_model", lambda: None)
+    monkeypatch.setattr(facekp.core.resources, "default_model", lambda: None)
     rc, _, err = run(["predict", str(tmp_path / "x.jpg")])
     assert rc == 2 and "--model" in err
     rc, _, err = run(["train", "--data", small_npz, "--out", tmp_path / "m.h5"])
@@ -187,7 +187,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_npz, tmp_path):
 
     out = tmp_path / "m.keras"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--data", str(small_npz),
+    proc = subprocess.Popen([sys.executable, "-m", "facekp.core.cli", "train", "--data", str(small_npz),
                              "--epochs", "200", "--batch-size", "16", "--out", str(out)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -226,7 +226,7 @@ def test_evaluate_without_splits_uses_every_face_and_says_so(trained, small_npz,
 
 
 def test_train_takes_the_augmentation_preset(small_npz, tmp_path):
-    from core.train import read_record
+    from facekp.core.train import read_record
 
     out = tmp_path / "wild.keras"
     rc, _, stderr = run(["train", "--data", small_npz, "--epochs", 1, "--batch-size", 32,

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from core import cli, data
-from core.evaluate import evaluate
-from core.keypoints import NAMES
+from facekp.core import cli, data
+from facekp.core.evaluate import evaluate
+from facekp.core.keypoints import NAMES
 
 
 @pytest.fixture(scope="module")

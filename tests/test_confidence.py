@@ -1,4 +1,4 @@
-"""Keypoint confidence (core.confidence): the head's maths and file, the shipped head on real
+"""Keypoint confidence (facekp.core.confidence): the head's maths and file, the shipped head on real
 faces (in range, same keypoints, an occluded face less sure), and the JSON outputs."""
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import json
 import numpy as np
 import pytest
 
-from core import confidence as C
-from core.errors import DataError, FacekpError
-from core.keypoints import NAMES, NUM_KEYPOINTS
+from facekp.core import confidence as C
+from facekp.core.errors import DataError, FacekpError
+from facekp.core.keypoints import NAMES, NUM_KEYPOINTS
 
 
 @pytest.fixture(scope="module")
 def predictor():
-    from core.predict import Predictor
-    from core.resources import DEFAULT_MODEL
+    from facekp.core.predict import Predictor
+    from facekp.core.resources import DEFAULT_MODEL
 
     return Predictor(DEFAULT_MODEL)
 
@@ -113,7 +113,7 @@ def test_an_occluded_face_is_less_sure_than_the_clean_face(predictor, test_faces
 
 
 def test_no_head_means_no_confidence(predictor, test_faces):
-    from core.predict import Predictor
+    from facekp.core.predict import Predictor
 
     bare = Predictor(predictor.model, confidence=None)
     assert bare.confidence_head is None
@@ -122,7 +122,7 @@ def test_no_head_means_no_confidence(predictor, test_faces):
 
 
 def test_photo_faces_and_predict_json_carry_confidence(predictor, shared_data):
-    from core.cli import main
+    from facekp.core.cli import main
 
     photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
     face = predictor.predict_photo(photo, passes=1, confidence=True).faces[0]
@@ -140,8 +140,8 @@ def test_photo_faces_and_predict_json_carry_confidence(predictor, shared_data):
 
 
 def test_evaluate_json_reports_how_confidence_ranks_errors(faces, tmp_path):
-    from core import data
-    from core.cli import main
+    from facekp.core import data
+    from facekp.core.cli import main
 
     test = faces.split("test")
     path = tmp_path / "some.npz"

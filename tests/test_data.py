@@ -1,4 +1,4 @@
-"""core.data: Kaggle CSV and .npz round trips, every bad input, splits by person, atomic writes."""
+"""facekp.core.data: Kaggle CSV and .npz round trips, every bad input, splits by person, atomic writes."""
 from __future__ import annotations
 
 import os
@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from core import data
-from core.errors import DataError
-from core.keypoints import COLUMNS
+from facekp.core import data
+from facekp.core.errors import DataError
+from facekp.core.keypoints import COLUMNS
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -454,7 +454,7 @@ def test_split_rejects_bad_fractions(few):
 
 
 def test_embedded_dataset_is_split_by_person(faces):
-    from core.resources import DEFAULT_DATASET
+    from facekp.core.resources import DEFAULT_DATASET
 
     assert DEFAULT_DATASET.stat().st_size <= 40e6
     assert len(faces) == 3869

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.detect import MtcnnDetector, make_detector
-from core.errors import DataError
+from facekp.core.detect import MtcnnDetector, make_detector
+from facekp.core.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_the_traced_networks_outlive_a_garbage_collection(photos):
     a collection (the Trainer runs one after each training run) leaves it working."""
     import gc
 
-    from core import detect
+    from facekp.core import detect
 
     detect._mtcnn_nets.cache_clear()
     detector = detect.MtcnnDetector()

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import cli, data, formats, importers
-from core.errors import DataError
-from core.keypoints import NAMES
+from facekp.core import cli, data, formats, importers
+from facekp.core.errors import DataError
+from facekp.core.keypoints import NAMES
 
 OUT = {"coco": "faces.json", "dlib": "faces.xml", "pts": "faces_pts", "csv": "faces.csv"}
 #: How far a point may move in a round trip: dlib parts are integers, .pts has 4 decimals.

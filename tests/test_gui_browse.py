@@ -39,7 +39,7 @@ def wait_idle(qtbot, window, timeout=60_000):
 
 
 def test_gui_modules_do_not_import_tensorflow_before_the_window_shows():
-    code = ("import sys, gui.app, gui.main_window; "
+    code = ("import sys, facekp.gui.app, facekp.gui.main_window; "
             "heavy = [m for m in ('tensorflow', 'keras', 'pandas', 'pyqtgraph', 'cv2') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -48,8 +48,8 @@ def test_gui_modules_do_not_import_tensorflow_before_the_window_shows():
 
 def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, model_path,
                                                                 open_window):
-    from core import data, evaluate
-    from core.predict import Predictor
+    from facekp.core import data, evaluate
+    from facekp.core.predict import Predictor
 
     ds = data.read_npz(tiny)
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
@@ -94,7 +94,7 @@ def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, mod
     assert set(ds.splits[rows]) == {"val"}
     assert window.row in set(rows)
 
-    # per-keypoint view: this face and the split, from core.evaluate
+    # per-keypoint view: this face and the split, from facekp.core.evaluate
     r = window.row
     pred = window.predictions
     np.testing.assert_allclose(window.kp_view.current,
@@ -137,8 +137,8 @@ def _drag(qtbot, view, start: QPointF, end: QPointF) -> None:
 def test_table_resorts_with_numpy_keeping_the_selected_face(qtbot, tiny):
     """New errors re-sort the table (worst first) without losing the selected face; the split
     filter hides rows; text columns sort with ties in dataset order."""
-    from core import data
-    from gui.dataset_panel import DatasetModel, DatasetPanel
+    from facekp.core import data
+    from facekp.gui.dataset_panel import DatasetModel, DatasetPanel
 
     ds = data.read_npz(tiny)
     panel = DatasetPanel()
@@ -180,8 +180,8 @@ def test_table_resorts_with_numpy_keeping_the_selected_face(qtbot, tiny):
 def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, monkeypatch,
                                                         open_window):
     # the case of a checkout without a shipped model: ground truth only
-    monkeypatch.setattr("core.resources.default_model", lambda: None)
-    from core import data
+    monkeypatch.setattr("facekp.core.resources.default_model", lambda: None)
+    from facekp.core import data
 
     window = open_window(qtbot, data=str(tiny), image=2)   # no model: ground truth only
     assert window.predictor is None
@@ -239,7 +239,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
     np.testing.assert_array_equal(window.dataset.keypoints[2], original[2])
     window.undo_stack.redo()
 
-    # save: atomic write through core.data, then the file holds the edit
+    # save: atomic write through facekp.core.data, then the file holds the edit
     out = tmp_path / "edited.npz"
     assert window.files.write_dataset(out)
     assert not window.isWindowModified()
@@ -277,14 +277,14 @@ def test_unsaved_edits_are_asked_about_on_close(qtbot, tiny, open_window):
     window.close()
     assert not window.isVisible()
     # the window's layout went to the settings file the environment names
-    from gui import settings as app_settings
+    from facekp.gui import settings as app_settings
 
     ini = Path(app_settings.settings().fileName())
     assert ini.name == "settings.ini" and "geometry" in ini.read_text()
 
 
 def test_bad_command_line_is_one_line_and_status_2(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "gui.app", "--data", str(tmp_path / "no.npz")],
+    out = subprocess.run([sys.executable, "-m", "facekp.gui.app", "--data", str(tmp_path / "no.npz")],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip() == f"facekp-gui: --data {tmp_path / 'no.npz'}: no such file"
@@ -292,7 +292,7 @@ def test_bad_command_line_is_one_line_and_status_2(tmp_path):
 
 def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, model_path,
                                                                shared_data, tmp_path, open_window):
-    from gui import settings as app_settings
+    from facekp.gui import settings as app_settings
 
     window = open_window(qtbot, data=str(tiny), model=str(model_path), remember=True)
     photo = shared_data / "photos" / "bald_guys.jpg"
@@ -313,8 +313,8 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
     assert len(saved["faces"]) == len(faces)
     np.testing.assert_allclose(saved["faces"][0]["keypoints"]["nose_tip"], faces[0][1][10],
                                atol=0.006)
-    # the schema of `facekp predict --json` (core.photo_json), one record
-    from core.photo_json import photo_record
+    # the schema of `facekp predict --json` (facekp.core.photo_json), one record
+    from facekp.core.photo_json import photo_record
 
     assert saved == json.loads(json.dumps(photo_record(photo, window.photo.faces,
                                                        window.photo.message)))
@@ -354,7 +354,7 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
 
 def test_photo_faces_carry_the_detectors_confidence_and_the_detector_is_a_setting(
         qtbot, tiny, model_path, shared_data, open_window):
-    from gui.photos import UNSURE_BELOW
+    from facekp.gui.photos import UNSURE_BELOW
 
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
     photo = shared_data / "photos" / "bald_guys.jpg"
@@ -385,7 +385,7 @@ def test_photo_faces_carry_the_detectors_confidence_and_the_detector_is_a_settin
 def test_dataset_predictions_export_csv_and_json(qtbot, tiny, model_path, tmp_path, open_window):
     import pandas as pd
 
-    from core.keypoints import COLUMNS
+    from facekp.core.keypoints import COLUMNS
 
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
     path = window.files.export_predictions(tmp_path / "pred.csv")
@@ -440,7 +440,7 @@ def test_photo_keypoints_show_their_confidence_on_hover(qtbot, tiny, shared_data
                                                        open_window):
     """With the shipped model (it has a confidence head) each predicted keypoint's hover text
     gives its confidence, and the photo's JSON export carries it."""
-    from core.resources import DEFAULT_MODEL
+    from facekp.core.resources import DEFAULT_MODEL
 
     window = open_window(qtbot, data=str(tiny), model=str(DEFAULT_MODEL))
     with qtbot.waitSignal(window.photoShown, timeout=60_000):

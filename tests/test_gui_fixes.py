@@ -19,7 +19,7 @@ def tiny(real_subset_npz):
 
 
 def _settings_text():
-    from gui import settings as app_settings
+    from facekp.gui import settings as app_settings
 
     path = app_settings.settings().fileName()
     try:
@@ -33,7 +33,7 @@ def test_a_session_that_is_not_interactive_writes_no_settings(qtbot, tiny, share
     """Rough edge 1: --screenshot and tests (remember=False) never write the person's
     settings (layout, view toggles, recent files, folders); recent files never list
     temporary files."""
-    from gui import settings as app_settings
+    from facekp.gui import settings as app_settings
 
     window = open_window(qtbot, data=str(tiny))          # remember=False, like --screenshot
     with qtbot.waitSignal(window.photoShown, timeout=60_000):
@@ -107,7 +107,7 @@ def test_keypoint_errors_dock_shows_nothing_of_the_dataset_while_a_photo_is_show
 
 def test_start_button_passes_no_checked_argument(qtbot, monkeypatch):
     """Rough edge 6: clicked(bool) reached start() as its first argument."""
-    from gui.training_panel import TrainingPanel
+    from facekp.gui.training_panel import TrainingPanel
 
     calls = []
     monkeypatch.setattr(TrainingPanel, "start", lambda self, *a, **kw: calls.append((a, kw)))
@@ -119,7 +119,7 @@ def test_start_button_passes_no_checked_argument(qtbot, monkeypatch):
 
 def test_a_dataset_without_faces_does_not_hang_the_app(qtbot, tiny, tmp_path, open_window):
     """Issue 13 item 6: 0 faces left the window 'busy: predict' forever."""
-    from core import data
+    from facekp.core import data
 
     empty = data.read_npz(tiny).subset(np.zeros(0, dtype=int))
     path = data.write_npz(empty, tmp_path / "empty.npz")
@@ -131,7 +131,7 @@ def test_a_failing_job_or_callback_reaches_the_window_and_never_leaves_it_busy(q
                                                                               open_window):
     """Issue 13 item 6: any exception in a worker (or in what handles its result) is a
     message in the window, and the job counts as finished."""
-    from gui.workers import Job
+    from facekp.gui.workers import Job
 
     window = open_window(qtbot, data=str(tiny))
     errors = []
@@ -152,8 +152,8 @@ def test_a_huge_photo_is_decoded_and_scaled_off_the_gui_thread(qtbot, tiny, monk
     """Issue 13 item 13: a 12000x9000 photo blocked the window while it was decoded."""
     from PIL import Image
 
-    import core.faces
-    from gui.photos import DISPLAY_MAX
+    import facekp.core.faces
+    from facekp.gui.photos import DISPLAY_MAX
 
     window = open_window(qtbot, data=str(tiny))
     threads = []
@@ -163,7 +163,7 @@ def test_a_huge_photo_is_decoded_and_scaled_off_the_gui_thread(qtbot, tiny, monk
         threads.append(threading.current_thread())
         return big
 
-    monkeypatch.setattr(core.faces, "load_photo", load_photo)
+    monkeypatch.setattr(facekp.core.faces, "load_photo", load_photo)
     with qtbot.waitSignal(window.photoShown, timeout=60_000):
         window.open_photo(tmp_path / "big.png")
     assert threads and threads[0] is not threading.main_thread()

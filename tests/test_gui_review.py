@@ -20,8 +20,8 @@ MISSING_FACE, SWAPPED_FACE = 2, 5
 @pytest.fixture(scope="module")
 def review_npz(faces, tmp_path_factory):
     """12 real test faces: face 2 misses its eye centres, face 5 has left and right swapped."""
-    from core import data
-    from core.review import swap_left_right
+    from facekp.core import data
+    from facekp.core.review import swap_left_right
 
     rows = np.flatnonzero((faces.splits == "test") & faces.present.all(1))[:12]
     ds = faces.subset(rows)
@@ -42,7 +42,7 @@ def copy_npz(review_npz, tmp_path):
 
 def _window(qtbot, path, remember=False, restore=None, **options):
     """The real window on ``path``, its questions answered without dialogs."""
-    from gui.main_window import MainWindow, Options
+    from facekp.gui.main_window import MainWindow, Options
 
     w = MainWindow(Options(data=str(path), remember=remember, **options))
     w.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
@@ -97,7 +97,7 @@ def test_space_steps_through_the_queues_and_they_survive_a_restart(qtbot, review
 
 
 def test_a_session_that_is_not_interactive_keeps_no_queue_settings(qtbot, review_npz):
-    from gui import settings as app_settings
+    from facekp.gui import settings as app_settings
 
     w = _window(qtbot, review_npz, queue="missing")
     qtbot.waitUntil(lambda: w.row == MISSING_FACE, timeout=10_000)   # --queue: its first face
@@ -161,7 +161,7 @@ def test_place_missing_points_by_number_key_and_click(qtbot, review_npz):
 
 
 def test_shortcuts_dialog_lists_every_key(qtbot, review_npz):
-    from gui.shortcuts import ShortcutsDialog
+    from facekp.gui.shortcuts import ShortcutsDialog
 
     w = _window(qtbot, review_npz)
     w.acts["shortcuts"].trigger()
@@ -179,8 +179,8 @@ def test_shortcuts_dialog_lists_every_key(qtbot, review_npz):
 
 
 def test_autosave_writes_a_recovery_file_that_the_next_start_restores(qtbot, copy_npz):
-    from core import data
-    from gui.recovery import recovery_path
+    from facekp.core import data
+    from facekp.gui.recovery import recovery_path
 
     rec = recovery_path(copy_npz)
     assert rec == copy_npz.with_name("mine.npz.recovery")
@@ -210,7 +210,7 @@ def test_autosave_writes_a_recovery_file_that_the_next_start_restores(qtbot, cop
 
 
 def test_declining_a_restore_discards_the_recovery_file(qtbot, copy_npz):
-    from gui.recovery import recovery_path
+    from facekp.gui.recovery import recovery_path
 
     w = _window(qtbot, copy_npz)
     w.select_row(1)
@@ -228,7 +228,7 @@ def test_declining_a_restore_discards_the_recovery_file(qtbot, copy_npz):
 
 
 def test_saving_over_a_file_that_changed_on_disk_asks_first(qtbot, copy_npz):
-    from core import data
+    from facekp.core import data
 
     w = _window(qtbot, copy_npz)
     w.editing.delete_requested(3)

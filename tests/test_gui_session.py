@@ -1,4 +1,4 @@
-"""gui.session without Qt: the app's state as plain Python. The last test runs every other test
+"""facekp.gui.session without Qt: the app's state as plain Python. The last test runs every other test
 of this module in a fresh interpreter where importing PySide6 fails, proving the session never
 needs it."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _dataset(n: int = 6, splits=("train", "train", "val", "val", "test", "test")):
-    from core.data import Dataset
+    from facekp.core.data import Dataset
 
     rng = np.random.default_rng(0)
     kp = rng.uniform(20, 70, (n, 30)).astype(np.float32)
@@ -25,7 +25,7 @@ def _dataset(n: int = 6, splits=("train", "train", "val", "val", "test", "test")
 
 
 def test_setting_a_point_returns_the_new_error_and_forgets_the_split_cache():
-    from gui.session import Session
+    from facekp.gui.session import Session
 
     s = Session()
     s.set_dataset(_dataset(), "d.npz")
@@ -43,7 +43,7 @@ def test_setting_a_point_returns_the_new_error_and_forgets_the_split_cache():
 
 
 def test_mean_points_missing_keypoints_and_photo_mode():
-    from gui.session import Photo, Session, mean_keypoints
+    from facekp.gui.session import Photo, Session, mean_keypoints
 
     s = Session()
     s.set_dataset(_dataset(), None)
@@ -59,14 +59,14 @@ def test_mean_points_missing_keypoints_and_photo_mode():
 
 
 def test_names_and_splits_in_one_place():
-    from gui.session import display_name, split_label
+    from facekp.gui.session import display_name, split_label
 
     assert split_label("val") == "validation" and split_label("") == "—"
     assert display_name(0) == "left eye center"
 
 
 def test_training_faces_follow_core_rule():
-    from gui.session import Session
+    from facekp.gui.session import Session
 
     s = Session()
     s.set_dataset(_dataset(), None)
@@ -83,7 +83,7 @@ def test_training_faces_follow_core_rule():
 
 
 def test_review_queue_steps_seeks_and_keeps_its_face_when_rebuilt():
-    from gui.session import ReviewQueue, Session
+    from facekp.gui.session import ReviewQueue, Session
 
     q = ReviewQueue("worst", [4, 1, 3], ["a", "b", "c"])
     assert q.describe() == "– / 3" and q.current_row is None
@@ -133,7 +133,7 @@ def test_session_tests_pass_without_pyside6():
         ran = [name for name in dir(t) if name.startswith("test_") and "pyside" not in name]
         for name in ran:
             getattr(t, name)()
-        import gui.session
+        import facekp.gui.session
         assert not [m for m in sys.modules if m.startswith("PySide6")]
         print("ran", len(ran))
     """)

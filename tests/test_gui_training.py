@@ -30,7 +30,7 @@ def tiny(real_subset_npz):
 def test_training_fills_the_plot_and_loads_the_new_model(qtbot, tiny, tmp_path, monkeypatch,
                                                          open_window):
     # the case of a checkout without a shipped model: ground truth only
-    monkeypatch.setattr("core.resources.default_model", lambda: None)
+    monkeypatch.setattr("facekp.core.resources.default_model", lambda: None)
     window = open_window(qtbot, data=str(tiny))
     panel = window.training_panel
     assert window.predictor is None                  # no model: ground truth only
@@ -102,7 +102,7 @@ def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_pa
 
     # ... and a second run in the same panel leaves one thread, not a pile of them; it may
     # write again the model this panel made (it never overwrites one it did not make)
-    from gui.workers import TrainingThread
+    from facekp.gui.workers import TrainingThread
 
     assert panel.start(config={**FAST, "epochs": 1}, out=out)
     qtbot.waitUntil(lambda: panel.thread.result is not None and not panel.is_running(),
@@ -131,7 +131,7 @@ def test_app_process_exits_0_when_closed_mid_training(tiny, tmp_path):
         from PySide6.QtCore import QTimer
         from PySide6.QtWidgets import QApplication
         app = QApplication([])
-        from gui.main_window import MainWindow, Options
+        from facekp.gui.main_window import MainWindow, Options
         w = MainWindow(Options(data={str(tiny)!r}, remember=False))
         def start():
             if w.training_panel.thread is None:
@@ -162,7 +162,7 @@ def test_screenshot_after_training_exits_0_with_a_png(tiny, tmp_path):
     out_png = tmp_path / "shot.png"
     env = {**__import__("os").environ, "FACEKP_GUI_SETTINGS": str(tmp_path / "s.ini"),
            "FACEKP_GUI_DATA": str(tmp_path / "d")}
-    out = subprocess.run([sys.executable, "-m", "gui.app", "--screenshot", str(out_png),
+    out = subprocess.run([sys.executable, "-m", "facekp.gui.app", "--screenshot", str(out_png),
                           "--data", str(tiny), "--image", "3", "--train-epochs", "1",
                           "--size", "1000x700"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -3,8 +3,8 @@ to 1.5 px). Before the labels were moved onto the faces' mirror axis, its valida
 showed mean x error -0.70 px and mirrored-minus-direct -1.07 px."""
 from __future__ import annotations
 
-from core.evaluate import flip_diagnostics
-from core.resources import DEFAULT_MODEL
+from facekp.core.evaluate import flip_diagnostics
+from facekp.core.resources import DEFAULT_MODEL
 
 
 def test_default_model_has_no_left_right_bias_on_validation_people(faces):

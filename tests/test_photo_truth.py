@@ -1,4 +1,4 @@
-"""Ground truth beside a photo (core.photo_truth): found, not found, broken; NME by hand; the
+"""Ground truth beside a photo (facekp.core.photo_truth): found, not found, broken; NME by hand; the
 fields `facekp predict --json` adds. Real ytf68 photos and their 68-point labels."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import DataError
-from core.formats import pts_text
-from core.keypoints import NAMES, from_68
-from core.photo_truth import PhotoTruth, find_truth, match_faces, nme, score_faces
+from facekp.core.errors import DataError
+from facekp.core.formats import pts_text
+from facekp.core.keypoints import NAMES, from_68
+from facekp.core.photo_truth import PhotoTruth, find_truth, match_faces, nme, score_faces
 
 PHOTO = "Takeo_Hiranuma_10.jpg"          # a ytf68 test photo, 450 x 360, one face
 
@@ -121,7 +121,7 @@ def test_nme_and_matching_by_hand():
 
 
 def run(argv) -> tuple[int, str, str]:
-    from core.cli import main
+    from facekp.core.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -130,7 +130,7 @@ def run(argv) -> tuple[int, str, str]:
 
 
 def test_predict_json_adds_truth_and_nme(photo, shared_data, tmp_path):
-    from core.resources import DEFAULT_MODEL
+    from facekp.core.resources import DEFAULT_MODEL
 
     points = ytf68_points(shared_data)
     photo.with_suffix(".pts").write_text(pts_68(points))

@@ -1,4 +1,4 @@
-"""core.review: the review queues' order and reasons on real faces, and the stand-in
+"""facekp.core.review: the review queues' order and reasons on real faces, and the stand-in
 confidence (flip agreement) on a real Keras model."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from core import review
-from core.keypoints import NUM_KEYPOINTS, flip_keypoints
+from facekp.core import review
+from facekp.core.keypoints import NUM_KEYPOINTS, flip_keypoints
 
 
 @pytest.fixture(scope="module")

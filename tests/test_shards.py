@@ -1,4 +1,4 @@
-"""TFRecord shards (core.shards): written and read back exactly, streamed for training and
+"""TFRecord shards (facekp.core.shards): written and read back exactly, streamed for training and
 evaluation with the same results as the .npz, clear errors for bad folders and files."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import cli, data, shards
-from core.errors import DataError
+from facekp.core import cli, data, shards
+from facekp.core.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,8 @@ def test_evaluate_from_shards_gives_the_npz_rmse(capsys, written):
 
 
 def test_train_one_epoch_from_shards(capsys, written, tmp_path):
-    from core.predict import load_model
-    from core.train import read_record
+    from facekp.core.predict import load_model
+    from facekp.core.train import read_record
 
     root, index = written
     out = tmp_path / "m.keras"
@@ -251,9 +251,9 @@ def test_shards_without_splits_cannot_train(capsys, mixed, tmp_path):
 
 def test_the_app_opens_a_shard_folder(qtbot, open_window, gui_settings, mixed, written,
                                       monkeypatch):
-    from gui.files import kind_of
+    from facekp.gui.files import kind_of
 
-    monkeypatch.setattr("core.resources.default_model", lambda: None)
+    monkeypatch.setattr("facekp.core.resources.default_model", lambda: None)
     root, _ = written
     assert kind_of(root / "mixed") == "dataset" and kind_of(root / "mixed.npz") == "dataset"
     window = open_window(qtbot, data=str(root / "mixed"), image=2)  # no model: ground truth
@@ -266,7 +266,7 @@ def test_the_app_opens_a_shard_folder(qtbot, open_window, gui_settings, mixed, w
 def test_workers_share_a_stream_without_overlap(mixed, written, workers):
     """Each worker of a multi-worker run streams its own share of the training faces: whole
     files when there are enough, else every count-th face; together every face, none twice."""
-    from core.train import _pipeline
+    from facekp.core.train import _pipeline
 
     root, _ = written
     train = shards.open_shards(root / "mixed").split("train")
