@@ -1,14 +1,15 @@
 """The review queue in the window: a dock to choose the queue and see why a face is in it,
 Space / Shift+Space to step through it, and its kind and position kept between sessions.
 
-The queues themselves are :mod:`facekp.core.review` (ordering) and :class:`facekp.gui.session.ReviewQueue`
-(position), both without Qt. A queue is rebuilt when its inputs change (a dataset, a model's
+The queues themselves are :mod:`facekp.core.review` (ordering) and
+:class:`facekp.gui.session.ReviewQueue` (position), both without Qt. A queue is rebuilt when its inputs change (a dataset, a model's
 predictions, confidence), never while the person edits, so it does not jump under them; the
 "Re-sort" button rebuilds it on request.
 
-Confidence: until the model gives a per-keypoint confidence of its own, the stand-in is the
-agreement between each face and its mirror image (:func:`facekp.core.review.flip_disagreement`),
-computed in the background when a queue needs it.
+Confidence, computed in the background when a queue needs it: the model's own per-keypoint
+confidence (:mod:`facekp.core.confidence`, a head beside the model file) where it has one, else
+the stand-in, the agreement between each face and its mirror image
+(:func:`facekp.core.review.flip_disagreement`).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from . import settings as app_settings
 from .workers import Job
 
 CHUNK = 256
-STAND_IN = "flip agreement (stand-in until the model gives its own confidence)"
+STAND_IN = "flip agreement (stand-in: this model has no confidence head)"
+HEAD = "the model's confidence head (chance each point is within 3 px)"
 
 
 class ReviewPanel(QWidget):
@@ -214,9 +216,13 @@ class Review:
         images, predictor, holder = s.dataset.images, w.predictor, {}
         predictions = s.predictions
 
+        own = predictor.confidence_head is not None  # the model's own head, else the stand-in
+
         def job(rows):
             from facekp.core import review
 
+            if own:
+                return rows, predictor.predict_with_confidence(images[rows])[1]
             single = holder.setdefault("single", None) or review.single_view(predictor)
             holder["single"] = single
             return rows, review.flip_disagreement(single, images[rows])
@@ -228,9 +234,11 @@ class Review:
             if left["chunks"] == 0 and s.predictions is predictions:
                 from facekp.core.review import flip_confidence
 
-                s.confidence, s.confidence_source = flip_confidence(buffer), STAND_IN
+                s.confidence, s.confidence_source = ((buffer, HEAD) if own
+                                                     else (flip_confidence(buffer), STAND_IN))
                 self._say("Review queue: confidence ready", 3000)
-        self._say("Review queue: computing confidence (flip agreement)…", 0)
+        self._say(f"Review queue: computing confidence ({'the model' if own else 'flip agreement'}"
+                  ")…", 0)
         gen = w.jobs.engine.generation
         for a in range(0, n, CHUNK):
             w.jobs.submit(Job("confidence", lambda r=np.arange(a, min(a + CHUNK, n)): job(r),

@@ -84,7 +84,14 @@ def test_space_steps_through_the_queues_and_they_survive_a_restart(qtbot, review
     qtbot.waitUntil(lambda: w.row == SWAPPED_FACE, timeout=10_000)
     assert s.queue.rows[0] == SWAPPED_FACE
     assert "left/right labels look swapped" in s.queue.reason()
-    assert "flip agreement" in w.review.panel.note.text()
+    # the shipped model has a confidence head: the queues use it, not the stand-in
+    assert "confidence head" in w.review.panel.note.text()
+    np.testing.assert_allclose(s.confidence,
+                               w.predictor.predict_with_confidence(s.dataset.images)[1],
+                               atol=1e-5)
+    w.review.set_kind("unsure")
+    means = s.confidence.mean(axis=1)
+    assert list(s.queue.rows) == list(np.argsort(means, kind="stable"))
     w.review.set_kind("missing")
     w.close()
 
@@ -247,4 +254,20 @@ def test_saving_over_a_file_that_changed_on_disk_asks_first(qtbot, copy_npz):
     w.editing.delete_requested(4)                            # saved by us: no question now
     w.recovery.ask_overwrite = lambda path: pytest.fail("asked about our own save")
     assert w.files.write_dataset(copy_npz)
+    w.close()
+
+
+def test_a_model_without_a_confidence_head_gets_the_stand_in(qtbot, review_npz, tmp_path):
+    """The same model without its head beside it: the queues fall back to flip agreement."""
+    from facekp.core.resources import DEFAULT_MODEL
+
+    bare = tmp_path / "bare.keras"
+    shutil.copy(DEFAULT_MODEL, bare)
+    w = _window(qtbot, review_npz, model=str(bare))
+    assert w.predictor.confidence_head is None
+    w.review.set_kind("unsure")
+    qtbot.waitUntil(lambda: w.session.confidence is not None and not w.session.queue.waiting,
+                    timeout=120_000)
+    assert "flip agreement" in w.review.panel.note.text()
+    assert len(w.session.queue.rows) == 12
     w.close()
