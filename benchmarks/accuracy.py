@@ -1,22 +1,23 @@
 """Accuracy: the reference recipe against the new one, trained and scored in one run.
 
-Both are trained with facekp.core.train.Trainer on the embedded dataset's training people (validation:
-its 'val' people, which pick the kept epoch) and scored on its 'test' people, whom neither saw:
+Both are trained with facekp.core.train.Trainer on the embedded dataset's training people
+(validation: its 'val' people, which pick the kept epoch) and scored on its 'test' people, whom
+neither saw:
 
 - reference: architecture "seed" with its registered defaults (faces with all 15 keypoints
   only, no augmentation, constant learning rate 1e-3, at most 100 epochs, early stop after 10
   without improvement);
 - new: architecture "heatmap" (default; --arch-new) with its registered defaults (every
   labelled keypoint, augmentation, cosine schedule); for inference its batch norm is folded into
-  the convolutions (facekp.core.model.fold_batch_norm), and that folded file is the one scored, timed
-  and shipped.
+  the convolutions (facekp.core.model.fold_batch_norm), and that folded file is the one scored,
+  timed and shipped.
 
 Printed: test RMSE in pixels, overall and per keypoint, and the ratio new/reference; model
-file sizes and parameter counts; training wall time and epochs; single-crop latency (one crop through
-facekp.core.predict.Predictor.predict, median after warm-up, both models timed in alternating rounds); and the
-photo path's NME on the test people's original ytf68 photos: detect, crop, predict, map back
-(facekp.core.predict.Predictor.predict_photo) with one pass and with two, the mean keypoint error
-divided by the distance between the labelled eye centres.
+file sizes and parameter counts; training wall time and epochs; single-crop latency (one crop
+through facekp.core.predict.Predictor.predict, median after warm-up, both models timed in
+alternating rounds); and the photo path's NME on the test people's original ytf68 photos: detect,
+crop, predict, map back (facekp.core.predict.Predictor.predict_photo) with one pass and with two,
+the mean keypoint error divided by the distance between the labelled eye centres.
 
 Keypoint confidence: a confidence head (facekp.core.confidence) is fitted for the new model on the
 training people's errors, recalibrated on the validation people, and scored on the test people:
@@ -201,7 +202,8 @@ def photo_nme(predictor, photos, passes: int, moved: float = 0.0) -> dict:
 
 def fit_confidence(model, dataset):
     """A confidence head for ``model``: fitted on the training people's errors, its
-    probabilities recalibrated on the validation people (facekp.core.confidence.fit_for_predictor)."""
+    probabilities recalibrated on the validation people
+    (facekp.core.confidence.fit_for_predictor)."""
     from facekp.core.confidence import fit_for_predictor
     from facekp.core.predict import Predictor
 

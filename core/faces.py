@@ -283,7 +283,8 @@ def find_faces(gray: np.ndarray, detect_side: int = DETECT_SIDE, confirm: bool =
                ) -> list[Box]:
     """Frontal faces in a 2-D uint8 photo, largest first, in photo pixels.
 
-    OpenCV's Haar cascade (:func:`detect_faces` with :data:`DETECT_PARAMS`) scans a copy of the photo whose longer side is at most
+    OpenCV's Haar cascade (:func:`detect_faces` with :data:`DETECT_PARAMS`) scans a copy of the
+    photo whose longer side is at most
     ``detect_side`` pixels (its smallest face is 30 px there, so faces smaller than about
     30/``detect_side`` of the photo's longer side are not looked for; this bounds the time on
     large photos); each candidate must then be confirmed by a second, differently trained

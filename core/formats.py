@@ -2,8 +2,8 @@
 Kaggle CSV, written from a dataset and (the first three) read back.
 
 Coordinates. Ours are pixels of the 96x96 crop with integer values at pixel *centres*
-(facekp.core.keypoints). COCO keypoints (as detectron2 and the COCO tools read them) and dlib parts use
-the same convention, so they are written unchanged: COCO as floats, dlib as the integers its
+(facekp.core.keypoints). COCO keypoints (as detectron2 and the COCO tools read them) and dlib parts
+use the same convention, so they are written unchanged: COCO as floats, dlib as the integers its
 ``point`` holds (rounded, so up to 0.5 px is lost). iBUG .pts files are 1-based (the centre of
 the first pixel is 1, 1): 1 is added on export and subtracted on import.
 
@@ -335,7 +335,8 @@ def read_pts_folder(folder: str | Path) -> list[LabelledFace]:
 def import_labels(images: str | Path | None, labels: str | Path | None = None, **kwargs):
     """``facekp import``'s reader -> (Dataset, facekp.core.importers.ImportReport): ``labels`` a
     COCO JSON (.json) or dlib XML (.xml), or no labels and a folder of .pts files; a ytf68
-    CSV as facekp.core.importers reads it. ``kwargs``: prefix, progress, detector (68-point photos)."""
+    CSV as facekp.core.importers reads it. ``kwargs``: prefix, progress, detector (68-point
+    photos)."""
     from . import importers
 
     suffix = Path(labels).suffix.lower() if labels is not None else ""

@@ -92,8 +92,8 @@ def make_submission(model: Any, test: Any, lookup: str | Path, out: str | Path,
                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Write ``out`` (``RowId,Location``) for the lookup table's rows, atomically.
 
-    ``model``: a :class:`facekp.core.predict.Predictor`, a ``.keras`` path or a Keras model. ``test``:
-    Kaggle's ``test.csv`` (``ImageId,Image``) or a Dataset whose names are the ImageIds.
+    ``model``: a :class:`facekp.core.predict.Predictor`, a ``.keras`` path or a Keras model.
+    ``test``: Kaggle's ``test.csv`` (``ImageId,Image``) or a Dataset whose names are the ImageIds.
     Returns ``{"rows", "images", "clipped"}``.
     """
     from . import data

@@ -1,7 +1,7 @@
 """A photo's faces into a dataset: each face found (and predicted) in a photo is cut out with the
-crop its keypoints came from (:func:`facekp.core.predict.Predictor.predict_photo` frames it by the one
-crop rule of :mod:`facekp.core.faces`), and the model's keypoints become its labels, marked as not yet
-checked (``Dataset.checked`` False) until a person has looked at them. Each face keeps the
+crop its keypoints came from (:func:`facekp.core.predict.Predictor.predict_photo` frames it by the
+one crop rule of :mod:`facekp.core.faces`), and the model's keypoints become its labels, marked as
+not yet checked (``Dataset.checked`` False) until a person has looked at them. Each face keeps the
 photo's name (``Dataset.sources``) and is named ``<photo name>#<face number>``.
 
 Keypoints the model put outside the 96x96 crop are left missing (NaN): a dataset holds points

@@ -26,8 +26,8 @@ box) and ``"nme"`` (mean point error / distance between the labelled eye centres
 ``NME_DECIMALS``; ``null`` without truth). A truth file that cannot be read gives
 ``"truth_error"`` instead.
 
-``keypoint_confidence`` (facekp.core.confidence): for each keypoint, the estimated probability that it
-lies within 3 px of the 96x96 crop (about 8% of the eye distance) of where a labeller would put
+``keypoint_confidence`` (facekp.core.confidence): for each keypoint, the estimated probability that
+it lies within 3 px of the 96x96 crop (about 8% of the eye distance) of where a labeller would put
 it; ``mean_keypoint_confidence`` is their mean, the expected share of the face's keypoints that
 close. Both are ``null`` when the model has no confidence head.
 """

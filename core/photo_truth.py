@@ -3,7 +3,8 @@
 Where a photo ``DIR/P.jpg`` finds its ground truth (:func:`find_truth`):
 
 - ``DIR/P.pts``: an iBUG-style .pts file of one face, 68 points in iBUG order (mapped to the 15
-  keypoints by :func:`facekp.core.keypoints.from_68`) or 15 points in Kaggle order (as ``facekp export
+  keypoints by :func:`facekp.core.keypoints.from_68`) or 15 points in Kaggle order (as ``facekp
+  export
   --format pts`` writes them); read by :func:`facekp.core.importers.read_pts` (1-based, as iBUG
   writes them);
 - else a dlib imglab XML in ``DIR`` with an ``<image file=...>`` that resolves to the photo

@@ -4,7 +4,8 @@ line and the GUI both use.
 
 - Training data: shuffled every epoch, batched, cast to float32, optionally augmented
   (``facekp.core.augment.augment_batch``, imported only when augmentation is on), prefetched.
-- Validation RMSE in pixels (:class:`facekp.core.model.MaskedRMSE`) after every epoch; the best model
+- Validation RMSE in pixels (:class:`facekp.core.model.MaskedRMSE`) after every epoch; the best
+model
   is saved as ``.keras`` whenever it improves, atomically (temporary file + rename), together
   with a small JSON record of the run beside it (``<model>.train.json``, see
   :func:`record_path`). Early stopping after ``patience`` epochs without improvement; at the

@@ -3,8 +3,8 @@
 :class:`FaceTracker` turns frames into tracked faces. A face is found by the photo path's
 detector (:mod:`facekp.core.detect`; MTCNN by default) and framed as a photo's face is
 (:meth:`facekp.core.predict.Predictor.predict_detections`); on the frames after, its crop is framed
-around its keypoints of the frame before (:func:`facekp.core.faces.crop_for_points`, the photo path's
-second-pass framing), so the detector runs only every ``detect_every`` frames, or at once
+around its keypoints of the frame before (:func:`facekp.core.faces.crop_for_points`, the photo
+path's second-pass framing), so the detector runs only every ``detect_every`` frames, or at once
 when a track is lost (its new keypoints no longer frame a face: :func:`facekp.core.predict.reframe`)
 or when no face is being followed. On a detection frame each detection is matched to a track
 by the overlap of their boxes; a detection without a track starts one (a new id), a track the

@@ -5,7 +5,8 @@ keypoint at pixel centre (x, y) (core's convention) sits at scene (x + 0.5, y + 
 
 Layers (each toggled on its own): the image, ground truth (green circles, draggable on a
 face; green rings on a photo with ground truth beside it), predictions (red crosses), error
-lines (thin, from each ground-truth point to its prediction) and face boxes (photos). Markers keep their size on screen at any zoom.
+lines (thin, from each ground-truth point to its prediction) and face boxes (photos). Markers keep
+their size on screen at any zoom.
 
 The canvas never edits data itself: it reports what the user did (a point dragged, a point to
 add or delete, a box drawn) through signals, and the window turns those into undoable commands
@@ -328,8 +329,8 @@ class Canvas(QGraphicsView):
         or None)``, ``(box, keypoints, facekp.core.detect.Detection or None)``, that and the crop,
         or that and the keypoints' confidences (15,) or None (facekp.core.confidence; shown in the
         hover text). ``truth``: the photo's labelled faces ((15, 2) photo px each), drawn as
-        green rings; ``scores``: each face's facekp.core.photo_truth.FaceScore (or None): error lines
-        from its labelled points to its prediction, and its NME by its number and in the hover
+        green rings; ``scores``: each face's facekp.core.photo_truth.FaceScore (or None): error
+        lines from its labelled points to its prediction, and its NME by its number and in the hover
         text."""
         self._clear_photo_items()
         self._face_confidence = [face[4] if len(face) > 4 else None for face in faces]

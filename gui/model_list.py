@@ -1,6 +1,6 @@
 """The Models dock: the models the app knows (shipped, trained in the app, opened), with
-architecture, date and validation RMSE from their records (facekp.core.model_info). Pick one to load,
-or two to compare on the same face: the first is loaded (red crosses), the second drawn in
+architecture, date and validation RMSE from their records (facekp.core.model_info). Pick one to
+load, or two to compare on the same face: the first is loaded (red crosses), the second drawn in
 blue, and the Keypoint errors dock shows both models' errors on the face."""
 from __future__ import annotations
 

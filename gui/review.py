@@ -2,9 +2,9 @@
 Space / Shift+Space to step through it, and its kind and position kept between sessions.
 
 The queues themselves are :mod:`facekp.core.review` (ordering) and
-:class:`facekp.gui.session.ReviewQueue` (position), both without Qt. A queue is rebuilt when its inputs change (a dataset, a model's
-predictions, confidence), never while the person edits, so it does not jump under them; the
-"Re-sort" button rebuilds it on request.
+:class:`facekp.gui.session.ReviewQueue` (position), both without Qt. A queue is rebuilt when its
+inputs change (a dataset, a model's predictions, confidence), never while the person edits, so it
+does not jump under them; the "Re-sort" button rebuilds it on request.
 
 Confidence, computed in the background when a queue needs it: the model's own per-keypoint
 confidence (:mod:`facekp.core.confidence`, a head beside the model file) where it has one, else

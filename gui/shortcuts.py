@@ -1,5 +1,6 @@
 """Help > Keyboard shortcuts: every key of the app, read from the actions themselves (the
-table in :mod:`facekp.gui.actions`, the undo stack's, the canvas's arrows), so it cannot go stale."""
+table in :mod:`facekp.gui.actions`, the undo stack's, the canvas's arrows), so it cannot go
+stale."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt

@@ -1,11 +1,11 @@
 """Video mode: a video's frames on the canvas with a frame slider and play/pause under it,
 and the faces of the frame shown (boxes, track ids, keypoints) predicted as it is shown.
 
-Frames are read with OpenCV (facekp.core.video.VideoReader) and tracked by facekp.core.video.FaceTracker in
-the engine's jobs (TensorFlow's thread): playing goes frame after frame, so faces are followed
-between frames as ``facekp predict VIDEO`` follows them; a jump of the slider starts tracking
-afresh (the detector runs on that frame). Playback shows the next frame when the one before
-is drawn, so a slow machine plays slower rather than queueing frames.
+Frames are read with OpenCV (facekp.core.video.VideoReader) and tracked by
+facekp.core.video.FaceTracker in the engine's jobs (TensorFlow's thread): playing goes frame after
+frame, so faces are followed between frames as ``facekp predict VIDEO`` follows them; a jump of the
+slider starts tracking afresh (the detector runs on that frame). Playback shows the next frame when
+the one before is drawn, so a slow machine plays slower rather than queueing frames.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """One worker of the two-worker training test (``python tests/multiworker_probe.py ARGS``)
-runs ``facekp train`` (facekp.core.cli) with a tiny registered architecture, 'test-probe', whose first
-layer writes the faces of the first batch the model trains on to $FACEKP_TEST_PROBE (a JSON
+runs ``facekp train`` (facekp.core.cli) with a tiny registered architecture, 'test-probe', whose
+first layer writes the faces of the first batch the model trains on to $FACEKP_TEST_PROBE (a JSON
 list of each face's SHA-1), so that the test can tell which faces each worker trained on.
 $FACEKP_TEST_STOP_AT=EPOCH:BATCH makes this worker ask for a stop there.
 
