@@ -117,6 +117,9 @@ ACTIONS: tuple[Spec, ...] = (
          True, False),
     Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure", None,
          "leave out faces the detector is less than 95 % sure of", True, False),
+    Spec("hide_unsure_points", "Hide unsure &points", "photos.set_hide_unsure", None,
+         "leave out the points the model is unsure of (keypoint confidence below 0.5: drawn "
+         "magenta when shown)", True, False),
     Spec("predict", "&Predict dataset", "models.predict_dataset", "Ctrl+R",
          "predict every face with the current model", enabled="model_and_dataset"),
     Spec("train", "Start &training", "start_training", "Ctrl+T",
@@ -140,7 +143,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&View", ("image", "truth", "pred", "lines", "boxes", "-", "smooth", "fit", "zoom_in",
                "zoom_out", "-", "@docks")),
     ("&Go", ("next", "prev", "worst", "back")),
-    ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure")),
+    ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure", "hide_unsure_points")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
     ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place")),
     ("&Help", ("shortcuts", "about")),
@@ -152,7 +155,7 @@ TOOLBAR = ("open", "save", "-", "@undo", "@redo", "-", "prev", "next", "back", "
 #: View toggles kept between sessions (settings key -> action name).
 REMEMBERED_TOGGLES = {"truth": "truth", "prediction": "pred", "lines": "lines",
                       "boxes": "boxes", "smooth": "smooth", "haar_detector": "haar",
-                      "hide_unsure": "hide_unsure"}
+                      "hide_unsure": "hide_unsure", "hide_unsure_points": "hide_unsure_points"}
 
 
 def _keys(shortcut) -> list[QKeySequence]:

@@ -30,6 +30,10 @@ from .session import display_name
 
 TRUTH_COLOR = QColor(40, 220, 60)
 PRED_COLOR = QColor(240, 40, 40)
+#: A photo's predicted point the model is unsure of (its keypoint confidence below
+#: UNSURE_POINT_BELOW: less likely than not within 3 px of where a labeller would put it).
+UNSURE_POINT_COLOR = QColor(220, 60, 220)
+UNSURE_POINT_BELOW = 0.5
 #: A second model's predictions, when two models are compared on one face.
 COMPARE_COLOR = QColor(60, 160, 255)
 LINE_COLOR = QColor(255, 230, 80, 220)
@@ -344,11 +348,14 @@ class Canvas(QGraphicsView):
             if kp is None:
                 continue
             size = _marker_size(box)
+            conf = self._face_confidence[f]
             for i, (x, y) in enumerate(kp):
                 if np.isnan(x) or np.isnan(y):
                     continue
+                unsure = conf is not None and conf[i] < UNSURE_POINT_BELOW
                 item = PredictionItem(self, i, self.layers["prediction"], face=f,
-                                      scene_size=size)
+                                      scene_size=size,
+                                      color=UNSURE_POINT_COLOR if unsure else PRED_COLOR)
                 item.setPos(x + 0.5, y + 0.5)
                 self._photo_items.append(item)
             score = self._scores[f]

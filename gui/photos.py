@@ -91,11 +91,15 @@ class Photos:
                                       scores=[by_face.get(id(f)) for f in shown])
 
     def shown_faces(self, photo) -> list:
-        """The photo's faces as drawn: without the unsure ones when the person hides them."""
-        if not self.window.acts["hide_unsure"].isChecked():
-            return photo.faces
-        return [f for f in photo.faces if f[2] is None or f[2].confidence is None
-                or f[2].confidence >= UNSURE_BELOW]
+        """The photo's faces as drawn: without the unsure ones when the person hides them,
+        and without the points the model is unsure of when the person hides those."""
+        faces = photo.faces
+        if self.window.acts["hide_unsure"].isChecked():
+            faces = [f for f in faces if f[2] is None or f[2].confidence is None
+                     or f[2].confidence >= UNSURE_BELOW]
+        if self.window.acts["hide_unsure_points"].isChecked():
+            faces = [_without_unsure_points(f) for f in faces]
+        return faces
 
     def open(self, path: str | Path) -> None:
         """Open a photo: read and scaled in a job; shown, then predicted, when it arrives."""
@@ -224,3 +228,16 @@ def truth_text(photo: Photo) -> str:
             if np.isfinite(s.nme)]
     return (f" · ground truth from {photo.truth.source.name}: "
             + (", ".join(nmes) if nmes else "no predicted face matches it"))
+
+
+def _without_unsure_points(face: tuple) -> tuple:
+    """A photo face whose keypoints below the canvas's unsure-point confidence are missing
+    (NaN), so they are not drawn; a face without keypoint confidences stays as it is."""
+    from .canvas import UNSURE_POINT_BELOW
+
+    conf = face[4] if len(face) > 4 else None
+    if conf is None or face[1] is None:
+        return face
+    kp = np.array(face[1], dtype=np.float64).reshape(-1, 2)
+    kp[np.asarray(conf) < UNSURE_POINT_BELOW] = np.nan
+    return (face[0], kp, *face[2:])

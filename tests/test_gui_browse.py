@@ -437,9 +437,10 @@ def test_layer_toggles_and_smooth_pixels(qtbot, tiny, model_path, open_window):
 
 
 def test_photo_keypoints_show_their_confidence_on_hover(qtbot, tiny, shared_data, tmp_path,
-                                                       open_window):
+                                                       open_window, monkeypatch):
     """With the shipped model (it has a confidence head) each predicted keypoint's hover text
-    gives its confidence, and the photo's JSON export carries it."""
+    gives its confidence, and the photo's JSON export carries it; points the model is unsure
+    of are drawn in their own colour, and Photo > Hide unsure points leaves them out."""
     from facekp.core.resources import DEFAULT_MODEL
 
     window = open_window(qtbot, data=str(tiny), model=str(DEFAULT_MODEL))
@@ -452,3 +453,24 @@ def test_photo_keypoints_show_their_confidence_on_hover(qtbot, tiny, shared_data
     saved = json.loads(window.files.export_predictions(tmp_path / "p.json").read_text())
     assert saved["faces"][0]["keypoint_confidence"]["left_eye_center"] == \
         pytest.approx(float(face[4][0]), abs=1e-4)
+
+    # unsure points: the threshold put between this face's confidences so that some are under
+    from facekp.gui import canvas as canvas_module
+    from facekp.gui.canvas import PredictionItem
+
+    below = float(np.median(face[4]))
+    monkeypatch.setattr(canvas_module, "UNSURE_POINT_BELOW", below)
+    unsure = set(np.flatnonzero(face[4] < below).tolist())
+    assert 0 < len(unsure) < 15
+
+    def drawn():
+        return {item.index: item.pen().color() for item in window.canvas._photo_items
+                if isinstance(item, PredictionItem) and item.face == 0}
+    window.photos.show(window.photo)
+    colours = drawn()
+    assert len(colours) == 15
+    assert {i for i, c in colours.items() if c == canvas_module.UNSURE_POINT_COLOR} == unsure
+    window.acts["hide_unsure_points"].setChecked(True)
+    assert set(drawn()) == set(range(15)) - unsure
+    window.acts["hide_unsure_points"].setChecked(False)
+    assert len(drawn()) == 15
