@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError
+from .evaluate import point_errors
 from .keypoints import FLIP_KEYPOINT_ORDER, IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 #: A point counts as "off" when it is more than this many crop pixels from its label.
@@ -213,13 +214,6 @@ def load_head(path: str | Path) -> ConfidenceHead:
 
 
 # --- fitting and scoring ----------------------------------------------------------------------
-
-def point_errors(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(N, 15) distance in px between predicted and labelled points (NaN where unlabelled)."""
-    d = (np.asarray(pred, np.float64) - np.asarray(truth, np.float64)).reshape(
-        len(pred), NUM_KEYPOINTS, 2)
-    return np.sqrt((d ** 2).sum(axis=-1))
-
 
 def _design(sig: dict[str, np.ndarray], features) -> np.ndarray:
     n = len(sig["tta"])

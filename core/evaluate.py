@@ -40,6 +40,17 @@ def rmse(pred, truth) -> float:
     return float(_rmse(sq, mask))
 
 
+def point_errors(pred, truth) -> np.ndarray:
+    """(N, 15) distance in px between each predicted keypoint and its label (NaN where either
+    is missing); a single face (15, 2) or (30,) gives (15,)."""
+    p, t = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    single = p.size == 2 * NUM_KEYPOINTS and t.size == 2 * NUM_KEYPOINTS and \
+        (p.ndim == 1 or p.shape == (NUM_KEYPOINTS, 2))
+    d = (p - t.reshape(p.shape)).reshape(-1, NUM_KEYPOINTS, 2)
+    out = np.hypot(d[..., 0], d[..., 1])
+    return out[0] if single else out
+
+
 def per_keypoint(pred, truth) -> np.ndarray:
     """(15,) RMSE in pixels of each keypoint (over its labelled x and y), NaN if never labelled."""
     sq, mask = _squared(pred, truth)
@@ -77,7 +88,7 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
     pred, truth, conf = _predicted(predictor, dataset)
     conf_scores = None
     if conf is not None:
-        from .confidence import point_errors, ranking_scores
+        from .confidence import ranking_scores
 
         conf_scores = ranking_scores(conf, point_errors(pred, truth),
                                      predictor.confidence_head.threshold_px)

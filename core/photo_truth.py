@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import DataError
+from .evaluate import point_errors
 from .keypoints import NAMES, NUM_KEYPOINTS, from_68
 
 LEFT_EYE, RIGHT_EYE = NAMES.index("left_eye_center"), NAMES.index("right_eye_center")
@@ -103,14 +104,6 @@ def _dlib_faces(xml: Path, photo: Path) -> list[np.ndarray]:
         return []                                  # another kind of XML (Pascal VOC, ...)
     target = photo.resolve()
     return [to_15(f.points) for f in read_dlib(xml) if f.path.resolve() == target]
-
-
-def point_errors(prediction, truth) -> np.ndarray:
-    """(15,) distance in pixels from each predicted keypoint to its truth; NaN if either is
-    missing."""
-    p = np.asarray(prediction, np.float64).reshape(NUM_KEYPOINTS, 2)
-    t = np.asarray(truth, np.float64).reshape(NUM_KEYPOINTS, 2)
-    return np.hypot(*(p - t).T)
 
 
 def nme(prediction, truth) -> float:

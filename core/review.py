@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .evaluate import point_errors
 from .keypoints import FLIP_KEYPOINT_ORDER, FLIP_PERMUTATION, NAMES, NUM_KEYPOINTS
 
 #: Queue kinds, as people read them.
@@ -100,14 +101,6 @@ def missing_queue(truth: np.ndarray) -> Queue:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         reasons.append(f"{count[r]} point{'s' if count[r] > 1 else ''} missing: {shown}")
     return Queue("missing", rows, reasons)
-
-
-def point_errors(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """(N, 15) distance in px between each labelled point and its prediction (NaN where
-    either is missing)."""
-    n = len(truth)
-    d = (predictions - truth).reshape(n, NUM_KEYPOINTS, 2)
-    return np.hypot(d[..., 0], d[..., 1])
 
 
 def _face_rmse(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:

@@ -94,3 +94,16 @@ def test_evaluate_refuses_unlabelled_faces(faces, constant_model):
     unlabelled = Dataset.from_arrays(faces.images[:3])
     with pytest.raises(FacekpError, match="no keypoints"):
         ev.evaluate(constant_model(np.zeros(30)), unlabelled)
+
+
+def test_point_errors_are_distances_per_keypoint_with_nan_for_missing():
+    from facekp.core.evaluate import point_errors
+
+    truth = np.zeros((2, 30))
+    pred = np.zeros((2, 30))
+    pred[0, 0:2] = (3.0, 4.0)          # left eye centre 5 px off
+    truth[1, 2:4] = np.nan             # right eye centre unlabelled
+    errors = point_errors(pred, truth)
+    assert errors.shape == (2, 15) and errors[0, 0] == 5.0 and np.isnan(errors[1, 1])
+    assert np.nansum(errors) == 5.0
+    np.testing.assert_array_equal(point_errors(pred[0].reshape(15, 2), truth[0]), errors[0])
