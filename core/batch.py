@@ -156,7 +156,7 @@ def _predictor():
 def predict_one(photo: str) -> dict:
     """The JSON record of one photo (with its ground truth and NME when truth lies beside it);
     a photo that cannot be read gives an ``error`` record."""
-    from .photo_json import add_truth, photo_record
+    from .photo_json import photo_record, result_record
 
     predictor = _predictor()
     try:
@@ -164,11 +164,7 @@ def predict_one(photo: str) -> dict:
                                       confidence=predictor.confidence_head is not None)
     except DataError as exc:
         return {**photo_record(photo, []), "error": exc.reason}
-    faces = [(f.box.as_list(), f.keypoints, f.detection, f.crop, f.keypoint_confidence)
-             for f in res.faces]
-    record = photo_record(photo, faces, res.message)
-    add_truth(record, faces)            # a broken truth file: "truth_error" in the record
-    return record
+    return result_record(photo, res)[0]  # a broken truth file: "truth_error" in the record
 
 
 def _init_worker(config: tuple, threads: int) -> None:

@@ -571,7 +571,7 @@ def _draw_photo(res, target: Path) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     """``facekp predict``: keypoints of the faces in photos, a folder (--jsonl) or a video."""
     from .errors import DataError
-    from .photo_json import add_truth, photo_record
+    from .photo_json import photo_record, result_record
     from .predict import Predictor
 
     from . import batch  # folders, --jsonl, --resume, --shard, --workers
@@ -605,10 +605,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"facekp predict: error: {exc}", file=sys.stderr)
             results.append({**photo_record(photo, []), "error": exc.reason})
             continue
-        faces = [(f.box.as_list(), f.keypoints, f.detection, f.crop, f.keypoint_confidence)
-                 for f in res.faces]
-        entry = photo_record(photo, faces, res.message)  # a non-finite keypoint is null there
-        if (truth_error := add_truth(entry, faces)) is not None:
+        entry, truth_error = result_record(photo, res)  # a non-finite keypoint is null there
+        if truth_error is not None:
             print(f"facekp predict: warning: ground truth not used: {truth_error}",
                   file=sys.stderr)
         non_finite += sum(int((~np.isfinite(f.keypoints)).sum()) for f in res.faces)
@@ -726,15 +724,16 @@ def _add_train_parser(sub) -> None:
 def _add_evaluation_parsers(sub) -> None:
     p = sub.add_parser("evaluate", help="RMSE in pixels, overall and per keypoint")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
-    p.add_argument("--data", help=".npz, Kaggle .csv or shard folder (default: the embedded "
-                                  "dataset)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
-                   help="which faces (default: test)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_scored_faces_options(p)
 
     p = sub.add_parser("compare", help="two models' RMSE, overall and per keypoint, and B / A")
     p.add_argument("model_a", help="model A, .keras")
     p.add_argument("model_b", help="model B, .keras")
+    _add_scored_faces_options(p)
+
+
+def _add_scored_faces_options(p) -> None:
+    """--data, --split and --json of the commands that score models on a dataset's faces."""
     p.add_argument("--data", help=".npz, Kaggle .csv or shard folder (default: the embedded "
                                   "dataset)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],

@@ -97,6 +97,14 @@ def photo_record(photo: str | Path, faces: Iterable, message: str = "") -> dict[
     return {"photo": str(photo), "units": UNITS, "message": message, "faces": records}
 
 
+def result_record(photo: str | Path, result) -> tuple[dict[str, Any], str | None]:
+    """The record of a :class:`facekp.core.predict.PhotoResult`, with the ground truth found
+    beside the photo (:func:`add_truth`); returns it and the truth file's error (or None)."""
+    faces = result.face_tuples()
+    record = photo_record(photo, faces, result.message)
+    return record, add_truth(record, faces)
+
+
 def add_truth(record: dict[str, Any], faces: Iterable) -> str | None:
     """Add the ground truth found beside ``record["photo"]`` and each face's NME to
     ``record`` (:mod:`facekp.core.photo_truth`); ``faces`` are those given to :func:`photo_record`.

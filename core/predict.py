@@ -59,6 +59,12 @@ class PhotoResult:
     size: tuple[int, int] | None = None  # (width, height) after the EXIF orientation
     image: Any = None  # the oriented PIL image, for drawing
 
+    def face_tuples(self) -> list[tuple]:
+        """Each face as ``(box [x0, y0, x1, y1], keypoints, detection, crop, confidences)``,
+        the form :func:`facekp.core.photo_json.photo_record` and the app's canvas take."""
+        return [(f.box.as_list(), f.keypoints, f.detection, f.crop, f.keypoint_confidence)
+                for f in self.faces]
+
 
 class Predictor:
     """Keypoints from a Keras model (a ``.keras`` path or a model object)."""

@@ -153,9 +153,7 @@ class Photos:
         if isinstance(result, list):           # detection only
             found, message = result, ""
         else:                                  # facekp.core.predict PhotoResult
-            found = [(f.box.as_list(), np.asarray(f.keypoints), f.detection, f.crop,
-                      f.keypoint_confidence) for f in result.faces]
-            message = result.message
+            found, message = result.face_tuples(), result.message
         from facekp.core.photo_truth import score_faces
 
         photo.faces = photo.faces + found if manual else found
