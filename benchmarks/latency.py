@@ -1,14 +1,15 @@
 """Latency of the whole photo path, old (Haar) and new (MTCNN) in the same run.
 
 The photo: Tom_Cruise_avp_2014_4.jpg from shared/data/photos, resized to about one megapixel
-(843 x 1193) and saved as a JPEG, so that each run reads and decodes a file as a user's photo
+(840 x 1190) and saved as a JPEG, so that each run reads and decodes a file as a user's photo
 would be. The whole path: open the file (EXIF orientation), grayscale, find the faces, crop,
-predict, map back, and with two passes crop and predict again. Timed after warm-up; the median
-and the 90th percentile of the runs are printed, next to the model call alone on one face (the
+predict, map back, and with two passes crop and predict again. Timed after warm-up, the old
+and the new path taking turns run by run (this machine is shared: both see the same moments);
+the median and the 90th percentile of the runs are printed, with the new / old ratio, next to the model call alone on one face (the
 Predictor's direct call, and ``model.predict`` for comparison). Then the group photo
 bald_guys.jpg (3 MP, about two dozen faces) at its own size.
 
-    python benchmarks/latency.py [--model M.keras] [--runs 20]
+    python benchmarks/latency.py [--model M.keras] [--runs 30]
 
 Without --model an untrained seed model is used (same architecture, same cost).
 """
@@ -44,15 +45,34 @@ def timed(fn, runs: int, warmup: int = 3) -> np.ndarray:
     return out
 
 
-def path_rows(predictor, photo: Path, runs: int) -> list[tuple[str, np.ndarray]]:
-    """Whole path (2 and 1 passes) and its face finding alone, for one predictor."""
+def interleaved(fns: dict, runs: int, warmup: int = 3) -> dict[str, np.ndarray]:
+    """Each function timed ``runs`` times, taking turns (a, b, a, b, ...), so that every path
+    sees the same moments of a shared, noisy machine."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    out = {name: np.empty(runs) for name in fns}
+    for i in range(runs):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            out[name][i] = (time.perf_counter() - t) * 1000
+    return out
+
+
+def path_rows(paths: dict, photo: Path, runs: int) -> list[tuple[str, np.ndarray]]:
+    """Whole path (default and 2 passes) and face finding alone, old and new taking turns."""
     from facekp.core import faces
 
     rgb = faces.load_photo(photo)
-    return [("whole path (default passes)", timed(lambda: predictor.predict_photo(photo), runs)),
-            ("whole path, 2 passes", timed(lambda: predictor.predict_photo(photo, passes=2),
-                                           runs)),
-            ("  find faces", timed(lambda: predictor.detector.detect(rgb), runs))]
+    steps = {"whole path (default passes)": lambda p: p.predict_photo(photo),
+             "whole path, 2 passes": lambda p: p.predict_photo(photo, passes=2),
+             "  find faces": lambda p: p.detector.detect(rgb)}
+    rows = []
+    for label, step in steps.items():
+        ms = interleaved({name: (lambda p=p: step(p)) for name, p in paths.items()}, runs)
+        rows += [(f"{name} {label}", ms[name]) for name in paths]
+    return rows
 
 
 def main() -> None:
@@ -61,7 +81,7 @@ def main() -> None:
     parser.add_argument("--photo", default=str(PHOTO), help="a photo with one face")
     parser.add_argument("--group", default=str(GROUP), help="a group photo (timed at its size)")
     parser.add_argument("--megapixels", type=float, default=1.0)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
 
     from PIL import Image
@@ -95,9 +115,7 @@ def main() -> None:
         predictor = paths["new (mtcnn)"]
         crop = faces.crop_image(faces.to_gray(im), predictor.predict_photo(photo).faces[0].crop)[None]
         x = crop[..., None].astype(np.float32)
-        rows = []
-        for name, p in paths.items():  # old and new in the same run
-            rows += [(f"{name} {label}", ms) for label, ms in path_rows(p, photo, args.runs)]
+        rows = path_rows(paths, photo, args.runs)  # old and new taking turns
         rows += [("open + EXIF + gray", timed(lambda: faces.to_gray(faces.load_photo(photo)),
                                                args.runs)),
                  ("model call, 1 face", timed(lambda: predictor.predict(crop), args.runs)),
@@ -106,9 +124,9 @@ def main() -> None:
         group = Path(args.group)
         with Image.open(group) as g:
             gsize = g.size
-        group_rows = [(f"{name} whole path", timed(lambda p=p: p.predict_photo(group),
-                                                   max(3, args.runs // 4), warmup=1))
-                      for name, p in paths.items()]
+        group_ms = interleaved({name: (lambda p=p: p.predict_photo(group))
+                                for name, p in paths.items()}, max(3, args.runs // 4), warmup=1)
+        group_rows = [(f"{name} whole path", ms) for name, ms in group_ms.items()]
         group_faces = {name: len(p.predict_photo(group).faces) for name, p in paths.items()}
     print(f"{'':36s}{'median ms':>10s}{'p90 ms':>9s}")
     for label, ms in rows:
@@ -118,7 +136,10 @@ def main() -> None:
           + ", ".join(f"{k} {v}" for k, v in group_faces.items()))
     for label, ms in group_rows:
         print(f"{label:36s}{np.median(ms):10.1f}{np.percentile(ms, 90):9.1f}")
-    whole = np.median(rows[3][1])
+    medians = dict((label, np.median(ms)) for label, ms in rows)
+    whole = medians["new (mtcnn) whole path (default passes)"]
+    print(f"new / old, whole path (default passes): "
+          f"{whole / medians['old (haar) whole path (default passes)']:.2f}")
     group_ms = np.median(group_rows[1][1])
     print(f"targets (new path): one face in {args.megapixels:g} MP <= {TARGET_MS:.0f} ms: "
           f"{'met' if whole <= TARGET_MS else 'NOT met'} ({whole:.1f} ms); group photo <= "

@@ -12,8 +12,10 @@ nothing is downloaded) through our own driver, which makes it fast enough for th
   copy, :data:`MTCNN_MIN_FACE`) and stops where a level would be smaller than P-Net's 12-pixel
   window (the package's own pyramid runs past that and then reports no face at all);
 - each network is traced once (``tf.function`` with open height and width), not called
-  layer by layer in eager mode;
-- R- and O-Net see every candidate of a photo in one batch (as the package does).
+  layer by layer in eager mode; P-Net sees all levels of the pyramid in one call;
+- R- and O-Net see every candidate of a photo in one batch (as the package does), cutting
+  the patches inside their traced graph.
+The networks' outputs, and so the detections, are the package's stages' to the bit (tested).
 """
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ MTCNN_PYRAMID_STEP = 0.709
 #: Face-probability thresholds of P-, R- and O-Net (the package's are 0.6, 0.7, 0.8; P-Net at 0.7
 #: sends R-Net fewer candidates with the same recall on the photos benchmark).
 MTCNN_THRESHOLDS = (0.7, 0.7, 0.8)
+#: Pyramid levels P-Net takes in one call (a photo with more is scanned in several calls;
+#: unused inputs get a blank 12 x 12 level, whose cost is negligible).
+PNET_LEVELS = 12
+_EMPTY_LEVEL = np.zeros((1, 12, 12, 3), np.uint8)
 #: Names of the five MTCNN points, in the order of :attr:`Detection.points` (image left/right:
 #: the first eye is the one on the left of the picture, the subject's right eye).
 POINT_NAMES = ("eye_image_left", "eye_image_right", "nose", "mouth_image_left",
@@ -98,7 +104,6 @@ class MtcnnDetector:
         """Faces in an RGB photo (array or PIL image), largest first: P-Net over the pyramid
         of a copy at most ``max_side`` pixels long, then R- and O-Net on the candidates."""
         import cv2
-        import tensorflow as tf
 
         rgb = _as_rgb(rgb)
         h, w = rgb.shape[:2]
@@ -110,12 +115,7 @@ class MtcnnDetector:
             return []
         rows = self._propose(small)
         if len(rows):
-            norm = tf.constant(_normalise(small)[None])
-            rows = self._nets.rnet(images_normalized=norm, bboxes_batch=rows,
-                                   threshold_rnet=self.thresholds[1])
-            if len(rows):
-                rows = self._nets.onet(images_normalized=norm, bboxes_batch=rows,
-                                       threshold_onet=self.thresholds[2])
+            rows = self._refine(small, rows)
         back = 1.0 / shrink
         out = []
         for r in rows:
@@ -131,35 +131,78 @@ class MtcnnDetector:
                                         smart_nms_from_bboxes)
 
         h, w = rgb.shape[:2]
-        found = []
+        levels, sizes = [], []
         level = rgb
         for scale in self.pyramid(w, h):
             size = (max(12, int(math.ceil(w * scale))), max(12, int(math.ceil(h * scale))))
             # each level from the one before (a fraction of the pixels to read), in uint8
             # (several times faster than float; P-Net normalises in its graph)
             level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
-            reg, cls = self._nets.pnet(level[None])
-            rows = generate_bounding_box(reg, cls, self.thresholds[0])
-            if not len(rows):
-                continue
-            rows[:, 1:5] /= np.array([size[0] / w, size[1] / h, size[0] / w, size[1] / h])
-            found.append(smart_nms_from_bboxes(rows, threshold=0.5, method="union",
-                                               initial_sort=False))
+            levels.append(level[None])
+            sizes.append(size)
+        found = []
+        for start in range(0, len(levels), PNET_LEVELS):
+            chunk = levels[start:start + PNET_LEVELS]
+            outputs = self._nets.pnet(*chunk, *[_EMPTY_LEVEL] * (PNET_LEVELS - len(chunk)))
+            for size, (reg, cls) in zip(sizes[start:], outputs[:len(chunk)]):
+                rows = generate_bounding_box(reg, cls, self.thresholds[0])
+                if not len(rows):
+                    continue
+                rows[:, 1:5] /= np.array([size[0] / w, size[1] / h, size[0] / w, size[1] / h])
+                found.append(smart_nms_from_bboxes(rows, threshold=0.5, method="union",
+                                                   initial_sort=False))
         if not found:
             return np.empty((0, 6))
         rows = smart_nms_from_bboxes(np.concatenate(found), threshold=0.7, method="union",
                                      initial_sort=True)
         return resize_to_square(rows)
 
+    def _refine(self, rgb: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """R- then O-Net on P-Net's candidate rows -> [0, x0, y0, x1, y1, score, 5 x, 5 y]:
+        the package's stages, each with its patch cutting and network in one traced call."""
+        from mtcnn.utils.bboxes import (adjust_bboxes, pick_matches, replace_confidence,
+                                        resize_to_square, smart_nms_from_bboxes)
+        from mtcnn.utils.landmarks import adjust_landmarks
 
-def _normalise(rgb: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> MTCNN's input range [-1, 1)."""
-    return (rgb.astype(np.float32) - 127.5) / 128.0
+        import tensorflow as tf
+
+        pixels = tf.constant((rgb[None].astype(np.float32) - 127.5) / 128.0)  # as _normalised
+        offsets, scores = self._nets.rnet(pixels, *_patch_boxes(rows, rgb.shape))
+        rows = adjust_bboxes(replace_confidence(rows, scores), offsets)
+        rows = pick_matches(rows, score_threshold=self.thresholds[1])
+        rows = resize_to_square(smart_nms_from_bboxes(rows, threshold=0.7, method="union",
+                                                      initial_sort=True))
+        if not len(rows):
+            return rows
+        offsets, landmarks, scores = self._nets.onet(pixels, *_patch_boxes(rows, rgb.shape))
+        landmarks = adjust_landmarks(landmarks, rows)
+        rows = adjust_bboxes(replace_confidence(rows, scores), offsets)
+        rows = pick_matches(np.concatenate([rows, landmarks], axis=-1), scores_column=5,
+                            score_threshold=self.thresholds[2])
+        return smart_nms_from_bboxes(rows, threshold=0.7, method="min", initial_sort=True)
+
+
+def _patch_boxes(rows: np.ndarray, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate rows -> (boxes [y0, x0, y1, x1] as fractions of the photo, float32; photo
+    index per box) for ``tf.image.crop_and_resize``, as the package's ``extract_patches``."""
+    h, w = shape[:2]
+    boxes = rows[:, [2, 1, 4, 3]] / np.asarray([[h, w, h, w]])
+    return boxes.astype(np.float32), rows[:, 0].astype(np.int32)
+
+
+def _normalised(pixels):
+    """uint8 pixels (a tensor) -> MTCNN's input range [-1, 1), float32."""
+    import tensorflow as tf
+
+    return (tf.cast(pixels, tf.float32) - 127.5) / 128.0
 
 
 @dataclass
 class _Nets:
+    #: P-Net on PNET_LEVELS pyramid levels (uint8, 1 x H x W x 3 each) in one call
     pnet: object
+    #: R-Net / O-Net on the patches of one photo (1 x H x W x 3, normalised as by
+    #: :func:`_normalised`) cut at the given boxes (see :func:`_patch_boxes`)
     rnet: object
     onet: object
     #: the Keras models behind the concrete functions above, which hold their variables only
@@ -169,8 +212,12 @@ class _Nets:
 
 @functools.lru_cache(maxsize=2)
 def _mtcnn_nets(weights_dir: str | None) -> _Nets:
-    """The three MTCNN stages with their networks traced once; weights from the ``mtcnn``
-    package (or ``weights_dir``, holding pnet.lz4, rnet.lz4 and onet.lz4)."""
+    """The three MTCNN networks (weights from the ``mtcnn`` package, or ``weights_dir``
+    holding pnet.lz4, rnet.lz4 and onet.lz4), each traced once as a concrete function: called
+    directly it skips the argument binding and dispatch that a ``tf.function`` with open
+    shapes repeats on every call. P-Net sees the whole pyramid in one call (its levels run
+    side by side in one graph instead of a dozen calls a photo), R- and O-Net cut their patches
+    inside their graph. The networks' outputs are the package's own, to the bit."""
     import tensorflow as tf
 
     try:
@@ -178,38 +225,31 @@ def _mtcnn_nets(weights_dir: str | None) -> _Nets:
     except ImportError as exc:
         raise DataError("mtcnn", f"the MTCNN face detector is not installed ({exc}); "
                                  "pip install mtcnn, or use the haar detector") from None
-    stages, models = [], []
+    models = []
     for cls, name in ((StagePNet, "pnet.lz4"), (StageRNet, "rnet.lz4"), (StageONet, "onet.lz4")):
         path = _weights_path(name, weights_dir)
         try:
-            stage = cls(weights=str(path))
+            models.append(cls(weights=str(path))._model)
         except Exception as exc:  # a truncated or foreign file: joblib/pickle/keras errors
             raise DataError(path, f"MTCNN weight file could not be loaded ({type(exc).__name__}: "
                                   f"{str(exc)[:120]}); reinstall the mtcnn package") from None
-        models.append(stage._model)
-        stage._model = _traced(stage._model)
-        stages.append(stage)
-    pnet_model = models[0]
+    pnet_model, rnet_model, onet_model = models
+    level = tf.TensorSpec([1, None, None, 3], tf.uint8)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
-    def pnet(pixels):
-        return pnet_model((tf.cast(pixels, tf.float32) - 127.5) / 128.0)
+    @tf.function(input_signature=[level] * PNET_LEVELS)
+    def pnet(*levels):
+        return [pnet_model(_normalised(x)) for x in levels]
 
-    return _Nets(pnet=pnet.get_concrete_function(), rnet=stages[1], onet=stages[2],
-                 models=tuple(models))
+    def patches(model, side):
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32),
+                                      tf.TensorSpec([None, 4], tf.float32),
+                                      tf.TensorSpec([None], tf.int32)])
+        def run(normalised, boxes, index):
+            return model(tf.image.crop_and_resize(normalised, boxes, index, (side, side)))
+        return run.get_concrete_function()
 
-
-def _traced(model):
-    """``model`` traced once for float32 N x H x W x 3 batches, as a concrete function: called
-    directly it skips the argument binding and dispatch that a ``tf.function`` with open
-    shapes repeats on every call (eleven calls a photo)."""
-    import tensorflow as tf
-
-    def forward(x):
-        return model(x)
-
-    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
-    return tf.function(forward, input_signature=[spec]).get_concrete_function()
+    return _Nets(pnet=pnet.get_concrete_function(), rnet=patches(rnet_model, 24),
+                 onet=patches(onet_model, 48), models=tuple(models))
 
 
 def _weights_path(name: str, weights_dir: str | None) -> Path:

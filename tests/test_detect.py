@@ -97,3 +97,32 @@ def test_the_traced_networks_outlive_a_garbage_collection(photos):
     gc.collect()
     again = detector.detect(photo)
     assert len(first) == len(again) == 1 and again[0].box == first[0].box
+
+
+def test_driver_gives_the_package_stages_detections_to_the_bit(mtcnn, photos):
+    """The traced driver (all pyramid levels in one P-Net call, R- and O-Net cutting their
+    patches in their graph) against the mtcnn package's own stages run as the package runs
+    them, on the same candidates: identical rows, so photos and imported datasets are framed
+    as by the package."""
+    import importlib.resources
+
+    import tensorflow as tf
+    from mtcnn.stages import StageONet, StagePNet, StageRNet
+
+    weights = importlib.resources.files("mtcnn.assets.weights")
+    pnet, rnet, onet = (cls(weights=str(weights / name)) for cls, name in
+                        ((StagePNet, "pnet.lz4"), (StageRNet, "rnet.lz4"), (StageONet, "onet.lz4")))
+    group = rgb(photos / "bald_guys.jpg")[::3, ::3]  # 662 x 515: a dozen candidates and faces
+    level = group[None][:, ::2, ::2]
+    ours = mtcnn._nets.pnet(level, *[level] * 11)[0]
+    theirs = pnet._model(tf.constant((level.astype(np.float32) - 127.5) / 128.0))
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ours, theirs))
+
+    rows = mtcnn._propose(group)
+    assert len(rows) > 10
+    norm = tf.constant((group[None].astype(np.float32) - 127.5) / 128.0)
+    expected = rnet(images_normalized=norm, bboxes_batch=rows.copy(), threshold_rnet=0.7)
+    expected = onet(images_normalized=norm, bboxes_batch=expected, threshold_onet=0.8)
+    got = mtcnn._refine(group, rows.copy())
+    assert len(got) >= 10 and got.shape == expected.shape
+    assert np.array_equal(got, expected)
