@@ -392,11 +392,15 @@ class _BarDelegate(QStyledItemDelegate):
 
 
 class KeypointErrorView(QTableWidget):
-    """Per-keypoint RMSE (px) for the current face and the mean over the current split."""
+    """Per-keypoint RMSE (px) for the current face and the mean over the current split, and
+    the keypoint confidence of the face's prediction ("sure": the chance the point is within
+    3 px of where a labeller would put it; points under one half in the unsure colour)."""
+
+    SURE = 3
 
     def __init__(self, parent=None):
-        super().__init__(NUM_KEYPOINTS, 3, parent)
-        self.setHorizontalHeaderLabels(["keypoint", "this face", "split"])
+        super().__init__(NUM_KEYPOINTS, 4, parent)
+        self.setHorizontalHeaderLabels(["keypoint", "this face", "split", "sure"])
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(20)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -404,18 +408,20 @@ class KeypointErrorView(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.setColumnWidth(1, 80)
         self.setColumnWidth(2, 80)
+        self.setColumnWidth(self.SURE, 50)
         self.bar_max = 0.0
         self.setItemDelegateForColumn(1, _BarDelegate(self, QColor(240, 40, 40, 90)))
         self.setItemDelegateForColumn(2, _BarDelegate(self, QColor(120, 140, 255, 90)))
         for i in range(NUM_KEYPOINTS):
             self.setItem(i, 0, QTableWidgetItem(display_name(i)))
-            for c in (1, 2):
+            for c in (1, 2, self.SURE):
                 item = QTableWidgetItem("")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.setItem(i, c, item)
         self.split_label = "split"
         self.current = np.full(NUM_KEYPOINTS, np.nan)
         self.split_values = np.full(NUM_KEYPOINTS, np.nan)
+        self.confidence = np.full(NUM_KEYPOINTS, np.nan)
 
     def set_values(self, current: np.ndarray | None, split: np.ndarray | None,
                    split_label: str = "split", face_label: str = "this face") -> None:
@@ -424,7 +430,7 @@ class KeypointErrorView(QTableWidget):
         self.current = empty if current is None else np.asarray(current, float)
         self.split_values = empty if split is None else np.asarray(split, float)
         self.split_label = split_label
-        self.setHorizontalHeaderLabels(["keypoint", face_label, split_label])
+        self.setHorizontalHeaderLabels(["keypoint", face_label, split_label, "sure"])
         both = np.concatenate([self.current, self.split_values])
         self.bar_max = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
         for i in range(NUM_KEYPOINTS):
@@ -434,3 +440,20 @@ class KeypointErrorView(QTableWidget):
                 item.setText("" if np.isnan(v) else f"{v:.2f}")
                 item.setData(Qt.ItemDataRole.UserRole, None if np.isnan(v) else float(v))
         self.viewport().update()
+
+    def set_confidence(self, values: np.ndarray | None, source: str = "") -> None:
+        """The "sure" column: keypoint confidences (15,) of the face on screen, 0..1 (None or
+        NaN: none to show); ``source`` says where they come from (the column's tooltip)."""
+        from .canvas import UNSURE_POINT_BELOW, UNSURE_POINT_COLOR
+
+        self.confidence = np.full(NUM_KEYPOINTS, np.nan) if values is None \
+            else np.asarray(values, float).reshape(NUM_KEYPOINTS)
+        unsure = QColor(UNSURE_POINT_COLOR)
+        unsure.setAlpha(70)
+        for i, v in enumerate(self.confidence):
+            item = self.item(i, self.SURE)
+            item.setText("" if np.isnan(v) else f"{v:.2f}")
+            item.setBackground(unsure if v < UNSURE_POINT_BELOW else QColor(0, 0, 0, 0))
+        self.horizontalHeaderItem(self.SURE).setToolTip(
+            "keypoint confidence: the chance that the predicted point is within 3 px (96 px "
+            "crop) of where a labeller would put it" + (f"\nfrom {source}" if source else ""))

@@ -288,8 +288,12 @@ class MainWindow(QMainWindow):
         self.photos.open(path)
 
     def update_keypoint_errors(self, split_changed: bool = False) -> None:
-        """The Keypoint errors dock: the face on screen and its split; a photo's face against
-        the ground truth beside it (facekp.gui.photos); nothing for a video."""
+        """The Keypoint errors dock: the face on screen (and its keypoint confidences) and its
+        split; a photo's face against the ground truth beside it; nothing for a video."""
+        self._keypoint_errors(split_changed)
+        self.kp_view.set_confidence(*self.review.face_confidence())
+
+    def _keypoint_errors(self, split_changed: bool) -> None:
         s = self.session
         if self.model_list.comparing() and s.view_mode == "dataset" and s.row is not None:
             return self.model_list.update_table()

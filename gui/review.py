@@ -237,6 +237,7 @@ class Review:
                 s.confidence, s.confidence_source = ((buffer, HEAD) if own
                                                      else (flip_confidence(buffer), STAND_IN))
                 self._say("Review queue: confidence ready", 3000)
+                w.update_keypoint_errors()
         self._say(f"Review queue: computing confidence ({'the model' if own else 'flip agreement'}"
                   ")…", 0)
         gen = w.jobs.engine.generation
@@ -244,6 +245,35 @@ class Review:
             w.jobs.submit(Job("confidence", lambda r=np.arange(a, min(a + CHUNK, n)): job(r),
                               on_done=done, on_failed=w.show_error, priority=Job.BACKGROUND,
                               generation=gen))
+
+    def face_confidence(self) -> tuple[np.ndarray | None, str]:
+        """Keypoint confidences (15,) of the face on screen and where they come from, for the
+        Keypoint errors dock: a dataset face's from the review queues' confidence when it is
+        ready, else from the model's head, computed for this one face (in the background: the
+        dock is refreshed when it is done); a photo's first face's (facekp.gui.photos)."""
+        w, s = self.window, self.window.session
+        if s.view_mode == "photo":
+            return w.photos.keypoint_confidence(), HEAD
+        if s.view_mode != "dataset" or s.row is None or s.dataset is None:
+            return None, ""
+        if s.confidence is not None:
+            return s.confidence[s.row], s.confidence_source
+        if s.row in s.face_confidence:
+            return s.face_confidence[s.row], HEAD
+        predictor, row, cache = w.predictor, s.row, s.face_confidence
+        if predictor is None or predictor.confidence_head is None or \
+                not np.isfinite(s.predictions[row]).all():
+            return None, ""
+        image = s.dataset.images[row:row + 1]
+
+        def done(values):
+            cache[row] = values[0]
+            if s.face_confidence is cache and s.row == row and s.view_mode == "dataset":
+                w.update_keypoint_errors()
+        cache.setdefault(row, np.full(15, np.nan))  # asked for once
+        w.jobs.submit(Job("face confidence", lambda: predictor.predict_with_confidence(image)[1],
+                          on_done=done, on_failed=w.show_error, priority=Job.NOW))
+        return None, ""
 
     # --- showing and remembering -------------------------------------------------------------
     def update_panel(self) -> None:

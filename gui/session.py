@@ -72,6 +72,8 @@ class Session:
         #: and where it comes from; None until computed for the current model.
         self.confidence: np.ndarray | None = None
         self.confidence_source = ""
+        #: confidences of single faces asked for by the Keypoint errors dock, by row
+        self.face_confidence: dict[int, np.ndarray] = {}
         self.queue = ReviewQueue()
 
     # --- dataset ------------------------------------------------------------------------
@@ -88,6 +90,7 @@ class Session:
         self.predictions = np.full_like(self.dataset.keypoints, np.nan)
         self.errors = np.full(len(self.dataset), np.nan)
         self.confidence, self.confidence_source = None, ""
+        self.face_confidence = {}
         self._kp_cache = None
 
     @property

@@ -270,4 +270,29 @@ def test_a_model_without_a_confidence_head_gets_the_stand_in(qtbot, review_npz, 
                     timeout=120_000)
     assert "flip agreement" in w.review.panel.note.text()
     assert len(w.session.queue.rows) == 12
+    # the dock's "sure" column shows the stand-in's numbers once they are there
+    np.testing.assert_allclose(w.kp_view.confidence, w.session.confidence[w.row])
+    w.close()
+
+
+def test_keypoint_errors_dock_shows_the_faces_keypoint_confidence(qtbot, review_npz):
+    """The dock's "sure" column: before any queue needs confidence, the face on screen's is
+    computed for that face alone with the model's head; points under one half are marked in
+    the unsure colour; another face gets its own."""
+    from facekp.gui.canvas import UNSURE_POINT_BELOW
+
+    w = _window(qtbot, review_npz)
+    assert w.review.kind == "worst" and w.session.confidence is None
+    view, images = w.kp_view, w.session.dataset.images
+    for row in (3, 7):
+        w.select_row(row)
+        qtbot.waitUntil(lambda: np.isfinite(view.confidence).all(), timeout=60_000)
+        expected = w.predictor.predict_with_confidence(images[row:row + 1])[1][0]
+        np.testing.assert_allclose(view.confidence, expected, atol=1e-5)
+        for i in range(15):
+            assert view.item(i, view.SURE).text() == f"{expected[i]:.2f}"
+            marked = view.item(i, view.SURE).background().color().alpha() > 0
+            assert marked == (expected[i] < UNSURE_POINT_BELOW)
+    assert w.session.confidence is None          # one face at a time, not the whole dataset
+    assert "confidence" in view.horizontalHeaderItem(view.SURE).toolTip()
     w.close()
