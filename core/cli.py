@@ -399,7 +399,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     strategy = make_strategy(args.strategy)
     listener = _CliListener(sys.stdout, sys.stderr)
     trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy,
-                      fine_tune=args.fine_tune)
+                      fine_tune=args.fine_tune, fit_confidence=args.confidence_head)
     listener.trainer = trainer
 
     def on_sigint(signum, frame):
@@ -719,6 +719,10 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if it exists (otherwise an existing model is kept and "
                         "training refused)")
+    p.add_argument("--confidence-head", action=argparse.BooleanOptionalAction, default=True,
+                   help="after training, fit the model's keypoint confidence head "
+                        "(OUT.confidence.json; a minute or two on the embedded dataset; "
+                        "default: yes)")
 
 
 def _add_evaluation_parsers(sub) -> None:

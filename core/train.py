@@ -241,8 +241,11 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, train: Dataset, val: Dataset, out: str | Path,
                  listener: TrainingListener | None = None, resume: str | Path | None = None,
-                 strategy=None, fine_tune: str | Path | None = None):
+                 strategy=None, fine_tune: str | Path | None = None,
+                 fit_confidence: bool = True):
         self.config = config.resolved()
+        #: fit a keypoint confidence head for the trained model (:meth:`_confidence_head`)
+        self.fit_confidence = fit_confidence
         self.train_data = train
         self.val_data = val
         self.out = Path(out)
@@ -296,6 +299,8 @@ class Trainer:
             raise
         except Exception as exc:  # a training failure must reach the caller as a result
             result = self._result("error", self._explain(exc))
+        if result.model_path is not None:
+            self._confidence_head(result)
         # A caller may keep the Trainer (a finished job in the app): let it hold the trained
         # model only, not the checkpoint copy of the model and the best weights as well.
         if self._state.checkpointer is not None:
@@ -304,6 +309,38 @@ class Trainer:
         _return_freed_memory()
         self.listener.on_finished(result)
         return result
+
+    def _confidence_head(self, result: TrainResult) -> None:
+        """Beside the model this run wrote, a keypoint confidence head fitted for it
+        (:func:`facekp.core.confidence.fit_for_predictor`: on the training faces, calibrated
+        on the validation faces), so that a trained or fine-tuned model says how sure it is of
+        each point as the shipped one does. A run that was stopped or failed, or trained from
+        a stream, fits none; then a head left beside ``out`` by the model this run replaced is removed
+        (it belongs to another model). The chief alone writes; a failure is a note, never a
+        failed run."""
+        from .confidence import fit_for_predictor, head_path
+        from .predict import Predictor
+
+        path = head_path(self.out)
+        if not self._chief or not self.out.is_file():
+            return
+        fit = self.fit_confidence and result.reason in ("completed", "early_stop") and all(
+            hasattr(d, "images") for d in (self.train_data, self.val_data))
+        try:
+            if not fit:
+                path.unlink(missing_ok=True)
+                return
+            self.listener.on_note(f"fitting the keypoint confidence head ({path.name})")
+            head = fit_for_predictor(Predictor(self.out, confidence=None), self.train_data,
+                                     self.val_data, info={
+                                         "fitted_on": f"training faces ({len(self.train_data)})",
+                                         "calibrated_on": f"validation faces "
+                                                          f"({len(self.val_data)})",
+                                         "fitted_by": "facekp.core.train.Trainer"})
+            head.save(path)
+        except (ValueError, OSError, FacekpError) as exc:
+            path.unlink(missing_ok=True)
+            self.listener.on_note(f"no keypoint confidence head for {self.out.name}: {exc}")
 
     # -- internals --
 

@@ -353,6 +353,9 @@ class _Listener:
     def on_finished(self, result):
         self.flush()
 
+    def on_note(self, text):
+        self.thread.status.emit(text[:1].upper() + text[1:] + "…")
+
 
 class TrainingThread(QThread):
     """Runs core's ``Trainer.run()`` in ``run()``; a listener turns its reports into signals.

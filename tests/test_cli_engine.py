@@ -46,7 +46,7 @@ def trained(small_npz, tmp_path_factory):
     """`facekp train` for one epoch: (exit code, stdout, stderr, model path)."""
     out = tmp_path_factory.mktemp("model") / "m.keras"
     rc, stdout, stderr = run(["train", "--data", small_npz, "--epochs", 1, "--batch-size", 32,
-                              "--out", out])
+                              "--out", out, "--no-confidence-head"])
     return rc, stdout, stderr, out
 
 
@@ -61,6 +61,7 @@ def test_train_prints_a_line_per_epoch_and_saves(trained):
     assert "ETA" in line and "s/epoch" in line
     assert f"saved to {out}" in stdout
     assert out.exists() and out.with_name("m.train.json").exists()
+    assert not out.with_name("m.confidence.json").exists()  # --no-confidence-head
 
 
 def test_evaluate_json_and_text(trained, small_npz):
@@ -71,7 +72,7 @@ def test_evaluate_json_and_text(trained, small_npz):
     assert rc == 0
     result = json.loads(stdout)
     assert set(result) == {"rmse_px", "per_keypoint", "faces", "confidence"}
-    assert result["confidence"] is None  # a model trained here has no confidence head
+    assert result["confidence"] is None  # trained here without a confidence head
     assert result["faces"] == 16  # the default split is test
     assert list(result["per_keypoint"]) == list(NAMES)
     direct = evaluate(model, data.load(small_npz).split("test"))

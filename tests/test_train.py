@@ -24,6 +24,7 @@ class Recorder(TrainingListener):
         self.batches: list[tuple[int, int, float]] = []
         self.epochs: list[tuple] = []
         self.finished: list[TrainResult] = []
+        self.notes: list[str] = []
         self.epoch_done = threading.Event()
 
     def on_started(self, info):
@@ -38,6 +39,9 @@ class Recorder(TrainingListener):
 
     def on_finished(self, result):
         self.finished.append(result)
+
+    def on_note(self, text):
+        self.notes.append(text)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +157,8 @@ def test_training_reports_pixels_and_keeps_the_best_model(tiny, tmp_path):
     train, val = tiny
     rec = Recorder()
     out = tmp_path / "m.keras"
-    trainer = Trainer(TrainConfig(epochs=2, batch_size=32), train, val, out, rec)
+    trainer = Trainer(TrainConfig(epochs=2, batch_size=32), train, val, out, rec,
+                      fit_confidence=False)
     result = trainer.run()
 
     assert result.reason == "completed", result.message
@@ -186,6 +191,41 @@ def test_training_reports_pixels_and_keeps_the_best_model(tiny, tmp_path):
     record = read_record(out)
     assert record["best_epoch"] == result.best_epoch and record["arch"] == "seed"
     assert [h["epoch"] for h in result.history] == [1, 2]
+
+
+def test_a_trained_model_gets_its_own_confidence_head_and_a_stale_one_goes(tiny, tmp_path):
+    """A finished run fits a keypoint confidence head for the model it wrote, calibrated on
+    the validation faces (their mean confidence is their share of points within 3 px); a run
+    that fits none removes the head of the model it replaced, which would misjudge it."""
+    from facekp.core.confidence import head_path, load_head, point_errors
+    from facekp.core.predict import Predictor
+    from facekp.core.resources import DEFAULT_MODEL
+
+    train, val = tiny
+    out = tmp_path / "m.keras"
+    stale = head_path(out)
+    stale.write_text('{"format": "facekp-confidence-1"}')
+    cfg = TrainConfig(epochs=1, batch_size=32)
+    Trainer(cfg, train, val, out, fit_confidence=False).run()
+    assert out.is_file() and not stale.exists()
+
+    # fine-tuning the shipped model, as the app's loop does
+    rec = Recorder()
+    tune = TrainConfig.for_arch("heatmap", epochs=1, batch_size=32, learning_rate=1e-4)
+    result = Trainer(tune, train, val, out, rec, fine_tune=DEFAULT_MODEL).run()
+    assert result.reason == "completed", rec.notes
+    assert stale.is_file(), rec.notes
+    head = load_head(stale)
+    assert head.info["calibrated_on"] == "validation faces (32)"
+    assert "face_peak" in head.features          # a heatmap model's own signal
+    assert "fitting the keypoint confidence head (m.confidence.json)" in rec.notes
+    predictor = Predictor(out)
+    assert predictor.confidence_head is not None
+    kp, conf = predictor.predict_with_confidence(val.images)
+    assert conf.shape == (32, 15) and ((conf > 0) & (conf < 1)).all()
+    err = point_errors(kp, val.keypoints)
+    within = (err[np.isfinite(err)] <= head.threshold_px).mean()
+    assert conf[np.isfinite(err)].mean() == pytest.approx(within, abs=0.02)
 
 
 def test_stop_from_another_thread_ends_within_a_batch_and_resume_goes_on(tiny, tiny_arch,
