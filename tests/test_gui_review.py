@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 pytestmark = pytest.mark.usefixtures("gui_settings")
 
