@@ -166,7 +166,7 @@ class MainWindow(QMainWindow):
         j.engine.status.connect(self.models.engine_status)
         j.engine.ready.connect(self.models.engine_ready)
         j.engine.loadFailed.connect(self.models.engine_failed)
-        for part in (self.review, self.correct, self.recovery):
+        for part in (self.review, self.correct, self.recovery, self.photos):
             part.connect()
 
     def _clean_changed(self, clean: bool) -> None:  # a method: disconnected when we are gone

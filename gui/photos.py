@@ -4,6 +4,7 @@ predict its faces, and predict inside a box the person draws. Ground truth besid
 prediction, and each face's NME and per-keypoint errors are shown."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,7 @@ class Photos:
         self.window = window
         self.opening: Path | None = None
         self._detectors: dict = {}
+        self._detectors_lock = threading.Lock()  # made in the engine's job or a task thread
 
     def detector_name(self) -> str:
         """The face detector the Photo menu asks for: "haar" or "mtcnn" (the default)."""
@@ -66,11 +68,25 @@ class Photos:
 
     def _detector(self, name: str):
         """The detector by name, made once (in a job: MTCNN loads three networks)."""
-        if name not in self._detectors:
-            from facekp.core.detect import make_detector
+        with self._detectors_lock:
+            if name not in self._detectors:
+                from facekp.core.detect import make_detector
 
-            self._detectors[name] = make_detector(name)
-        return self._detectors[name]
+                self._detectors[name] = make_detector(name)
+            return self._detectors[name]
+
+    def connect(self) -> None:
+        self.window.jobs.engine.ready.connect(self._warm_up)
+
+    def _warm_up(self, _info=None) -> None:
+        """Once TensorFlow is loaded, make the photo detector in the background and run it
+        once on a blank image, so that the person's first photo does not wait for MTCNN to
+        load and trace its three networks (over a second and a half on 2 cores)."""
+        name = self.detector_name()
+
+        def job():
+            self._detector(name).detect(np.zeros((60, 80, 3), np.uint8))
+        self.window.jobs.submit(Job("detector", job, priority=Job.BACKGROUND))
 
     def set_haar(self, on: bool) -> None:
         """Switch the face detector; a shown photo is searched again."""

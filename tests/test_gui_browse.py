@@ -475,3 +475,14 @@ def test_photo_keypoints_show_their_confidence_on_hover(qtbot, tiny, shared_data
     assert set(drawn()) == set(range(15)) - unsure
     window.acts["hide_unsure_points"].setChecked(False)
     assert len(drawn()) == 15
+
+
+def test_the_photo_detector_is_ready_before_the_first_photo(qtbot, tiny, open_window):
+    """Once TensorFlow is loaded the window makes the MTCNN detector in the background (and
+    runs it once), so a person's first photo does not wait for its networks."""
+    window = open_window(qtbot, data=str(tiny))
+    qtbot.waitUntil(lambda: "mtcnn" in window.photos._detectors and "detector" not in
+                    window.busy, timeout=60_000)
+    detector = window.photos._detector("mtcnn")
+    assert detector is window.photos._detectors["mtcnn"]   # made once, kept
+    assert detector.detect(np.zeros((60, 80, 3), np.uint8)) == []
