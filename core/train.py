@@ -314,18 +314,19 @@ class Trainer:
         """Beside the model this run wrote, a keypoint confidence head fitted for it
         (:func:`facekp.core.confidence.fit_for_predictor`: on the training faces, calibrated
         on the validation faces), so that a trained or fine-tuned model says how sure it is of
-        each point as the shipped one does. A run that was stopped or failed, or trained from
-        a stream, fits none; then a head left beside ``out`` by the model this run replaced is removed
-        (it belongs to another model). The chief alone writes; a failure is a note, never a
-        failed run."""
+        each point as the shipped one does. A run that was stopped (also after its last
+        epoch) or failed, or trained from a stream, fits none; then a head left beside ``out``
+        by the model this run replaced is removed (it belongs to another model). The chief
+        alone writes; a failure is a note, never a failed run."""
         from .confidence import fit_for_predictor, head_path
         from .predict import Predictor
 
         path = head_path(self.out)
         if not self._chief or not self.out.is_file():
             return
-        fit = self.fit_confidence and result.reason in ("completed", "early_stop") and all(
-            hasattr(d, "images") for d in (self.train_data, self.val_data))
+        in_memory = all(hasattr(d, "images") for d in (self.train_data, self.val_data))
+        fit = (self.fit_confidence and in_memory and not self._stop.is_set()
+               and result.reason in ("completed", "early_stop"))
         try:
             if not fit:
                 path.unlink(missing_ok=True)
