@@ -23,7 +23,10 @@ Keypoint confidence: a confidence head (facekp.core.confidence) is fitted for th
 training people's errors, recalibrated on the validation people, and scored on the test people:
 Spearman of 1 - confidence with each point's error, AUROC for the points more than 3 px off,
 and calibration; --save-default ships the head beside the model. --confidence-only scores the
-shipped model's head without training (--refit-confidence fits it again first).
+shipped model's head without training (--refit-confidence fits it again first), with two
+checks of how far any confidence can go on these labels: how much of a point's error two
+frames of one video share (the rest is mostly the labels' frame-to-frame jitter), and with
+--second-model, the disagreement with a second, independently trained model.
 
 The training summaries go to <out-dir>/trained.json; --score-only scores the models a previous
 run left in --out-dir again (after a change to the scoring or the photo path) without training,
@@ -37,6 +40,7 @@ comparable with each other); --sequential trains one after the other.
     python benchmarks/accuracy.py --sequential --save-default   # ... and ship the new model
     python benchmarks/accuracy.py --score-only          # score /tmp/facekp-accuracy again
     python benchmarks/accuracy.py --confidence-only     # the shipped keypoint confidence
+    python benchmarks/accuracy.py --confidence-only --second-model M.keras   # ... + ensemble
 """
 from __future__ import annotations
 
@@ -251,6 +255,60 @@ def confidence_figures(model, head, test) -> dict:
     return {"rows": rows, "calibration": calib, "per_keypoint": per_kp}
 
 
+def second_model_rows(model, second, head, dataset) -> dict:
+    """With a second, independently trained model: how far the two models' points lie apart
+    (a deep-ensemble uncertainty) ranks the shipped model's errors on the test people, alone
+    and added to the head's signals (a head fitted with it on the validation people, as the
+    other rows' head is recalibrated there)."""
+    from facekp.core.confidence import fit_head, point_errors, ranking_scores
+    from facekp.core.predict import Predictor
+
+    predictor, other = Predictor(model, confidence=head), Predictor(second, confidence=None)
+    parts = {}
+    for split in ("val", "test"):
+        faces = dataset.split(split)
+        kp, sig = predictor.confidence_signals(faces.images, head.views,
+                                               "face_peak" in head.features)
+        apart = np.linalg.norm((kp - other.predict(faces.images)).reshape(len(kp), -1, 2),
+                               axis=-1)
+        sig["second_model"] = np.log(apart + 0.05)
+        parts[split] = (sig, point_errors(kp, faces.keypoints))
+    (val_sig, val_err), (test_sig, test_err) = parts["val"], parts["test"]
+    both = fit_head(val_sig, val_err, head.features + ("second_model",))
+    return {"  second model's disagreement alone": ranking_scores(-test_sig["second_model"],
+                                                                  test_err),
+            "  head + second model (fitted on validation)": ranking_scores(
+                both.confidence(test_sig), test_err)}
+
+
+def sibling_frames(predictor, dataset) -> str | None:
+    """How much of a point's error two frames of one video share (ytf68 names each frame
+    PERSON_VF.jpg: video V, frame F). The frames are nearly the same picture, so what the model
+    gets wrong there is nearly the same; what the two do not share is mostly the labels'
+    jitter from frame to frame, which no signal from the image can foresee."""
+    import re
+
+    test = dataset.split("test")
+    videos: dict = {}
+    for i, name in enumerate(test.names):
+        m = re.match(r"(.+)_(\d)(\d)\.\w+$", str(name).split("/")[-1])
+        if m:
+            videos.setdefault(m.groups()[:2], []).append(i)
+    pairs = np.array([rows[:2] for rows in videos.values() if len(rows) >= 2])
+    if not len(pairs):
+        return None
+    kp = predictor.predict(test.images)
+    err = (kp - test.keypoints).reshape(len(kp), -1, 2)
+    a, b = err[pairs[:, 0]].ravel(), err[pairs[:, 1]].ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    moved = np.linalg.norm((test.keypoints[pairs[:, 0]] - test.keypoints[pairs[:, 1]])
+                           .reshape(len(pairs), -1, 2), axis=-1)
+    return (f"label noise check: {len(pairs)} pairs of frames of one video on the test people "
+            f"(labels a median {np.nanmedian(moved):.1f} px apart): their signed x/y errors "
+            f"correlate {np.corrcoef(a[ok], b[ok])[0, 1]:.2f}, so about "
+            f"{1 - np.corrcoef(a[ok], b[ok])[0, 1]:.0%} of the error variance is the frame's own")
+
+
 def print_confidence(figures: dict, faces: int) -> None:
     rows = [["keypoint confidence on the test people", "Spearman", "AUROC > 3 px",
              "mean confidence", "share within 3 px", "points"]]
@@ -272,7 +330,7 @@ def confidence_only(args) -> int:
     --refit-confidence) scored on the test people; --save-default ships a refitted head."""
     from facekp.core import data
     from facekp.core.confidence import head_path, load_head
-    from facekp.core.predict import load_model
+    from facekp.core.predict import Predictor, load_model
     from facekp.core.resources import DEFAULT_DATASET, DEFAULT_MODEL
 
     started = time.perf_counter()
@@ -284,11 +342,18 @@ def confidence_only(args) -> int:
         head = load_head(head_path(DEFAULT_MODEL))
     test = dataset.split("test")
     figures = confidence_figures(model, head, test)
+    if args.second_model:
+        log(f"scoring a second model's disagreement ({args.second_model})")
+        figures["rows"].update(second_model_rows(model, load_model(args.second_model), head,
+                                                 dataset))
+    siblings = sibling_frames(Predictor(model, confidence=None), dataset)
     print()
     source = "refitted now" if args.refit_confidence else head_path(DEFAULT_MODEL).name
     print(f"model {DEFAULT_MODEL.name}; head {source} ({', '.join(head.features)} + a term "
           "per keypoint)")
     print_confidence(figures, len(test))
+    if siblings:
+        print(siblings)
     r = figures["rows"]["confidence (the head)"]
     print(f"targets: Spearman >= 0.4: {'yes' if r['spearman'] >= 0.4 else 'NO'}, "
           f"AUROC >= 0.8: {'yes' if r['auroc'] >= 0.8 else 'NO'}")
@@ -390,6 +455,9 @@ def main(argv=None) -> int:
                         help="with --confidence-only: fit the confidence head again (training "
                              "people, calibrated on validation) first; with --save-default "
                              "ship it")
+    parser.add_argument("--second-model", metavar="M.keras",
+                        help="with --confidence-only: also rank the errors by how far a second, "
+                             "independently trained model's points lie from the shipped one's")
     args = parser.parse_args(argv)
     if args.confidence_only:
         return confidence_only(args)
