@@ -408,7 +408,7 @@ class KeypointErrorView(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.setColumnWidth(1, 80)
         self.setColumnWidth(2, 80)
-        self.setColumnWidth(self.SURE, 50)
+        self.setColumnWidth(self.SURE, 80)
         self.bar_max = 0.0
         self.setItemDelegateForColumn(1, _BarDelegate(self, QColor(240, 40, 40, 90)))
         self.setItemDelegateForColumn(2, _BarDelegate(self, QColor(120, 140, 255, 90)))
@@ -430,7 +430,9 @@ class KeypointErrorView(QTableWidget):
         self.current = empty if current is None else np.asarray(current, float)
         self.split_values = empty if split is None else np.asarray(split, float)
         self.split_label = split_label
-        self.setHorizontalHeaderLabels(["keypoint", face_label, split_label, "sure"])
+        sure = self.horizontalHeaderItem(self.SURE)
+        self.setHorizontalHeaderLabels(["keypoint", face_label, split_label,
+                                        sure.text() if sure else "sure"])
         both = np.concatenate([self.current, self.split_values])
         self.bar_max = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
         for i in range(NUM_KEYPOINTS):
@@ -441,7 +443,8 @@ class KeypointErrorView(QTableWidget):
                 item.setData(Qt.ItemDataRole.UserRole, None if np.isnan(v) else float(v))
         self.viewport().update()
 
-    def set_confidence(self, values: np.ndarray | None, source: str = "") -> None:
+    def set_confidence(self, values: np.ndarray | None, source: str = "",
+                       title: str = "sure") -> None:
         """The "sure" column: keypoint confidences (15,) of the face on screen, 0..1 (None or
         NaN: none to show); ``source`` says where they come from (the column's tooltip)."""
         from .canvas import UNSURE_POINT_BELOW, UNSURE_POINT_COLOR
@@ -454,6 +457,7 @@ class KeypointErrorView(QTableWidget):
             item = self.item(i, self.SURE)
             item.setText("" if np.isnan(v) else f"{v:.2f}")
             item.setBackground(unsure if v < UNSURE_POINT_BELOW else QColor(0, 0, 0, 0))
+        self.horizontalHeaderItem(self.SURE).setText(title)
         self.horizontalHeaderItem(self.SURE).setToolTip(
             "keypoint confidence: the chance that the predicted point is within 3 px (96 px "
             "crop) of where a labeller would put it" + (f"\nfrom {source}" if source else ""))

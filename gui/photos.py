@@ -231,16 +231,18 @@ class Photos:
                 f"photo ({n})", f"face {pairs[0][0] + 1} (px)")
 
 
-    def keypoint_confidence(self) -> np.ndarray | None:
-        """Keypoint confidences (15,) of the photo face the Keypoint errors dock shows: the
-        first face with ground truth, else the first face (None without confidences)."""
+    def keypoint_confidence(self) -> tuple[np.ndarray | None, int]:
+        """Keypoint confidences (15,) of the photo face the Keypoint errors dock shows (the
+        first face with ground truth, else the first face; None without confidences) and that
+        face's index."""
         photo = self.window.session.photo
         if photo is None or not photo.faces:
-            return None
+            return None, 0
         pairs = [i for i, s in enumerate(photo.scores or []) if s is not None and
                  s.truth is not None and photo.faces[i][1] is not None]
-        face = photo.faces[pairs[0] if pairs else 0]
-        return face[4] if len(face) > 4 else None
+        index = pairs[0] if pairs else 0
+        face = photo.faces[index]
+        return (face[4] if len(face) > 4 else None), index
 
 def truth_text(photo: Photo) -> str:
     """What the status bar says of a photo's ground truth: where it came from and each

@@ -246,24 +246,26 @@ class Review:
                               on_done=done, on_failed=w.show_error, priority=Job.BACKGROUND,
                               generation=gen))
 
-    def face_confidence(self) -> tuple[np.ndarray | None, str]:
-        """Keypoint confidences (15,) of the face on screen and where they come from, for the
-        Keypoint errors dock: a dataset face's from the review queues' confidence when it is
-        ready, else from the model's head, computed for this one face (in the background: the
-        dock is refreshed when it is done); a photo's first face's (facekp.gui.photos)."""
+    def face_confidence(self) -> tuple[np.ndarray | None, str, str]:
+        """Keypoint confidences (15,) of the face on screen, where they come from and the
+        column's title, for the Keypoint errors dock: a dataset face's from the review queues'
+        confidence when it is ready, else from the model's head, computed for this one face
+        (in the background: the dock is refreshed when it is done); for a photo, the face
+        whose errors the dock shows, else its first (facekp.gui.photos)."""
         w, s = self.window, self.window.session
         if s.view_mode == "photo":
-            return w.photos.keypoint_confidence(), HEAD
+            values, index = w.photos.keypoint_confidence()
+            return values, HEAD, f"face {index + 1} sure"
         if s.view_mode != "dataset" or s.row is None or s.dataset is None:
-            return None, ""
+            return None, "", "sure"
         if s.confidence is not None:
-            return s.confidence[s.row], s.confidence_source
+            return s.confidence[s.row], s.confidence_source, "sure"
         if s.row in s.face_confidence:
-            return s.face_confidence[s.row], HEAD
+            return s.face_confidence[s.row], HEAD, "sure"
         predictor, row, cache = w.predictor, s.row, s.face_confidence
         if predictor is None or predictor.confidence_head is None or \
                 not np.isfinite(s.predictions[row]).all():
-            return None, ""
+            return None, "", "sure"
         image = s.dataset.images[row:row + 1]
 
         def done(values):
@@ -273,7 +275,7 @@ class Review:
         cache.setdefault(row, np.full(15, np.nan))  # asked for once
         w.jobs.submit(Job("face confidence", lambda: predictor.predict_with_confidence(image)[1],
                           on_done=done, on_failed=w.show_error, priority=Job.NOW))
-        return None, ""
+        return None, "", "sure"
 
     # --- showing and remembering -------------------------------------------------------------
     def update_panel(self) -> None:

@@ -451,6 +451,7 @@ def test_photo_keypoints_show_their_confidence_on_hover(qtbot, tiny, shared_data
     text = window.canvas.describe_point(0, "prediction", 0)
     assert f"confidence {face[4][0]:.2f}" in text
     np.testing.assert_allclose(window.kp_view.confidence, face[4])  # the dock's "sure" column
+    assert window.kp_view.horizontalHeaderItem(window.kp_view.SURE).text() == "face 1 sure"
     saved = json.loads(window.files.export_predictions(tmp_path / "p.json").read_text())
     assert saved["faces"][0]["keypoint_confidence"]["left_eye_center"] == \
         pytest.approx(float(face[4][0]), abs=1e-4)

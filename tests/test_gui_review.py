@@ -294,5 +294,6 @@ def test_keypoint_errors_dock_shows_the_faces_keypoint_confidence(qtbot, review_
             marked = view.item(i, view.SURE).background().color().alpha() > 0
             assert marked == (expected[i] < UNSURE_POINT_BELOW)
     assert w.session.confidence is None          # one face at a time, not the whole dataset
+    assert view.horizontalHeaderItem(view.SURE).text() == "sure"
     assert "confidence" in view.horizontalHeaderItem(view.SURE).toolTip()
     w.close()
