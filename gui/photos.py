@@ -230,7 +230,6 @@ class Photos:
         return (evaluate.per_keypoint(pred[:1], truth[:1]), evaluate.per_keypoint(pred, truth),
                 f"photo ({n})", f"face {pairs[0][0] + 1} (px)")
 
-
     def keypoint_confidence(self) -> tuple[np.ndarray | None, int]:
         """Keypoint confidences (15,) of the photo face the Keypoint errors dock shows (the
         first face with ground truth, else the first face; None without confidences) and that
@@ -243,6 +242,7 @@ class Photos:
         index = pairs[0] if pairs else 0
         face = photo.faces[index]
         return (face[4] if len(face) > 4 else None), index
+
 
 def truth_text(photo: Photo) -> str:
     """What the status bar says of a photo's ground truth: where it came from and each
