@@ -252,27 +252,30 @@ def confidence_figures(model, head, test) -> dict:
                       float(conf[m].mean()) if m.any() else math.nan,
                       float((err[m] <= head.threshold_px).mean()) if m.any() else math.nan))
     per_kp = {name: float(conf[:, i].mean()) for i, name in enumerate(NAMES)}
-    return {"rows": rows, "calibration": calib, "per_keypoint": per_kp}
+    return {"rows": rows, "calibration": calib, "per_keypoint": per_kp,
+            "keypoints": kp, "signals": sig}
 
 
-def second_model_rows(model, second, head, dataset) -> dict:
+def second_model_rows(model, second, head, dataset, test_kp, test_sig) -> dict:
     """With a second, independently trained model: how far the two models' points lie apart
     (a deep-ensemble uncertainty) ranks the shipped model's errors on the test people, alone
     and added to the head's signals (a head fitted with it on the validation people, as the
-    other rows' head is recalibrated there)."""
+    other rows' head is recalibrated there). ``test_kp``, ``test_sig``: the shipped model's
+    keypoints and signals on the test people (:func:`confidence_figures`)."""
     from facekp.core.confidence import fit_head, point_errors, ranking_scores
     from facekp.core.predict import Predictor
 
-    predictor, other = Predictor(model, confidence=head), Predictor(second, confidence=None)
+    other = Predictor(second, confidence=None)
+    val = dataset.split("val")
+    val_kp, val_sig = Predictor(model, confidence=head).confidence_signals(
+        val.images, head.views, "face_peak" in head.features)
     parts = {}
-    for split in ("val", "test"):
-        faces = dataset.split(split)
-        kp, sig = predictor.confidence_signals(faces.images, head.views,
-                                               "face_peak" in head.features)
+    for name, faces, kp, sig in (("val", val, val_kp, dict(val_sig)),
+                                 ("test", dataset.split("test"), test_kp, dict(test_sig))):
         apart = np.linalg.norm((kp - other.predict(faces.images)).reshape(len(kp), -1, 2),
                                axis=-1)
         sig["second_model"] = np.log(apart + 0.05)
-        parts[split] = (sig, point_errors(kp, faces.keypoints))
+        parts[name] = (sig, point_errors(kp, faces.keypoints))
     (val_sig, val_err), (test_sig, test_err) = parts["val"], parts["test"]
     both = fit_head(val_sig, val_err, head.features + ("second_model",))
     return {"  second model's disagreement alone": ranking_scores(-test_sig["second_model"],
@@ -281,14 +284,14 @@ def second_model_rows(model, second, head, dataset) -> dict:
                 both.confidence(test_sig), test_err)}
 
 
-def sibling_frames(predictor, dataset) -> str | None:
+def sibling_frames(test, kp) -> str | None:
     """How much of a point's error two frames of one video share (ytf68 names each frame
     PERSON_VF.jpg: video V, frame F). The frames are nearly the same picture, so what the model
     gets wrong there is nearly the same; what the two do not share is mostly the labels'
-    jitter from frame to frame, which no signal from the image can foresee."""
+    jitter from frame to frame, which no signal from the image can foresee. ``test``: the
+    test people's faces; ``kp``: the model's keypoints for them."""
     import re
 
-    test = dataset.split("test")
     videos: dict = {}
     for i, name in enumerate(test.names):
         m = re.match(r"(.+)_(\d)(\d)\.\w+$", str(name).split("/")[-1])
@@ -297,7 +300,6 @@ def sibling_frames(predictor, dataset) -> str | None:
     pairs = np.array([rows[:2] for rows in videos.values() if len(rows) >= 2])
     if not len(pairs):
         return None
-    kp = predictor.predict(test.images)
     err = (kp - test.keypoints).reshape(len(kp), -1, 2)
     a, b = err[pairs[:, 0]].ravel(), err[pairs[:, 1]].ravel()
     ok = np.isfinite(a) & np.isfinite(b)
@@ -330,7 +332,7 @@ def confidence_only(args) -> int:
     --refit-confidence) scored on the test people; --save-default ships a refitted head."""
     from facekp.core import data
     from facekp.core.confidence import head_path, load_head
-    from facekp.core.predict import Predictor, load_model
+    from facekp.core.predict import load_model
     from facekp.core.resources import DEFAULT_DATASET, DEFAULT_MODEL
 
     started = time.perf_counter()
@@ -345,8 +347,9 @@ def confidence_only(args) -> int:
     if args.second_model:
         log(f"scoring a second model's disagreement ({args.second_model})")
         figures["rows"].update(second_model_rows(model, load_model(args.second_model), head,
-                                                 dataset))
-    siblings = sibling_frames(Predictor(model, confidence=None), dataset)
+                                                 dataset, figures["keypoints"],
+                                                 figures["signals"]))
+    siblings = sibling_frames(test, figures["keypoints"])
     print()
     source = "refitted now" if args.refit_confidence else head_path(DEFAULT_MODEL).name
     print(f"model {DEFAULT_MODEL.name}; head {source} ({', '.join(head.features)} + a term "
