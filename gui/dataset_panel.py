@@ -430,9 +430,8 @@ class KeypointErrorView(QTableWidget):
         self.current = empty if current is None else np.asarray(current, float)
         self.split_values = empty if split is None else np.asarray(split, float)
         self.split_label = split_label
-        sure = self.horizontalHeaderItem(self.SURE)
         self.setHorizontalHeaderLabels(["keypoint", face_label, split_label,
-                                        sure.text() if sure else "sure"])
+                                        self.horizontalHeaderItem(self.SURE).text()])
         both = np.concatenate([self.current, self.split_values])
         self.bar_max = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
         for i in range(NUM_KEYPOINTS):
