@@ -34,10 +34,6 @@ def model_path(tiny, one_epoch_model):
     return one_epoch_model(tiny, "one-epoch", batch_size=20)
 
 
-def wait_idle(qtbot, window, timeout=60_000):
-    qtbot.waitUntil(lambda: not window.busy, timeout=timeout)
-
-
 def test_gui_modules_do_not_import_tensorflow_before_the_window_shows():
     code = ("import sys, facekp.gui.app, facekp.gui.main_window; "
             "heavy = [m for m in ('tensorflow', 'keras', 'pandas', 'pyqtgraph', 'cv2') "
