@@ -13,24 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from facekp.core import data, review
+from facekp.core.confidence import auroc, spearman
 from facekp.core.predict import Predictor
 from facekp.core.resources import DEFAULT_DATASET, default_model
-
-
-def ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share theirs), 0-based."""
-    ordered = np.sort(x)
-    return (np.searchsorted(ordered, x, "left") + np.searchsorted(ordered, x, "right") - 1) / 2
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
-
-
-def auroc(positive: np.ndarray, score: np.ndarray) -> float:
-    r = ranks(score) + 1
-    n_pos, n_neg = positive.sum(), (~positive).sum()
-    return float((r[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def main() -> None:

@@ -267,14 +267,31 @@ def recalibrate(head: ConfidenceHead, sig: dict[str, np.ndarray],
                           head.threshold_px, head.views, head.info)
 
 
-def _auroc(positive: np.ndarray, score: np.ndarray) -> float:
-    from scipy.stats import rankdata
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x`` with ties sharing their average rank (as ``scipy.stats.rankdata``
+    gives them), in numpy alone."""
+    x = np.asarray(x, np.float64).ravel()
+    ordered = np.sort(x)
+    return (np.searchsorted(ordered, x, "left") + np.searchsorted(ordered, x, "right") + 1) / 2
 
-    pos = np.asarray(positive, bool)
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of ``a`` and ``b`` (ties averaged; NaN when either is
+    constant or fewer than 3 values are given)."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    if len(ra) < 3 or ra.std() == 0 or rb.std() == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def auroc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for telling the ``positive`` cases (bool) from the
+    rest (Mann-Whitney U over average ranks); NaN when either class is empty."""
+    pos = np.asarray(positive, bool).ravel()
     n1, n0 = int(pos.sum()), int((~pos).sum())
     if n1 == 0 or n0 == 0:
         return math.nan
-    r = rankdata(score)
+    r = average_ranks(score)
     return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
@@ -290,13 +307,10 @@ def ranking_scores(confidence: np.ndarray, errors: np.ndarray,
       (compare with ``1 - off_fraction`` for calibration); ``points``: how many were scored;
       ``threshold_px``.
     """
-    from scipy.stats import spearmanr
-
     c, e = np.asarray(confidence, np.float64).ravel(), np.asarray(errors, np.float64).ravel()
     keep = np.isfinite(e) & np.isfinite(c)
     c, e = c[keep], e[keep]
-    rho = float(spearmanr(-c, e)[0]) if len(e) > 2 else math.nan
-    return {"spearman": rho, "auroc": _auroc(e > threshold_px, -c),
+    return {"spearman": spearman(-c, e), "auroc": auroc(e > threshold_px, -c),
             "off_fraction": float((e > threshold_px).mean()) if len(e) else math.nan,
             "mean_confidence": float(c.mean()) if len(c) else math.nan, "points": int(len(e)),
             "threshold_px": float(threshold_px)}

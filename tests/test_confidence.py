@@ -41,6 +41,19 @@ def test_ranking_scores_on_known_values():
     assert with_missing["points"] == 3
 
 
+def test_rank_statistics_with_ties_match_their_definitions():
+    # numpy alone (no scipy): ties share their average rank, as scipy.stats.rankdata gives them
+    assert C.average_ranks(np.array([10, 20, 20, 5])).tolist() == [2, 3.5, 3.5, 1]
+    a, b = [3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8, 2, 8, 1, 8]
+    assert C.spearman(np.array(a), np.array(b)) == pytest.approx(0.19885, abs=1e-5)  # scipy's spearmanr
+    assert C.spearman(np.array(a), -np.array(a)) == pytest.approx(-1.0)
+    assert np.isnan(C.spearman(np.ones(5), np.arange(5)))
+    # a tie between a positive and a negative counts half
+    assert C.auroc(np.array([True, False]), np.array([0.5, 0.5])) == 0.5
+    assert C.auroc(np.array([True, False, False]), np.array([0.9, 0.1, 0.2])) == 1.0
+    assert np.isnan(C.auroc(np.array([True, True]), np.array([0.1, 0.2])))
+
+
 def test_fit_head_learns_which_signal_predicts_the_error():
     rng = np.random.default_rng(0)
     n = 400
