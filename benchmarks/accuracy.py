@@ -1,6 +1,6 @@
 """Accuracy: the reference recipe against the new one, trained and scored in one run.
 
-Both are trained with facekp.core.train.Trainer on the embedded dataset's training people
+Both are trained with facekp.core.model.train.Trainer on the embedded dataset's training people
 (validation: its 'val' people, which pick the kept epoch) and scored on its 'test' people, whom
 neither saw:
 
@@ -9,18 +9,18 @@ neither saw:
   without improvement);
 - new: architecture "heatmap" (default; --arch-new) with its registered defaults (every
   labelled keypoint, augmentation, cosine schedule); for inference its batch norm is folded into
-  the convolutions (facekp.core.model.fold_batch_norm), and that folded file is the one scored,
-  timed and shipped.
+  the convolutions (facekp.core.model.architectures.fold_batch_norm), and that folded file is the
+  one scored, timed and shipped.
 
 Printed: test RMSE in pixels, overall and per keypoint, and the ratio new/reference; model
 file sizes and parameter counts; training wall time and epochs; single-crop latency (one crop
-through facekp.core.predict.Predictor.predict, median after warm-up, both models timed in
+through facekp.core.model.predict.Predictor.predict, median after warm-up, both models timed in
 alternating rounds); and the photo path's NME on the test people's original ytf68 photos: detect,
-crop, predict, map back (facekp.core.predict.Predictor.predict_photo) with one pass and with two,
-the mean keypoint error divided by the distance between the labelled eye centres.
+crop, predict, map back (facekp.core.model.predict.Predictor.predict_photo) with one pass and with
+two, the mean keypoint error divided by the distance between the labelled eye centres.
 
-Keypoint confidence: a confidence head (facekp.core.confidence) is fitted for the new model on the
-training people's errors, recalibrated on the validation people, and scored on the test people:
+Keypoint confidence: a confidence head (facekp.core.model.confidence) is fitted for the new model on
+the training people's errors, recalibrated on the validation people, and scored on the test people:
 Spearman of 1 - confidence with each point's error, AUROC for the points more than 3 px off,
 and calibration; --save-default ships the head beside the model. --confidence-only scores the
 shipped model's head without training (--refit-confidence fits it again first), with two
@@ -72,8 +72,8 @@ def log(msg: str) -> None:
 
 def train_one(role: str, arch: str, overrides: dict, data_path: str, out: str, queue) -> None:
     """Train one recipe and put its summary on ``queue`` (runs in a child process)."""
-    from facekp.core import data
-    from facekp.core.train import Trainer, TrainConfig, TrainingListener
+    from facekp.core.data import dataset as data
+    from facekp.core.model.train import Trainer, TrainConfig, TrainingListener
 
     class Progress(TrainingListener):
         def on_started(self, info):
@@ -139,9 +139,10 @@ def train_all(jobs: list[tuple], parallel: bool) -> dict:
 
 def latencies_ms(models: dict, rounds: int = 7, calls: int = 30) -> dict:
     """Median time to predict one crop the way the app and the CLI do
-    (``facekp.core.predict.Predictor.predict``: one compiled call of the model), after warm-up;
+    (``facekp.core.model.predict.Predictor.predict``: one compiled call of the model), after
+    warm-up;
     models timed in alternating rounds."""
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     x = np.random.default_rng(0).integers(0, 256, (1, 96, 96), dtype=np.uint8)
     predictors = {name: Predictor(m) for name, m in models.items()}
@@ -160,8 +161,8 @@ def latencies_ms(models: dict, rounds: int = 7, calls: int = 30) -> dict:
 
 def test_photos(test) -> list[tuple[Path, np.ndarray]]:
     """(photo path, 15 labelled keypoints in photo pixels) for every face of the test people."""
-    from facekp.core.importers import read_labels_csv
-    from facekp.core.keypoints import from_68
+    from facekp.core.photos.importers import read_labels_csv
+    from facekp.core.data.keypoints import from_68
 
     labels = {}
     for folder in ("training", "test"):
@@ -186,8 +187,8 @@ def recentred(truth: np.ndarray, x_moved_crop_px: float) -> np.ndarray:
 def photo_nme(predictor, photos, passes: int, moved: float = 0.0) -> dict:
     """Mean over found faces of (mean keypoint error / labelled eye-centre distance), the
     labels recentred by ``moved`` crop px as the embedded dataset's are. Faces are matched
-    and scored by facekp.core.photo_truth, as the app and ``facekp predict`` do."""
-    from facekp.core.photo_truth import match_faces, nme as face_nme
+    and scored by facekp.core.photos.photo_truth, as the app and ``facekp predict`` do."""
+    from facekp.core.photos.photo_truth import match_faces, nme as face_nme
 
     nme, missed = [], 0
     for path, truth in photos:
@@ -207,9 +208,9 @@ def photo_nme(predictor, photos, passes: int, moved: float = 0.0) -> dict:
 def fit_confidence(model, dataset):
     """A confidence head for ``model``: fitted on the training people's errors, its
     probabilities recalibrated on the validation people
-    (facekp.core.confidence.fit_for_predictor)."""
-    from facekp.core.confidence import fit_for_predictor
-    from facekp.core.predict import Predictor
+    (facekp.core.model.confidence.fit_for_predictor)."""
+    from facekp.core.model.confidence import fit_for_predictor
+    from facekp.core.model.predict import Predictor
 
     train, val = dataset.split("train"), dataset.split("val")
     log(f"fitting a confidence head on {len(train)} training faces, calibrated on {len(val)} "
@@ -223,9 +224,9 @@ def fit_confidence(model, dataset):
 def confidence_figures(model, head, test) -> dict:
     """How the head's confidence ranks the test people's point errors, next to each of its
     signals alone, the per-keypoint term alone, and a ceiling check that knows the truth."""
-    from facekp.core.confidence import point_errors, ranking_scores
-    from facekp.core.keypoints import NAMES
-    from facekp.core.predict import Predictor
+    from facekp.core.model.confidence import point_errors, ranking_scores
+    from facekp.core.data.keypoints import NAMES
+    from facekp.core.model.predict import Predictor
 
     predictor = Predictor(model, confidence=head)
     kp, sig = predictor.confidence_signals(test.images, head.views,
@@ -262,8 +263,8 @@ def second_model_rows(model, second, head, dataset, test_kp, test_sig) -> dict:
     and added to the head's signals (a head fitted with it on the validation people, as the
     other rows' head is recalibrated there). ``test_kp``, ``test_sig``: the shipped model's
     keypoints and signals on the test people (:func:`confidence_figures`)."""
-    from facekp.core.confidence import fit_head, point_errors, ranking_scores
-    from facekp.core.predict import Predictor
+    from facekp.core.model.confidence import fit_head, point_errors, ranking_scores
+    from facekp.core.model.predict import Predictor
 
     other = Predictor(second, confidence=None)
     val = dataset.split("val")
@@ -330,9 +331,9 @@ def print_confidence(figures: dict, faces: int) -> None:
 def confidence_only(args) -> int:
     """--confidence-only: the shipped model's confidence head (or a new one with
     --refit-confidence) scored on the test people; --save-default ships a refitted head."""
-    from facekp.core import data
-    from facekp.core.confidence import head_path, load_head
-    from facekp.core.predict import load_model
+    from facekp.core.data import dataset as data
+    from facekp.core.model.confidence import head_path, load_head
+    from facekp.core.model.predict import load_model
     from facekp.core.resources import DEFAULT_DATASET, DEFAULT_MODEL
 
     started = time.perf_counter()
@@ -372,7 +373,7 @@ def confidence_only(args) -> int:
 
 def report_rows(arch_new: str, scores, val_scores, models, paths, trained, lat, photo):
     """The comparison table: one column per recipe scored, and new/reference where both are."""
-    from facekp.core.keypoints import NAMES
+    from facekp.core.data.keypoints import NAMES
 
     roles = [r for r in ("reference", "new") if r in models]
 
@@ -407,7 +408,7 @@ def report_rows(arch_new: str, scores, val_scores, models, paths, trained, lat, 
 
 
 def diagnostic_rows(diagnostics: dict) -> list[list[str]]:
-    """One row per (model, split) of :func:`facekp.core.evaluate.flip_diagnostics`."""
+    """One row per (model, split) of :func:`facekp.core.quality.evaluate.flip_diagnostics`."""
     rows = [["model, split", "mean dx", "mean dy", "flip dx mean", "flip dx RMS", "RMSE",
              "mirrored", "averaged"]]
     for (role, split), d in diagnostics.items():
@@ -502,11 +503,13 @@ def main(argv=None) -> int:
         if trained[role]["model_path"] is None:
             raise SystemExit(f"{role}: no model was saved ({trained[role]['message']})")
 
-    from facekp.core import data, evaluate
-    from facekp.core.confidence import head_path
+    from facekp.core.data import dataset as data
+
+    from facekp.core.quality import evaluate
+    from facekp.core.model.confidence import head_path
     from facekp.core.fileio import atomic_path
-    from facekp.core.model import fold_batch_norm
-    from facekp.core.predict import Predictor, load_model
+    from facekp.core.model.architectures import fold_batch_norm
+    from facekp.core.model.predict import Predictor, load_model
 
     # the new model as shipped: batch norm folded into the convolutions where the network is
     # a single chain of layers (fold_batch_norm's condition); otherwise the trained file itself
@@ -518,7 +521,7 @@ def main(argv=None) -> int:
         folded_path, inference_form = new_path, "as trained (batch norm kept)"
     else:
         folded_path = out_dir / f"{args.arch_new}_folded.keras"
-        inference_form = "batch norm folded into the convolutions (facekp.core.model.fold_batch_norm)"
+        inference_form = "batch norm folded into the convolutions (facekp.core.model.architectures.fold_batch_norm)"
         with atomic_path(folded_path) as tmp:
             folded.save(tmp)
     paths = {"reference": ref_path, "new": folded_path}

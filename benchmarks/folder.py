@@ -26,12 +26,12 @@ FRAMES = ROOT.parent / "shared" / "data" / "ytf68" / "test"
 
 
 def facekp(*args: str) -> float:
-    """Run ``python -m facekp.core.cli ARGS`` with this tree first on the path; its wall time (s)."""
+    """Run ``python -m facekp.core.cli.main ARGS`` with this tree first on the path; its wall time (s)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
         TF_CPP_MIN_LOG_LEVEL="2")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "facekp.core.cli", *args], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "facekp.core.cli.main", *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:

@@ -84,7 +84,7 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from facekp.core import data
+    from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
     faces = data.read_npz(DEFAULT_DATASET)

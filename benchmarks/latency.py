@@ -67,7 +67,7 @@ def interleaved(fns: dict, runs: int, warmup: int = 3) -> dict[str, np.ndarray]:
 
 def path_rows(paths: dict, photo: Path, runs: int) -> list[tuple[str, np.ndarray]]:
     """Whole path (default and 2 passes) and face finding alone, old and new taking turns."""
-    from facekp.core import faces
+    from facekp.core.faces import framing as faces
 
     rgb = faces.load_photo(photo)
     steps = {"whole path (default passes)": lambda p: p.predict_photo(photo),
@@ -91,8 +91,8 @@ def main() -> None:
 
     from PIL import Image
 
-    from facekp.core import faces
-    from facekp.core.predict import Predictor
+    from facekp.core.faces import framing as faces
+    from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_MODEL
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""Kaggle training.csv loading: facekp.core.data.read_kaggle_csv against the tutorial's loader.
+"""Kaggle training.csv loading: facekp.core.data.dataset.read_kaggle_csv against the tutorial's loader.
 
 Generates a Kaggle-sized training.csv (7,049 rows, about 230 MB) from the real embedded faces
 with Kaggle's missing-value pattern (2,140 rows complete, about 30%; the rest hold only the two
@@ -50,8 +50,8 @@ def generate(path: Path, rows: int = KAGGLE_ROWS, seed: int = 0) -> None:
     """Write a Kaggle-layout training.csv by repeating the embedded real faces."""
     import numpy as np
 
-    from facekp.core import data
-    from facekp.core.keypoints import NAMES
+    from facekp.core.data import dataset as data
+    from facekp.core.data.keypoints import NAMES
     from facekp.core.resources import DEFAULT_DATASET
 
     faces = data.read_npz(DEFAULT_DATASET)
@@ -88,7 +88,7 @@ def load_reference(path: str):
 
 
 def load_ours(path: str):
-    from facekp.core import data
+    from facekp.core.data import dataset as data
 
     return data.read_kaggle_csv(path)
 
@@ -108,7 +108,7 @@ def child(which: str, path: str) -> None:
     import pandas as pd  # noqa: F401  (imported before timing, as by any caller)
 
     if which == "ours":
-        from facekp.core import data  # noqa: F401
+        from facekp.core.data import dataset as data  # noqa: F401
     before = _rss_mb()
     with warnings.catch_warnings():
         # Kept faithful to the tutorial even if numpy deprecates text-mode fromstring.

@@ -3,12 +3,12 @@
 Makes a dataset K times the embedded one (``--times``, 10) by repeating its faces (every copy
 keeps its person and split, so the splits stay by person), writes it once as an .npz and once
 as shards (``--shards`` files per split, 8), then in a fresh Python process for each opens it
-the way ``facekp train --data`` does (the .npz read into memory by ``facekp.core.data.load`` and
-shuffled whole; the shards opened by ``facekp.core.shards.open_shards`` and streamed), builds the
-Trainer's own pipeline (``facekp.core.train._pipeline``, the architecture's batch size, augmentation
-and complete-faces rule) and trains ``--arch`` (seed) for two epochs of ``--steps`` batches
-(40): the first warms up (traces the graphs, fills the shuffle buffer), the second is timed.
-Rounds (``--repeat``, 1) alternate which goes first.
+the way ``facekp train --data`` does (the .npz read into memory by ``facekp.core.data.dataset.load``
+and shuffled whole; the shards opened by ``facekp.core.data.shards.open_shards`` and streamed),
+builds the Trainer's own pipeline (``facekp.core.model.train._pipeline``, the architecture's batch
+size, augmentation and complete-faces rule) and trains ``--arch`` (seed) for two epochs of
+``--steps`` batches (40): the first warms up (traces the graphs, fills the shuffle buffer), the
+second is timed. Rounds (``--repeat``, 1) alternate which goes first.
 
 Each child reports training images/s over the timed epoch's batches and its peak resident
 memory (``ru_maxrss``), with the resident memory after its imports (the same for both).
@@ -41,9 +41,9 @@ def make_data(folder: Path, times: int, shards: int) -> tuple[Path, Path, int]:
     """The embedded dataset repeated ``times`` times, as an .npz and as shards."""
     import numpy as np
 
-    from facekp.core import data
+    from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
-    from facekp.core.shards import write_shards
+    from facekp.core.data.shards import write_shards
 
     faces = data.read_npz(DEFAULT_DATASET)
     idx = np.tile(np.arange(len(faces)), times)
@@ -57,15 +57,16 @@ def make_data(folder: Path, times: int, shards: int) -> tuple[Path, Path, int]:
 
 def child(which: str, path: str, arch: str, steps: int) -> None:
     """Open the data as ``facekp train --data`` does and train from the Trainer's own
-    pipeline (``facekp.core.train._pipeline``) for two epochs of ``steps`` batches; print one JSON
+    pipeline (``facekp.core.model.train._pipeline``) for two epochs of ``steps`` batches; print one
+    JSON
     line: images/s over the second epoch's batches, peak RSS."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from facekp.core import data
-    from facekp.core.model import MaskedRMSE, build_model, masked_rmse
-    from facekp.core.shards import open_shards
-    from facekp.core.train import TrainConfig, _pipeline
+    from facekp.core.data import dataset as data
+    from facekp.core.model.architectures import MaskedRMSE, build_model, masked_rmse
+    from facekp.core.data.shards import open_shards
+    from facekp.core.model.train import TrainConfig, _pipeline
 
     before = _rss_mb()
     config = TrainConfig.for_arch(arch).resolved()

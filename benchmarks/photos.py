@@ -62,8 +62,8 @@ def pasted(photo, truth: np.ndarray, iod_px: float, background, rng):
 
 def score(result, truths: list[np.ndarray]) -> tuple[list, int]:
     """Match detections to labelled faces as the app and ``facekp predict`` do
-    (facekp.core.photo_truth.match_faces) -> ([(face, truth) found], false detections)."""
-    from facekp.core.photo_truth import match_faces
+    (facekp.core.photos.photo_truth.match_faces) -> ([(face, truth) found], false detections)."""
+    from facekp.core.photos.photo_truth import match_faces
 
     matched = match_faces(truths, [face.box.as_list() for face in result.faces])
     found = [(result.faces[b], truths[t]) for b, t in enumerate(matched) if t is not None]
@@ -71,8 +71,8 @@ def score(result, truths: list[np.ndarray]) -> tuple[list, int]:
 
 
 def nme(face, truth: np.ndarray) -> float:
-    """facekp.core.photo_truth.nme of a found face (facekp.core.predict) against its labels."""
-    from facekp.core.photo_truth import nme as face_nme
+    """facekp.core.photos.photo_truth.nme of a found face (facekp.core.model.predict) against its labels."""
+    from facekp.core.photos.photo_truth import nme as face_nme
 
     return face_nme(face.keypoints, truth)
 
@@ -81,7 +81,7 @@ def run_condition(predictor, photos, size, background, seed: int, moved: float) 
     """Recall, false faces and NME (recentred and raw labels) for one size (None: native)."""
     from PIL import Image
 
-    from facekp.core.faces import load_photo
+    from facekp.core.faces.framing import load_photo
 
     rng = np.random.default_rng(seed)
     found_n, false_n, errs, errs_raw, times = 0, 0, [], [], []
@@ -140,8 +140,8 @@ def main(argv=None) -> int:
 
     from PIL import Image
 
-    from facekp.core import data
-    from facekp.core.predict import Predictor
+    from facekp.core.data import dataset as data
+    from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_DATASET, DEFAULT_MODEL
 
     dataset = data.load(DEFAULT_DATASET)

@@ -1,4 +1,4 @@
-"""How well the review queue's stand-in confidence (flip agreement, facekp.core.review) ranks errors
+"""How well the review queue's stand-in confidence (flip agreement, facekp.core.quality.review) ranks errors
 on the embedded dataset's test people with the shipped model:
 
 - per point: Spearman correlation between (minus) confidence and the point's error, and the
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from facekp.core import data, review
-from facekp.core.confidence import auroc, spearman
-from facekp.core.predict import Predictor
+from facekp.core.data import dataset as data
+
+from facekp.core.quality import review
+from facekp.core.model.confidence import auroc, spearman
+from facekp.core.model.predict import Predictor
 from facekp.core.resources import DEFAULT_DATASET, default_model
 
 

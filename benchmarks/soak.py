@@ -50,7 +50,7 @@ def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
     """Train until one batch into the second epoch, then stop; the reason it ended."""
     import keras
 
-    from facekp.core.train import TrainConfig, Trainer, TrainingListener
+    from facekp.core.model.train import TrainConfig, Trainer, TrainingListener
 
     steps = -(-len(train) // batch_size)
 
@@ -84,7 +84,7 @@ def app_cycles(args, train, val, tmp: Path) -> dict[int, float]:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from facekp.core import data
+    from facekp.core.data import dataset as data
     from facekp.gui.main_window import MainWindow, Options
     from facekp.gui.workers import TrainingThread
 
@@ -139,7 +139,7 @@ def main() -> int:
     if args.cycles < args.every or args.every < 1:
         parser.error("--cycles must be at least --every, and --every at least 1")
 
-    from facekp.core import data
+    from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
     faces = data.read_npz(DEFAULT_DATASET)

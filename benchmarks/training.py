@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 def reference_loop(arch, train, val, epochs, batch_size, lr, seed, out):
     import keras
 
-    from facekp.core.model import MaskedRMSE, build_model, masked_rmse
+    from facekp.core.model.architectures import MaskedRMSE, build_model, masked_rmse
 
     keras.utils.set_random_seed(seed)
     model = build_model(arch)
@@ -68,7 +68,7 @@ def reference_loop(arch, train, val, epochs, batch_size, lr, seed, out):
 
 
 def trainer_run(arch, train, val, epochs, batch_size, lr, seed, out):
-    from facekp.core.train import TrainConfig, Trainer, TrainingListener
+    from facekp.core.model.train import TrainConfig, Trainer, TrainingListener
 
     class Clock(TrainingListener):
         def __init__(self):
@@ -112,7 +112,7 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch traces the graphs)")
 
-    from facekp.core import data
+    from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
     faces = data.read_npz(DEFAULT_DATASET)

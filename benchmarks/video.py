@@ -1,4 +1,4 @@
-"""Video: frames/s and keypoint jitter of ``facekp predict VIDEO`` (facekp.core.video.FaceTracker).
+"""Video: frames/s and keypoint jitter of ``facekp predict VIDEO`` (facekp.core.photos.video.FaceTracker).
 
 The clip (tests/clips.py): the ytf68 frames of one person of the embedded dataset's test
 split (the default model never trained on them), each held for ``--hold`` frames while the
@@ -18,8 +18,8 @@ decoded frames, it prints for each way of processing them:
   keypoint motion that the face did not make. Frame pairs across a change of photo (a cut)
   are left out of jitter but not of error, so lag after a cut shows in error.
 
-``--sweep`` also runs the tracker with other One Euro and EMA settings (facekp.core.video's defaults
-are compared with them).
+``--sweep`` also runs the tracker with other One Euro and EMA settings (facekp.core.photos.video's
+defaults are compared with them).
 
     python benchmarks/video.py [--model M.keras] [--hold 12] [--photos 12] [--sweep]
 """
@@ -44,7 +44,7 @@ from clips import PERSON, make_clip  # noqa: E402
 
 
 def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
-    from facekp.core.video import VideoReader
+    from facekp.core.photos.video import VideoReader
 
     reader = VideoReader(path)
     frames = [f for _, f in reader.frames()]
@@ -56,7 +56,7 @@ def run_tracker(predictor, frames, fps, detect_every, smoothing, **settings):
     """(keypoints per frame (15, 2) of the first track or NaN, seconds, detector runs)."""
     import cv2
 
-    from facekp.core.video import FaceTracker
+    from facekp.core.photos.video import FaceTracker
 
     tracker = FaceTracker(predictor, detect_every, smoothing, fps, **settings)
     out = np.full((len(frames), 15, 2), np.nan)
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=12, help="photos of the person")
     parser.add_argument("--sweep", action="store_true", help="also other smoothing settings")
     args = parser.parse_args()
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(Path(tmp) / "clip.mp4", frames=args.photos * args.hold, hold=args.hold)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import DataError
+from facekp.core.errors import DataError
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLin
                                QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsRectItem,
                                QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QMenu)
 
-from facekp.core.keypoints import NUM_KEYPOINTS
+from facekp.core.data.keypoints import NUM_KEYPOINTS
 
 from .session import display_name
 
@@ -205,7 +205,7 @@ class Canvas(QGraphicsView):
         self._truth = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._pred = np.full((NUM_KEYPOINTS, 2), np.nan)
         self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
-        self._scores: list = []       # photo faces' facekp.core.photo_truth.FaceScore (or None)
+        self._scores: list = []       # photo faces' facekp.core.photos.photo_truth.FaceScore (or None)
         self._face_confidence: list = []
         self._box_mode = False
         self._place_mode = False
@@ -330,11 +330,12 @@ class Canvas(QGraphicsView):
     def set_faces(self, faces, truth=None, scores=None) -> None:
         """Draw each face's box, its number (and the detector's confidence, also as the box's
         hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
-        or None)``, ``(box, keypoints, facekp.core.detect.Detection or None)``, that and the crop,
-        or that and the keypoints' confidences (15,) or None (facekp.core.confidence; shown in the
-        hover text). ``truth``: the photo's labelled faces ((15, 2) photo px each), drawn as
-        green rings; ``scores``: each face's facekp.core.photo_truth.FaceScore (or None): error
-        lines from its labelled points to its prediction, and its NME by its number and in the hover
+        or None)``, ``(box, keypoints, facekp.core.faces.detect.Detection or None)``, that and the
+        crop, or that and the keypoints' confidences (15,) or None (facekp.core.model.confidence;
+        shown in the hover text). ``truth``: the photo's labelled faces ((15, 2) photo px each),
+        drawn as green rings; ``scores``: each face's facekp.core.photos.photo_truth.FaceScore (or
+        None): error lines from its labelled points to its prediction, and its NME by its number and
+        in the hover
         text."""
         self._clear_photo_items()
         self._face_confidence = [face[4] if len(face) > 4 else None for face in faces]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facekp.core.keypoints import NUM_KEYPOINTS
+from facekp.core.data.keypoints import NUM_KEYPOINTS
 
 from .session import display_name
 

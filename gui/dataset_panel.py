@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QProgressBar, QPushButton, QStyledItemDelegate, QTableView,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from facekp.core.keypoints import NUM_KEYPOINTS
+from facekp.core.data.keypoints import NUM_KEYPOINTS
 
 from .session import display_name, split_label
 

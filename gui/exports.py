@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from facekp.core.fileio import atomic_path
-from facekp.core.keypoints import COLUMNS
-from facekp.core.photo_json import rounded, keypoints_record, photo_record
+from facekp.core.data.keypoints import COLUMNS
+from facekp.core.photos.photo_json import rounded, keypoints_record, photo_record
 
 
 def _kind(path: Path) -> str:
@@ -60,7 +60,8 @@ def write_photo_predictions(path: str | Path, photo: str | Path, faces,
     (15, 2) or None)`` in photo pixels.
 
     CSV: ``photo,face,box_x0,box_y0,box_x1,box_y1`` then the 30 Kaggle columns (photo pixels).
-    JSON: the schema of ``facekp predict --json`` (:mod:`facekp.core.photo_json`), one record.
+    JSON: the schema of ``facekp predict --json`` (:mod:`facekp.core.photos.photo_json`), one
+    record.
     """
     path = Path(path)
     kind = _kind(path)

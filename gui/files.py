@@ -14,7 +14,7 @@ from . import settings as app_settings
 
 DATASET_SUFFIXES = {".npz", ".csv"}
 MODEL_SUFFIXES = {".keras"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}   # as facekp.core.video's
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}   # as facekp.core.photos.video's
 OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.npz *.csv *.keras "
                "*.mp4 *.avi *.mov *.mkv *.webm);;"
                "Photos (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;"
@@ -25,7 +25,7 @@ OPEN_FILTER = ("All supported (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp *.np
 def kind_of(path: str | Path) -> str:
     """"model", "dataset", "video" or "photo", by the file name's ending; a folder is a
     dataset (TFRecord shards, read whole: the app shows every face)."""
-    from facekp.core.shards import is_shards
+    from facekp.core.data.shards import is_shards
 
     if is_shards(path):
         return "dataset"
@@ -38,8 +38,8 @@ def kind_of(path: str | Path) -> str:
 
 
 def write_dataset(dataset, path: str | Path) -> Path:
-    """The dataset to ``path`` (.npz or Kaggle .csv, atomically, via facekp.core.data)."""
-    from facekp.core import data
+    """The dataset to ``path`` (.npz or Kaggle .csv, atomically, via facekp.core.data.dataset)."""
+    from facekp.core.data import dataset as data
 
     path = Path(path)
     data.save(dataset, path)
@@ -68,8 +68,8 @@ DATASET_EXPORTS = {
 
 
 def export_dataset(dataset, fmt: str, path: str | Path) -> list[Path]:
-    """The dataset in a standard format (facekp.core.formats.export): the files written."""
-    from facekp.core import formats
+    """The dataset in a standard format (facekp.core.data.formats.export): the files written."""
+    from facekp.core.data import formats
 
     return formats.export(dataset, fmt, Path(path))
 
@@ -176,7 +176,7 @@ class Files:
             self.export_dataset(fmt, self._asked(path, ending or None))
 
     def export_dataset(self, fmt: str, path: str | Path) -> list[Path] | None:
-        """Write the dataset as ``fmt`` (facekp.core.formats); a problem is one line."""
+        """Write the dataset as ``fmt`` (facekp.core.data.formats); a problem is one line."""
         w = self.window
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:

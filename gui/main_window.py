@@ -46,7 +46,7 @@ class Options:
     image: int | None = None
     photo: str | None = None
     split: str | None = None
-    queue: str | None = None           # a review queue to start on (facekp.core.review.KINDS)
+    queue: str | None = None           # a review queue to start on (facekp.core.quality.review.KINDS)
     #: an interactive session: the saved layout is restored, and layout, view toggles, recent
     #: files and folders are written to the person's settings. Off for --screenshot and tests.
     remember: bool = True

@@ -1,6 +1,6 @@
 """The Models dock: the models the app knows (shipped, trained in the app, opened), with
-architecture, date and validation RMSE from their records (facekp.core.model_info). Pick one to
-load, or two to compare on the same face: the first is loaded (red crosses), the second drawn in
+architecture, date and validation RMSE from their records (facekp.core.quality.model_info). Pick one
+to load, or two to compare on the same face: the first is loaded (red crosses), the second drawn in
 blue, and the Keypoint errors dock shows both models' errors on the face."""
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class ModelList(QWidget):
     # --- the list ------------------------------------------------------------------------
     def refresh(self, *_args) -> None:
         """Fill the table again (the window's model, once loaded, counts as opened)."""
-        from facekp.core.model_info import known_models
+        from facekp.core.quality.model_info import known_models
         from facekp.core.resources import default_model
 
         from . import settings as app_settings
@@ -127,7 +127,7 @@ class ModelList(QWidget):
             w.models.load(first.path)
 
         def job():
-            from facekp.core.predict import Predictor
+            from facekp.core.model.predict import Predictor
             return Predictor(second.path)
 
         w.statusBar().showMessage(f"Loading {second.name} to compare…")
@@ -182,7 +182,7 @@ class ModelList(QWidget):
 
     def update_table(self) -> None:
         """The Keypoint errors dock while comparing: both models' errors on this face."""
-        from facekp.core import evaluate
+        from facekp.core.quality import evaluate
 
         w, s = self.window, self.window.session
         row = s.row

@@ -13,8 +13,8 @@ PREDICT_CHUNK = 256
 
 def compare_models(old, new_path: Path, faces) -> tuple[object, float, float]:
     """(new Predictor, RMSE px of the loaded model, RMSE px of the new one) on ``faces``."""
-    from facekp.core.evaluate import rmse
-    from facekp.core.predict import Predictor
+    from facekp.core.quality.evaluate import rmse
+    from facekp.core.model.predict import Predictor
 
     new = Predictor(new_path)
     return new, rmse(old.predict(faces.images), faces.keypoints), \
@@ -39,7 +39,7 @@ class Models:
         w.engine_label.setText(f"Loading model {path.name}…")
 
         def job():
-            from facekp.core.predict import Predictor
+            from facekp.core.model.predict import Predictor
             return Predictor(path)
 
         w.jobs.submit(Job("model", job, on_done=lambda p: self.use(path, p),

@@ -1,5 +1,6 @@
 """Photo > Add faces to dataset: the faces of the photo on screen become dataset faces, cut out
-with the crop their keypoints came from (facekp.core.photo_faces), the model's points as labels
+with the crop their keypoints came from (facekp.core.photos.photo_faces), the model's points as
+labels
 marked as not yet checked, the photo's name kept. One undoable step."""
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ class PhotoFaces:
     def add_to_dataset(self) -> int:
         """Add the photo's shown faces (those the detector is unsure of stay out while they
         are hidden); returns how many were added."""
-        from facekp.core.data import Dataset
-        from facekp.core.photo_faces import add_faces, photo_dataset
+        from facekp.core.data.dataset import Dataset
+        from facekp.core.photos.photo_faces import add_faces, photo_dataset
 
         w = self.window
         photo = w.session.photo

@@ -1,6 +1,7 @@
 """Photo mode: open a photo (decoded and scaled for the screen off the GUI thread), find and
 predict its faces, and predict inside a box the person draws. Ground truth beside the photo
-(facekp.core.photo_truth: a .pts of the same name or a dlib XML naming it) is drawn against the
+(facekp.core.photos.photo_truth: a .pts of the same name or a dlib XML naming it) is drawn against
+the
 prediction, and each face's NME and per-keypoint errors are shown."""
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ DISPLAY_MAX = 4096
 
 
 def load_for_display(path: str | Path) -> Photo:
-    """Read a photo upright (facekp.core.faces.load_photo) and make the picture to draw: at most
+    """Read a photo upright (facekp.core.faces.framing.load_photo) and make the picture to draw: at most
     ``DISPLAY_MAX`` pixels on its longer side. Slow for big photos: runs in a job."""
     from PIL import Image
 
-    from facekp.core import faces
+    from facekp.core.faces import framing as faces
 
     from facekp.core.errors import DataError
-    from facekp.core.photo_truth import find_truth
+    from facekp.core.photos.photo_truth import find_truth
 
     path = Path(path)
     image = faces.load_photo(path)
@@ -70,7 +71,7 @@ class Photos:
         """The detector by name, made once (in a job: MTCNN loads three networks)."""
         with self._detectors_lock:
             if name not in self._detectors:
-                from facekp.core.detect import make_detector
+                from facekp.core.faces.detect import make_detector
 
                 self._detectors[name] = make_detector(name)
             return self._detectors[name]
@@ -168,9 +169,9 @@ class Photos:
             return
         if isinstance(result, list):           # detection only
             found, message = result, ""
-        else:                                  # facekp.core.predict PhotoResult
+        else:                                  # facekp.core.model.predict PhotoResult
             found, message = result.face_tuples(), result.message
-        from facekp.core.photo_truth import score_faces
+        from facekp.core.photos.photo_truth import score_faces
 
         photo.faces = photo.faces + found if manual else found
         photo.scores = score_faces(photo.truth, photo.faces)
@@ -206,16 +207,17 @@ class Photos:
     def box_drawn(self, box) -> None:
         if self.window.session.photo is None:
             return
-        from facekp.core.faces import Box
+        from facekp.core.faces.framing import Box
 
         self.set_box_mode(False)
         self.predict(boxes=[Box(*box)])
 
     def keypoint_errors(self, view_mode: str) -> tuple:
         """The Keypoint errors dock's values (facekp.gui.dataset_panel.KeypointErrorView.set_values)
-        for a photo: per-keypoint RMSE in photo pixels (facekp.core.evaluate, as for dataset faces)
+        for a photo: per-keypoint RMSE in photo pixels (facekp.core.quality.evaluate, as for dataset
+        faces)
         of its first face with ground truth, and over all its faces with ground truth."""
-        from facekp.core import evaluate
+        from facekp.core.quality import evaluate
 
         photo = self.window.session.photo
         pairs = [(i, s) for i, s in enumerate(photo.scores if photo else [])

@@ -75,7 +75,7 @@ def write_recovery(path: Path, dataset, source, checksum: int, with_images: bool
 def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
     """A recovery file for the dataset just opened: (its path, the dataset it restores or
     None, a sentence for the person); None when there is none."""
-    from facekp.core.data import Dataset
+    from facekp.core.data.dataset import Dataset
 
     rec = recovery_path(dataset_path)
     if not rec.is_file():
@@ -114,7 +114,7 @@ def _same(a, b) -> np.ndarray:
 
 def load_with_recovery(path):
     """For the loading job: (dataset, the file's stamp before reading, find_recovery's)."""
-    from facekp.core import data
+    from facekp.core.data import dataset as data
 
     stamp = file_stamp(path)
     dataset = data.load(path)

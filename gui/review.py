@@ -1,15 +1,15 @@
 """The review queue in the window: a dock to choose the queue and see why a face is in it,
 Space / Shift+Space to step through it, and its kind and position kept between sessions.
 
-The queues themselves are :mod:`facekp.core.review` (ordering) and
+The queues themselves are :mod:`facekp.core.quality.review` (ordering) and
 :class:`facekp.gui.session.ReviewQueue` (position), both without Qt. A queue is rebuilt when its
 inputs change (a dataset, a model's predictions, confidence), never while the person edits, so it
 does not jump under them; the "Re-sort" button rebuilds it on request.
 
 Confidence, computed in the background when a queue needs it: the model's own per-keypoint
-confidence (:mod:`facekp.core.confidence`, a head beside the model file) where it has one, else
-the stand-in, the agreement between each face and its mirror image
-(:func:`facekp.core.review.flip_disagreement`).
+confidence (:mod:`facekp.core.model.confidence`, a head beside the model file) where it has one,
+else the stand-in, the agreement between each face and its mirror image
+(:func:`facekp.core.quality.review.flip_disagreement`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
 
-from facekp.core.review import KINDS, NEEDS_CONFIDENCE
+from facekp.core.quality.review import KINDS, NEEDS_CONFIDENCE
 
 from . import settings as app_settings
 from .workers import Job
@@ -219,7 +219,7 @@ class Review:
         own = predictor.confidence_head is not None  # the model's own head, else the stand-in
 
         def job(rows):
-            from facekp.core import review
+            from facekp.core.quality import review
 
             if own:
                 return rows, predictor.predict_with_confidence(images[rows])[1]
@@ -232,7 +232,7 @@ class Review:
             buffer[rows] = values
             left["chunks"] -= 1
             if left["chunks"] == 0 and s.predictions is predictions:
-                from facekp.core.review import flip_confidence
+                from facekp.core.quality.review import flip_confidence
 
                 s.confidence, s.confidence_source = ((buffer, HEAD) if own
                                                      else (flip_confidence(buffer), STAND_IN))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from facekp.core.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 #: How a split is written for people ("val" -> "validation"); one place for the table, the
 #: split filter and the keypoint errors dock.
@@ -40,7 +40,8 @@ def display_name(k: int) -> str:
 @dataclass
 class Photo:
     """A photo on screen: ``faces`` are ``(box [x0, y0, x1, y1], keypoints (15, 2) or None,
-    detection or None, facekp.core.faces.Crop the keypoints came from or None)`` in photo pixels;
+    detection or None, facekp.core.faces.framing.Crop the keypoints came from or None)`` in photo
+    pixels;
     ``array`` is what is drawn (RGB, perhaps smaller: ``scale`` photo pixels per drawn pixel)."""
     path: Path
     image: Any                     # PIL image, full size, upright
@@ -48,7 +49,8 @@ class Photo:
     scale: float = 1.0
     faces: list = field(default_factory=list)
     message: str = ""
-    #: ground truth found beside the photo (facekp.core.photo_truth.PhotoTruth) or None; why a
+    #: ground truth found beside the photo (facekp.core.photos.photo_truth.PhotoTruth) or None; why
+    # a
     #: truth file there could not be read; each face's FaceScore against it (as ``faces``)
     truth: Any = None
     truth_error: str = ""
@@ -101,8 +103,8 @@ class Session:
         return 0 if self.dataset is None else len(self.dataset)
 
     def training_data(self, seed: int = 0):
-        """(train, val, note) by core's one rule (:func:`facekp.core.data.training_splits`)."""
-        from facekp.core import data
+        """(train, val, note) by core's one rule (:func:`facekp.core.data.dataset.training_splits`)."""
+        from facekp.core.data import dataset as data
 
         return data.training_splits(self.dataset, seed=seed)
 
@@ -131,7 +133,7 @@ class Session:
 
     # --- predictions ----------------------------------------------------------------------
     def store_predictions(self, rows, preds) -> None:
-        from facekp.core import evaluate
+        from facekp.core.quality import evaluate
 
         rows = np.asarray(rows, dtype=int)
         self.predictions[rows] = preds
@@ -152,7 +154,7 @@ class Session:
     # --- keypoint errors ----------------------------------------------------------------
     def face_keypoint_errors(self) -> np.ndarray | None:
         """Per-keypoint error of the face on screen; None for a photo or before prediction."""
-        from facekp.core import evaluate
+        from facekp.core.quality import evaluate
 
         r = self.row
         if self.view_mode != "dataset" or r is None or not self.has_prediction(r):
@@ -162,7 +164,7 @@ class Session:
     def split_keypoint_errors(self, split: str, rows) -> tuple[np.ndarray | None, int]:
         """Per-keypoint error over the predicted faces among ``rows`` (the faces of ``split``
         the table shows), cached until a prediction or a point changes."""
-        from facekp.core import evaluate
+        from facekp.core.quality import evaluate
 
         if self._kp_cache is None or self._kp_cache[0] != split:
             rows = self.predicted_rows(rows)
@@ -192,7 +194,7 @@ class Session:
 
     def _refresh_error(self, row: int) -> float | None:
         """After an edit of face ``row``'s truth: its error again (None without a prediction)."""
-        from facekp.core import evaluate
+        from facekp.core.quality import evaluate
 
         self._kp_cache = None
         if not self.has_prediction(row):
@@ -207,10 +209,10 @@ class Session:
                 and not np.isnan(self.predictions).all(axis=1).any())
 
     def build_queue(self, kind: str, rows=None) -> "ReviewQueue":
-        """The review queue of ``kind`` (facekp.core.review) for the dataset as it is now, over
+        """The review queue of ``kind`` (facekp.core.quality.review) for the dataset as it is now, over
         ``rows`` only (None: every face); the face the queue was at stays its position when
         it is still in it."""
-        from facekp.core import review
+        from facekp.core.quality import review
 
         ds = self.dataset
         if ds is None:
@@ -228,7 +230,7 @@ class Session:
 
     def queue_waiting_for(self, kind: str) -> str:
         """What the queue of ``kind`` still waits for ("" when it is complete)."""
-        from facekp.core import review
+        from facekp.core.quality import review
 
         if kind in review.NEEDS_PREDICTIONS and not self.all_predicted():
             return "predictions"
@@ -268,7 +270,7 @@ class Session:
 
 
 class ReviewQueue:
-    """Dataset rows to step through in order (:mod:`facekp.core.review`), with a reason for each,
+    """Dataset rows to step through in order (:mod:`facekp.core.quality.review`), with a reason for each,
     and where the person is in it (``position`` -1: not started)."""
 
     def __init__(self, kind: str = "worst", rows=(), reasons=(), waiting: str = ""):

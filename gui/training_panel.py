@@ -214,7 +214,7 @@ class TrainingPanel(QWidget):
         self.data_label.setText(text)
 
     def config(self) -> dict:
-        """The dock's settings as facekp.core.train.TrainConfig overrides."""
+        """The dock's settings as facekp.core.model.train.TrainConfig overrides."""
         cfg = {"arch": self.arch.currentText() or "seed", "epochs": self.epochs.value(),
                "batch_size": self.batch_size.value(),
                "learning_rate": float(self.learning_rate.value()),
@@ -223,7 +223,7 @@ class TrainingPanel(QWidget):
             cfg["augment"] = bool(self.augment.currentData())
         tuned = self.fine_tune_from()
         if tuned is not None:            # the loaded model's own architecture, when known
-            from facekp.core.model_info import describe_model
+            from facekp.core.quality.model_info import describe_model
 
             arch = describe_model(tuned).arch
             if arch and self.arch.findText(arch) >= 0:

@@ -1,11 +1,11 @@
 """Video mode: a video's frames on the canvas with a frame slider and play/pause under it,
 and the faces of the frame shown (boxes, track ids, keypoints) predicted as it is shown.
 
-Frames are read with OpenCV (facekp.core.video.VideoReader) and tracked by
-facekp.core.video.FaceTracker in the engine's jobs (TensorFlow's thread): playing goes frame after
-frame, so faces are followed between frames as ``facekp predict VIDEO`` follows them; a jump of the
-slider starts tracking afresh (the detector runs on that frame). Playback shows the next frame when
-the one before is drawn, so a slow machine plays slower rather than queueing frames.
+Frames are read with OpenCV (facekp.core.photos.video.VideoReader) and tracked by
+facekp.core.photos.video.FaceTracker in the engine's jobs (TensorFlow's thread): playing goes frame
+after frame, so faces are followed between frames as ``facekp predict VIDEO`` follows them; a jump
+of the slider starts tracking afresh (the detector runs on that frame). Playback shows the next
+frame when the one before is drawn, so a slow machine plays slower rather than queueing frames.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class Video(QObject):
     def open(self, path: str | Path) -> bool:
         """Open a video and show its first frame; False (and a message) if OpenCV cannot."""
         from facekp.core.errors import FacekpError
-        from facekp.core.video import VideoReader
+        from facekp.core.photos.video import VideoReader
 
         try:
             reader = VideoReader(path)
@@ -124,7 +124,7 @@ class Video(QObject):
         if predictor is None:
             return None
         if self.tracker is None or self.tracker.predictor is not predictor:
-            from facekp.core.video import FaceTracker
+            from facekp.core.photos.video import FaceTracker
 
             self.tracker = FaceTracker(predictor, fps=self.reader.fps)
             self._tracked = -2

@@ -291,7 +291,7 @@ def load_engine() -> dict:
         import tensorflow as tf  # noqa: F401  (the slow part)
         import keras
 
-        from facekp.core import model as core_model
+        from facekp.core.model import architectures as core_model
     finally:
         gc.enable()
         gc.freeze()
@@ -306,13 +306,13 @@ def load_engine() -> dict:
         "prediction": None,
     }
     try:
-        from facekp.core import train as core_train
+        from facekp.core.model import train as core_train
         info["train_defaults"] = {f.name: f.default for f in dataclasses.fields(core_train.TrainConfig)
                                   if f.default is not dataclasses.MISSING}
     except ImportError as exc:
         info["training"] = f"training is not available in this build ({exc})"
     try:
-        from facekp.core import predict as _predict  # noqa: F401
+        from facekp.core.model import predict as _predict  # noqa: F401
     except ImportError as exc:
         info["prediction"] = f"prediction is not available in this build ({exc})"
     return info
@@ -377,7 +377,7 @@ class TrainingThread(QThread):
                  fine_tune=None):
         super().__init__(parent)
         self.config = dict(config)
-        self.fine_tune = fine_tune      # a model to start from (facekp.core.train.Trainer fine_tune)
+        self.fine_tune = fine_tune      # a model to start from (facekp.core.model.train.Trainer fine_tune)
         self.train_data = train
         self.val_data = val
         self.out = out
@@ -419,7 +419,7 @@ class TrainingThread(QThread):
         self.trainingFinished.emit(self.result)
 
     def _train(self):
-        from facekp.core.train import TrainConfig, Trainer
+        from facekp.core.model.train import TrainConfig, Trainer
 
         listener = _Listener(self)
         trainer = Trainer(TrainConfig(**self.config), self.train_data, self.val_data,

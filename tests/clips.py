@@ -51,7 +51,7 @@ def make_clip(path: str | Path, frames: int = 36, hold: int = 6, person: str = P
     "source": (frames,) index of the photo shown, "photos": their paths}."""
     import cv2
 
-    from facekp.core.keypoints import from_68
+    from facekp.core.data.keypoints import from_68
 
     photos = person_frames(person)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, SIZE)

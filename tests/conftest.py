@@ -24,7 +24,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def faces():
     """The embedded dataset (3,869 real faces, split by person)."""
-    from facekp.core import data
+    from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
     return data.read_npz(DEFAULT_DATASET)
@@ -44,7 +44,7 @@ def small_faces(faces):
 def real_subset_npz(faces, tmp_path_factory):
     """Factory: ``make(name, train, val, test=0, seed=0)`` writes that many real faces of each
     split (training faces with all 15 points) to an .npz and returns its path."""
-    from facekp.core import data
+    from facekp.core.data import dataset as data
 
     def make(name: str, train: int, val: int, test: int = 0, seed: int = 0) -> Path:
         rng = np.random.default_rng(seed)
@@ -64,8 +64,8 @@ def one_epoch_model(tmp_path_factory):
     """Factory: ``make(npz, name, batch_size)`` trains a real model ('seed') for one epoch on the
     .npz's train split (validated on its val split) and returns the saved model's path."""
     def make(npz: Path, name: str, batch_size: int) -> Path:
-        from facekp.core import data
-        from facekp.core.train import TrainConfig, Trainer
+        from facekp.core.data import dataset as data
+        from facekp.core.model.train import TrainConfig, Trainer
 
         ds = data.read_npz(npz)
         out = tmp_path_factory.mktemp(name) / f"{name}.keras"

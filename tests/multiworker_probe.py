@@ -1,7 +1,7 @@
 """One worker of the two-worker training test (``python tests/multiworker_probe.py ARGS``)
-runs ``facekp train`` (facekp.core.cli) with a tiny registered architecture, 'test-probe', whose
-first layer writes the faces of the first batch the model trains on to $FACEKP_TEST_PROBE (a JSON
-list of each face's SHA-1), so that the test can tell which faces each worker trained on.
+runs ``facekp train`` (facekp.core.cli.main) with a tiny registered architecture, 'test-probe',
+whose first layer writes the faces of the first batch the model trains on to $FACEKP_TEST_PROBE (a
+JSON list of each face's SHA-1), so that the test can tell which faces each worker trained on.
 $FACEKP_TEST_STOP_AT=EPOCH:BATCH makes this worker ask for a stop there.
 
 Imported by the test as well, so that its process knows the Probe layer when it loads the
@@ -59,7 +59,7 @@ def probe_net():
 
 
 def register() -> str:
-    from facekp.core import model
+    from facekp.core.model import architectures as model
 
     if "test-probe" not in model.ARCHITECTURES:
         model.register("test-probe", augment=False, complete_only=False)(probe_net)
@@ -68,7 +68,7 @@ def register() -> str:
 
 def stop_at(epoch: int, batch: int) -> None:
     """Make this worker ask its Trainer to stop at ``epoch``, ``batch`` (as Ctrl+C would)."""
-    from facekp.core import cli
+    from facekp.core.cli import main as cli
 
     on_batch = cli._CliListener.on_batch
 
@@ -81,7 +81,7 @@ def stop_at(epoch: int, batch: int) -> None:
 
 
 if __name__ == "__main__":
-    from facekp.core import cli
+    from facekp.core.cli import main as cli
 
     register()
     if os.environ.get("FACEKP_TEST_STOP_AT"):  # EPOCH:BATCH

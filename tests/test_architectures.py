@@ -7,8 +7,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from facekp.core import model as M  # noqa: E402
-from facekp.core.model import ARCH_DEFAULTS, ARCHITECTURES, build_model, fold_batch_norm  # noqa: E402
+from facekp.core.model import architectures as M  # noqa: E402
+from facekp.core.model.architectures import (
+    ARCH_DEFAULTS, ARCHITECTURES, build_model, fold_batch_norm,
+)  # noqa: E402
 
 NEW = sorted(set(ARCHITECTURES) - {"seed"})
 MAX_PARAMS = 2_500_000
@@ -48,7 +50,7 @@ def randomise_batch_norm(m, seed=0):
 
 @pytest.mark.parametrize("name", NEW)
 def test_saves_small_and_loads_back(name, tmp_path, faces):
-    from facekp.core.predict import load_model
+    from facekp.core.model.predict import load_model
 
     m = build_model(name)
     randomise_batch_norm(m)

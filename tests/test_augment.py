@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from facekp.core import augment
-from facekp.core.augment import AugmentConfig, augment_batch
-from facekp.core.keypoints import FLIP_KEYPOINT_ORDER, FLIP_PERMUTATION, NAMES, NUM_KEYPOINTS
+from facekp.core.model import augment
+from facekp.core.model.augment import AugmentConfig, augment_batch
+from facekp.core.data.keypoints import FLIP_KEYPOINT_ORDER, FLIP_PERMUTATION, NAMES, NUM_KEYPOINTS
 
 GEOMETRY_ONLY = dict(brightness=0.0, contrast=0.0)
 
@@ -192,7 +192,7 @@ def test_photo_degradations_change_pixels_and_keep_keypoints(faces, kind):
 
 
 def test_wild_preset_is_reproducible_and_trains_through_tf_data(faces):
-    from facekp.core.augment import WILD
+    from facekp.core.model.augment import WILD
 
     x = faces.images[:8, :, :, None].astype(np.float32)
     a = augment_batch(x, faces.keypoints[:8], seed=5, config=WILD)[0].numpy()

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core.cli import main
-from facekp.core.keypoints import NAMES
+from facekp.core.cli.main import main
+from facekp.core.data.keypoints import NAMES
 
 RECORD_KEYS = {"photo", "units", "message", "faces"}
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core import cli, data
+from facekp.core.cli import main as cli
+
+from facekp.core.data import dataset as data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,7 +170,7 @@ def test_import_of_a_folder_without_faces_writes_nothing(capsys, folder, tmp_pat
 def test_error_in_a_real_process_has_no_traceback(tmp_path):
     bad = tmp_path / "faces.npz"
     bad.write_text("not a zip")
-    proc = subprocess.run([sys.executable, "-m", "facekp.core.cli", "info", str(bad)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "facekp.core.cli.main", "info", str(bad)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -177,7 +179,7 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
 
 
 def test_import_writes_shards_with_an_index(capsys, folder, tmp_path):
-    from facekp.core import shards
+    from facekp.core.data import shards
 
     labels, images = folder
     out = tmp_path / "faces"

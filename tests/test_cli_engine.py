@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facekp.core import data
-from facekp.core.cli import main
-from facekp.core.detect import POINT_NAMES
-from facekp.core.keypoints import NAMES
+from facekp.core.data import dataset as data
+from facekp.core.cli.main import main
+from facekp.core.faces.detect import POINT_NAMES
+from facekp.core.data.keypoints import NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def test_train_prints_a_line_per_epoch_and_saves(trained):
 
 
 def test_evaluate_json_and_text(trained, small_npz):
-    from facekp.core.evaluate import evaluate
+    from facekp.core.quality.evaluate import evaluate
 
     model = trained[3]
     rc, stdout, _ = run(["evaluate", "--model", model, "--data", small_npz, "--json"])
@@ -92,7 +92,8 @@ def test_predict_json_and_drawings(trained, shared_data, tmp_path):
     result = json.loads(stdout)
     assert [r["photo"] for r in result] == [str(tom), str(dogs)]
     face = result[0]["faces"][0]
-    # one schema with the app's export (facekp.core.photo_json; README "Photo predictions as JSON")
+    # one schema with the app's export (facekp.core.photos.photo_json; README "Photo predictions as
+    # JSON")
     assert set(result[0]) == {"photo", "units", "message", "faces", "drawn"}   # --draw
     assert set(face) == {"face", "box", "detector_confidence", "detector_points",
                          "keypoints", "keypoint_confidence", "mean_keypoint_confidence"}
@@ -188,7 +189,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_npz, tmp_path):
 
     out = tmp_path / "m.keras"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "facekp.core.cli", "train", "--data", str(small_npz),
+    proc = subprocess.Popen([sys.executable, "-m", "facekp.core.cli.main", "train", "--data", str(small_npz),
                              "--epochs", "200", "--batch-size", "16", "--out", str(out)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -227,7 +228,7 @@ def test_evaluate_without_splits_uses_every_face_and_says_so(trained, small_npz,
 
 
 def test_train_takes_the_augmentation_preset(small_npz, tmp_path):
-    from facekp.core.train import read_record
+    from facekp.core.model.train import read_record
 
     out = tmp_path / "wild.keras"
     rc, _, stderr = run(["train", "--data", small_npz, "--epochs", 1, "--batch-size", 32,

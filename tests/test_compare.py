@@ -6,9 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from facekp.core import cli, data
-from facekp.core.evaluate import evaluate
-from facekp.core.keypoints import NAMES
+from facekp.core.cli import main as cli
+
+from facekp.core.data import dataset as data
+from facekp.core.quality.evaluate import evaluate
+from facekp.core.data.keypoints import NAMES
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Keypoint confidence (facekp.core.confidence): the head's maths and file, the shipped head on real
+"""Keypoint confidence (facekp.core.model.confidence): the head's maths and file, the shipped head on real
 faces (in range, same keypoints, an occluded face less sure), and the JSON outputs."""
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from facekp.core import confidence as C
+from facekp.core.model import confidence as C
 from facekp.core.errors import DataError, FacekpError
-from facekp.core.keypoints import NAMES, NUM_KEYPOINTS
+from facekp.core.data.keypoints import NAMES, NUM_KEYPOINTS
 
 
 @pytest.fixture(scope="module")
 def predictor():
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_MODEL
 
     return Predictor(DEFAULT_MODEL)
@@ -126,7 +126,7 @@ def test_an_occluded_face_is_less_sure_than_the_clean_face(predictor, test_faces
 
 
 def test_no_head_means_no_confidence(predictor, test_faces):
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     bare = Predictor(predictor.model, confidence=None)
     assert bare.confidence_head is None
@@ -135,7 +135,7 @@ def test_no_head_means_no_confidence(predictor, test_faces):
 
 
 def test_photo_faces_and_predict_json_carry_confidence(predictor, shared_data):
-    from facekp.core.cli import main
+    from facekp.core.cli.main import main
 
     photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
     face = predictor.predict_photo(photo, passes=1, confidence=True).faces[0]
@@ -153,8 +153,8 @@ def test_photo_faces_and_predict_json_carry_confidence(predictor, shared_data):
 
 
 def test_evaluate_json_reports_how_confidence_ranks_errors(faces, tmp_path):
-    from facekp.core import data
-    from facekp.core.cli import main
+    from facekp.core.data import dataset as data
+    from facekp.core.cli.main import main
 
     test = faces.split("test")
     path = tmp_path / "some.npz"

@@ -1,4 +1,4 @@
-"""facekp.core.data: Kaggle CSV and .npz round trips, every bad input, splits by person, atomic writes."""
+"""facekp.core.data.dataset: Kaggle CSV and .npz round trips, every bad input, splits by person, atomic writes."""
 from __future__ import annotations
 
 import os
@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from facekp.core import data
+from facekp.core.data import dataset as data
 from facekp.core.errors import DataError
-from facekp.core.keypoints import COLUMNS
+from facekp.core.data.keypoints import COLUMNS
 
 # --- helpers -------------------------------------------------------------------------------
 

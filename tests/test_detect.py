@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekp.core.detect import MtcnnDetector, make_detector
+from facekp.core.faces.detect import MtcnnDetector, make_detector
 from facekp.core.errors import DataError
 
 
@@ -88,7 +88,7 @@ def test_the_traced_networks_outlive_a_garbage_collection(photos):
     a collection (the Trainer runs one after each training run) leaves it working."""
     import gc
 
-    from facekp.core import detect
+    from facekp.core.faces import detect
 
     detect._mtcnn_nets.cache_clear()
     detector = detect.MtcnnDetector()

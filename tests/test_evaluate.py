@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from facekp.core import evaluate as ev
-from facekp.core.keypoints import NAMES
+from facekp.core.quality import evaluate as ev
+from facekp.core.data.keypoints import NAMES
 
 
 def _arrays():
@@ -72,7 +72,7 @@ def test_evaluate_a_saved_model_on_real_faces(faces, constant_model, tmp_path):
     assert result["confidence"] is None  # no confidence head beside this model
     assert result["faces"] == 40
     # evaluate scores what Predictor gives: the face and its mirror image averaged
-    from facekp.core.keypoints import flip_keypoints
+    from facekp.core.data.keypoints import flip_keypoints
 
     pred = np.tile((constant + flip_keypoints(constant)) / 2, (40, 1))
     truth = subset.keypoints.astype(np.float64)
@@ -88,7 +88,7 @@ def test_evaluate_a_saved_model_on_real_faces(faces, constant_model, tmp_path):
 
 
 def test_evaluate_refuses_unlabelled_faces(faces, constant_model):
-    from facekp.core.data import Dataset
+    from facekp.core.data.dataset import Dataset
     from facekp.core.errors import FacekpError
 
     unlabelled = Dataset.from_arrays(faces.images[:3])
@@ -97,7 +97,7 @@ def test_evaluate_refuses_unlabelled_faces(faces, constant_model):
 
 
 def test_point_errors_are_distances_per_keypoint_with_nan_for_missing():
-    from facekp.core.evaluate import point_errors
+    from facekp.core.quality.evaluate import point_errors
 
     truth = np.zeros((2, 30))
     pred = np.zeros((2, 30))

@@ -13,9 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekp.core import cli, data, formats, importers
+from facekp.core.cli import main as cli
+
+from facekp.core.data import dataset as data
+
+from facekp.core.data import formats
+
+from facekp.core.photos import importers
 from facekp.core.errors import DataError
-from facekp.core.keypoints import NAMES
+from facekp.core.data.keypoints import NAMES
 
 OUT = {"coco": "faces.json", "dlib": "faces.xml", "pts": "faces_pts", "csv": "faces.csv"}
 #: How far a point may move in a round trip: dlib parts are integers, .pts has 4 decimals.

@@ -44,8 +44,9 @@ def test_gui_modules_do_not_import_tensorflow_before_the_window_shows():
 
 def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, model_path,
                                                                 open_window):
-    from facekp.core import data, evaluate
-    from facekp.core.predict import Predictor
+    from facekp.core.data import dataset as data
+    from facekp.core.quality import evaluate
+    from facekp.core.model.predict import Predictor
 
     ds = data.read_npz(tiny)
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
@@ -90,7 +91,7 @@ def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, mod
     assert set(ds.splits[rows]) == {"val"}
     assert window.row in set(rows)
 
-    # per-keypoint view: this face and the split, from facekp.core.evaluate
+    # per-keypoint view: this face and the split, from facekp.core.quality.evaluate
     r = window.row
     pred = window.predictions
     np.testing.assert_allclose(window.kp_view.current,
@@ -133,7 +134,7 @@ def _drag(qtbot, view, start: QPointF, end: QPointF) -> None:
 def test_table_resorts_with_numpy_keeping_the_selected_face(qtbot, tiny):
     """New errors re-sort the table (worst first) without losing the selected face; the split
     filter hides rows; text columns sort with ties in dataset order."""
-    from facekp.core import data
+    from facekp.core.data import dataset as data
     from facekp.gui.dataset_panel import DatasetModel, DatasetPanel
 
     ds = data.read_npz(tiny)
@@ -177,7 +178,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
                                                         open_window):
     # the case of a checkout without a shipped model: ground truth only
     monkeypatch.setattr("facekp.core.resources.default_model", lambda: None)
-    from facekp.core import data
+    from facekp.core.data import dataset as data
 
     window = open_window(qtbot, data=str(tiny), image=2)   # no model: ground truth only
     assert window.predictor is None
@@ -235,7 +236,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
     np.testing.assert_array_equal(window.dataset.keypoints[2], original[2])
     window.undo_stack.redo()
 
-    # save: atomic write through facekp.core.data, then the file holds the edit
+    # save: atomic write through facekp.core.data.dataset, then the file holds the edit
     out = tmp_path / "edited.npz"
     assert window.files.write_dataset(out)
     assert not window.isWindowModified()
@@ -309,8 +310,8 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
     assert len(saved["faces"]) == len(faces)
     np.testing.assert_allclose(saved["faces"][0]["keypoints"]["nose_tip"], faces[0][1][10],
                                atol=0.006)
-    # the schema of `facekp predict --json` (facekp.core.photo_json), one record
-    from facekp.core.photo_json import photo_record
+    # the schema of `facekp predict --json` (facekp.core.photos.photo_json), one record
+    from facekp.core.photos.photo_json import photo_record
 
     assert saved == json.loads(json.dumps(photo_record(photo, window.photo.faces,
                                                        window.photo.message)))
@@ -381,7 +382,7 @@ def test_photo_faces_carry_the_detectors_confidence_and_the_detector_is_a_settin
 def test_dataset_predictions_export_csv_and_json(qtbot, tiny, model_path, tmp_path, open_window):
     import pandas as pd
 
-    from facekp.core.keypoints import COLUMNS
+    from facekp.core.data.keypoints import COLUMNS
 
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
     path = window.files.export_predictions(tmp_path / "pred.csv")

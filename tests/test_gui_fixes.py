@@ -119,7 +119,7 @@ def test_start_button_passes_no_checked_argument(qtbot, monkeypatch):
 
 def test_a_dataset_without_faces_does_not_hang_the_app(qtbot, tiny, tmp_path, open_window):
     """Issue 13 item 6: 0 faces left the window 'busy: predict' forever."""
-    from facekp.core import data
+    from facekp.core.data import dataset as data
 
     empty = data.read_npz(tiny).subset(np.zeros(0, dtype=int))
     path = data.write_npz(empty, tmp_path / "empty.npz")
@@ -152,7 +152,7 @@ def test_a_huge_photo_is_decoded_and_scaled_off_the_gui_thread(qtbot, tiny, monk
     """Issue 13 item 13: a 12000x9000 photo blocked the window while it was decoded."""
     from PIL import Image
 
-    import facekp.core.faces
+    import facekp.core.faces.framing
     from facekp.gui.photos import DISPLAY_MAX
 
     window = open_window(qtbot, data=str(tiny))
@@ -163,7 +163,7 @@ def test_a_huge_photo_is_decoded_and_scaled_off_the_gui_thread(qtbot, tiny, monk
         threads.append(threading.current_thread())
         return big
 
-    monkeypatch.setattr(facekp.core.faces, "load_photo", load_photo)
+    monkeypatch.setattr(facekp.core.faces.framing, "load_photo", load_photo)
     with qtbot.waitSignal(window.photoShown, timeout=60_000):
         window.open_photo(tmp_path / "big.png")
     assert threads and threads[0] is not threading.main_thread()

@@ -42,7 +42,8 @@ def _add_photo_faces(qtbot, window, photo: Path) -> int:
 
 def test_the_loop_photo_faces_save_export_fine_tune_compare(qtbot, tiny, model_path,
                                                            shared_data, tmp_path, open_window):
-    from facekp.core import data, formats
+    from facekp.core.data import dataset as data
+    from facekp.core.data import formats
 
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
     photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
@@ -91,7 +92,7 @@ def test_the_loop_photo_faces_save_export_fine_tune_compare(qtbot, tiny, model_p
 
 def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
     """One epoch from the loaded model on the edited dataset, then the two side by side."""
-    from facekp.core.train import read_record
+    from facekp.core.model.train import read_record
 
     panel = window.training_panel
     assert panel.loaded_model == model_path and panel.fine_tune.isEnabled()
@@ -129,8 +130,8 @@ def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
     qtbot.waitUntil(lambda: models.comparing() and np.isfinite(window.canvas.compare).all(),
                     timeout=60_000)
     wait_idle(qtbot, window)
-    from facekp.core import evaluate
-    from facekp.core.predict import Predictor
+    from facekp.core.quality import evaluate
+    from facekp.core.model.predict import Predictor
 
     truth = window.dataset.keypoints[:1]
     expected = evaluate.per_keypoint(Predictor(out).predict(window.dataset.images[:1]), truth)

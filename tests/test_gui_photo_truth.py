@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from facekp.core import evaluate
-from facekp.core.photo_truth import nme
+from facekp.core.quality import evaluate
+from facekp.core.photos.photo_truth import nme
 from test_photo_truth import PHOTO, pts_68, ytf68_points
 
 pytestmark = pytest.mark.usefixtures("gui_settings")

@@ -20,8 +20,8 @@ MISSING_FACE, SWAPPED_FACE = 2, 5
 @pytest.fixture(scope="module")
 def review_npz(faces, tmp_path_factory):
     """12 real test faces: face 2 misses its eye centres, face 5 has left and right swapped."""
-    from facekp.core import data
-    from facekp.core.review import swap_left_right
+    from facekp.core.data import dataset as data
+    from facekp.core.quality.review import swap_left_right
 
     rows = np.flatnonzero((faces.splits == "test") & faces.present.all(1))[:12]
     ds = faces.subset(rows)
@@ -186,7 +186,7 @@ def test_shortcuts_dialog_lists_every_key(qtbot, review_npz):
 
 
 def test_autosave_writes_a_recovery_file_that_the_next_start_restores(qtbot, copy_npz):
-    from facekp.core import data
+    from facekp.core.data import dataset as data
     from facekp.gui.recovery import recovery_path
 
     rec = recovery_path(copy_npz)
@@ -235,7 +235,7 @@ def test_declining_a_restore_discards_the_recovery_file(qtbot, copy_npz):
 
 
 def test_saving_over_a_file_that_changed_on_disk_asks_first(qtbot, copy_npz):
-    from facekp.core import data
+    from facekp.core.data import dataset as data
 
     w = _window(qtbot, copy_npz)
     w.editing.delete_requested(3)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _dataset(n: int = 6, splits=("train", "train", "val", "val", "test", "test")):
-    from facekp.core.data import Dataset
+    from facekp.core.data.dataset import Dataset
 
     rng = np.random.default_rng(0)
     kp = rng.uniform(20, 70, (n, 30)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""facekp.core.importers on real ytf68 photos: framing, keypoints in the crop, drops, .pts, bad labels."""
+"""facekp.core.photos.importers on real ytf68 photos: framing, keypoints in the crop, drops, .pts, bad labels."""
 from __future__ import annotations
 
 import csv
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core import faces as F
-from facekp.core import importers
+from facekp.core.faces import framing as F
+from facekp.core.photos import importers
 from facekp.core.errors import DataError
-from facekp.core.keypoints import COLUMNS, NOSE_TIP_68, from_68
+from facekp.core.data.keypoints import COLUMNS, NOSE_TIP_68, from_68
 
 #: Two or three frames of each of five people from the ytf68 training folder.
 PEOPLE = 5
@@ -97,7 +97,7 @@ def test_import_report_has_counts_and_keypoint_statistics(imported):
 def test_crops_are_the_apps_framing_of_the_photo(imported, ytf_rows, constant_model, tmp_path):
     """Import and photo prediction frame a face identically: the photo path's first crop of
     the labelled face (MTCNN's five points -> crop_for_landmarks) is the imported crop."""
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     ds, report, _, images = imported
     header, rows = ytf_rows

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facekp.core import data
+from facekp.core.data import dataset as data
 from facekp.core.errors import DataError
-from facekp.core.keypoints import COLUMNS
+from facekp.core.data.keypoints import COLUMNS
 
 SLOPE = np.linspace(-0.2, 0.9, 30).astype(np.float32)
 OFFSET = np.linspace(-10, 40, 30).astype(np.float32)
@@ -50,8 +50,8 @@ def expected_location(faces, image_id: int, feature: str) -> float:
 
 def test_submission_has_exactly_the_lookup_rows(kaggle, test_csv, pixel_mean_model, faces,
                                                 tmp_path):
-    from facekp.core.kaggle import make_submission
-    from facekp.core.predict import Predictor
+    from facekp.core.quality.kaggle import make_submission
+    from facekp.core.model.predict import Predictor
 
     out = tmp_path / "submission.csv"
     plain = Predictor(pixel_mean_model, flip_average=False)  # the model's own output, exactly
@@ -77,7 +77,7 @@ def _write_lookup(path, text):
 
 
 def test_bad_lookup_files_name_row_and_column(tmp_path, test_csv, pixel_mean_model):
-    from facekp.core.kaggle import make_submission, read_lookup
+    from facekp.core.quality.kaggle import make_submission, read_lookup
 
     cases = [
         ("RowId,ImageId,Feature,Location\n1,1,left_eye_center_x,\n", "FeatureName", 1),
@@ -107,7 +107,7 @@ def test_bad_lookup_files_name_row_and_column(tmp_path, test_csv, pixel_mean_mod
 
 
 def test_a_training_file_is_not_a_test_file(faces, tmp_path, kaggle, pixel_mean_model):
-    from facekp.core.kaggle import make_submission
+    from facekp.core.quality.kaggle import make_submission
 
     train_csv = tmp_path / "training.csv"
     data.write_kaggle_csv(faces.subset(np.arange(3)), train_csv, layout="training")

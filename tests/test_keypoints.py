@@ -1,4 +1,4 @@
-"""facekp.core.keypoints: Kaggle column order, horizontal flips, the 68 -> 15 mapping."""
+"""facekp.core.data.keypoints: Kaggle column order, horizontal flips, the 68 -> 15 mapping."""
 from __future__ import annotations
 
 import csv
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from facekp.core import keypoints as K
-from facekp.core.keypoints import COLUMNS, NAMES, flip_images, flip_keypoints, from_68
+from facekp.core.data import keypoints as K
+from facekp.core.data.keypoints import COLUMNS, NAMES, flip_images, flip_keypoints, from_68
 
 
 def test_columns_are_kaggles_in_kaggles_order(shared_data):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facekp.core.importers import label_mirror_offset, mirror_axes
-from facekp.core.keypoints import flip_images, flip_keypoints
+from facekp.core.photos.importers import label_mirror_offset, mirror_axes
+from facekp.core.data.keypoints import flip_images, flip_keypoints
 
 
 def shifted(images: np.ndarray, dx: float) -> np.ndarray:

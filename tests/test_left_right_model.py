@@ -3,7 +3,7 @@ to 1.5 px). Before the labels were moved onto the faces' mirror axis, its valida
 showed mean x error -0.70 px and mirrored-minus-direct -1.07 px."""
 from __future__ import annotations
 
-from facekp.core.evaluate import flip_diagnostics
+from facekp.core.quality.evaluate import flip_diagnostics
 from facekp.core.resources import DEFAULT_MODEL
 
 

@@ -1,4 +1,4 @@
-"""The reference architecture, the masked loss and the pixel metric (facekp.core.model)."""
+"""The reference architecture, the masked loss and the pixel metric (facekp.core.model.architectures)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def seed_model():
-    from facekp.core.model import build_model
+    from facekp.core.model.architectures import build_model
 
     return build_model("seed")
 
@@ -39,14 +39,14 @@ def test_seed_initialisation_follows_the_reference(seed_model):
 
 
 def test_unknown_architecture_names_the_known_ones():
-    from facekp.core.model import build_model
+    from facekp.core.model.architectures import build_model
 
     with pytest.raises(ValueError, match="seed"):
         build_model("no-such-net")
 
 
 def test_masked_rmse_ignores_missing_values_and_works_in_96ths():
-    from facekp.core.model import masked_rmse
+    from facekp.core.model.architectures import masked_rmse
 
     truth = np.array([[10.0, 20.0, np.nan, 40.0], [np.nan, np.nan, 0.0, 96.0]], np.float32)
     pred = np.array([[13.0, 16.0, 500.0, 40.0], [-7.0, 3.0, 0.0, 90.0]], np.float32)
@@ -58,7 +58,7 @@ def test_masked_rmse_ignores_missing_values_and_works_in_96ths():
 
 
 def test_metric_is_exact_over_batches_not_a_mean_of_batch_rmses():
-    from facekp.core.model import MaskedRMSE
+    from facekp.core.model.architectures import MaskedRMSE
 
     m = MaskedRMSE()
     t1 = np.array([[0.0, 0.0]], np.float32)
@@ -75,7 +75,7 @@ def test_metric_is_exact_over_batches_not_a_mean_of_batch_rmses():
 def test_saved_model_loads_back_with_plain_keras(seed_model, tmp_path):
     import keras
 
-    from facekp.core.model import MaskedRMSE, masked_rmse
+    from facekp.core.model.architectures import MaskedRMSE, masked_rmse
 
     seed_model.compile(optimizer="adam", loss=masked_rmse, metrics=[MaskedRMSE()])
     seed_model.optimizer.build(seed_model.trainable_variables)

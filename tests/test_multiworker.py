@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core import cli
-from facekp.core.cluster import ClusterError, parse_tf_config
+from facekp.core.cli import main as cli
+from facekp.core.model.cluster import ClusterError, parse_tf_config
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).resolve().parent / "multiworker_probe.py"
@@ -136,13 +136,13 @@ def test_two_workers_train_on_different_faces_and_the_chief_alone_writes_the_mod
 
     # It loads (the probe module registers its layer in this process) and predicts.
     import multiworker_probe  # noqa: F401
-    from facekp.core.predict import load_model
+    from facekp.core.model.predict import load_model
 
     model = load_model(out)
     assert model.predict(np.zeros((1, 96, 96, 1), np.float32), verbose=0).shape == (1, 30)
 
     # Each worker trained on 16 faces of the training split, and not the same ones.
-    from facekp.core import data
+    from facekp.core.data import dataset as data
 
     faces = data.read_npz(data_path)
     train = {multiworker_probe.face_hash(im) for im in faces.split("train").images}
@@ -156,7 +156,7 @@ def test_two_workers_train_on_different_faces_and_the_chief_alone_writes_the_mod
 def test_worker_shards_split_every_pass_between_the_workers(small_faces):
     """Shuffled alike on both workers (the same seed), each keeps its own half of every pass:
     no face in both halves, as many faces in each (the odd one out), a new split every pass."""
-    from facekp.core.train import _pipeline
+    from facekp.core.model.train import _pipeline
 
     faces = small_faces.split("train").subset(np.arange(33))
     keys = {face_bytes: i for i, face_bytes in enumerate(im.tobytes() for im in faces.images)}

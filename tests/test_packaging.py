@@ -19,7 +19,7 @@ def test_another_distributions_core_and_gui_do_not_shadow_ours(tmp_path):
     for name in ("core", "gui", "resources"):
         (site / name).mkdir(parents=True)
         (site / name / "__init__.py").write_text(f"OWNER = 'another distribution ({name})'\n")
-    code = ("import core, gui, facekp.core.keypoints as k, facekp.gui.session, facekp.resources; "
+    code = ("import core, gui, facekp.core.data.keypoints as k, facekp.gui.session, facekp.resources; "
             "import facekp.core.resources as r; "
             "print(core.OWNER, gui.OWNER, k.NAMES[0], r.DEFAULT_DATASET.name)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}

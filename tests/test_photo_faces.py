@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core import data
-from facekp.core.faces import Crop, crop_image, to_gray
-from facekp.core.photo_faces import add_faces, photo_dataset
+from facekp.core.data import dataset as data
+from facekp.core.faces.framing import Crop, crop_image, to_gray
+from facekp.core.photos.photo_faces import add_faces, photo_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +74,7 @@ def test_cli_import_predict_adds_a_photos_faces_to_a_dataset(faces, shared_data,
     data.write_npz(faces.subset(np.arange(5)), base)
     photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
     out = tmp_path / "more.npz"
-    run = subprocess.run([sys.executable, "-m", "facekp.core.cli", "import", "--predict", str(photo),
+    run = subprocess.run([sys.executable, "-m", "facekp.core.cli.main", "import", "--predict", str(photo),
                           "--add-to", str(base), "--out", str(out), "--detector", "haar"],
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
@@ -87,21 +87,21 @@ def test_cli_import_predict_adds_a_photos_faces_to_a_dataset(faces, shared_data,
     # a face framed like the training faces: eyes about where the dataset has them
     assert abs(np.nanmean(kp[:2, 1]) - np.nanmean(faces.keypoints[:, [1, 3]])) < 8
     # the output may not be an input; the detector is needed
-    again = subprocess.run([sys.executable, "-m", "facekp.core.cli", "import", "--predict",
+    again = subprocess.run([sys.executable, "-m", "facekp.core.cli.main", "import", "--predict",
                             str(photo), "--add-to", str(base), "--out", str(base)],
                            cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 2 and "--add-to" in again.stderr
 
 
 def test_model_info_reads_records_and_the_shipped_description(tmp_path):
-    from facekp.core.model_info import describe_model, known_models
+    from facekp.core.quality.model_info import describe_model, known_models
     from facekp.core.resources import DEFAULT_MODEL
 
     shipped = describe_model(DEFAULT_MODEL, "shipped")
     doc = __import__("json").loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert shipped.arch == doc["arch"] and shipped.val_rmse_px == doc["val_rmse_px"]
     assert shipped.date == doc["date"]
-    # a model file with its record inside (as facekp.core.train writes it)
+    # a model file with its record inside (as facekp.core.model.train writes it)
     import zipfile
 
     trained = tmp_path / "m.keras"
@@ -119,7 +119,7 @@ def test_model_info_reads_records_and_the_shipped_description(tmp_path):
 def test_cli_train_fine_tune_and_resume_exclude_each_other(tmp_path):
     from facekp.core.resources import DEFAULT_MODEL
 
-    run = subprocess.run([sys.executable, "-m", "facekp.core.cli", "train", "--fine-tune",
+    run = subprocess.run([sys.executable, "-m", "facekp.core.cli.main", "train", "--fine-tune",
                           str(DEFAULT_MODEL), "--resume", str(DEFAULT_MODEL), "--out",
                           str(tmp_path / "x.keras")], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and "not both" in run.stderr

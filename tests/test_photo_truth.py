@@ -1,4 +1,4 @@
-"""Ground truth beside a photo (facekp.core.photo_truth): found, not found, broken; NME by hand; the
+"""Ground truth beside a photo (facekp.core.photos.photo_truth): found, not found, broken; NME by hand; the
 fields `facekp predict --json` adds. Real ytf68 photos and their 68-point labels."""
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from facekp.core.errors import DataError
-from facekp.core.formats import pts_text
-from facekp.core.keypoints import NAMES, from_68
-from facekp.core.photo_truth import PhotoTruth, find_truth, match_faces, nme, score_faces
+from facekp.core.data.formats import pts_text
+from facekp.core.data.keypoints import NAMES, from_68
+from facekp.core.photos.photo_truth import PhotoTruth, find_truth, match_faces, nme, score_faces
 
 PHOTO = "Takeo_Hiranuma_10.jpg"          # a ytf68 test photo, 450 x 360, one face
 
@@ -121,7 +121,7 @@ def test_nme_and_matching_by_hand():
 
 
 def run(argv) -> tuple[int, str, str]:
-    from facekp.core.cli import main
+    from facekp.core.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from facekp.core.errors import DataError
-from facekp.core.faces import Box, crop_for_box, crop_for_landmarks, crop_for_points
-from facekp.core.keypoints import as_points
+from facekp.core.faces.framing import Box, crop_for_box, crop_for_landmarks, crop_for_points
+from facekp.core.data.keypoints import as_points
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def mean_shape(faces):
 
 @pytest.fixture(scope="module")
 def predictor(mean_shape, constant_model, tmp_path_factory):
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     path = tmp_path_factory.mktemp("model") / "mean.keras"
     constant_model(mean_shape).save(path)
@@ -31,7 +31,7 @@ def photos(shared_data):
 
 
 def test_predict_crops_calls_the_model(faces):
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     import keras
 
@@ -70,7 +70,7 @@ def test_photo_with_one_face(predictor, photos, mean_shape):
 
 
 def test_haar_is_one_option_away(mean_shape, constant_model, photos, tmp_path):
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     path = tmp_path / "mean.keras"
     constant_model(mean_shape).save(path)
@@ -82,7 +82,7 @@ def test_haar_is_one_option_away(mean_shape, constant_model, photos, tmp_path):
 
 
 def test_min_confidence_leaves_out_unsure_faces(predictor, photos):
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     group = predictor.predict_photo(photos / "bald_guys.jpg", passes=1)
     confidences = sorted(f.confidence for f in group.faces)
@@ -97,8 +97,8 @@ def test_min_confidence_leaves_out_unsure_faces(predictor, photos):
 def test_flip_average_is_the_mean_of_the_face_and_its_mirror_image(faces):
     import keras
 
-    from facekp.core.keypoints import flip_images, flip_keypoints
-    from facekp.core.predict import Predictor
+    from facekp.core.data.keypoints import flip_images, flip_keypoints
+    from facekp.core.model.predict import Predictor
 
     inputs = keras.Input((96, 96, 1))
     x = keras.layers.Flatten()(keras.layers.AveragePooling2D(16)(inputs))  # 6 x 6 means
@@ -165,7 +165,7 @@ def test_exif_orientation_is_applied(predictor, photos, tmp_path):
 
 
 def test_photos_of_any_mode_load_as_upright_rgb(tmp_path):
-    from facekp.core.faces import load_photo, to_gray
+    from facekp.core.faces.framing import load_photo, to_gray
 
     rng = np.random.default_rng(0)
     rgb = Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
@@ -196,7 +196,7 @@ def test_unreadable_photos_raise_data_error(predictor, tmp_path):
 
 
 def test_model_file_errors(tmp_path):
-    from facekp.core.predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     bad = tmp_path / "model.keras"
     bad.write_text("hello")

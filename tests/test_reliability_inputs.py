@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekp.core import cli, data
+from facekp.core.cli import main as cli
+
+from facekp.core.data import dataset as data
 from facekp.core.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +124,7 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
 
 def test_a_huge_photo_is_refused_saying_the_limit_and_how_to_raise_it(tmp_path, monkeypatch,
                                                                      capsys):
-    from facekp.core.faces import load_photo
+    from facekp.core.faces.framing import load_photo
 
     big = tmp_path / "big.png"
     _png_header_only(big, 20000, 20000)
@@ -141,7 +143,7 @@ def test_a_huge_photo_is_refused_saying_the_limit_and_how_to_raise_it(tmp_path, 
 # --- 7. 16-bit and float photos are scaled to 8 bits ---------------------------------------
 
 def test_16_bit_and_float_photos_are_scaled_not_clipped(faces, tmp_path):
-    from facekp.core.faces import load_photo, to_gray
+    from facekp.core.faces.framing import load_photo, to_gray
 
     face = faces.images[0]
     p16 = tmp_path / "face16.png"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from facekp.core.cli import main
-from facekp.core.train import read_record
+from facekp.core.cli.main import main
+from facekp.core.model.train import read_record
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "resources" / "models" / "default.keras"
@@ -49,7 +49,7 @@ def _epoch_lines(stdout: str) -> list[str]:
 
 def _train_process(npz: Path, out: Path, fault: str, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1", FACEKP_CHECKPOINT_FAULT=fault)
-    return subprocess.Popen([sys.executable, "-m", "facekp.core.cli", "train", "--data", str(npz),
+    return subprocess.Popen([sys.executable, "-m", "facekp.core.cli.main", "train", "--data", str(npz),
                              *QUICK, "--out", str(out), *extra],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -109,7 +109,7 @@ def test_nan_model_gives_valid_json_and_a_warning(constant_model, npz, tmp_path,
     photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
     rc, stdout, err = run(["predict", photo, "--model", model, "--json"])
     faces = strict(stdout)[0]["faces"]
-    assert faces and faces[0]["keypoints"]["nose_tip"] is None  # null, as facekp.core.photo_json says
+    assert faces and faces[0]["keypoints"]["nose_tip"] is None  # null, as facekp.core.photos.photo_json says
     assert len([l for l in err.splitlines() if "non-finite" in l]) == 1
 
 
@@ -176,7 +176,7 @@ def test_a_finished_training_run_releases_its_graphs(small_faces, tmp_path):
     import keras
     from tensorflow.python.framework.func_graph import FuncGraph
 
-    from facekp.core.train import TrainConfig, Trainer
+    from facekp.core.model.train import TrainConfig, Trainer
 
     def live_graphs() -> set[int]:
         gc.collect()

@@ -1,4 +1,4 @@
-"""facekp.core.review: the review queues' order and reasons on real faces, and the stand-in
+"""facekp.core.quality.review: the review queues' order and reasons on real faces, and the stand-in
 confidence (flip agreement) on a real Keras model."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from facekp.core import review
-from facekp.core.keypoints import NUM_KEYPOINTS, flip_keypoints
+from facekp.core.quality import review
+from facekp.core.data.keypoints import NUM_KEYPOINTS, flip_keypoints
 
 
 @pytest.fixture(scope="module")

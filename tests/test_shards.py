@@ -1,4 +1,4 @@
-"""TFRecord shards (facekp.core.shards): written and read back exactly, streamed for training and
+"""TFRecord shards (facekp.core.data.shards): written and read back exactly, streamed for training and
 evaluation with the same results as the .npz, clear errors for bad folders and files."""
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core import cli, data, shards
+from facekp.core.cli import main as cli
+
+from facekp.core.data import dataset as data
+
+from facekp.core.data import shards
 from facekp.core.errors import DataError
 
 
@@ -115,8 +119,8 @@ def test_evaluate_from_shards_gives_the_npz_rmse(capsys, written):
 
 
 def test_train_one_epoch_from_shards(capsys, written, tmp_path):
-    from facekp.core.predict import load_model
-    from facekp.core.train import read_record
+    from facekp.core.model.predict import load_model
+    from facekp.core.model.train import read_record
 
     root, index = written
     out = tmp_path / "m.keras"
@@ -266,7 +270,7 @@ def test_the_app_opens_a_shard_folder(qtbot, open_window, gui_settings, mixed, w
 def test_workers_share_a_stream_without_overlap(mixed, written, workers):
     """Each worker of a multi-worker run streams its own share of the training faces: whole
     files when there are enough, else every count-th face; together every face, none twice."""
-    from facekp.core.train import _pipeline
+    from facekp.core.model.train import _pipeline
 
     root, _ = written
     train = shards.open_shards(root / "mixed").split("train")

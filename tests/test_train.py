@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core.train import TrainConfig, Trainer, TrainingListener, TrainResult, read_record
+from facekp.core.model.train import TrainConfig, Trainer, TrainingListener, TrainResult, read_record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ def tiny_net():
 def tiny_arch():
     """A small registered architecture (29 k parameters) for tests of the training mechanics:
     the same Trainer code path as 'seed', at a fraction of the time."""
-    from facekp.core import model
+    from facekp.core.model import architectures as model
 
     scope: dict = {}
     exec(TINY, scope)
@@ -96,8 +96,8 @@ def test_config_takes_the_architecture_defaults():
 
 
 def test_augmentation_strength_comes_from_the_architecture_and_scales_the_changes(tiny):
-    from facekp.core.keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET
-    from facekp.core.train import _pipeline
+    from facekp.core.data.keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET
+    from facekp.core.model.train import _pipeline
 
     heatmap = TrainConfig.for_arch("heatmap").resolved()
     assert (heatmap.augment_strength, heatmap.augment_preset) == (1.0, "wild")
@@ -131,7 +131,7 @@ def test_augmentation_strength_comes_from_the_architecture_and_scales_the_change
 def test_repeated_training_pipeline_shows_every_face_once_per_pass_reshuffled(tiny):
     """fit runs on one endless iterator with steps_per_epoch = batches per pass: each pass
     (epoch) must hold every face exactly once, the last batch partial, in a new order."""
-    from facekp.core.train import _pipeline
+    from facekp.core.model.train import _pipeline
 
     train, _ = tiny
     faces = train.subset(np.arange(40))
@@ -151,8 +151,8 @@ def test_repeated_training_pipeline_shows_every_face_once_per_pass_reshuffled(ti
 def test_training_reports_pixels_and_keeps_the_best_model(tiny, tmp_path):
     import keras
 
-    from facekp.core.evaluate import rmse
-    from facekp.core.predict import Predictor
+    from facekp.core.quality.evaluate import rmse
+    from facekp.core.model.predict import Predictor
 
     train, val = tiny
     rec = Recorder()
@@ -197,8 +197,8 @@ def test_a_trained_model_gets_its_own_confidence_head_and_a_stale_one_goes(tiny,
     """A finished run fits a keypoint confidence head for the model it wrote, calibrated on
     the validation faces (their mean confidence is their share of points within 3 px); a run
     that fits none removes the head of the model it replaced, which would misjudge it."""
-    from facekp.core.confidence import head_path, load_head, point_errors
-    from facekp.core.predict import Predictor
+    from facekp.core.model.confidence import head_path, load_head, point_errors
+    from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_MODEL
 
     train, val = tiny
@@ -317,10 +317,10 @@ import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from facekp.core import data
+from facekp.core.data import dataset as data
 from facekp.core.resources import DEFAULT_DATASET
-from facekp.core.model import register
-from facekp.core.train import TrainConfig, Trainer
+from facekp.core.model.architectures import register
+from facekp.core.model.train import TrainConfig, Trainer
 register("test-tiny")(tiny_net)
 ds = data.read_npz(DEFAULT_DATASET)
 train = ds.split("train").subset(np.arange(64))

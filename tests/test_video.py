@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clips import make_clip
-from facekp.core import cli
+from facekp.core.cli import main as cli
 from facekp.core.resources import DEFAULT_MODEL
 
 
@@ -106,7 +106,7 @@ def test_the_input_video_is_never_an_output(clip, capsys):
 
 
 def test_smoothers_reduce_noise_on_a_still_face_and_follow_a_moving_one():
-    from facekp.core.video import KeypointSmoother
+    from facekp.core.photos.video import KeypointSmoother
 
     rng = np.random.default_rng(0)
     still = np.full((15, 2), 50.0)

@@ -1,8 +1,9 @@
 """Keypoints for folders, lists and shards of photos, streamed to a JSON Lines file.
 
-``facekp predict DIR... --jsonl OUT.jsonl`` writes one :func:`facekp.core.photo_json.photo_record`
-per line (a photo that cannot be read gets ``"faces": []`` and an ``"error"``), flushed after
-each photo, so a killed run keeps every photo it finished:
+``facekp predict DIR... --jsonl OUT.jsonl`` writes one
+:func:`facekp.core.photos.photo_json.photo_record` per line (a photo that cannot be read gets
+``"faces": []`` and an ``"error"``), flushed after each photo, so a killed run keeps every photo it
+finished:
 
 - the photos: files given as arguments as they are; a folder gives its photos (by suffix,
   :data:`PHOTO_SUFFIXES`, sorted by path; ``recursive`` also those of its sub-folders); the
@@ -25,8 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import DataError, FacekpError
-from .importers import IMAGE_SUFFIXES as PHOTO_SUFFIXES
+from facekp.core.errors import DataError, FacekpError
+from facekp.core.photos.importers import IMAGE_SUFFIXES as PHOTO_SUFFIXES
 
 #: What a worker needs to build its Predictor: model path, detector name, detector options,
 #: min_confidence, passes.
@@ -144,8 +145,8 @@ def configure_worker(model: str | Path, detector: str, detector_options: dict,
 def _predictor():
     """This process's Predictor, built on first use from :func:`configure_worker`'s config."""
     if "predictor" not in _worker_state:
-        from .detect import make_detector
-        from .predict import Predictor
+        from facekp.core.faces.detect import make_detector
+        from facekp.core.model.predict import Predictor
 
         model, detector, options, min_confidence, _ = _worker_state["config"]
         _worker_state["predictor"] = Predictor(model, detector=make_detector(detector, **options),
@@ -156,7 +157,7 @@ def _predictor():
 def predict_one(photo: str) -> dict:
     """The JSON record of one photo (with its ground truth and NME when truth lies beside it);
     a photo that cannot be read gives an ``error`` record."""
-    from .photo_json import photo_record, result_record
+    from facekp.core.photos.photo_json import photo_record, result_record
 
     predictor = _predictor()
     try:
@@ -229,7 +230,7 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
     (each has an error record and a line on stderr)."""
     out = Path(args.jsonl)
     photos = photo_paths(args.photos, args.recursive)
-    from .fileio import check_input_file, check_writable, refuse_input_as_output
+    from facekp.core.fileio import check_input_file, check_writable, refuse_input_as_output
 
     refuse_input_as_output(out, {"photo": photos + [Path(p) for p in args.photos]})
     if args.shard is not None:
@@ -246,7 +247,7 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
               "already; skipping them", file=sys.stderr, flush=True)
     configure_worker(model, args.detector, detector_options, args.min_confidence, args.passes)
     if progress is None:
-        from .progress import ProgressLine
+        from facekp.core.progress import ProgressLine
 
         progress = ProgressLine(f"predict -> {out}", unit="photos").update
     counts = _write_records(out, todo, args.workers or 1, progress)

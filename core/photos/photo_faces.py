@@ -1,8 +1,8 @@
 """A photo's faces into a dataset: each face found (and predicted) in a photo is cut out with the
-crop its keypoints came from (:func:`facekp.core.predict.Predictor.predict_photo` frames it by the
-one crop rule of :mod:`facekp.core.faces`), and the model's keypoints become its labels, marked as
-not yet checked (``Dataset.checked`` False) until a person has looked at them. Each face keeps the
-photo's name (``Dataset.sources``) and is named ``<photo name>#<face number>``.
+crop its keypoints came from (:func:`facekp.core.model.predict.Predictor.predict_photo` frames it by
+the one crop rule of :mod:`facekp.core.faces.framing`), and the model's keypoints become its labels,
+marked as not yet checked (``Dataset.checked`` False) until a person has looked at them. Each face
+keeps the photo's name (``Dataset.sources``) and is named ``<photo name>#<face number>``.
 
 Keypoints the model put outside the 96x96 crop are left missing (NaN): a dataset holds points
 inside its crops only.
@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .data import Dataset
-from .errors import DataError
-from .faces import Crop, crop_image, to_gray
-from .keypoints import IMAGE_SIZE, NUM_KEYPOINTS
+from facekp.core.data.dataset import Dataset
+from facekp.core.errors import DataError
+from facekp.core.faces.framing import Crop, crop_image, to_gray
+from facekp.core.data.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
 
 
 def photo_dataset(image: Any, faces: Sequence[tuple[Crop, np.ndarray]],
@@ -45,7 +45,7 @@ def photo_dataset(image: Any, faces: Sequence[tuple[Crop, np.ndarray]],
 def predict_photos(predictor, photos: Iterable[str | Path],
                    progress: Callable[[int, int], None] | None = None
                    ) -> tuple[Dataset, list[str]]:
-    """Find and predict the faces of each photo (``predictor``: a facekp.core.predict.Predictor)
+    """Find and predict the faces of each photo (``predictor``: a facekp.core.model.predict.Predictor)
     and make them a dataset of unchecked faces; returns it with one line per photo
     ("name: 2 faces"). A photo that cannot be read is a DataError naming it."""
     photos = [Path(p) for p in photos]

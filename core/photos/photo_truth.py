@@ -3,14 +3,14 @@
 Where a photo ``DIR/P.jpg`` finds its ground truth (:func:`find_truth`):
 
 - ``DIR/P.pts``: an iBUG-style .pts file of one face, 68 points in iBUG order (mapped to the 15
-  keypoints by :func:`facekp.core.keypoints.from_68`) or 15 points in Kaggle order (as ``facekp
+  keypoints by :func:`facekp.core.data.keypoints.from_68`) or 15 points in Kaggle order (as ``facekp
   export
-  --format pts`` writes them); read by :func:`facekp.core.importers.read_pts` (1-based, as iBUG
-  writes them);
+  --format pts`` writes them); read by :func:`facekp.core.photos.importers.read_pts` (1-based, as
+  iBUG writes them);
 - else a dlib imglab XML in ``DIR`` with an ``<image file=...>`` that resolves to the photo
   (relative to the XML, as imglab resolves it): each box with parts is one face, parts named
-  00-67 (iBUG 68) or by the 15 keypoint names; read by :func:`facekp.core.formats.read_dlib`. XML
-  files that are not dlib datasets (Pascal VOC, say) are passed over.
+  00-67 (iBUG 68) or by the 15 keypoint names; read by :func:`facekp.core.data.formats.read_dlib`.
+  XML files that are not dlib datasets (Pascal VOC, say) are passed over.
 
 Coordinates are pixels of the upright photo, as photo predictions are. A truth file that is
 there but cannot be read is a :class:`facekp.core.errors.DataError` naming it.
@@ -32,9 +32,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DataError
-from .evaluate import point_errors
-from .keypoints import NAMES, NUM_KEYPOINTS, from_68
+from facekp.core.errors import DataError
+from facekp.core.quality.evaluate import point_errors
+from facekp.core.data.keypoints import NAMES, NUM_KEYPOINTS, from_68
 
 LEFT_EYE, RIGHT_EYE = NAMES.index("left_eye_center"), NAMES.index("right_eye_center")
 
@@ -66,7 +66,7 @@ def to_15(points: np.ndarray) -> np.ndarray:
 def find_truth(photo: str | Path) -> PhotoTruth | None:
     """The ground truth beside ``photo`` (see the module's text), or None when there is none.
     A DataError naming the file when a truth file is there but broken."""
-    from .importers import read_pts
+    from facekp.core.photos.importers import read_pts
 
     photo = Path(photo)
     pts = photo.with_suffix(".pts")
@@ -87,7 +87,7 @@ def find_truth(photo: str | Path) -> PhotoTruth | None:
 def _dlib_faces(xml: Path, photo: Path) -> list[np.ndarray]:
     """The faces a dlib XML labels in ``photo`` ([] when it names the photo nowhere or is
     not a dlib dataset); a DataError when it names the photo but cannot be read."""
-    from .formats import read_dlib
+    from facekp.core.data.formats import read_dlib
 
     try:
         data = xml.read_bytes()

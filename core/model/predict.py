@@ -8,13 +8,14 @@ With ``flip_average`` each crop is also predicted mirrored (one batch of both), 
 prediction mapped back (x -> 95 - x, left/right swapped) and the two averaged.
 
 Photos: :meth:`Predictor.predict_photo` applies the EXIF orientation, finds faces with a
-detector (:mod:`facekp.core.detect`: MTCNN by default, Haar on request), frames each by the one crop
-rule the training data was made with (:func:`facekp.core.faces.crop_for_landmarks` from MTCNN's five
-points; :func:`facekp.core.faces.crop_for_box` for Haar's boxes), predicts, and maps the keypoints
-back to the photo's pixels. With 2 passes (by default only for faces framed from a box) each
-face is framed again around its first-pass keypoints (:func:`facekp.core.faces.crop_for_points`, the
-landmark rule) and predicted once more, and the face's keypoints are the mean of the two views
-in photo pixels (README, Models, gives the figures).
+detector (:mod:`facekp.core.faces.detect`: MTCNN by default, Haar on request), frames each by the
+one crop rule the training data was made with (:func:`facekp.core.faces.framing.crop_for_landmarks`
+from MTCNN's five points; :func:`facekp.core.faces.framing.crop_for_box` for Haar's boxes),
+predicts, and maps the keypoints back to the photo's pixels. With 2 passes (by default only for
+faces framed from a box) each face is framed again around its first-pass keypoints
+(:func:`facekp.core.faces.framing.crop_for_points`, the landmark rule) and predicted once more, and
+the face's keypoints are the mean of the two views in photo pixels (README, Models, gives the
+figures).
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import DataError
-from .faces import Box, Crop, crop_for_box, crop_for_landmarks, crop_for_points, crop_image, to_gray
-from .keypoints import IMAGE_SIZE, NUM_KEYPOINTS, flip_keypoints
+from facekp.core.errors import DataError
+from facekp.core.faces.framing import (
+    Box, Crop, crop_for_box, crop_for_landmarks, crop_for_points, crop_image, to_gray,
+)
+from facekp.core.data.keypoints import IMAGE_SIZE, NUM_KEYPOINTS, flip_keypoints
 
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
@@ -42,8 +45,8 @@ class FaceResult:
     box: Box
     crop: Crop
     keypoints: np.ndarray
-    detection: Any = None  # facekp.core.detect.Detection
-    #: (15,) confidence of each keypoint, 0..1 (facekp.core.confidence; None without a head)
+    detection: Any = None  # facekp.core.faces.detect.Detection
+    #: (15,) confidence of each keypoint, 0..1 (facekp.core.model.confidence; None without a head)
     keypoint_confidence: np.ndarray | None = None
 
     @property
@@ -61,7 +64,7 @@ class PhotoResult:
 
     def face_tuples(self) -> list[tuple]:
         """Each face as ``(box [x0, y0, x1, y1], keypoints, detection, crop, confidences)``,
-        the form :func:`facekp.core.photo_json.photo_record` and the app's canvas take."""
+        the form :func:`facekp.core.photos.photo_json.photo_record` and the app's canvas take."""
         return [(f.box.as_list(), f.keypoints, f.detection, f.crop, f.keypoint_confidence)
                 for f in self.faces]
 
@@ -71,16 +74,16 @@ class Predictor:
 
     def __init__(self, model: Any, detector: Any = None, flip_average: bool = True,
                  min_confidence: float = 0.0, confidence: Any = "auto"):
-        """``detector``: a name of :data:`facekp.core.detect.DETECTORS` or a detector object (None:
+        """``detector``: a name of :data:`facekp.core.faces.detect.DETECTORS` or a detector object (None:
         MTCNN, made when a photo first needs it); ``flip_average``: average each crop with its
         mirror image (on by default: the default model's test RMSE 1.505 -> 1.475 px, README);
         ``min_confidence``: faces the detector is less sure of are left out;
-        ``confidence``: the keypoint confidence head (:mod:`facekp.core.confidence`): "auto" (the
-        ``NAME.confidence.json`` beside a model file, if there is one), None (no confidence),
-        a path or a :class:`facekp.core.confidence.ConfidenceHead`."""
+        ``confidence``: the keypoint confidence head (:mod:`facekp.core.model.confidence`): "auto"
+        (the ``NAME.confidence.json`` beside a model file, if there is one), None (no confidence),
+        a path or a :class:`facekp.core.model.confidence.ConfidenceHead`."""
         import tensorflow as tf
 
-        from .confidence import ConfidenceHead, head_path, load_head
+        from facekp.core.model.confidence import ConfidenceHead, head_path, load_head
 
         if isinstance(model, (str, Path)):
             self.path: Path | None = Path(model)
@@ -109,7 +112,7 @@ class Predictor:
     def detector(self):
         """The face detector (made on first use: MTCNN builds three networks)."""
         if self._detector is None or isinstance(self._detector, str):
-            from .detect import DEFAULT_DETECTOR, make_detector
+            from facekp.core.faces.detect import DEFAULT_DETECTOR, make_detector
 
             self._detector = make_detector(self._detector or DEFAULT_DETECTOR)
         return self._detector
@@ -138,10 +141,10 @@ class Predictor:
                                 ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict`'s keypoints (N, 30) and each keypoint's confidence (N, 15), 0..1:
         the estimated probability that the point is within 3 px of its label
-        (:mod:`facekp.core.confidence`). Each crop is also predicted mirrored and under the head's
-        re-crops (8 by default), so this costs about 5 times :meth:`predict`. FacekpError
+        (:mod:`facekp.core.model.confidence`). Each crop is also predicted mirrored and under the
+        head's re-crops (8 by default), so this costs about 5 times :meth:`predict`. FacekpError
         when the predictor has no confidence head."""
-        from .errors import FacekpError
+        from facekp.core.errors import FacekpError
 
         head = self.confidence_head
         if head is None:
@@ -154,9 +157,11 @@ class Predictor:
     def confidence_signals(self, images: np.ndarray, views=None, maps: bool = True,
                            batch_size: int = BATCH) -> tuple[np.ndarray, dict]:
         """:meth:`predict`'s keypoints (N, 30) and the signals a confidence head reads
-        (:func:`facekp.core.confidence.signals`), from the re-crops ``views`` (default
-        :data:`facekp.core.confidence.VIEWS`) and, with ``maps``, the model's heatmaps."""
-        from .confidence import FEATURES, VIEWS, heatmap_peaks, signals, unwarp, warp_views
+        (:func:`facekp.core.model.confidence.signals`), from the re-crops ``views`` (default
+        :data:`facekp.core.model.confidence.VIEWS`) and, with ``maps``, the model's heatmaps."""
+        from facekp.core.model.confidence import (
+            FEATURES, VIEWS, heatmap_peaks, signals, unwarp, warp_views,
+        )
 
         views = VIEWS if views is None else views
         x = _faces(images)
@@ -190,7 +195,7 @@ class Predictor:
             try:
                 maps = self.model.get_layer("heatmaps").output
             except ValueError:
-                from .errors import FacekpError
+                from facekp.core.errors import FacekpError
                 raise FacekpError("the confidence head needs heatmaps, and this model has no "
                                   "layer named 'heatmaps'") from None
             both = keras.Model(self.model.inputs, [maps, self.model.outputs[0]])
@@ -208,9 +213,9 @@ class Predictor:
         """Keypoints of every face in a photo (a path, a PIL image or an array).
 
         ``boxes=None`` finds the faces (:attr:`detector`); otherwise each given box (photo
-        pixels, Haar-like: see :func:`facekp.core.faces.box_from_points`) is framed by the box rule.
-        ``passes``: 1 or 2 for every face; None (default) frames a face again (2 passes) only
-        when its first crop came from a box (Haar, a drawn box): MTCNN's five points already
+        pixels, Haar-like: see :func:`facekp.core.faces.framing.box_from_points`) is framed by the
+        box rule. ``passes``: 1 or 2 for every face; None (default) frames a face again (2 passes)
+        only when its first crop came from a box (Haar, a drawn box): MTCNN's five points already
         frame it as the second pass would (test people: NME 0.0499 one pass, 0.0497 two).
         ``confidence``: also give each face's :attr:`FaceResult.keypoint_confidence` (with 2
         passes the mean of the two crops'; FacekpError without a confidence head). Off by
@@ -220,7 +225,7 @@ class Predictor:
         """
         from PIL import Image
 
-        from .faces import load_photo
+        from facekp.core.faces.framing import load_photo
 
         if passes not in (None, 1, 2):
             raise ValueError(f"passes must be 1 or 2, got {passes}")
@@ -230,7 +235,7 @@ class Predictor:
             image = photo
         else:
             image = Image.fromarray(np.asarray(photo))
-        from .detect import Detection
+        from facekp.core.faces.detect import Detection
 
         gray = to_gray(image)
         size = (gray.shape[1], gray.shape[0])
@@ -246,7 +251,7 @@ class Predictor:
     def predict_detections(self, gray: np.ndarray, found: Sequence[Any],
                            passes: int | None = None, confidence: bool = False
                            ) -> list[FaceResult]:
-        """Keypoints of detected faces (facekp.core.detect.Detection s) in a 2-D uint8 photo: each
+        """Keypoints of detected faces (facekp.core.faces.detect.Detection s) in a 2-D uint8 photo: each
         framed by the rule its detection allows, predicted, and framed again by ``passes``
         (see :meth:`predict_photo`, also for ``confidence``). Video tracking starts its
         tracks here."""
@@ -323,8 +328,8 @@ def load_model(path: str | Path, compile: bool = False):
     optimizer state, to go on training); DataError if it is not one."""
     import keras
 
-    from . import model as _custom_objects  # noqa: F401  (registers the loss and metric)
-    from .fileio import check_input_file
+    from facekp.core.model import architectures as _custom_objects  # noqa: F401  (registers the loss and metric)
+    from facekp.core.fileio import check_input_file
 
     path = check_input_file(path, "model file")
     if path.suffix.lower() != ".h5" and not zipfile.is_zipfile(path):

@@ -1,7 +1,7 @@
 """Training on one machine or several: the ``tf.distribute`` strategy a run uses.
 
-- ``auto``: :func:`facekp.core.train.default_strategy` (``MirroredStrategy`` over several GPUs, else
-  the default strategy).
+- ``auto``: :func:`facekp.core.model.train.default_strategy` (``MirroredStrategy`` over several
+  GPUs, else the default strategy).
 - ``mirrored``: ``MirroredStrategy`` over this machine's GPUs (its CPU when it has none).
 - ``multiworker``: ``MultiWorkerMirroredStrategy`` over the machines named by the standard
   ``TF_CONFIG`` environment variable, checked first (:func:`parse_tf_config`) so that a
@@ -20,7 +20,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from .errors import FacekpError
+from facekp.core.errors import FacekpError
 
 STRATEGIES = ("auto", "mirrored", "multiworker")
 #: The jobs a multi-worker run has: at most one chief (the worker that writes the model) and
@@ -119,7 +119,8 @@ def check_strategy(name: str, environ=None) -> None:
 
 def make_strategy(name: str, environ=None):
     """The strategy called ``name`` (one of :data:`STRATEGIES`); None for ``auto`` (the
-    Trainer then takes :func:`facekp.core.train.default_strategy`). Call it before anything else
+    Trainer then takes :func:`facekp.core.model.train.default_strategy`). Call it before anything
+    else
     runs TensorFlow operations."""
     check_strategy(name, environ)  # a clear error before TensorFlow reads TF_CONFIG
     if name == "auto":

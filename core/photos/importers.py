@@ -4,9 +4,9 @@ Two label layouts:
 - a CSV as in ytf68: image file name, then 136 numbers x0,y0,...,x67,y67 (photo pixels);
 - iBUG ``.pts`` files next to the images (``version``, ``n_points: 68``, ``{`` ... ``}``).
 
-Framing is the app's own (facekp.core.faces.crop_for_box): the face detector's box when it finds the
-labelled face (the detection containing the labelled nose tip), else a detector-like box made
-from the labelled points. The crop is never aligned to the labelled eyes. Keypoints that fall
+Framing is the app's own (facekp.core.faces.framing.crop_for_box): the face detector's box when it
+finds the labelled face (the detection containing the labelled nose tip), else a detector-like box
+made from the labelled points. The crop is never aligned to the labelled eyes. Keypoints that fall
 outside the crop become NaN, never clipped.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import faces
-from .data import Dataset, describe
-from .errors import DataError
-from .fileio import check_input_file
-from .keypoints import IMAGE_SIZE, NOSE_TIP_68, from_68
+from facekp.core.faces import framing as faces
+from facekp.core.data.dataset import Dataset, describe
+from facekp.core.errors import DataError
+from facekp.core.fileio import check_input_file
+from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, from_68
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -55,7 +55,7 @@ class ImportReport:
                 "summary": self.summary}
 
     def format(self) -> str:
-        from .data import format_description
+        from facekp.core.data.dataset import format_description
 
         lines = [f"faces in: {self.faces_in}, faces out: {self.faces_out}, "
                  f"dropped: {sum(self.dropped.values())}"]
@@ -207,7 +207,7 @@ def label_mirror_offset(images: np.ndarray, keypoints: np.ndarray) -> dict:
     about 0; a source that put its points to one side gives that side's offset, which flip
     augmentation turns into a left/right disagreement the model cannot learn.
     """
-    from .keypoints import NAMES
+    from facekp.core.data.keypoints import NAMES
 
     kp = np.asarray(keypoints, np.float64).reshape(len(keypoints), -1, 2)
     mids = np.stack([(kp[:, NAMES.index(a), 0] + kp[:, NAMES.index(b), 0]) / 2
@@ -235,7 +235,7 @@ def import_faces(photos: Iterable[LabelledPhoto], *, prefix: str = "",
     report = ImportReport(faces_in=len(photos))
     find = None
     if detector is not None:
-        from .detect import make_detector
+        from facekp.core.faces.detect import make_detector
 
         find = make_detector(detector)
     images, keypoints, names, persons = [], [], [], []

@@ -17,18 +17,18 @@ of these records) and by the app's "Export predictions" on a photo (one record).
 Coordinates are photo pixels (x right, y down, pixel centres), rounded to ``DECIMALS``; a
 keypoint is ``null`` when it is not finite, and ``keypoints`` is ``null`` for a face whose
 keypoints were not predicted (a box found without a model). Keypoints are listed by name in
-Kaggle's column order (facekp.core.keypoints.NAMES).
+Kaggle's column order (facekp.core.data.keypoints.NAMES).
 
-When ground truth lies beside the photo (:mod:`facekp.core.photo_truth`: a ``.pts`` of the same name
-or a dlib XML naming it), :func:`add_truth` adds ``"truth_file"`` to the record and to each
-face ``"truth"`` (keypoints by name as above, or ``null`` when no labelled face lies in its
+When ground truth lies beside the photo (:mod:`facekp.core.photos.photo_truth`: a ``.pts`` of the
+same name or a dlib XML naming it), :func:`add_truth` adds ``"truth_file"`` to the record and to
+each face ``"truth"`` (keypoints by name as above, or ``null`` when no labelled face lies in its
 box) and ``"nme"`` (mean point error / distance between the labelled eye centres, rounded to
 ``NME_DECIMALS``; ``null`` without truth). A truth file that cannot be read gives
 ``"truth_error"`` instead.
 
-``keypoint_confidence`` (facekp.core.confidence): for each keypoint, the estimated probability that
-it lies within 3 px of the 96x96 crop (about 8% of the eye distance) of where a labeller would put
-it; ``mean_keypoint_confidence`` is their mean, the expected share of the face's keypoints that
+``keypoint_confidence`` (facekp.core.model.confidence): for each keypoint, the estimated probability
+that it lies within 3 px of the 96x96 crop (about 8% of the eye distance) of where a labeller would
+put it; ``mean_keypoint_confidence`` is their mean, the expected share of the face's keypoints that
 close. Both are ``null`` when the model has no confidence head.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .keypoints import NAMES, NUM_KEYPOINTS
+from facekp.core.data.keypoints import NAMES, NUM_KEYPOINTS
 
 UNITS = "pixels of the photo"
 DECIMALS = 2
@@ -72,8 +72,8 @@ def confidence_record(confidence) -> dict[str, Any]:
 
 
 def detection_record(detection) -> dict[str, Any]:
-    """The detector's confidence and five points (a facekp.core.detect.Detection, or None)."""
-    from .detect import POINT_NAMES
+    """The detector's confidence and five points (a facekp.core.faces.detect.Detection, or None)."""
+    from facekp.core.faces.detect import POINT_NAMES
 
     conf = None if detection is None else detection.confidence
     points = None if detection is None else detection.points
@@ -84,8 +84,8 @@ def detection_record(detection) -> dict[str, Any]:
 
 def photo_record(photo: str | Path, faces: Iterable, message: str = "") -> dict[str, Any]:
     """One photo's record; ``faces`` are ``(box [x0, y0, x1, y1], keypoints or None)``,
-    ``(box, keypoints, detection)`` with the detector's facekp.core.detect.Detection (or None), and
-    optionally then the crop (not written) and the keypoint confidences (15,) or None:
+    ``(box, keypoints, detection)`` with the detector's facekp.core.faces.detect.Detection (or
+    None), and optionally then the crop (not written) and the keypoint confidences (15,) or None:
     ``(box, keypoints, detection, crop, confidences)``."""
     records = []
     for i, face in enumerate(faces, 1):
@@ -98,7 +98,7 @@ def photo_record(photo: str | Path, faces: Iterable, message: str = "") -> dict[
 
 
 def result_record(photo: str | Path, result) -> tuple[dict[str, Any], str | None]:
-    """The record of a :class:`facekp.core.predict.PhotoResult`, with the ground truth found
+    """The record of a :class:`facekp.core.model.predict.PhotoResult`, with the ground truth found
     beside the photo (:func:`add_truth`); returns it and the truth file's error (or None)."""
     faces = result.face_tuples()
     record = photo_record(photo, faces, result.message)
@@ -107,11 +107,12 @@ def result_record(photo: str | Path, result) -> tuple[dict[str, Any], str | None
 
 def add_truth(record: dict[str, Any], faces: Iterable) -> str | None:
     """Add the ground truth found beside ``record["photo"]`` and each face's NME to
-    ``record`` (:mod:`facekp.core.photo_truth`); ``faces`` are those given to :func:`photo_record`.
-    Returns the error of a truth file that cannot be read (also put in ``"truth_error"``);
+    ``record`` (:mod:`facekp.core.photos.photo_truth`); ``faces`` are those given to
+    :func:`photo_record`. Returns the error of a truth file that cannot be read (also put in
+    ``"truth_error"``);
     without truth the record is left as it is."""
-    from .errors import DataError
-    from .photo_truth import find_truth, score_faces
+    from facekp.core.errors import DataError
+    from facekp.core.photos.photo_truth import find_truth, score_faces
 
     try:
         truth = find_truth(record["photo"])

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
-from .evaluate import point_errors
-from .keypoints import FLIP_KEYPOINT_ORDER, IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from facekp.core.errors import DataError
+from facekp.core.quality.evaluate import point_errors
+from facekp.core.data.keypoints import FLIP_KEYPOINT_ORDER, IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 #: A point counts as "off" when it is more than this many crop pixels from its label.
 THRESHOLD_PX = 3.0
@@ -195,7 +195,7 @@ class ConfidenceHead:
             raise DataError(source, f"not a confidence head ({exc})") from None
 
     def save(self, path: str | Path) -> Path:
-        from .fileio import atomic_path
+        from facekp.core.fileio import atomic_path
 
         path = Path(path)
         with atomic_path(path) as tmp:
@@ -319,7 +319,7 @@ def ranking_scores(confidence: np.ndarray, errors: np.ndarray,
 def fit_for_predictor(predictor, fit_faces, calibration_faces=None, features=FEATURES,
                       info: dict | None = None) -> ConfidenceHead:
     """A head for ``predictor``'s model: fitted on ``fit_faces`` (a labelled
-    :class:`facekp.core.data.Dataset`, e.g. the training people), its probabilities then
+    :class:`facekp.core.data.dataset.Dataset`, e.g. the training people), its probabilities then
     recalibrated on ``calibration_faces`` (other people, e.g. the validation split) if given.
     Heatmap signals are used only when the model has a layer named ``heatmaps``."""
     names = {layer.name for layer in predictor.model.layers}

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .evaluate import evaluate
-from .keypoints import NAMES
+from facekp.core.quality.evaluate import evaluate
+from facekp.core.data.keypoints import NAMES
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -14,7 +14,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def compare(model_a: Any, model_b: Any, dataset) -> dict[str, Any]:
-    """Evaluate both models (facekp.core.evaluate.evaluate, so as ``facekp evaluate`` predicts) on
+    """Evaluate both models (facekp.core.quality.evaluate.evaluate, so as ``facekp evaluate`` predicts) on
     ``dataset``: ``{"faces", "rmse_px": {"a", "b", "ratio"}, "per_keypoint": {name: {...}}}``,
     ratio = B / A (below 1: B is the better)."""
     a, b = evaluate(model_a, dataset), evaluate(model_b, dataset)

@@ -16,9 +16,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .fileio import atomic_path, check_input_file
-from .keypoints import COLUMNS, IMAGE_SIZE
+from facekp.core.errors import DataError
+from facekp.core.fileio import atomic_path, check_input_file
+from facekp.core.data.keypoints import COLUMNS, IMAGE_SIZE
 
 LOOKUP_COLUMNS = ("RowId", "ImageId", "FeatureName")
 
@@ -92,12 +92,12 @@ def make_submission(model: Any, test: Any, lookup: str | Path, out: str | Path,
                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Write ``out`` (``RowId,Location``) for the lookup table's rows, atomically.
 
-    ``model``: a :class:`facekp.core.predict.Predictor`, a ``.keras`` path or a Keras model.
+    ``model``: a :class:`facekp.core.model.predict.Predictor`, a ``.keras`` path or a Keras model.
     ``test``: Kaggle's ``test.csv`` (``ImageId,Image``) or a Dataset whose names are the ImageIds.
     Returns ``{"rows", "images", "clipped"}``.
     """
-    from . import data
-    from .predict import Predictor
+    from facekp.core.data import dataset as data
+    from facekp.core.model.predict import Predictor
 
     table = read_lookup(lookup)
     if isinstance(test, (str, Path)):

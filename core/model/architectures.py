@@ -14,7 +14,7 @@ from typing import Any, Callable
 import keras
 from keras import layers, ops
 
-from .keypoints import IMAGE_SIZE
+from facekp.core.data.keypoints import IMAGE_SIZE
 
 TARGET_SCALE = float(IMAGE_SIZE)  # network outputs are keypoints / 96
 

@@ -1,15 +1,16 @@
 """Keypoints in videos: frames read with OpenCV, faces tracked between frames.
 
 :class:`FaceTracker` turns frames into tracked faces. A face is found by the photo path's
-detector (:mod:`facekp.core.detect`; MTCNN by default) and framed as a photo's face is
-(:meth:`facekp.core.predict.Predictor.predict_detections`); on the frames after, its crop is framed
-around its keypoints of the frame before (:func:`facekp.core.faces.crop_for_points`, the photo
-path's second-pass framing), so the detector runs only every ``detect_every`` frames, or at once
-when a track is lost (its new keypoints no longer frame a face: :func:`facekp.core.predict.reframe`)
-or when no face is being followed. On a detection frame each detection is matched to a track
-by the overlap of their boxes; a detection without a track starts one (a new id), a track the
-detector does not see is looked for again on the next frame and dropped when it is missed
-twice in a row. A track's box is the detector's box carried along with its crop.
+detector (:mod:`facekp.core.faces.detect`; MTCNN by default) and framed as a photo's face is
+(:meth:`facekp.core.model.predict.Predictor.predict_detections`); on the frames after, its crop is
+framed around its keypoints of the frame before (:func:`facekp.core.faces.framing.crop_for_points`,
+the photo path's second-pass framing), so the detector runs only every ``detect_every`` frames, or
+at once when a track is lost (its new keypoints no longer frame a face:
+:func:`facekp.core.model.predict.reframe`) or when no face is being followed. On a detection frame
+each detection is matched to a track by the overlap of their boxes; a detection without a track
+starts one (a new id), a track the detector does not see is looked for again on the next frame and
+dropped when it is missed twice in a row. A track's box is the detector's box carried along with its
+crop.
 
 Keypoints can be smoothed in time per track (:class:`KeypointSmoother`): a One Euro filter
 (``OneEuroFilter`` package, the filter's authors' implementation) or an exponential moving
@@ -31,9 +32,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import DataError, FacekpError
-from .faces import Box, Crop, crop_for_points, to_gray
-from .keypoints import NUM_KEYPOINTS
+from facekp.core.errors import DataError, FacekpError
+from facekp.core.faces.framing import Box, Crop, crop_for_points, to_gray
+from facekp.core.data.keypoints import NUM_KEYPOINTS
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 #: The detector runs on every this many processed frames (and whenever a track is lost).
@@ -75,7 +76,7 @@ class VideoReader:
     def __init__(self, path: str | Path):
         import cv2
 
-        from .fileio import check_input_file
+        from facekp.core.fileio import check_input_file
 
         self.path = check_input_file(path, "video file")
         self._cap = cv2.VideoCapture(str(self.path))
@@ -205,7 +206,8 @@ def iou(a: Box, b: Box) -> float:
 
 class FaceTracker:
     """Tracked faces of consecutive frames (see the module text). ``predictor``: a
-    facekp.core.predict.Predictor (its detector and min_confidence are used); ``smoothing``: one of
+    facekp.core.model.predict.Predictor (its detector and min_confidence are used); ``smoothing``:
+    one of
     :data:`SMOOTHING`; ``fps``: processed frames per second of video (for the filter)."""
 
     def __init__(self, predictor, detect_every: int = DETECT_EVERY, smoothing: str = "off",
@@ -243,7 +245,7 @@ class FaceTracker:
 
     def _follow(self, gray: np.ndarray) -> None:
         """Predict each track in a crop framed around its last keypoints; drop lost ones."""
-        from .predict import reframe
+        from facekp.core.model.predict import reframe
 
         h, w = gray.shape[:2]
         crops = [crop_for_points(t.raw) for t in self.tracks]
@@ -312,7 +314,7 @@ class FaceTracker:
         t.box_in_crop, t.smoother, t.shift = fresh.box_in_crop, fresh.smoother, 0.0
 
     def _new_track(self, face, track_id: int | None = None) -> Track:
-        """A track from a facekp.core.predict.FaceResult (a new id unless ``track_id``)."""
+        """A track from a facekp.core.model.predict.FaceResult (a new id unless ``track_id``)."""
         smoother = None if self.smoothing == "off" else \
             KeypointSmoother(self.smoothing, self.fps, face.crop.side,
                              **self.smoothing_settings)
@@ -327,9 +329,9 @@ class FaceTracker:
 # --- records and drawing ------------------------------------------------------------------
 
 def frame_record(video: str | Path, index: int, time: float, tracks: list[Track]) -> dict:
-    """One frame's JSON record: the photo record's faces (facekp.core.photo_json) with their track
+    """One frame's JSON record: the photo record's faces (facekp.core.photos.photo_json) with their track
     id; ``detector_*`` are null on frames where the detector did not run (or missed)."""
-    from .photo_json import detection_record, keypoints_record, rounded
+    from facekp.core.photos.photo_json import detection_record, keypoints_record, rounded
 
     faces = [{"face": i, "track": t.id, "box": [rounded(v) for v in t.box.as_list()],
               **detection_record(t.detection), "keypoints": keypoints_record(t.keypoints)}
@@ -388,9 +390,9 @@ def check_options(args) -> Path:
 
 def run(args, model: Path, detector_options: dict, progress=None) -> int:
     """``facekp predict VIDEO [--jsonl OUT.jsonl] [--draw OUT.mp4]``: 0 when done."""
-    from .detect import make_detector
-    from .fileio import check_input_file, check_writable, refuse_input_as_output
-    from .predict import Predictor
+    from facekp.core.faces.detect import make_detector
+    from facekp.core.fileio import check_input_file, check_writable, refuse_input_as_output
+    from facekp.core.model.predict import Predictor
 
     video = check_options(args)
     outputs = [Path(o) for o in (args.jsonl, args.draw) if o is not None]
@@ -408,7 +410,7 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
     tracker = FaceTracker(predictor, args.detect_every or DETECT_EVERY, args.smooth or
                           SMOOTHING[0], reader.fps / step, args.passes)
     if progress is None:
-        from .progress import ProgressLine
+        from facekp.core.progress import ProgressLine
 
         progress = ProgressLine(f"predict {video.name}", unit="frames").update
     try:
@@ -428,7 +430,7 @@ def predict_video(reader: VideoReader, tracker: FaceTracker, jsonl: str | Path |
     after each frame. Returns counts: frames, with_faces, tracks."""
     import json
 
-    from .fileio import atomic_path
+    from facekp.core.fileio import atomic_path
 
     total = -(-reader.frame_count // step) if reader.frame_count else None
     counts = {"frames": 0, "with_faces": 0, "tracks": 0}

@@ -3,8 +3,9 @@ progress through a small plain-Python protocol (:class:`TrainingListener`) that 
 line and the GUI both use.
 
 - Training data: shuffled every epoch, batched, cast to float32, optionally augmented
-  (``facekp.core.augment.augment_batch``, imported only when augmentation is on), prefetched.
-- Validation RMSE in pixels (:class:`facekp.core.model.MaskedRMSE`) after every epoch; the best
+  (``facekp.core.model.augment.augment_batch``, imported only when augmentation is on), prefetched.
+- Validation RMSE in pixels (:class:`facekp.core.model.architectures.MaskedRMSE`) after every epoch;
+  the best
 model
   is saved as ``.keras`` whenever it improves, atomically (temporary file + rename), together
   with a small JSON record of the run beside it (``<model>.train.json``, see
@@ -14,8 +15,8 @@ model
   saved so far stays on disk.
 - Runs under a ``tf.distribute`` strategy: the default one on a single device,
   ``MirroredStrategy`` when several GPUs are visible (or the strategy passed in, e.g. a
-  ``MultiWorkerMirroredStrategy`` from :func:`facekp.core.cluster.make_strategy`). With several
-  workers, ``batch_size`` is per worker, each worker trains on its own shard of the faces,
+  ``MultiWorkerMirroredStrategy`` from :func:`facekp.core.model.cluster.make_strategy`). With
+  several workers, ``batch_size`` is per worker, each worker trains on its own shard of the faces,
   only the chief writes the model, and stop decisions are all-reduced so that every worker
   leaves training at the same batch.
 
@@ -34,13 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from .cluster import any_worker, is_chief, workers
-from .data import Dataset
-from .errors import FacekpError
-from .fileio import atomic_path, check_writable, remove_stale_partials
+from facekp.core.model.cluster import any_worker, is_chief, workers
+from facekp.core.data.dataset import Dataset
+from facekp.core.errors import FacekpError
+from facekp.core.fileio import atomic_path, check_writable, remove_stale_partials
 
 LR_SCHEDULES = ("constant", "cosine")
-#: Augmentation presets (facekp.core.augment.PRESETS): "basic" geometry and light, "wild" adds what
+#: Augmentation presets (facekp.core.model.augment.PRESETS): "basic" geometry and light, "wild" adds
+# what
 #: photos bring (low resolution, blur, JPEG, gamma, noise, occlusion, larger rotations).
 AUGMENT_PRESETS = ("basic", "wild")
 
@@ -50,7 +52,8 @@ AUGMENT_PRESETS = ("basic", "wild")
 @dataclass
 class TrainConfig:
     """How to train. ``None`` for ``augment``, ``complete_only`` and ``lr_schedule`` means the
-    architecture's default (``facekp.core.model.ARCH_DEFAULTS``); :meth:`for_arch` also takes the
+    architecture's default (``facekp.core.model.architectures.ARCH_DEFAULTS``); :meth:`for_arch`
+    also takes the
     architecture's epochs, batch size, learning rate and patience."""
     arch: str = "seed"
     epochs: int = 100
@@ -68,7 +71,7 @@ class TrainConfig:
     def for_arch(cls, arch: str = "seed", **overrides) -> "TrainConfig":
         """The architecture's registered training defaults, with ``overrides`` (``None`` values
         are ignored, so command-line options left out keep the defaults)."""
-        from .model import ARCH_DEFAULTS, ARCHITECTURES
+        from facekp.core.model.architectures import ARCH_DEFAULTS, ARCHITECTURES
 
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {arch!r}; expected one of "
@@ -84,7 +87,7 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` replaced by the architecture's default, checked."""
-        from .model import ARCH_DEFAULTS, ARCHITECTURES
+        from facekp.core.model.architectures import ARCH_DEFAULTS, ARCHITECTURES
 
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r}; expected one of "
@@ -223,8 +226,8 @@ class _StopRequested(Exception):
 class Trainer:
     """Trains ``config.arch`` on ``train``, validating on ``val``, saving the best to ``out``.
 
-    ``train`` and ``val``: :class:`facekp.core.data.Dataset` (in memory) or streamed faces
-    (:class:`facekp.core.shards.ShardSplit`), each as :func:`_pipeline` takes them.
+    ``train`` and ``val``: :class:`facekp.core.data.dataset.Dataset` (in memory) or streamed faces
+    (:class:`facekp.core.data.shards.ShardSplit`), each as :func:`_pipeline` takes them.
 
     ``config.complete_only`` keeps the training faces with all 15 keypoints; validation always
     uses every face of ``val`` (missing keypoints masked), as ``facekp evaluate`` does.
@@ -312,14 +315,14 @@ class Trainer:
 
     def _confidence_head(self, result: TrainResult) -> None:
         """Beside the model this run wrote, a keypoint confidence head fitted for it
-        (:func:`facekp.core.confidence.fit_for_predictor`: on the training faces, calibrated
+        (:func:`facekp.core.model.confidence.fit_for_predictor`: on the training faces, calibrated
         on the validation faces), so that a trained or fine-tuned model says how sure it is of
         each point as the shipped one does. A run that was stopped (also after its last
         epoch) or failed, or trained from a stream, fits none; then a head left beside ``out``
         by the model this run replaced is removed (it belongs to another model). The chief
         alone writes; a failure is a note, never a failed run."""
-        from .confidence import fit_for_predictor, head_path
-        from .predict import Predictor
+        from facekp.core.model.confidence import fit_for_predictor, head_path
+        from facekp.core.model.predict import Predictor
 
         path = head_path(self.out)
         if not self._chief or not self.out.is_file():
@@ -337,7 +340,7 @@ class Trainer:
                                          "fitted_on": f"training faces ({len(self.train_data)})",
                                          "calibrated_on": f"validation faces "
                                                           f"({len(self.val_data)})",
-                                         "fitted_by": "facekp.core.train.Trainer"})
+                                         "fitted_by": "facekp.core.model.train.Trainer"})
             head.save(path)
         except (ValueError, OSError, FacekpError) as exc:
             path.unlink(missing_ok=True)
@@ -483,7 +486,7 @@ class Trainer:
     def _compiled_model(self, steps: int, strategy):
         """(model, initial epoch, architecture name): a new model, or the resumed one with its
         optimizer state (a fresh optimizer, said in a note, when it was saved without)."""
-        from .model import MaskedRMSE, build_model, masked_rmse
+        from facekp.core.model.architectures import MaskedRMSE, build_model, masked_rmse
 
         cfg = self.config
         initial_epoch, arch = 0, cfg.arch
@@ -501,7 +504,7 @@ class Trainer:
                                           "goes on from its weights with a fresh optimizer")
                     optimizer = _optimizer(cfg, steps)
             elif self.fine_tune is not None:
-                from .predict import load_model
+                from facekp.core.model.predict import load_model
 
                 model = load_model(self.fine_tune)
                 arch = (read_record(self.fine_tune) or {}).get("arch") or model.name
@@ -654,7 +657,7 @@ class _Checkpointer:
     def _make_shadow(model):
         import keras
 
-        from .model import MaskedRMSE, masked_rmse
+        from facekp.core.model.architectures import MaskedRMSE, masked_rmse
 
         try:
             shadow = keras.models.clone_model(model)
@@ -841,13 +844,13 @@ def _current_lr(model) -> float | None:
 def _pipeline(ds, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
               repeat: bool = False, preset: str = "basic", shard: tuple[int, int] | None = None,
               workers: int = 1):
-    """Faces -> batches of float32 (B, 96, 96, 1), (B, 30), augmented (``facekp.core.augment``, its
+    """Faces -> batches of float32 (B, 96, 96, 1), (B, 30), augmented (``facekp.core.model.augment``, its
     ``preset``) at ``augment`` times its strength when above 0.
     ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
     with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start).
 
-    ``ds``: a :class:`facekp.core.data.Dataset` (in memory, shuffled whole) or a stream of faces
-    such as :class:`facekp.core.shards.ShardSplit` (``elements``, ``shuffle_buffer`` and
+    ``ds``: a :class:`facekp.core.data.dataset.Dataset` (in memory, shuffled whole) or a stream of
+    faces such as :class:`facekp.core.data.shards.ShardSplit` (``elements``, ``shuffle_buffer`` and
     ``auto_shard_policy``: shuffled in a bounded buffer).
     ``shard`` (count, index), for one worker of several: in memory, after shuffling, keep faces
     index, index + count, ... of the first ``N - N % count`` (every shard as large, a different
@@ -875,7 +878,7 @@ def _pipeline(ds, batch_size: int, shuffle: bool, seed: int = 0, augment: float 
     d = d.map(no_autograph(lambda x, y: (tf.cast(x, tf.float32), y)),
               num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
-        from .augment import PRESETS, augment_batch
+        from facekp.core.model.augment import PRESETS, augment_batch
 
         strength = PRESETS[preset].scaled(float(augment))
         d = d.map(no_autograph(lambda x, y: augment_batch(x, y, config=strength)),
@@ -899,7 +902,7 @@ def _fit_across_workers(model, strategy) -> None:
     """
     import tensorflow as tf
 
-    from .model import IMAGE_SIZE
+    from facekp.core.model.architectures import IMAGE_SIZE
 
     batch = (np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32), np.zeros((1, 30), np.float32))
     with strategy.scope():
@@ -916,7 +919,7 @@ def _fit_across_workers(model, strategy) -> None:
 
 
 def _load_for_training(path: Path):
-    from .predict import load_model
+    from facekp.core.model.predict import load_model
 
     return load_model(path, compile=True)
 

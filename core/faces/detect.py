@@ -27,8 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import DataError
-from .faces import DETECT_SIDE, Box, find_faces, to_gray
+from facekp.core.errors import DataError
+from facekp.core.faces.framing import DETECT_SIDE, Box, find_faces, to_gray
 
 DETECTORS = ("mtcnn", "haar")
 DEFAULT_DETECTOR = "mtcnn"
@@ -69,7 +69,7 @@ class Detector(Protocol):
 
 
 class HaarDetector:
-    """OpenCV's Haar cascade with a confirming second cascade (:func:`facekp.core.faces.find_faces`):
+    """OpenCV's Haar cascade with a confirming second cascade (:func:`facekp.core.faces.framing.find_faces`):
     fast, frontal faces only, no confidence and no points."""
     name = "haar"
 

@@ -3,8 +3,8 @@
 Every function takes predictions and ground truth as (N, 30) arrays in pixels of the 96x96 crop
 (Kaggle column order). A coordinate whose ground truth is NaN (missing) is left out; the RMSE
 is taken over coordinates (x and y count separately), as Kaggle scores it and as
-:class:`facekp.core.model.MaskedRMSE` computes it during training. Where nothing is labelled the
-result is NaN.
+:class:`facekp.core.model.architectures.MaskedRMSE` computes it during training. Where nothing is
+labelled the result is NaN.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FacekpError
-from .keypoints import NAMES, NUM_KEYPOINTS
+from facekp.core.errors import FacekpError
+from facekp.core.data.keypoints import NAMES, NUM_KEYPOINTS
 
 
 def _squared(pred, truth) -> tuple[np.ndarray, np.ndarray]:
@@ -68,15 +68,15 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
     """Predict ``dataset`` and score it: ``{"rmse_px", "per_keypoint": {name: px}, "faces",
     "confidence"}``.
 
-    ``predictor_or_model_path``: a :class:`facekp.core.predict.Predictor`, a ``.keras`` path or a
-    Keras model. ``dataset``: a :class:`facekp.core.data.Dataset`, or streamed faces
-    (:class:`facekp.core.shards.ShardSplit`: predicted batch by batch, only the keypoints kept). A
-    keypoint never labelled in the dataset scores ``None``. ``confidence`` is None when the
-    model has no confidence head (:mod:`facekp.core.confidence`); otherwise
-    :func:`facekp.core.confidence.ranking_scores` of the keypoint confidences against the points'
-    errors, with ``per_keypoint``: each keypoint's mean confidence.
+    ``predictor_or_model_path``: a :class:`facekp.core.model.predict.Predictor`, a ``.keras`` path
+    or a Keras model. ``dataset``: a :class:`facekp.core.data.dataset.Dataset`, or streamed faces
+    (:class:`facekp.core.data.shards.ShardSplit`: predicted batch by batch, only the keypoints
+    kept). A keypoint never labelled in the dataset scores ``None``. ``confidence`` is None when the
+    model has no confidence head (:mod:`facekp.core.model.confidence`); otherwise
+    :func:`facekp.core.model.confidence.ranking_scores` of the keypoint confidences against the
+    points' errors, with ``per_keypoint``: each keypoint's mean confidence.
     """
-    from .predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     if len(dataset) == 0:
         raise FacekpError("no faces to evaluate")
@@ -88,7 +88,7 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
     pred, truth, conf = _predicted(predictor, dataset)
     conf_scores = None
     if conf is not None:
-        from .confidence import ranking_scores
+        from facekp.core.model.confidence import ranking_scores
 
         conf_scores = ranking_scores(conf, point_errors(pred, truth),
                                      predictor.confidence_head.threshold_px)
@@ -147,14 +147,14 @@ def flip_diagnostics(predictor_or_model: Any, dataset) -> dict[str, float]:
 
     - ``mean_dx``, ``mean_dy``: mean signed error (prediction - label) over labelled
       coordinates; a model without a left/right bias has both near 0;
-    - ``flip_dx_mean``, ``flip_dx_rms``: each face mirrored (``facekp.core.keypoints.flip_images``),
-      predicted and mapped back (``flip_keypoints``), minus the direct prediction, in x; a
-      flip-consistent model has a mean near 0;
+    - ``flip_dx_mean``, ``flip_dx_rms``: each face mirrored
+      (``facekp.core.data.keypoints.flip_images``), predicted and mapped back (``flip_keypoints``),
+      minus the direct prediction, in x; a flip-consistent model has a mean near 0;
     - ``rmse``, ``rmse_flipped``, ``rmse_averaged``: direct, mirrored-and-mapped-back, and the
       mean of the two (test-time flip averaging).
     """
-    from .keypoints import flip_images, flip_keypoints
-    from .predict import Predictor
+    from facekp.core.data.keypoints import flip_images, flip_keypoints
+    from facekp.core.model.predict import Predictor
 
     model = (predictor_or_model.model if isinstance(predictor_or_model, Predictor)
              else predictor_or_model)

@@ -12,8 +12,8 @@ Framing from a box (:func:`crop_for_box`; the Haar detector, ``--detector haar``
 crop of ``CROP_SCALE`` x the box's side, its centre moved down by ``CROP_SHIFT_DOWN`` x the
 side, which gives the same Kaggle-like faces from Haar's boxes (see shared/GUIDE.md).
 
-Coordinates are pixel centres (see facekp.core.keypoints): a crop of side ``s`` starting at integer
-``(x0, y0)`` maps a photo point ``p`` to ``(p + 0.5 - x0) * 96 / s - 0.5``.
+Coordinates are pixel centres (see facekp.core.data.keypoints): a crop of side ``s`` starting at
+integer ``(x0, y0)`` maps a photo point ``p`` to ``(p + 0.5 - x0) * 96 / s - 0.5``.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .keypoints import IMAGE_SIZE, NAMES
+from facekp.core.data.keypoints import IMAGE_SIZE, NAMES
 
 CROP_SCALE = 0.965
 CROP_SHIFT_DOWN = 0.016
@@ -217,8 +217,8 @@ def load_photo(path: str | Path):
     or larger than :func:`max_photo_pixels`. 16-bit and float photos are scaled to 8 bits."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from .errors import DataError
-    from .fileio import check_input_file
+    from facekp.core.errors import DataError
+    from facekp.core.fileio import check_input_file
 
     path = check_input_file(path, "image file")
     Image.MAX_IMAGE_PIXELS = None  # the limit below replaces Pillow's (and says how to raise it)
@@ -241,7 +241,7 @@ def load_photo(path: str | Path):
 
 
 def _check_photo_size(path: Path, size: tuple[int, int]) -> None:
-    from .errors import DataError
+    from facekp.core.errors import DataError
 
     width, height = size
     limit = max_photo_pixels()

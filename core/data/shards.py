@@ -17,10 +17,10 @@ and dealt into its files in turn, so each file holds a mix of people.
 
 Training streams: the split's files in a shuffled order, read several at a time
 (``interleave``), records parsed in parallel, shuffled in a bounded buffer
-(:data:`SHUFFLE_BUFFER` faces), batched and prefetched by ``facekp.core.train``'s one pipeline; no
-more than that buffer of faces is held in memory. Under multi-worker training each worker
-reads whole files (auto-shard policy FILE) when a split has at least as many files as there are
-workers, else every worker reads everything and keeps its share of records (DATA).
+(:data:`SHUFFLE_BUFFER` faces), batched and prefetched by ``facekp.core.model.train``'s one
+pipeline; no more than that buffer of faces is held in memory. Under multi-worker training each
+worker reads whole files (auto-shard policy FILE) when a split has at least as many files as there
+are workers, else every worker reads everything and keeps its share of records (DATA).
 """
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .data import SPLITS, Dataset, summarize
-from .errors import DataError
-from .keypoints import COLUMNS, IMAGE_SIZE, NAMES
+from facekp.core.data.dataset import SPLITS, Dataset, summarize
+from facekp.core.errors import DataError
+from facekp.core.data.keypoints import COLUMNS, IMAGE_SIZE, NAMES
 
 FORMAT = "facekp-shards"
 VERSION = 1
@@ -277,7 +277,7 @@ class Shards:
                        cat("split"), dict(self.meta))
 
     def describe(self) -> dict[str, Any]:
-        """:func:`facekp.core.data.describe`'s summary from one streaming pass: keypoints, people and
+        """:func:`facekp.core.data.dataset.describe`'s summary from one streaming pass: keypoints, people and
         splits are collected (no pixels), images are hashed for duplicates."""
         import hashlib
 
@@ -295,8 +295,8 @@ class Shards:
 
 
 class ShardSplit:
-    """Some files of a shard folder (a split, or all): what ``facekp.core.train``'s pipeline and
-    ``facekp.core.evaluate`` stream, with the counts they need known from the index."""
+    """Some files of a shard folder (a split, or all): what ``facekp.core.model.train``'s pipeline and
+    ``facekp.core.quality.evaluate`` stream, with the counts they need known from the index."""
 
     def __init__(self, shards: Shards, files: list[dict], complete_only: bool = False):
         self.shards = shards
@@ -331,8 +331,8 @@ class ShardSplit:
                  workers: int = 1):
         """A ``tf.data.Dataset`` of (uint8 image (96, 96, 1), float32 keypoints (30,)) for one
         pass: files in a shuffled order and read several at a time when ``shuffle``, in order
-        otherwise (the shuffle buffer is the caller's: ``facekp.core.train._pipeline``). Its length
-        is asserted (so Keras knows it, and a file holding fewer faces than the index says
+        otherwise (the shuffle buffer is the caller's: ``facekp.core.model.train._pipeline``). Its
+        length is asserted (so Keras knows it, and a file holding fewer faces than the index says
         fails), except for one worker's share: ``shard``, or ``workers`` > 1 that tf.data's
         auto-sharding gives whole files (:meth:`auto_shard_policy`).
 

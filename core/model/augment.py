@@ -6,8 +6,8 @@ pixels of the crop with NaN for missing values. It returns the same shapes and d
 
 Per image, in this order:
 1. horizontal flip with probability ``flip``: columns reversed, x -> 95 - x (pixel centres,
-   ``facekp.core.keypoints.FLIP_X_OFFSET``), and the subject's left/right keypoints trade places
-   together with their missing-value masks (``facekp.core.keypoints.FLIP_PERMUTATION``);
+   ``facekp.core.data.keypoints.FLIP_X_OFFSET``), and the subject's left/right keypoints trade
+   places together with their missing-value masks (``facekp.core.data.keypoints.FLIP_PERMUTATION``);
 2. one similarity transform about the crop centre (rotation, scale, shift) applied to the
    image and to the keypoints alike; a keypoint that leaves the crop becomes missing (NaN);
 3. what photos bring and crops of a curated dataset lack, each with its own probability or
@@ -16,8 +16,8 @@ Per image, in this order:
    artefacts, gamma, then brightness and contrast jitter, Gaussian noise, and a grey
    rectangle over part of the face (occlusion); pixels clipped to 0-255.
 
-Geometry uses the pixel-centre convention of ``facekp.core.keypoints``: the pixel in column j, row i
-has centre (j, i). ``tf.raw_ops.ImageProjectiveTransformV3`` samples the input at index
+Geometry uses the pixel-centre convention of ``facekp.core.data.keypoints``: the pixel in column j,
+row i has centre (j, i). ``tf.raw_ops.ImageProjectiveTransformV3`` samples the input at index
 coordinates, which is exactly that convention, so no half-pixel corrections are needed.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from .keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET, IMAGE_SIZE, NUM_KEYPOINTS
+from facekp.core.data.keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET, IMAGE_SIZE, NUM_KEYPOINTS
 
 #: Rotation/scaling centre: the middle of the crop in pixel-centre coordinates.
 CENTRE = (IMAGE_SIZE - 1) / 2.0

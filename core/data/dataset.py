@@ -24,9 +24,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .fileio import atomic_path, check_input_file
-from .keypoints import COLUMNS, IMAGE_SIZE, NAMES
+from facekp.core.errors import DataError
+from facekp.core.fileio import atomic_path, check_input_file
+from facekp.core.data.keypoints import COLUMNS, IMAGE_SIZE, NAMES
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 SPLITS = ("train", "val", "test")
@@ -174,8 +174,8 @@ def training_splits(dataset, seed: int = 0) -> tuple[Any, Any, str]:
     dataset with no splits at all is divided by person, 90% train / 10% validation, and the
     returned note says so (it is empty otherwise). A dataset with splits but no train or no
     validation faces is a :class:`DataError`. ``dataset``: a :class:`Dataset` or shards
-    (:class:`facekp.core.shards.Shards`, whose splits are streamed; shards without splits cannot be
-    divided here).
+    (:class:`facekp.core.data.shards.Shards`, whose splits are streamed; shards without splits
+    cannot be divided here).
     """
     note = ""
     if not _has_splits(dataset):
@@ -303,9 +303,9 @@ class _quiet_nan_warnings:
 
 def load(path: str | Path) -> Dataset:
     """Read a dataset from ``.npz``, a Kaggle ``.csv`` (training or test layout) or a shard
-    folder (:mod:`facekp.core.shards`; every face is read into memory: streaming commands open
-    shards with :func:`facekp.core.shards.open_shards` instead)."""
-    from .shards import is_shards, open_shards
+    folder (:mod:`facekp.core.data.shards`; every face is read into memory: streaming commands open
+    shards with :func:`facekp.core.data.shards.open_shards` instead)."""
+    from facekp.core.data.shards import is_shards, open_shards
 
     path = Path(path)
     if is_shards(path):

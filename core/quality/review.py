@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .evaluate import point_errors
-from .keypoints import FLIP_KEYPOINT_ORDER, FLIP_PERMUTATION, NAMES, NUM_KEYPOINTS
+from facekp.core.quality.evaluate import point_errors
+from facekp.core.data.keypoints import FLIP_KEYPOINT_ORDER, FLIP_PERMUTATION, NAMES, NUM_KEYPOINTS
 
 #: Queue kinds, as people read them.
 KINDS: dict[str, str] = {
@@ -209,7 +209,7 @@ def suspect_queue(truth: np.ndarray, predictions: np.ndarray, confidence: np.nda
 def single_view(predictor):
     """A Predictor of the same model without flip averaging (``predictor`` itself when it
     has none); ``predictor`` may be a Keras model."""
-    from .predict import Predictor
+    from facekp.core.model.predict import Predictor
 
     if isinstance(predictor, Predictor) and not predictor.flip_average:
         return predictor
@@ -221,7 +221,7 @@ def flip_disagreement(predictor, images: np.ndarray) -> np.ndarray:
     """(N, 15) px between each keypoint predicted on the face and on its mirror image mapped
     back (left and right exchanged), by the model of ``predictor`` without flip averaging
     (:func:`single_view`; pass its result to avoid tracing the model again)."""
-    from .keypoints import flip_images, flip_keypoints
+    from facekp.core.data.keypoints import flip_images, flip_keypoints
 
     single = single_view(predictor)
     direct = single.predict(images).astype(np.float64)

@@ -10,14 +10,14 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import FacekpError
-from .fileio import refuse_input_as_output, same_file
+from facekp.core.errors import FacekpError
+from facekp.core.fileio import refuse_input_as_output, same_file
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def _progress(label: str):
-    from .progress import ProgressLine
+    from facekp.core.progress import ProgressLine
 
     line = ProgressLine(label)
     return line.update
@@ -28,7 +28,9 @@ def _progress(label: str):
 def cmd_import(args: argparse.Namespace) -> int:
     """``facekp import``: labelled photos (CSV, .pts, COCO, dlib XML) or, with --predict,
     unlabelled photos -> a dataset file or TFRecord shards."""
-    from . import data, formats, importers
+    from facekp.core.data import dataset as data
+    from facekp.core.data import formats
+    from facekp.core.photos import importers
 
     if args.predict:
         return _import_predicted(args)
@@ -105,12 +107,12 @@ def _check_shard_output(args: argparse.Namespace, inputs: dict, files_too: bool 
 
 def _write_dataset(dataset, args: argparse.Namespace) -> None:
     """``dataset`` to --out: shards with --shards N, else a file by its ending."""
-    from . import data
+    from facekp.core.data import dataset as data
 
     if args.shards is None:
         data.save(dataset, args.out)
         return
-    from .shards import write_shards
+    from facekp.core.data.shards import write_shards
 
     write_shards(dataset, args.out, args.shards, overwrite=args.overwrite,
                  progress=_progress(f"write {args.out}"))
@@ -119,9 +121,9 @@ def _write_dataset(dataset, args: argparse.Namespace) -> None:
 def _open_dataset(source: Path):
     """A dataset to train or evaluate on: shards (a folder) are opened for streaming, a file
     is read into memory."""
-    from . import data
+    from facekp.core.data import dataset as data
 
-    from .shards import is_shards, open_shards
+    from facekp.core.data.shards import is_shards, open_shards
 
     if is_shards(source):
         return open_shards(source)
@@ -130,9 +132,9 @@ def _open_dataset(source: Path):
 def _import_predicted(args: argparse.Namespace) -> int:
     """``facekp import --predict PHOTO...``: the photos' faces as a dataset whose labels are a
     model's keypoints, marked as not yet checked; ``--add-to`` puts them after a dataset's."""
-    from . import data
-    from .photo_faces import add_faces, predict_photos
-    from .predict import Predictor
+    from facekp.core.data import dataset as data
+    from facekp.core.photos.photo_faces import add_faces, predict_photos
+    from facekp.core.model.predict import Predictor
 
     if args.images or args.labels:
         raise FacekpError("--predict takes photos, not --images or --labels")
@@ -184,7 +186,7 @@ def _report_duplicates(dataset, dedupe: bool):
     """Warn about faces whose pixels repeat an earlier face's; with ``dedupe`` drop them."""
     import numpy as np
 
-    from . import data
+    from facekp.core.data import dataset as data
 
     dupes = data.duplicate_rows(dataset)
     if not len(dupes):
@@ -209,9 +211,9 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``facekp info``: faces, splits, missing values and keypoint statistics (--json)."""
-    from . import data
+    from facekp.core.data import dataset as data
 
-    from .shards import is_shards, open_shards
+    from facekp.core.data.shards import is_shards, open_shards
 
     source = Path(args.file)
     if is_shards(source):  # the index, then one streaming pass without keeping pixels
@@ -235,8 +237,10 @@ def cmd_montage(args: argparse.Namespace) -> int:
     """``facekp montage``: a PNG grid of sampled faces with their keypoints drawn."""
     import numpy as np
 
-    from . import data, render
-    from .fileio import atomic_path
+    from facekp.core.data import dataset as data
+
+    from facekp.core.faces import render
+    from facekp.core.fileio import atomic_path
 
     _positive(args, "count", "columns", "scale")
     refuse_input_as_output(args.out, {"dataset": [args.file]})
@@ -258,7 +262,8 @@ def cmd_montage(args: argparse.Namespace) -> int:
 # --- export -------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import data, formats
+    from facekp.core.data import dataset as data
+    from facekp.core.data import formats
 
     refuse_input_as_output(args.out, {"dataset": [args.file]})
     dataset = data.load(args.file)
@@ -275,7 +280,7 @@ COMMANDS["export"] = cmd_export
 # --- convert ------------------------------------------------------------------------------
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from . import data
+    from facekp.core.data import dataset as data
 
     source = Path(args.file)
     refuse_input_as_output(args.out, {"dataset": [source]})
@@ -299,7 +304,7 @@ def _model_path(args: argparse.Namespace) -> Path:
     """--model, or the shipped default model, or a clear error."""
     if args.model:
         return Path(args.model)
-    from .resources import default_model
+    from facekp.core.resources import default_model
 
     path = default_model()
     if path is None:
@@ -311,7 +316,7 @@ def _model_path(args: argparse.Namespace) -> Path:
 def _dataset_path(args: argparse.Namespace) -> Path:
     if args.data:
         return Path(args.data)
-    from .resources import DEFAULT_DATASET
+    from facekp.core.resources import DEFAULT_DATASET
 
     return DEFAULT_DATASET
 
@@ -368,10 +373,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``facekp train``: train (or resume, or fine-tune) a model; the best epoch is saved."""
     import signal
 
-    from . import data
-    from .cluster import check_strategy, make_strategy
-    from .errors import DataError
-    from .train import TrainConfig, Trainer
+    from facekp.core.data import dataset as data
+    from facekp.core.model.cluster import check_strategy, make_strategy
+    from facekp.core.errors import DataError
+    from facekp.core.model.train import TrainConfig, Trainer
 
     check_strategy(args.strategy)
     try:
@@ -427,7 +432,7 @@ class _CliListener:
     """Progress for the terminal: one line per epoch (stdout), a batch bar on a terminal."""
 
     def __init__(self, out, err):
-        from .progress import format_seconds
+        from facekp.core.progress import format_seconds
 
         self.out, self.err = out, err
         self.tty = getattr(err, "isatty", lambda: False)()
@@ -511,9 +516,9 @@ class _CliListener:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``facekp evaluate``: RMSE in pixels, overall and per keypoint, on a split."""
-    from . import data
-    from .evaluate import evaluate, format_report
-    from .predict import Predictor
+    from facekp.core.data import dataset as data
+    from facekp.core.quality.evaluate import evaluate, format_report
+    from facekp.core.model.predict import Predictor
 
     model = _model_path(args)
     source = _dataset_path(args)
@@ -535,8 +540,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``facekp compare``: two models' RMSE, overall and per keypoint, and their ratio."""
-    from . import data
-    from .compare import compare, format_comparison
+    from facekp.core.data import dataset as data
+    from facekp.core.quality.compare import compare, format_comparison
 
     source = _dataset_path(args)
     part, note = data.evaluation_faces(_open_dataset(source), args.split)
@@ -558,8 +563,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _draw_photo(res, target: Path) -> str:
     """A predicted photo with its faces' boxes and keypoints drawn, to ``target`` (PNG,
     atomically); returns its path."""
-    from .fileio import atomic_path
-    from .render import photo_with_faces
+    from facekp.core.fileio import atomic_path
+    from facekp.core.faces.render import photo_with_faces
 
     img = photo_with_faces(res.image, [f.box.as_list() for f in res.faces],
                            [f.keypoints for f in res.faces])
@@ -570,13 +575,13 @@ def _draw_photo(res, target: Path) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``facekp predict``: keypoints of the faces in photos, a folder (--jsonl) or a video."""
-    from .errors import DataError
-    from .photo_json import photo_record, result_record
-    from .predict import Predictor
+    from facekp.core.errors import DataError
+    from facekp.core.photos.photo_json import photo_record, result_record
+    from facekp.core.model.predict import Predictor
 
-    from . import batch  # folders, --jsonl, --resume, --shard, --workers
-    from . import video  # a video file: tracked faces per frame
-    from .detect import make_detector
+    from facekp.core.photos import batch  # folders, --jsonl, --resume, --shard, --workers
+    from facekp.core.photos import video  # a video file: tracked faces per frame
+    from facekp.core.faces.detect import make_detector
 
     if args.detect_side is not None and args.detect_side < 64:
         raise FacekpError(f"--detect-side must be at least 64 px, got {args.detect_side}")
@@ -652,8 +657,8 @@ def _print_faces(photo, res, drawn: str | None) -> None:
 # --- submit -------------------------------------------------------------------------------
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .kaggle import make_submission
-    from .predict import Predictor
+    from facekp.core.quality.kaggle import make_submission
+    from facekp.core.model.predict import Predictor
 
     refuse_input_as_output(args.out, {"--test": [args.test], "--lookup": [args.lookup],
                                       "--model": [args.model]})
@@ -698,7 +703,7 @@ def _add_train_parser(sub) -> None:
                         "blur, JPEG, gamma, noise, occlusion, larger rotations (default: the "
                         "architecture's; heatmap: wild)")
     p.add_argument("--augment-strength", type=float, metavar="S",
-                   help="augmentation S times as strong as facekp.core.augment's defaults (rotation "
+                   help="augmentation S times as strong as facekp.core.model.augment's defaults (rotation "
                         "10 deg, scale 10%%, shift 4 px, brightness 10%%, contrast 20%%; "
                         "default: the architecture's)")
     p.add_argument("--complete-only", action=argparse.BooleanOptionalAction, default=None,

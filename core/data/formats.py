@@ -2,9 +2,9 @@
 Kaggle CSV, written from a dataset and (the first three) read back.
 
 Coordinates. Ours are pixels of the 96x96 crop with integer values at pixel *centres*
-(facekp.core.keypoints). COCO keypoints (as detectron2 and the COCO tools read them) and dlib parts
-use the same convention, so they are written unchanged: COCO as floats, dlib as the integers its
-``point`` holds (rounded, so up to 0.5 px is lost). iBUG .pts files are 1-based (the centre of
+(facekp.core.data.keypoints). COCO keypoints (as detectron2 and the COCO tools read them) and dlib
+parts use the same convention, so they are written unchanged: COCO as floats, dlib as the integers
+its ``point`` holds (rounded, so up to 0.5 px is lost). iBUG .pts files are 1-based (the centre of
 the first pixel is 1, 1): 1 is added on export and subtracted on import.
 
 Missing keypoints: COCO writes ``0, 0, 0`` (visibility 0; labelled points have visibility 2),
@@ -33,10 +33,10 @@ from typing import Iterator
 
 import numpy as np
 
-from .data import Dataset, SPLITS, describe, write_kaggle_csv
-from .errors import DataError
-from .fileio import atomic_path, check_input_file
-from .keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from facekp.core.data.dataset import Dataset, SPLITS, describe, write_kaggle_csv
+from facekp.core.errors import DataError
+from facekp.core.fileio import atomic_path, check_input_file
+from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 FORMATS = ("coco", "dlib", "pts", "csv")
 CATEGORY = "face"
@@ -152,7 +152,7 @@ def write_coco(dataset: Dataset, out: Path) -> list[Path]:
 
 def dlib_document(dataset: Dataset, files: list[str]) -> ET.ElementTree:
     """dlib imglab XML: per face an image, a box round the whole crop and a part for each
-    labelled keypoint (named as in facekp.core.keypoints, integer pixel-centre coordinates)."""
+    labelled keypoint (named as in facekp.core.data.keypoints, integer pixel-centre coordinates)."""
     root = ET.Element("dataset")
     ET.SubElement(root, "name").text = "facekp export"
     ET.SubElement(root, "comment").text = ("96x96 face crops with 15 keypoints; part "
@@ -280,7 +280,7 @@ def _resolve(name: str, images: str | Path | None, label_file: Path) -> Path:
 
 
 def read_dlib(path: str | Path, images: str | Path | None = None) -> list[LabelledFace]:
-    """Faces (boxes) of a dlib imglab XML. Parts named as facekp.core.keypoints give the 15
+    """Faces (boxes) of a dlib imglab XML. Parts named as facekp.core.data.keypoints give the 15
     keypoints; parts named 00-67 the iBUG 68. Parts left out are NaN."""
     path = check_input_file(path, "dlib XML")
     try:
@@ -304,7 +304,7 @@ def read_dlib(path: str | Path, images: str | Path | None = None) -> list[Labell
 
 
 def _dlib_points(path: Path, parts: dict) -> np.ndarray:
-    """Parts {name: (x, y)} -> 15 x 2 (names of facekp.core.keypoints) or 68 x 2 (00-67)."""
+    """Parts {name: (x, y)} -> 15 x 2 (names of facekp.core.data.keypoints) or 68 x 2 (00-67)."""
     numbered = all(n.isdigit() for n in parts)
     if not numbered and not set(parts) <= set(NAMES):
         bad = next(n for n in parts if n not in NAMES)
@@ -325,7 +325,7 @@ def _dlib_points(path: Path, parts: dict) -> np.ndarray:
 
 def read_pts_folder(folder: str | Path) -> list[LabelledFace]:
     """The 15- or 68-point .pts files in a folder (recursively) with an image beside them."""
-    from .importers import pts_beside_images, read_pts
+    from facekp.core.photos.importers import pts_beside_images, read_pts
 
     return [LabelledFace(img, str(img.relative_to(folder)),
                          read_pts(pts, counts=(NUM_KEYPOINTS, 68)))
@@ -333,11 +333,11 @@ def read_pts_folder(folder: str | Path) -> list[LabelledFace]:
 
 
 def import_labels(images: str | Path | None, labels: str | Path | None = None, **kwargs):
-    """``facekp import``'s reader -> (Dataset, facekp.core.importers.ImportReport): ``labels`` a
+    """``facekp import``'s reader -> (Dataset, facekp.core.photos.importers.ImportReport): ``labels`` a
     COCO JSON (.json) or dlib XML (.xml), or no labels and a folder of .pts files; a ytf68
-    CSV as facekp.core.importers reads it. ``kwargs``: prefix, progress, detector (68-point
+    CSV as facekp.core.photos.importers reads it. ``kwargs``: prefix, progress, detector (68-point
     photos)."""
-    from . import importers
+    from facekp.core.photos import importers
 
     suffix = Path(labels).suffix.lower() if labels is not None else ""
     if suffix == ".json":
@@ -353,9 +353,9 @@ def import_labels(images: str | Path | None, labels: str | Path | None = None, *
 
 def import_faces(faces: list[LabelledFace], source: Path, *, prefix: str = "",
                  progress=None, detector: str | None = "mtcnn"):
-    """68-point faces are photos, framed by facekp.core.importers; 15-point faces are 96x96 crops
+    """68-point faces are photos, framed by facekp.core.photos.importers; 15-point faces are 96x96 crops
     taken as they are (as facekp export writes them)."""
-    from . import importers
+    from facekp.core.photos import importers
 
     if not faces:
         raise DataError(source, "holds no annotated faces")
