@@ -72,7 +72,7 @@ def log(msg: str) -> None:
 
 def train_one(role: str, arch: str, overrides: dict, data_path: str, out: str, queue) -> None:
     """Train one recipe and put its summary on ``queue`` (runs in a child process)."""
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.model.train import Trainer, TrainConfig, TrainingListener
 
     class Progress(TrainingListener):
@@ -88,7 +88,7 @@ def train_one(role: str, arch: str, overrides: dict, data_path: str, out: str, q
                 f"val {val_rmse_px:.3f} px{' (best)' if best else ''}, "
                 f"{elapsed_s:.0f} s elapsed, at most {eta:.0f} s to go")
 
-    dataset = data.load(data_path)
+    dataset = opener.load(data_path)
     config = TrainConfig.for_arch(arch, **overrides)
     t0 = time.perf_counter()
     result = Trainer(config, dataset.split("train"), dataset.split("val"), out,
@@ -331,13 +331,13 @@ def print_confidence(figures: dict, faces: int) -> None:
 def confidence_only(args) -> int:
     """--confidence-only: the shipped model's confidence head (or a new one with
     --refit-confidence) scored on the test people; --save-default ships a refitted head."""
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.model.confidence import head_path, load_head
     from facekp.core.model.predict import load_model
     from facekp.core.resources import DEFAULT_DATASET, DEFAULT_MODEL
 
     started = time.perf_counter()
-    dataset = data.load(str(args.data or DEFAULT_DATASET))
+    dataset = opener.load(str(args.data or DEFAULT_DATASET))
     model = load_model(DEFAULT_MODEL)
     if args.refit_confidence:
         head = fit_confidence(model, dataset)
@@ -503,7 +503,7 @@ def main(argv=None) -> int:
         if trained[role]["model_path"] is None:
             raise SystemExit(f"{role}: no model was saved ({trained[role]['message']})")
 
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
 
     from facekp.core.quality import evaluate
     from facekp.core.model.confidence import head_path
@@ -528,7 +528,7 @@ def main(argv=None) -> int:
     paths = {k: v for k, v in paths.items() if k in roles}
     models = {k: load_model(v) for k, v in paths.items()}
 
-    dataset = data.load(data_path)
+    dataset = opener.load(data_path)
     test = dataset.split("test")
     log(f"scoring on {len(test)} test faces of {len(set(test.persons))} people")
     scores = {k: evaluate.evaluate(Predictor(m), test) for k, m in models.items()}

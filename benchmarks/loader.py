@@ -51,6 +51,7 @@ def generate(path: Path, rows: int = KAGGLE_ROWS, seed: int = 0) -> None:
     import numpy as np
 
     from facekp.core.data import dataset as data
+    from facekp.core.data import kaggle_csv
     from facekp.core.data.keypoints import NAMES
     from facekp.core.resources import DEFAULT_DATASET
 
@@ -71,7 +72,7 @@ def generate(path: Path, rows: int = KAGGLE_ROWS, seed: int = 0) -> None:
     keypoints = keypoints + rng.uniform(-0.005, 0.005, keypoints.shape).astype(np.float32)
     keypoints = np.clip(keypoints, 0, 96)
     dataset = data.Dataset.from_arrays(images, keypoints)
-    data.write_kaggle_csv(dataset, path, layout="training")
+    kaggle_csv.write_kaggle_csv(dataset, path, layout="training")
 
 
 # --- the two loaders (run in children) -----------------------------------------------------
@@ -88,9 +89,9 @@ def load_reference(path: str):
 
 
 def load_ours(path: str):
-    from facekp.core.data import dataset as data
+    from facekp.core.data import kaggle_csv
 
-    return data.read_kaggle_csv(path)
+    return kaggle_csv.read_kaggle_csv(path)
 
 
 def _rss_mb() -> float:
@@ -108,7 +109,7 @@ def child(which: str, path: str) -> None:
     import pandas as pd  # noqa: F401  (imported before timing, as by any caller)
 
     if which == "ours":
-        from facekp.core.data import dataset as data  # noqa: F401
+        from facekp.core.data import kaggle_csv  # noqa: F401
     before = _rss_mb()
     with warnings.catch_warnings():
         # Kept faithful to the tutorial even if numpy deprecates text-mode fromstring.

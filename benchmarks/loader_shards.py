@@ -64,13 +64,14 @@ def child(which: str, path: str, arch: str, steps: int) -> None:
     import keras
 
     from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.model.architectures import MaskedRMSE, build_model, masked_rmse
     from facekp.core.data.shards import open_shards
     from facekp.core.model.train import TrainConfig, _pipeline
 
     before = _rss_mb()
     config = TrainConfig.for_arch(arch).resolved()
-    source = open_shards(path) if which == "shards" else data.load(path)
+    source = open_shards(path) if which == "shards" else opener.load(path)
     train, _, _ = data.training_splits(source)
     train = train.complete() if config.complete_only else train
     pipeline = _pipeline(train, config.batch_size, shuffle=True, seed=0,

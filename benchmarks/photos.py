@@ -140,11 +140,11 @@ def main(argv=None) -> int:
 
     from PIL import Image
 
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_DATASET, DEFAULT_MODEL
 
-    dataset = data.load(DEFAULT_DATASET)
+    dataset = opener.load(DEFAULT_DATASET)
     moved = float(dataset.meta.get("label_recentre", {}).get("x_moved_px", 0.0))
     photos = test_photos(dataset.split("test"))[:args.limit]
     background = Image.open(PHOTOS / "dogs.jpg").convert("RGB")

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from facekp.core.data import dataset as data
-
-from facekp.core.quality import review
+from facekp.core.model import metrics
 from facekp.core.model.confidence import auroc, spearman
 from facekp.core.model.predict import Predictor
+from facekp.core.quality import review
 from facekp.core.resources import DEFAULT_DATASET, default_model
 
 
@@ -26,7 +26,7 @@ def main() -> None:
     truth = ds.keypoints.astype(np.float64)
     pred = predictor.predict(ds.images).astype(np.float64)
     conf = review.flip_confidence(review.flip_disagreement(predictor, ds.images))
-    err = review.point_errors(truth, pred)
+    err = metrics.point_errors(truth, pred)
     ok = np.isfinite(err)
     print(f"test faces {len(ds)}, labelled points {ok.sum()}, >3 px off {(err[ok] > 3).sum()}")
     print(f"point: Spearman(-confidence, error) {spearman(-conf[ok], err[ok]):.3f}")

@@ -39,10 +39,10 @@ def kind_of(path: str | Path) -> str:
 
 def write_dataset(dataset, path: str | Path) -> Path:
     """The dataset to ``path`` (.npz or Kaggle .csv, atomically, via facekp.core.data.dataset)."""
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
 
     path = Path(path)
-    data.save(dataset, path)
+    opener.save(dataset, path)
     return path
 
 

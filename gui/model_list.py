@@ -182,7 +182,7 @@ class ModelList(QWidget):
 
     def update_table(self) -> None:
         """The Keypoint errors dock while comparing: both models' errors on this face."""
-        from facekp.core.quality import evaluate
+        from facekp.core.model import metrics
 
         w, s = self.window, self.window.session
         row = s.row
@@ -191,7 +191,7 @@ class ModelList(QWidget):
         a = s.face_keypoint_errors()
         b = None
         if truth is not None and row in self._second_rows and s.view_mode == "dataset":
-            b = evaluate.per_keypoint(self._second_rows[row][None], truth)
+            b = metrics.per_keypoint(self._second_rows[row][None], truth)
         name_a = w.model_path.name if w.model_path else "the loaded model"
         w.kp_view.set_values(a, b, f"blue {_rmse(b)}", f"red {_rmse(a)}")
         w.kp_view.horizontalHeaderItem(1).setToolTip(f"{name_a}: error per keypoint, px")

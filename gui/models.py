@@ -13,7 +13,7 @@ PREDICT_CHUNK = 256
 
 def compare_models(old, new_path: Path, faces) -> tuple[object, float, float]:
     """(new Predictor, RMSE px of the loaded model, RMSE px of the new one) on ``faces``."""
-    from facekp.core.quality.evaluate import rmse
+    from facekp.core.model.metrics import rmse
     from facekp.core.model.predict import Predictor
 
     new = Predictor(new_path)

@@ -217,7 +217,7 @@ class Photos:
         for a photo: per-keypoint RMSE in photo pixels (facekp.core.quality.evaluate, as for dataset
         faces)
         of its first face with ground truth, and over all its faces with ground truth."""
-        from facekp.core.quality import evaluate
+        from facekp.core.model import metrics
 
         photo = self.window.session.photo
         pairs = [(i, s) for i, s in enumerate(photo.scores if photo else [])
@@ -229,7 +229,7 @@ class Photos:
         pred = np.stack([np.reshape(photo.faces[i][1], -1) for i, _ in pairs])
         truth = np.stack([np.reshape(s.truth, -1) for _, s in pairs])
         n = len(pairs)
-        return (evaluate.per_keypoint(pred[:1], truth[:1]), evaluate.per_keypoint(pred, truth),
+        return (metrics.per_keypoint(pred[:1], truth[:1]), metrics.per_keypoint(pred, truth),
                 f"photo ({n})", f"face {pairs[0][0] + 1} (px)")
 
     def keypoint_confidence(self) -> tuple[np.ndarray | None, int]:

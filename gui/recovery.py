@@ -114,10 +114,10 @@ def _same(a, b) -> np.ndarray:
 
 def load_with_recovery(path):
     """For the loading job: (dataset, the file's stamp before reading, find_recovery's)."""
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
 
     stamp = file_stamp(path)
-    dataset = data.load(path)
+    dataset = opener.load(path)
     return dataset, stamp, find_recovery(path, dataset)
 
 

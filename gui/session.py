@@ -133,11 +133,11 @@ class Session:
 
     # --- predictions ----------------------------------------------------------------------
     def store_predictions(self, rows, preds) -> None:
-        from facekp.core.quality import evaluate
+        from facekp.core.model import metrics
 
         rows = np.asarray(rows, dtype=int)
         self.predictions[rows] = preds
-        self.errors[rows] = evaluate.per_image(self.predictions[rows],
+        self.errors[rows] = metrics.per_image(self.predictions[rows],
                                                self.dataset.keypoints[rows])
         self._kp_cache = None
 
@@ -154,21 +154,21 @@ class Session:
     # --- keypoint errors ----------------------------------------------------------------
     def face_keypoint_errors(self) -> np.ndarray | None:
         """Per-keypoint error of the face on screen; None for a photo or before prediction."""
-        from facekp.core.quality import evaluate
+        from facekp.core.model import metrics
 
         r = self.row
         if self.view_mode != "dataset" or r is None or not self.has_prediction(r):
             return None
-        return evaluate.per_keypoint(self.predictions[r:r + 1], self.dataset.keypoints[r:r + 1])
+        return metrics.per_keypoint(self.predictions[r:r + 1], self.dataset.keypoints[r:r + 1])
 
     def split_keypoint_errors(self, split: str, rows) -> tuple[np.ndarray | None, int]:
         """Per-keypoint error over the predicted faces among ``rows`` (the faces of ``split``
         the table shows), cached until a prediction or a point changes."""
-        from facekp.core.quality import evaluate
+        from facekp.core.model import metrics
 
         if self._kp_cache is None or self._kp_cache[0] != split:
             rows = self.predicted_rows(rows)
-            values = (evaluate.per_keypoint(self.predictions[rows], self.dataset.keypoints[rows])
+            values = (metrics.per_keypoint(self.predictions[rows], self.dataset.keypoints[rows])
                       if len(rows) else None)
             self._kp_cache = (split, values, len(rows))
         return self._kp_cache[1], self._kp_cache[2]
@@ -194,12 +194,12 @@ class Session:
 
     def _refresh_error(self, row: int) -> float | None:
         """After an edit of face ``row``'s truth: its error again (None without a prediction)."""
-        from facekp.core.quality import evaluate
+        from facekp.core.model import metrics
 
         self._kp_cache = None
         if not self.has_prediction(row):
             return None
-        err = float(evaluate.per_image(self.predictions[row:row + 1],
+        err = float(metrics.per_image(self.predictions[row:row + 1],
                                        self.dataset.keypoints[row:row + 1])[0])
         self.errors[row] = err
         return err

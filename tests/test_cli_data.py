@@ -14,6 +14,8 @@ import pytest
 from facekp.core.cli import main as cli
 
 from facekp.core.data import dataset as data
+from facekp.core.data import kaggle_csv
+from facekp.core.data import opener
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +68,7 @@ def test_import_writes_npz_and_reports_faces(capsys, folder, tmp_path):
     assert "left_eye_center" in stdout and "std x" in stdout  # per-keypoint statistics
     assert f"wrote 8 faces to {out}" in stdout
     assert "8/8" in stderr  # the progress line reached the end
-    ds = data.load(out)
+    ds = opener.load(out)
     assert len(ds) == 8 and ds.images.shape == (8, 96, 96)
     assert len(set(ds.persons)) == 4
     assert ds.meta["imported_from"] == [str(images)]
@@ -79,7 +81,7 @@ def test_import_to_kaggle_csv_with_a_split_by_person(capsys, folder, tmp_path):
                           "--out", out, "--split", "0.5,0.25,0.25", "--seed", "1")
     assert code == 0 and "== written" in stdout
     assert out.read_text().splitlines()[0].endswith(",Image")
-    ds = data.load(out)
+    ds = opener.load(out)
     assert len(ds) == 8 and not np.isnan(ds.keypoints[:, :4]).any()
 
 
@@ -100,7 +102,7 @@ def test_info_json_keys(capsys, faces, tmp_path):
 
 
 def test_info_reads_a_kaggle_csv_as_text(capsys, faces, tmp_path):
-    path = data.write_kaggle_csv(faces.subset(np.arange(6)), tmp_path / "training.csv")
+    path = kaggle_csv.write_kaggle_csv(faces.subset(np.arange(6)), tmp_path / "training.csv")
     code, stdout, _ = run(capsys, "info", path)
     assert code == 0
     assert "faces: 6" in stdout and "unassigned 6" in stdout and "mouth_center_bottom_lip" in stdout
@@ -134,7 +136,7 @@ def test_misspelled_file_exits_2(capsys, tmp_path):
 
 
 def test_bad_csv_exits_2_naming_row_and_column(capsys, faces, tmp_path):
-    path = data.write_kaggle_csv(faces.subset(np.arange(3)), tmp_path / "training.csv")
+    path = kaggle_csv.write_kaggle_csv(faces.subset(np.arange(3)), tmp_path / "training.csv")
     lines = path.read_text().splitlines()
     lines[2] = lines[2].replace(",", ",abc", 1)  # second data row, second column
     path.write_text("\n".join(lines) + "\n")
@@ -190,7 +192,7 @@ def test_import_writes_shards_with_an_index(capsys, folder, tmp_path):
     index = json.loads((out / shards.INDEX).read_text())
     assert index["faces"] == 8 and len(index["people"]) == 4
     assert sum(s["faces"] for s in index["splits"].values()) == 8
-    ds = data.load(out)
+    ds = opener.load(out)
     assert len(ds) == 8 and set(ds.splits) <= {"train", "val", "test"}
     assert ds.meta["imported_from"] == [str(images)]
     code, _, err = run(capsys, "import", "--labels", labels, "--images", images, "--out", out,

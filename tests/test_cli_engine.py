@@ -16,6 +16,8 @@ import pytest
 from PIL import Image
 
 from facekp.core.data import dataset as data
+from facekp.core.data import kaggle_csv
+from facekp.core.data import opener
 from facekp.core.cli.main import main
 from facekp.core.faces.detect import POINT_NAMES
 from facekp.core.data.keypoints import NAMES
@@ -75,7 +77,7 @@ def test_evaluate_json_and_text(trained, small_npz):
     assert result["confidence"] is None  # trained here without a confidence head
     assert result["faces"] == 16  # the default split is test
     assert list(result["per_keypoint"]) == list(NAMES)
-    direct = evaluate(model, data.load(small_npz).split("test"))
+    direct = evaluate(model, opener.load(small_npz).split("test"))
     assert result["rmse_px"] == pytest.approx(direct["rmse_px"], rel=1e-6)
 
     rc, stdout, _ = run(["evaluate", "--model", model, "--data", small_npz, "--split", "val"])
@@ -147,7 +149,7 @@ def test_predict_a_text_file_is_a_clean_error(trained, tmp_path, shared_data):
 
 def test_submit(trained, faces, shared_data, tmp_path):
     test_csv = tmp_path / "test.csv"
-    data.write_kaggle_csv(faces.subset(np.arange(20)), test_csv, layout="test")
+    kaggle_csv.write_kaggle_csv(faces.subset(np.arange(20)), test_csv, layout="test")
     lookup = pd.read_csv(shared_data / "kaggle" / "IdLookupTable.csv")
     lookup = lookup[lookup.ImageId <= 20]
     lookup.to_csv(tmp_path / "lookup.csv", index=False)
@@ -175,7 +177,7 @@ def test_user_mistakes_exit_2_without_traceback(tmp_path, small_npz, monkeypatch
                       tmp_path / "m.keras"])
     assert rc == 2 and "seed" in err
     no_val = tmp_path / "no_val.npz"
-    ds = data.load(small_npz)
+    ds = opener.load(small_npz)
     data.write_npz(ds.subset(np.flatnonzero(ds.splits != "val")), no_val)
     rc, _, err = run(["train", "--data", no_val, "--out", tmp_path / "m.keras"])
     assert rc == 2 and "'val'" in err
@@ -214,7 +216,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(small_npz, tmp_path):
 
 def test_evaluate_without_splits_uses_every_face_and_says_so(trained, small_npz, tmp_path):
     """Issue 11, rough edge 5: a dataset without splits has no 'test' faces to stop on."""
-    ds = data.load(small_npz)
+    ds = opener.load(small_npz)
     plain = data.Dataset(ds.images, ds.keypoints, ds.names, ds.persons,
                          np.full(len(ds), "", dtype=str), {})
     path = tmp_path / "nosplits.npz"

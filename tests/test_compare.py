@@ -8,7 +8,7 @@ import pytest
 
 from facekp.core.cli import main as cli
 
-from facekp.core.data import dataset as data
+from facekp.core.data import opener
 from facekp.core.quality.evaluate import evaluate
 from facekp.core.data.keypoints import NAMES
 
@@ -39,7 +39,7 @@ def test_compare_json_matches_evaluate_of_each_model(capsys, two_models, real_su
     code, out, _ = run(capsys, "compare", a, b, "--data", npz, "--json")
     assert code == 0
     result = json.loads(out)
-    test = data.load(npz).split("test")
+    test = opener.load(npz).split("test")
     want_a, want_b = evaluate(a, test), evaluate(b, test)
     assert result["faces"] == 40 == want_a["faces"]
     assert result["model_a"] == str(a) and result["model_b"] == str(b)

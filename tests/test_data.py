@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from facekp.core.data import dataset as data
+from facekp.core.data import kaggle_csv
+from facekp.core.data import opener
 from facekp.core.errors import DataError
 from facekp.core.data.keypoints import COLUMNS
 
@@ -45,7 +47,7 @@ def write_table(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 @pytest.fixture
 def csv_parts(few, tmp_path):
     """(header, rows) of a valid training.csv of five real faces, ready to be spoiled."""
-    return table(data.write_kaggle_csv(few, tmp_path / "base.csv"))
+    return table(kaggle_csv.write_kaggle_csv(few, tmp_path / "base.csv"))
 
 
 def set_pixel(rows: list[list[str]], data_row: int, pixel: int, value: str) -> None:
@@ -56,7 +58,7 @@ def set_pixel(rows: list[list[str]], data_row: int, pixel: int, value: str) -> N
 
 
 def expect_error(path: Path, row: int | None, column: str | None, *words: str,
-                 reader=data.read_kaggle_csv) -> DataError:
+                 reader=kaggle_csv.read_kaggle_csv) -> DataError:
     """The read fails with a DataError naming the file, the row and the column."""
     with pytest.raises(DataError) as info:
         reader(path)
@@ -78,12 +80,12 @@ def expect_error(path: Path, row: int | None, column: str | None, *words: str,
 
 
 def test_training_csv_round_trip_keeps_pixels_and_missing_values(few, tmp_path):
-    path = data.write_kaggle_csv(few, tmp_path / "training.csv")
+    path = kaggle_csv.write_kaggle_csv(few, tmp_path / "training.csv")
     header, rows = table(path)
     assert header == list(COLUMNS) + ["Image"]
     assert len(rows) == len(few)
     assert rows[1].count("") == 22  # 11 missing keypoints are empty fields, as in Kaggle's file
-    back = data.read_kaggle_csv(path)
+    back = kaggle_csv.read_kaggle_csv(path)
     np.testing.assert_array_equal(back.images, few.images)
     np.testing.assert_array_equal(back.keypoints, few.keypoints)  # NaN where NaN
     assert np.isnan(back.keypoints[1]).sum() == 22
@@ -93,9 +95,9 @@ def test_training_csv_round_trip_keeps_pixels_and_missing_values(few, tmp_path):
 
 def test_test_csv_layout_round_trip(few, tmp_path):
     unlabeled = data.Dataset.from_arrays(few.images)
-    path = data.write_kaggle_csv(unlabeled, tmp_path / "test.csv")
+    path = kaggle_csv.write_kaggle_csv(unlabeled, tmp_path / "test.csv")
     assert path.read_text().splitlines()[0] == "ImageId,Image"
-    back = data.load(path)
+    back = opener.load(path)
     assert back.meta["layout"] == "test"
     np.testing.assert_array_equal(back.images, few.images)
     assert np.isnan(back.keypoints).all()
@@ -104,7 +106,7 @@ def test_test_csv_layout_round_trip(few, tmp_path):
 
 def test_csv_variants_read_alike(few, tmp_path):
     """Windows line ends, a byte-order mark, a quoted Image, shuffled columns, blank lines."""
-    path = data.write_kaggle_csv(few, tmp_path / "a.csv")
+    path = kaggle_csv.write_kaggle_csv(few, tmp_path / "a.csv")
     header, rows = table(path)
     order = list(np.random.default_rng(0).permutation(30)) + [30]
     text = "\ufeff" + ",".join(header[i] for i in order) + "\r\n"
@@ -114,7 +116,7 @@ def test_csv_variants_read_alike(few, tmp_path):
         text += ",".join(fields) + "\r\n\r\n"
     other = tmp_path / "b.csv"
     other.write_bytes(text.encode("utf-8"))
-    a, b = data.read_kaggle_csv(path), data.read_kaggle_csv(other)
+    a, b = kaggle_csv.read_kaggle_csv(path), kaggle_csv.read_kaggle_csv(other)
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.keypoints, b.keypoints)
 
@@ -123,8 +125,8 @@ def test_npz_round_trip_keeps_splits_persons_and_meta(few, tmp_path):
     ds = data.Dataset(few.images, few.keypoints, [f"f{i}.jpg" for i in range(5)],
                       ["ann", "ann", "bob", "cy", "cy"], ["train", "train", "val", "test", "test"],
                       {"source": "test", "split": {"seed": 3}})
-    path = data.save(ds, tmp_path / "d.npz")
-    back = data.load(path)
+    path = opener.save(ds, tmp_path / "d.npz")
+    back = opener.load(path)
     np.testing.assert_array_equal(back.images, ds.images)
     np.testing.assert_array_equal(back.keypoints, ds.keypoints)
     assert list(back.names) == list(ds.names)
@@ -150,7 +152,7 @@ def test_random_faces_round_trip_through_kaggle_csv(n, seed, data_):
     kp[:, 0] = data_.draw(st.floats(0, 96, width=32))  # at least one keypoint: training layout
     ds = data.Dataset.from_arrays(images, kp)
     with tempfile.TemporaryDirectory() as tmp:
-        back = data.read_kaggle_csv(data.write_kaggle_csv(ds, Path(tmp) / "t.csv"))
+        back = kaggle_csv.read_kaggle_csv(kaggle_csv.write_kaggle_csv(ds, Path(tmp) / "t.csv"))
     np.testing.assert_array_equal(back.images, images)
     np.testing.assert_array_equal(back.keypoints, kp)
 
@@ -168,9 +170,9 @@ def test_random_images_round_trip_through_npz(n, seed):
 
 
 def test_progress_is_reported_up_to_the_last_row(few, tmp_path):
-    path = data.write_kaggle_csv(few, tmp_path / "t.csv")
+    path = kaggle_csv.write_kaggle_csv(few, tmp_path / "t.csv")
     calls = []
-    data.read_kaggle_csv(path, progress=lambda done, total: calls.append((done, total)))
+    kaggle_csv.read_kaggle_csv(path, progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1] == (len(few), len(few))
 
 
@@ -250,7 +252,7 @@ def test_image_value_that_is_not_a_whole_number(csv_parts, tmp_path, token):
 def test_bad_image_value_far_down_a_long_file(few, tmp_path):
     """Rows are parsed in blocks: the row number must still be the spreadsheet's."""
     big = few.subset(np.arange(300) % len(few))
-    header, rows = table(data.write_kaggle_csv(big, tmp_path / "big.csv"))
+    header, rows = table(kaggle_csv.write_kaggle_csv(big, tmp_path / "big.csv"))
     set_pixel(rows, 287, 1, "300")
     expect_error(write_table(tmp_path / "t.csv", header, rows), 289, "Image", "pixel 1")
     header, rows = table(tmp_path / "big.csv")
@@ -280,7 +282,7 @@ def test_keypoints_on_the_edges_are_accepted(csv_parts, tmp_path):
     header, rows = csv_parts
     rows[0][header.index("nose_tip_x")] = "0"
     rows[0][header.index("nose_tip_y")] = "96"
-    ds = data.read_kaggle_csv(write_table(tmp_path / "t.csv", header, rows))
+    ds = kaggle_csv.read_kaggle_csv(write_table(tmp_path / "t.csv", header, rows))
     assert ds.keypoints[0, COLUMNS.index("nose_tip_x")] == 0
     assert ds.keypoints[0, COLUMNS.index("nose_tip_y")] == 96
 
@@ -333,7 +335,7 @@ def test_directory_instead_of_file(tmp_path):
     folder = tmp_path / "training.csv"
     folder.mkdir()
     expect_error(folder, None, None, "is a directory")
-    expect_error(folder, None, None, "is a directory", reader=data.load)
+    expect_error(folder, None, None, "is a directory", reader=opener.load)
 
 
 def test_misspelled_file_name(tmp_path):
@@ -343,9 +345,9 @@ def test_misspelled_file_name(tmp_path):
 def test_unknown_extension(tmp_path, few):
     path = tmp_path / "faces.txt"
     path.write_text("hello\n")
-    expect_error(path, None, None, "unknown dataset format", reader=data.load)
+    expect_error(path, None, None, "unknown dataset format", reader=opener.load)
     with pytest.raises(DataError, match="unknown dataset format"):
-        data.save(few, tmp_path / "out.txt")
+        opener.save(few, tmp_path / "out.txt")
 
 
 # --- bad .npz input ------------------------------------------------------------------------
@@ -354,10 +356,10 @@ def test_unknown_extension(tmp_path, few):
 def test_npz_that_is_not_a_zip(tmp_path):
     path = tmp_path / "faces.npz"
     path.write_text("left_eye_center_x,Image\n")
-    expect_error(path, None, None, "not a .npz file", reader=data.load)
+    expect_error(path, None, None, "not a .npz file", reader=opener.load)
     with open(path, "wb") as fh:
         np.save(fh, np.zeros((2, 96, 96), np.uint8))  # a lone .npy array
-    expect_error(path, None, None, "not a .npz file", reader=data.load)
+    expect_error(path, None, None, "not a .npz file", reader=opener.load)
 
 
 def test_empty_dataset_can_be_described(tmp_path):
@@ -370,20 +372,20 @@ def test_empty_dataset_can_be_described(tmp_path):
 def test_npz_without_images(tmp_path):
     path = tmp_path / "faces.npz"
     np.savez(path, keypoints=np.zeros((2, 30), np.float32))
-    expect_error(path, None, "images", "no 'images' array", reader=data.load)
+    expect_error(path, None, "images", "no 'images' array", reader=opener.load)
 
 
 def test_npz_with_wrong_image_shape(tmp_path):
     path = tmp_path / "faces.npz"
     np.savez(path, images=np.zeros((2, 64, 64), np.uint8))
-    expect_error(path, None, "images", "expected N x 96 x 96", reader=data.load)
+    expect_error(path, None, "images", "expected N x 96 x 96", reader=opener.load)
 
 
 def test_npz_with_keypoints_of_other_length(tmp_path):
     path = tmp_path / "faces.npz"
     np.savez(path, images=np.zeros((2, 96, 96), np.uint8),
              keypoints=np.zeros((3, 30), np.float32))
-    expect_error(path, None, "keypoints", "expected 2 x 30", reader=data.load)
+    expect_error(path, None, "keypoints", "expected 2 x 30", reader=opener.load)
 
 
 def test_npz_with_keypoint_outside_the_image(tmp_path):
@@ -391,13 +393,13 @@ def test_npz_with_keypoint_outside_the_image(tmp_path):
     kp = np.full((2, 30), 40, np.float32)
     kp[1, 5] = 120
     np.savez(path, images=np.zeros((2, 96, 96), np.uint8), keypoints=kp)
-    expect_error(path, None, COLUMNS[5], "outside 0-96", "face 2", reader=data.load)
+    expect_error(path, None, COLUMNS[5], "outside 0-96", "face 2", reader=opener.load)
 
 
 def test_npz_with_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "faces.npz"
     np.savez(path, images=np.array([1, "a", None], dtype=object))
-    expect_error(path, None, "images", "cannot be read", reader=data.load)
+    expect_error(path, None, "images", "cannot be read", reader=opener.load)
 
 
 def test_npz_with_a_damaged_member(tmp_path, few):
@@ -405,15 +407,15 @@ def test_npz_with_a_damaged_member(tmp_path, few):
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 3] ^= 0xFF  # inside the compressed images, the zip directory intact
     path.write_bytes(bytes(raw))
-    expect_error(path, None, "images", "cannot be read", reader=data.load)
+    expect_error(path, None, "images", "cannot be read", reader=opener.load)
 
 
 def test_npz_with_text_keypoints_or_nan_images(tmp_path):
     path = tmp_path / "faces.npz"
     np.savez(path, images=np.zeros((2, 96, 96), np.uint8), keypoints=np.full((2, 30), "a"))
-    expect_error(path, None, "keypoints", "expected numbers", reader=data.load)
+    expect_error(path, None, "keypoints", "expected numbers", reader=opener.load)
     np.savez(path, images=np.full((2, 96, 96), np.nan))
-    expect_error(path, None, "images", "NaN", reader=data.load)
+    expect_error(path, None, "images", "NaN", reader=opener.load)
 
 
 def test_npz_with_float_images_in_0_1_is_scaled(tmp_path, few):
@@ -483,9 +485,9 @@ def leftovers(folder: Path, keep: set[str]) -> list[str]:
 
 
 def test_writes_leave_no_temporary_files(few, tmp_path):
-    data.write_kaggle_csv(few, tmp_path / "t.csv")
+    kaggle_csv.write_kaggle_csv(few, tmp_path / "t.csv")
     data.write_npz(few, tmp_path / "t.npz")
-    data.write_kaggle_csv(few, tmp_path / "t.csv")  # over an existing file
+    kaggle_csv.write_kaggle_csv(few, tmp_path / "t.csv")  # over an existing file
     assert leftovers(tmp_path, {"t.csv", "t.npz"}) == []
 
 
@@ -496,9 +498,9 @@ def test_failed_csv_write_keeps_the_old_file(few, tmp_path, monkeypatch):
     def broken(block):
         raise OSError("disk full")
 
-    monkeypatch.setattr(data, "_format_pixels", broken)
+    monkeypatch.setattr(kaggle_csv, "_format_pixels", broken)
     with pytest.raises(OSError, match="disk full"):
-        data.write_kaggle_csv(few, target)
+        kaggle_csv.write_kaggle_csv(few, target)
     assert target.read_text() == "precious\n"
     assert leftovers(tmp_path, {"t.csv"}) == []
 

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from facekp.core.model import metrics
 from facekp.core.quality import evaluate as ev
 from facekp.core.data.keypoints import NAMES
 
@@ -30,12 +31,12 @@ def _arrays():
 def test_rmse_over_labelled_coordinates_only():
     pred, truth = _arrays()
     # 9 + 16 + 4 (face 0) + 0 + 0 + 1 + 1 (face 1) over 7 coordinates
-    assert ev.rmse(pred, truth) == pytest.approx(math.sqrt(31 / 7))
+    assert metrics.rmse(pred, truth) == pytest.approx(math.sqrt(31 / 7))
 
 
 def test_per_keypoint():
     pred, truth = _arrays()
-    kp = ev.per_keypoint(pred, truth)
+    kp = metrics.per_keypoint(pred, truth)
     assert kp.shape == (15,)
     assert kp[NAMES.index("left_eye_center")] == pytest.approx(math.sqrt(25 / 4))
     assert kp[NAMES.index("nose_tip")] == pytest.approx(2.0)  # only x labelled
@@ -49,7 +50,7 @@ def test_per_image():
     pred, truth = _arrays()
     pred = np.vstack([pred, np.zeros((1, 30))])
     truth = np.vstack([truth, np.full((1, 30), np.nan)])
-    img = ev.per_image(pred, truth)
+    img = metrics.per_image(pred, truth)
     assert img[0] == pytest.approx(math.sqrt(29 / 3))
     assert img[1] == pytest.approx(math.sqrt(2 / 4))
     assert np.isnan(img[2])  # nothing labelled
@@ -57,9 +58,9 @@ def test_per_image():
 
 def test_shapes_must_agree():
     with pytest.raises(ValueError):
-        ev.rmse(np.zeros((2, 30)), np.zeros((3, 30)))
+        metrics.rmse(np.zeros((2, 30)), np.zeros((3, 30)))
     with pytest.raises(ValueError):
-        ev.rmse(np.zeros((2, 28)), np.zeros((2, 28)))
+        metrics.rmse(np.zeros((2, 28)), np.zeros((2, 28)))
 
 
 def test_evaluate_a_saved_model_on_real_faces(faces, constant_model, tmp_path):
@@ -97,7 +98,7 @@ def test_evaluate_refuses_unlabelled_faces(faces, constant_model):
 
 
 def test_point_errors_are_distances_per_keypoint_with_nan_for_missing():
-    from facekp.core.quality.evaluate import point_errors
+    from facekp.core.model.metrics import point_errors
 
     truth = np.zeros((2, 30))
     pred = np.zeros((2, 30))

@@ -16,6 +16,7 @@ from PIL import Image
 from facekp.core.cli import main as cli
 
 from facekp.core.data import dataset as data
+from facekp.core.data import opener
 
 from facekp.core.data import formats
 
@@ -60,7 +61,7 @@ def export(capsys, source: Path, fmt: str, folder: Path) -> Path:
 def import_back(capsys, fmt: str, out: Path, tmp_path: Path) -> data.Dataset:
     """`facekp import` of an export, as README shows it (--no-recentre keeps points as given)."""
     if fmt == "csv":
-        return data.load(out)
+        return opener.load(out)
     labels = {"coco": ["--labels", out, "--images", formats.images_folder(out)],
               "dlib": ["--labels", out, "--images", out.parent],
               "pts": ["--images", out]}[fmt]
@@ -68,7 +69,7 @@ def import_back(capsys, fmt: str, out: Path, tmp_path: Path) -> data.Dataset:
     code, stdout, stderr = run(capsys, "import", *labels, "--out", back, "--no-recentre")
     assert code == 0, stderr
     assert "96x96 crops as given 24" in stdout
-    return data.load(back)
+    return opener.load(back)
 
 
 @pytest.mark.parametrize("fmt", ["coco", "dlib", "pts", "csv"])
@@ -176,7 +177,7 @@ def test_68_point_labels_map_to_15_as_the_csv_importer(ytf_photos, kind):
     folder, labels_csv, rows = ytf_photos
     labels = folder / ("labels.xml" if kind == "dlib" else "labels.json")
     (_dlib_68 if kind == "dlib" else _coco_68)(rows, labels)
-    got, report = formats.import_labels(folder, labels, detector=None)
+    got, report = importers.import_labels(folder, labels, detector=None)
     want, _ = importers.import_folder(folder, labels_csv, detector=None)
     assert report.faces_out == len(rows) == len(want)
     assert list(got.names) == list(want.names)
@@ -190,7 +191,7 @@ def test_dlib_15_point_parts_by_name_leave_missing_points_nan(tmp_path, subset):
         "<dataset><images><image file='a.png'><box top='0' left='0' width='96' height='96'>"
         "<part name='nose_tip' x='48' y='60'/><part name='left_eye_center' x='60' y='30'/>"
         "</box></image></images></dataset>")
-    ds, _ = formats.import_labels(tmp_path, tmp_path / "a.xml")
+    ds, _ = importers.import_labels(tmp_path, tmp_path / "a.xml")
     pts = ds.keypoints[0].reshape(15, 2)
     np.testing.assert_array_equal(pts[NAMES.index("nose_tip")], [48, 60])
     np.testing.assert_array_equal(pts[NAMES.index("left_eye_center")], [60, 30])
@@ -204,7 +205,7 @@ def test_coco_visibility_0_is_missing_and_1_is_labelled(tmp_path, subset):
     kp[3 * 10 + 2] = 0  # nose_tip with coordinates but visibility 0: missing
     (tmp_path / "a.json").write_text(json.dumps(doc))
     Image.fromarray(subset.images[0]).save(tmp_path / "a.png")
-    ds, _ = formats.import_labels(tmp_path, tmp_path / "a.json")
+    ds, _ = importers.import_labels(tmp_path, tmp_path / "a.json")
     want = subset.keypoints[0].reshape(15, 2).copy()
     want[10] = np.nan
     np.testing.assert_array_equal(ds.keypoints[0].reshape(15, 2), want)
@@ -294,4 +295,4 @@ def test_pts_reader_rejects_other_point_counts(tmp_path):
     path = tmp_path / "a.pts"
     path.write_text("version: 1\nn_points: 3\n{\n1 2\n3 4\n5 6\n}\n")
     with pytest.raises(DataError, match="holds 3 points, expected 15 or 68"):
-        importers.read_pts(path, counts=(15, 68))
+        formats.read_pts(path, counts=(15, 68))

@@ -45,7 +45,7 @@ def test_gui_modules_do_not_import_tensorflow_before_the_window_shows():
 def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, model_path,
                                                                 open_window):
     from facekp.core.data import dataset as data
-    from facekp.core.quality import evaluate
+    from facekp.core.model import metrics
     from facekp.core.model.predict import Predictor
 
     ds = data.read_npz(tiny)
@@ -56,7 +56,7 @@ def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, mod
 
     # predictions over the whole dataset ran in the background: the RMSE column is the
     # per-image RMSE of the model's own predictions
-    expected = evaluate.per_image(Predictor(model_path).predict(ds.images), ds.keypoints)
+    expected = metrics.per_image(Predictor(model_path).predict(ds.images), ds.keypoints)
     np.testing.assert_allclose(panel.model.errors, expected, rtol=1e-3, atol=1e-3)
     shown = panel.model.data(panel.model.index(3, panel.model.COL_RMSE))
     assert shown == f"{expected[3]:.2f}"
@@ -95,10 +95,10 @@ def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, mod
     r = window.row
     pred = window.predictions
     np.testing.assert_allclose(window.kp_view.current,
-                               evaluate.per_keypoint(pred[r:r + 1], ds.keypoints[r:r + 1]),
+                               metrics.per_keypoint(pred[r:r + 1], ds.keypoints[r:r + 1]),
                                rtol=1e-6)
     np.testing.assert_allclose(window.kp_view.split_values,
-                               evaluate.per_keypoint(pred[rows], ds.keypoints[rows]), rtol=1e-6)
+                               metrics.per_keypoint(pred[rows], ds.keypoints[rows]), rtol=1e-6)
 
     # canvas shows that face's ground truth and prediction
     np.testing.assert_allclose(window.canvas.truth, ds.keypoints[r].reshape(15, 2))
@@ -179,6 +179,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
     # the case of a checkout without a shipped model: ground truth only
     monkeypatch.setattr("facekp.core.resources.default_model", lambda: None)
     from facekp.core.data import dataset as data
+    from facekp.core.data import kaggle_csv
 
     window = open_window(qtbot, data=str(tiny), image=2)   # no model: ground truth only
     assert window.predictor is None
@@ -257,7 +258,7 @@ def test_edit_by_dragging_delete_add_undo_redo_and_save(qtbot, tiny, tmp_path, m
     # and as Kaggle CSV, not adopted as the edited file
     csv = tmp_path / "edited.csv"
     assert window.files.write_dataset(csv, adopt=False)
-    np.testing.assert_allclose(data.read_kaggle_csv(csv).keypoints, saved.keypoints, atol=1e-3)
+    np.testing.assert_allclose(kaggle_csv.read_kaggle_csv(csv).keypoints, saved.keypoints, atol=1e-3)
     assert window.dataset_path == out
 
 

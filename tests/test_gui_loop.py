@@ -44,6 +44,7 @@ def test_the_loop_photo_faces_save_export_fine_tune_compare(qtbot, tiny, model_p
                                                            shared_data, tmp_path, open_window):
     from facekp.core.data import dataset as data
     from facekp.core.data import formats
+    from facekp.core.photos import importers
 
     window = open_window(qtbot, data=str(tiny), model=str(model_path))
     photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
@@ -72,7 +73,7 @@ def test_the_loop_photo_faces_save_export_fine_tune_compare(qtbot, tiny, model_p
     for fmt, out in (("coco", "c.json"), ("dlib", "d.xml"), ("pts", "pts"), ("csv", "k.csv")):
         written = window.files.export_dataset(fmt, tmp_path / out)
         assert written and written[0] == tmp_path / out
-    again, _ = formats.import_labels(formats.images_folder(tmp_path / "c.json"),
+    again, _ = importers.import_labels(formats.images_folder(tmp_path / "c.json"),
                                       tmp_path / "c.json")
     np.testing.assert_allclose(again.keypoints, back.keypoints, atol=1e-4)
     coco = json.loads((tmp_path / "c.json").read_text())
@@ -130,11 +131,11 @@ def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
     qtbot.waitUntil(lambda: models.comparing() and np.isfinite(window.canvas.compare).all(),
                     timeout=60_000)
     wait_idle(qtbot, window)
-    from facekp.core.quality import evaluate
+    from facekp.core.model import metrics
     from facekp.core.model.predict import Predictor
 
     truth = window.dataset.keypoints[:1]
-    expected = evaluate.per_keypoint(Predictor(out).predict(window.dataset.images[:1]), truth)
+    expected = metrics.per_keypoint(Predictor(out).predict(window.dataset.images[:1]), truth)
     view = window.kp_view
     np.testing.assert_allclose(view.split_values, expected, rtol=1e-3, atol=1e-3)
     assert np.isfinite(view.current).all()

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from facekp.core.quality import evaluate
+from facekp.core.model import metrics
 from facekp.core.photos.photo_truth import nme
 from test_photo_truth import PHOTO, pts_68, ytf68_points
 
@@ -31,7 +31,7 @@ def test_photo_with_truth_shows_errors_and_nme(qtbot, open_window, real_subset_n
     kp = window.photo.faces[0][1]
     errors = window.kp_view.current
     assert errors.shape == (15,) and np.isfinite(errors).all() and (errors > 0).all()
-    np.testing.assert_allclose(errors, evaluate.per_keypoint(np.reshape(kp, (1, 30)),
+    np.testing.assert_allclose(errors, metrics.per_keypoint(np.reshape(kp, (1, 30)),
                                                              np.reshape(score.truth, (1, 30))))
     assert window.kp_view.horizontalHeaderItem(1).text() == "face 1 (px)"
     assert score.nme == pytest.approx(nme(kp, score.truth)) and 0 < score.nme < 0.15

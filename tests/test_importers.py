@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from facekp.core.faces import framing as F
+from facekp.core.data import formats
 from facekp.core.photos import importers
 from facekp.core.errors import DataError
 from facekp.core.data.keypoints import COLUMNS, NOSE_TIP_68, from_68
@@ -206,11 +207,11 @@ def test_bad_pts_files(tmp_path):
     path = tmp_path / "a.pts"
     path.write_text("version: 1\nn_points: 3\n{\n1 2\n3 4\n5 6\n}\n")
     with pytest.raises(DataError, match="expected 68") as info:
-        importers.read_pts(path)
+        formats.read_pts(path)
     assert str(path) in str(info.value)
     path.write_text("1 2 3 4")
     with pytest.raises(DataError, match="not an iBUG .pts file"):
-        importers.read_pts(path)
+        formats.read_pts(path)
     with pytest.raises(DataError, match="no images with iBUG .pts"):
         importers.find_pts_photos(tmp_path)
 

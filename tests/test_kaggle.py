@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facekp.core.data import dataset as data
+from facekp.core.data import kaggle_csv
 from facekp.core.errors import DataError
 from facekp.core.data.keypoints import COLUMNS
 
@@ -38,7 +38,7 @@ def pixel_mean_model(tmp_path_factory):
 def test_csv(faces, tmp_path_factory):
     """A Kaggle-layout test.csv of 1,783 real faces (ImageId 1..1783)."""
     path = tmp_path_factory.mktemp("kaggle") / "test.csv"
-    data.write_kaggle_csv(faces.subset(np.arange(1783)), path, layout="test")
+    kaggle_csv.write_kaggle_csv(faces.subset(np.arange(1783)), path, layout="test")
     return path
 
 
@@ -110,7 +110,7 @@ def test_a_training_file_is_not_a_test_file(faces, tmp_path, kaggle, pixel_mean_
     from facekp.core.quality.kaggle import make_submission
 
     train_csv = tmp_path / "training.csv"
-    data.write_kaggle_csv(faces.subset(np.arange(3)), train_csv, layout="training")
+    kaggle_csv.write_kaggle_csv(faces.subset(np.arange(3)), train_csv, layout="training")
     with pytest.raises(DataError, match="test.csv layout"):
         make_submission(pixel_mean_model, train_csv, kaggle / "IdLookupTable.csv",
                         tmp_path / "s.csv")

@@ -15,6 +15,8 @@ from PIL import Image
 from facekp.core.cli import main as cli
 
 from facekp.core.data import dataset as data
+from facekp.core.data import kaggle_csv
+from facekp.core.data import opener
 from facekp.core.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +70,7 @@ def test_import_refuses_to_write_over_its_labels(capsys, tmp_path, shared_data):
 
 
 def test_submit_refuses_to_write_over_test_or_lookup(capsys, faces, tmp_path, shared_data):
-    data.write_kaggle_csv(faces.subset(np.arange(5)), tmp_path / "test.csv", layout="test")
+    kaggle_csv.write_kaggle_csv(faces.subset(np.arange(5)), tmp_path / "test.csv", layout="test")
     shutil.copy(shared_data / "kaggle" / "IdLookupTable.csv", tmp_path / "IdLookupTable.csv")
     for target in ("test.csv", "IdLookupTable.csv"):
         before = (tmp_path / target).read_bytes()
@@ -165,7 +167,7 @@ def test_unknown_split_names_are_refused_naming_them(faces, tmp_path):
     path = tmp_path / "odd.npz"
     data.write_npz(ds, path)
     with pytest.raises(DataError) as info:
-        data.load(path)
+        opener.load(path)
     text = str(info.value)
     assert "odd.npz" in text and "'training'" in text and "'dev'" in text
     assert "train, val, test" in text
@@ -197,7 +199,7 @@ def test_import_warns_about_duplicates_and_dedupe_removes_them(capsys, tmp_path,
             "--labels", labels, "--images", src / "test"]
     code, out, err = run(capsys, *args, "--out", tmp_path / "both.npz")
     assert code == 0 and "4 duplicate" in out + err and "--dedupe" in out + err
-    assert len(data.load(tmp_path / "both.npz")) == 8
+    assert len(opener.load(tmp_path / "both.npz")) == 8
     code, out, err = run(capsys, *args, "--out", tmp_path / "once.npz", "--dedupe")
     assert code == 0 and "removed 4 duplicate" in out + err
-    assert len(data.load(tmp_path / "once.npz")) == 4
+    assert len(opener.load(tmp_path / "once.npz")) == 4

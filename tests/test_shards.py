@@ -12,6 +12,7 @@ import pytest
 from facekp.core.cli import main as cli
 
 from facekp.core.data import dataset as data
+from facekp.core.data import opener
 
 from facekp.core.data import shards
 from facekp.core.errors import DataError
@@ -53,7 +54,7 @@ def test_shards_read_back_the_same_faces_in_the_same_order(mixed, written):
     for field in ("names", "persons", "splits"):
         assert np.array_equal(getattr(back, field), getattr(mixed, field)), field
     assert back.meta == mixed.meta  # the dataset's meta travels too
-    assert data.load(root / "mixed").names.tolist() == mixed.names.tolist()
+    assert opener.load(root / "mixed").names.tolist() == mixed.names.tolist()
 
 
 def test_the_index_counts_faces_per_file_and_split(mixed, written):
@@ -150,7 +151,7 @@ def test_convert_round_trip_and_outputs_never_overwritten(capsys, written, tmp_p
     assert not list(tmp_path.glob(".sh.*"))  # no temporary or old folder left
     back = tmp_path / "back.npz"
     assert run(capsys, "convert", out, "--out", back)[0] == 0
-    a, b = data.load(root / "mixed.npz"), data.load(back)
+    a, b = opener.load(root / "mixed.npz"), opener.load(back)
     assert np.array_equal(a.images, b.images) and np.array_equal(a.splits, b.splits)
     code, _, err = run(capsys, "convert", out, "--out", out, "--shards", "2", "--overwrite")
     assert code == 2 and "input" in err  # the input folder itself
@@ -182,7 +183,7 @@ def test_fewer_than_one_shard_is_refused(capsys, written, tmp_path, shards_arg):
     assert code == 2 and "--shards must be 1 or more" in err
     assert not (tmp_path / "x").exists()
     with pytest.raises(DataError, match="1 or more"):
-        shards.write_shards(data.load(root / "mixed.npz"), tmp_path / "y", 0)
+        shards.write_shards(opener.load(root / "mixed.npz"), tmp_path / "y", 0)
 
 
 def test_a_folder_without_an_index_is_a_clear_error(capsys, tmp_path):

@@ -151,7 +151,7 @@ def test_repeated_training_pipeline_shows_every_face_once_per_pass_reshuffled(ti
 def test_training_reports_pixels_and_keeps_the_best_model(tiny, tmp_path):
     import keras
 
-    from facekp.core.quality.evaluate import rmse
+    from facekp.core.model.metrics import rmse
     from facekp.core.model.predict import Predictor
 
     train, val = tiny

@@ -29,7 +29,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     """``facekp import``: labelled photos (CSV, .pts, COCO, dlib XML) or, with --predict,
     unlabelled photos -> a dataset file or TFRecord shards."""
     from facekp.core.data import dataset as data
-    from facekp.core.data import formats
     from facekp.core.photos import importers
 
     if args.predict:
@@ -48,7 +47,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
         prefix = f"{Path(folder).name}/" if len(images) > 1 else ""
-        ds, report = formats.import_labels(
+        ds, report = importers.import_labels(
             folder, lab, prefix=prefix, progress=_progress(f"import {folder}"),
             detector=None if args.detector == "none" else args.detector)
         parts.append(ds)
@@ -107,10 +106,10 @@ def _check_shard_output(args: argparse.Namespace, inputs: dict, files_too: bool 
 
 def _write_dataset(dataset, args: argparse.Namespace) -> None:
     """``dataset`` to --out: shards with --shards N, else a file by its ending."""
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
 
     if args.shards is None:
-        data.save(dataset, args.out)
+        opener.save(dataset, args.out)
         return
     from facekp.core.data.shards import write_shards
 
@@ -118,21 +117,11 @@ def _write_dataset(dataset, args: argparse.Namespace) -> None:
                  progress=_progress(f"write {args.out}"))
 
 
-def _open_dataset(source: Path):
-    """A dataset to train or evaluate on: shards (a folder) are opened for streaming, a file
-    is read into memory."""
-    from facekp.core.data import dataset as data
-
-    from facekp.core.data.shards import is_shards, open_shards
-
-    if is_shards(source):
-        return open_shards(source)
-    return data.load(source)
-
 def _import_predicted(args: argparse.Namespace) -> int:
     """``facekp import --predict PHOTO...``: the photos' faces as a dataset whose labels are a
     model's keypoints, marked as not yet checked; ``--add-to`` puts them after a dataset's."""
     from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.photos.photo_faces import add_faces, predict_photos
     from facekp.core.model.predict import Predictor
 
@@ -142,7 +131,7 @@ def _import_predicted(args: argparse.Namespace) -> int:
         raise FacekpError("--predict finds faces with a detector: use --detector mtcnn or haar")
     refuse_input_as_output(args.out, {"--predict": args.predict,
                                       "--add-to": [args.add_to] if args.add_to else []})
-    base = data.load(args.add_to) if args.add_to else None
+    base = opener.load(args.add_to) if args.add_to else None
     predictor = Predictor(_model_path(args), detector=args.detector)
     new, lines = predict_photos(predictor, args.predict, progress=_progress("predict"))
     if len(new) == 0:
@@ -151,7 +140,7 @@ def _import_predicted(args: argparse.Namespace) -> int:
     dataset = add_faces(base, new)
     if base is None and args.split:
         dataset = data.split_by_person(dataset, _split_fractions(args.split), seed=args.seed)
-    data.save(dataset, args.out)
+    opener.save(dataset, args.out)
     print("\n".join(lines))
     where = f" after the {len(base)} of {args.add_to}" if base is not None else ""
     print(f"wrote {len(dataset)} faces to {args.out}: {len(new)} predicted faces (not yet "
@@ -212,6 +201,7 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     """``facekp info``: faces, splits, missing values and keypoint statistics (--json)."""
     from facekp.core.data import dataset as data
+    from facekp.core.data import opener
 
     from facekp.core.data.shards import is_shards, open_shards
 
@@ -221,7 +211,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         desc = shards.describe()
         desc["shards"] = len(shards.index["files"])
     else:
-        desc = data.describe(data.load(source))
+        desc = data.describe(opener.load(source))
     desc["file"] = str(args.file)
     if args.json:
         print(json.dumps(desc, indent=2))
@@ -237,14 +227,14 @@ def cmd_montage(args: argparse.Namespace) -> int:
     """``facekp montage``: a PNG grid of sampled faces with their keypoints drawn."""
     import numpy as np
 
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
 
     from facekp.core.faces import render
     from facekp.core.fileio import atomic_path
 
     _positive(args, "count", "columns", "scale")
     refuse_input_as_output(args.out, {"dataset": [args.file]})
-    dataset = data.load(args.file)
+    dataset = opener.load(args.file)
     if args.split != "all":
         dataset = dataset.split(args.split)
     if len(dataset) == 0:
@@ -262,11 +252,11 @@ def cmd_montage(args: argparse.Namespace) -> int:
 # --- export -------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.data import formats
 
     refuse_input_as_output(args.out, {"dataset": [args.file]})
-    dataset = data.load(args.file)
+    dataset = opener.load(args.file)
     if len(dataset) == 0:
         raise FacekpError(f"{args.file}: no faces to export")
     written = formats.export(dataset, args.format, args.out)
@@ -280,12 +270,12 @@ COMMANDS["export"] = cmd_export
 # --- convert ------------------------------------------------------------------------------
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
 
     source = Path(args.file)
     refuse_input_as_output(args.out, {"dataset": [source]})
     _check_shard_output(args, {"dataset": [source]})
-    dataset = data.load(source)
+    dataset = opener.load(source)
     if len(dataset) == 0:
         raise FacekpError(f"{source}: no faces to convert")
     _write_dataset(dataset, args)
@@ -374,6 +364,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
 
     from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.model.cluster import check_strategy, make_strategy
     from facekp.core.errors import DataError
     from facekp.core.model.train import TrainConfig, Trainer
@@ -391,7 +382,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_model_out(args, out)
     source = _dataset_path(args)
-    dataset = _open_dataset(source)  # a bad file or folder names itself
+    dataset = opener.open_dataset(source)  # a bad file or folder names itself
     try:
         train, val, note = data.training_splits(dataset, seed=args.seed)
     except DataError as exc:
@@ -517,12 +508,13 @@ class _CliListener:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``facekp evaluate``: RMSE in pixels, overall and per keypoint, on a split."""
     from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.quality.evaluate import evaluate, format_report
     from facekp.core.model.predict import Predictor
 
     model = _model_path(args)
     source = _dataset_path(args)
-    part, note = data.evaluation_faces(_open_dataset(source), args.split)
+    part, note = data.evaluation_faces(opener.open_dataset(source), args.split)
     if note:  # with --json stdout holds the JSON alone
         print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
     if len(part) == 0:
@@ -541,10 +533,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """``facekp compare``: two models' RMSE, overall and per keypoint, and their ratio."""
     from facekp.core.data import dataset as data
+    from facekp.core.data import opener
     from facekp.core.quality.compare import compare, format_comparison
 
     source = _dataset_path(args)
-    part, note = data.evaluation_faces(_open_dataset(source), args.split)
+    part, note = data.evaluation_faces(opener.open_dataset(source), args.split)
     if note:
         print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
     if len(part) == 0:

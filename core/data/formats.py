@@ -33,7 +33,8 @@ from typing import Iterator
 
 import numpy as np
 
-from facekp.core.data.dataset import Dataset, SPLITS, describe, write_kaggle_csv
+from facekp.core.data.dataset import Dataset
+from facekp.core.data.kaggle_csv import write_kaggle_csv
 from facekp.core.errors import DataError
 from facekp.core.fileio import atomic_path, check_input_file
 from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
@@ -55,6 +56,8 @@ SKELETON_NAMES = (
 )
 SKELETON = [[NAMES.index(a) + 1, NAMES.index(b) + 1] for a, b in SKELETON_NAMES]
 VISIBLE = 2
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # --- export -------------------------------------------------------------------------------
@@ -323,61 +326,47 @@ def _dlib_points(path: Path, parts: dict) -> np.ndarray:
     return pts
 
 
+def read_pts(path: str | Path, counts: tuple[int, ...] = (68,)) -> np.ndarray:
+    """An iBUG .pts file -> n x 2 points, n one of ``counts``. iBUG files are 1-based: 1 is
+    subtracted. A point written ``nan nan`` (a missing one, as facekp export writes) is NaN."""
+    path = check_input_file(path, ".pts file")
+    expected = " or ".join(str(n) for n in counts)
+    text = path.read_text(encoding="utf-8", errors="replace").split("{", 1)
+    if len(text) != 2 or "}" not in text[1]:
+        raise DataError(path, f"not an iBUG .pts file: expected 'n_points: {expected}' and "
+                              "points between { and }")
+    body = text[1].split("}", 1)[0].split()
+    try:
+        pts = np.array([float(v) for v in body], dtype=np.float64)
+    except ValueError:
+        raise DataError(path, "points must be numbers") from None
+    if pts.size % 2 or pts.size // 2 not in counts:
+        raise DataError(path, f"holds {pts.size / 2:g} points, expected {expected}")
+    return pts.reshape(-1, 2) - 1.0
+
+
+def pts_beside_images(images: str | Path) -> list[tuple[Path, Path]]:
+    """(.pts file, image) pairs in a folder (recursively): each .pts with an image of the same
+    name beside it. DataError when the folder is missing or holds none."""
+    images = Path(images)
+    if not images.is_dir():
+        raise DataError(images, "is not a directory of images")
+    out = []
+    for pts in sorted(images.rglob("*.pts")):
+        img = next((pts.with_suffix(s) for s in IMAGE_SUFFIXES if pts.with_suffix(s).exists()),
+                   None)
+        if img is not None:
+            out.append((pts, img))
+    if not out:
+        raise DataError(images, "no images with iBUG .pts files beside them")
+    return out
+
+
 def read_pts_folder(folder: str | Path) -> list[LabelledFace]:
     """The 15- or 68-point .pts files in a folder (recursively) with an image beside them."""
-    from facekp.core.photos.importers import pts_beside_images, read_pts
-
     return [LabelledFace(img, str(img.relative_to(folder)),
                          read_pts(pts, counts=(NUM_KEYPOINTS, 68)))
             for pts, img in pts_beside_images(folder)]
-
-
-def import_labels(images: str | Path | None, labels: str | Path | None = None, **kwargs):
-    """``facekp import``'s reader -> (Dataset, facekp.core.photos.importers.ImportReport): ``labels`` a
-    COCO JSON (.json) or dlib XML (.xml), or no labels and a folder of .pts files; a ytf68
-    CSV as facekp.core.photos.importers reads it. ``kwargs``: prefix, progress, detector (68-point
-    photos)."""
-    from facekp.core.photos import importers
-
-    suffix = Path(labels).suffix.lower() if labels is not None else ""
-    if suffix == ".json":
-        faces = read_coco(labels, images)
-    elif suffix == ".xml":
-        faces = read_dlib(labels, images)
-    elif labels is None:
-        faces = read_pts_folder(images)
-    else:
-        return importers.import_folder(images, labels, **kwargs)
-    return import_faces(faces, Path(labels if labels is not None else images), **kwargs)
-
-
-def import_faces(faces: list[LabelledFace], source: Path, *, prefix: str = "",
-                 progress=None, detector: str | None = "mtcnn"):
-    """68-point faces are photos, framed by facekp.core.photos.importers; 15-point faces are 96x96 crops
-    taken as they are (as facekp export writes them)."""
-    from facekp.core.photos import importers
-
-    if not faces:
-        raise DataError(source, "holds no annotated faces")
-    sizes = {len(f.points) for f in faces}
-    if sizes == {68}:
-        photos = [importers.LabelledPhoto(f.path, f.name, f.person or importers.person_of(f.name),
-                                          f.points) for f in faces]
-        return importers.import_faces(photos, prefix=prefix, progress=progress,
-                                      detector=detector)
-    if sizes != {NUM_KEYPOINTS}:
-        raise DataError(source, "mixes 15-point and 68-point faces; expected one layout")
-    dataset = Dataset.from_arrays(
-        np.stack([load_crop(f.path) for f in faces]),
-        np.stack([f.points.reshape(-1) for f in faces]).astype(np.float32),
-        names=[prefix + f.name for f in faces],
-        persons=[f.person or importers.person_of(f.name) for f in faces],
-        splits=[f.split if f.split in SPLITS else "" for f in faces],
-        meta={"framing": {"rule": "96x96 crops as given"}})
-    report = importers.ImportReport(faces_in=len(faces), faces_out=len(faces),
-                                    summary=describe(dataset))
-    report.framing["96x96 crops as given"] = len(faces)
-    return dataset, report
 
 
 def load_crop(path: Path) -> np.ndarray:

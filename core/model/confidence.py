@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from facekp.core.errors import DataError
-from facekp.core.quality.evaluate import point_errors
+from facekp.core.model.metrics import point_errors
 from facekp.core.data.keypoints import FLIP_KEYPOINT_ORDER, IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 #: A point counts as "off" when it is more than this many crop pixels from its label.

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from facekp.core.errors import DataError, FacekpError
-from facekp.core.photos.importers import IMAGE_SUFFIXES as PHOTO_SUFFIXES
+from facekp.core.data.formats import IMAGE_SUFFIXES as PHOTO_SUFFIXES
 
 #: What a worker needs to build its Predictor: model path, detector name, detector options,
 #: min_confidence, passes.

@@ -20,12 +20,14 @@ from typing import Callable, Iterable
 import numpy as np
 
 from facekp.core.faces import framing as faces
-from facekp.core.data.dataset import Dataset, describe
+from facekp.core.data.dataset import SPLITS, Dataset, describe
+from facekp.core.data.formats import (
+    LabelledFace, load_crop, pts_beside_images, read_coco, read_dlib, read_pts, read_pts_folder,
+)
+from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, NUM_KEYPOINTS, from_68
 from facekp.core.errors import DataError
 from facekp.core.fileio import check_input_file
-from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, from_68
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -119,47 +121,11 @@ def _is_float(v: str) -> bool:
         return False
 
 
-def read_pts(path: str | Path, counts: tuple[int, ...] = (68,)) -> np.ndarray:
-    """An iBUG .pts file -> n x 2 points, n one of ``counts``. iBUG files are 1-based: 1 is
-    subtracted. A point written ``nan nan`` (a missing one, as facekp export writes) is NaN."""
-    path = check_input_file(path, ".pts file")
-    expected = " or ".join(str(n) for n in counts)
-    text = path.read_text(encoding="utf-8", errors="replace").split("{", 1)
-    if len(text) != 2 or "}" not in text[1]:
-        raise DataError(path, f"not an iBUG .pts file: expected 'n_points: {expected}' and "
-                              "points between { and }")
-    body = text[1].split("}", 1)[0].split()
-    try:
-        pts = np.array([float(v) for v in body], dtype=np.float64)
-    except ValueError:
-        raise DataError(path, "points must be numbers") from None
-    if pts.size % 2 or pts.size // 2 not in counts:
-        raise DataError(path, f"holds {pts.size / 2:g} points, expected {expected}")
-    return pts.reshape(-1, 2) - 1.0
-
-
 def find_pts_photos(images: str | Path) -> list[LabelledPhoto]:
     """Images in a folder (recursively) that have a .pts file beside them."""
     images = Path(images)
     return [LabelledPhoto(img, str(img.relative_to(images)), person_of(img.name), read_pts(pts))
             for pts, img in pts_beside_images(images)]
-
-
-def pts_beside_images(images: str | Path) -> list[tuple[Path, Path]]:
-    """(.pts file, image) pairs in a folder (recursively): each .pts with an image of the same
-    name beside it. DataError when the folder is missing or holds none."""
-    images = Path(images)
-    if not images.is_dir():
-        raise DataError(images, "is not a directory of images")
-    out = []
-    for pts in sorted(images.rglob("*.pts")):
-        img = next((pts.with_suffix(s) for s in IMAGE_SUFFIXES if pts.with_suffix(s).exists()),
-                   None)
-        if img is not None:
-            out.append((pts, img))
-    if not out:
-        raise DataError(images, "no images with iBUG .pts files beside them")
-    return out
 
 
 #: Keypoint pairs whose midpoints give a face's labelled midline (subject's left, right).
@@ -336,3 +302,47 @@ def import_folder(images: str | Path, labels: str | Path | None = None, **kwargs
     """Import a folder: with ``labels`` a ytf68-style CSV, else iBUG .pts files beside images."""
     photos = read_labels_csv(labels, images) if labels is not None else find_pts_photos(images)
     return import_faces(photos, **kwargs)
+
+
+def import_labels(images: str | Path | None, labels: str | Path | None = None, **kwargs):
+    """``facekp import``'s reader -> (Dataset, ImportReport): ``labels`` a COCO JSON (.json) or
+    dlib XML (.xml), or no labels and a folder of .pts files; a ytf68 CSV as
+    :func:`import_folder` reads it. ``kwargs``: prefix, progress, detector (68-point
+    photos)."""
+    suffix = Path(labels).suffix.lower() if labels is not None else ""
+    if suffix == ".json":
+        faces = read_coco(labels, images)
+    elif suffix == ".xml":
+        faces = read_dlib(labels, images)
+    elif labels is None:
+        faces = read_pts_folder(images)
+    else:
+        return import_folder(images, labels, **kwargs)
+    return import_labelled_faces(faces, Path(labels if labels is not None else images), **kwargs)
+
+
+def import_labelled_faces(faces: list[LabelledFace], source: Path, *, prefix: str = "",
+                          progress=None, detector: str | None = "mtcnn"):
+    """68-point faces are photos, framed as :func:`import_faces` frames photos; 15-point faces
+    are 96x96 crops taken as they are (as facekp export writes them)."""
+    if not faces:
+        raise DataError(source, "holds no annotated faces")
+    sizes = {len(f.points) for f in faces}
+    if sizes == {68}:
+        photos = [LabelledPhoto(f.path, f.name, f.person or person_of(f.name),
+                                          f.points) for f in faces]
+        return import_faces(photos, prefix=prefix, progress=progress,
+                                      detector=detector)
+    if sizes != {NUM_KEYPOINTS}:
+        raise DataError(source, "mixes 15-point and 68-point faces; expected one layout")
+    dataset = Dataset.from_arrays(
+        np.stack([load_crop(f.path) for f in faces]),
+        np.stack([f.points.reshape(-1) for f in faces]).astype(np.float32),
+        names=[prefix + f.name for f in faces],
+        persons=[f.person or person_of(f.name) for f in faces],
+        splits=[f.split if f.split in SPLITS else "" for f in faces],
+        meta={"framing": {"rule": "96x96 crops as given"}})
+    report = ImportReport(faces_in=len(faces), faces_out=len(faces),
+                                    summary=describe(dataset))
+    report.framing["96x96 crops as given"] = len(faces)
+    return dataset, report

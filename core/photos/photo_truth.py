@@ -5,7 +5,7 @@ Where a photo ``DIR/P.jpg`` finds its ground truth (:func:`find_truth`):
 - ``DIR/P.pts``: an iBUG-style .pts file of one face, 68 points in iBUG order (mapped to the 15
   keypoints by :func:`facekp.core.data.keypoints.from_68`) or 15 points in Kaggle order (as ``facekp
   export
-  --format pts`` writes them); read by :func:`facekp.core.photos.importers.read_pts` (1-based, as
+  --format pts`` writes them); read by :func:`facekp.core.data.formats.read_pts` (1-based, as
   iBUG writes them);
 - else a dlib imglab XML in ``DIR`` with an ``<image file=...>`` that resolves to the photo
   (relative to the XML, as imglab resolves it): each box with parts is one face, parts named
@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from facekp.core.errors import DataError
-from facekp.core.quality.evaluate import point_errors
+from facekp.core.model.metrics import point_errors
 from facekp.core.data.keypoints import NAMES, NUM_KEYPOINTS, from_68
 
 LEFT_EYE, RIGHT_EYE = NAMES.index("left_eye_center"), NAMES.index("right_eye_center")
@@ -66,7 +66,7 @@ def to_15(points: np.ndarray) -> np.ndarray:
 def find_truth(photo: str | Path) -> PhotoTruth | None:
     """The ground truth beside ``photo`` (see the module's text), or None when there is none.
     A DataError naming the file when a truth file is there but broken."""
-    from facekp.core.photos.importers import read_pts
+    from facekp.core.data.formats import read_pts
 
     photo = Path(photo)
     pts = photo.with_suffix(".pts")

@@ -96,13 +96,13 @@ def make_submission(model: Any, test: Any, lookup: str | Path, out: str | Path,
     ``test``: Kaggle's ``test.csv`` (``ImageId,Image``) or a Dataset whose names are the ImageIds.
     Returns ``{"rows", "images", "clipped"}``.
     """
-    from facekp.core.data import dataset as data
+    from facekp.core.data import kaggle_csv
     from facekp.core.model.predict import Predictor
 
     table = read_lookup(lookup)
     if isinstance(test, (str, Path)):
         test_path = Path(test)
-        dataset = data.read_kaggle_csv(test_path, progress=progress)
+        dataset = kaggle_csv.read_kaggle_csv(test_path, progress=progress)
         if dataset.meta.get("layout") != "test":
             raise DataError(test_path, "this is a training file (keypoint columns + Image); "
                                        "expected Kaggle's test.csv layout ImageId,Image")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facekp.core.quality.evaluate import point_errors
+from facekp.core.model.metrics import point_errors
 from facekp.core.data.keypoints import FLIP_KEYPOINT_ORDER, FLIP_PERMUTATION, NAMES, NUM_KEYPOINTS
 
 #: Queue kinds, as people read them.
