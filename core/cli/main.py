@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from facekp.core.errors import FacekpError
-from facekp.core.fileio import refuse_input_as_output, same_file
+from facekp.core.fileio import check_output, refuse_input_as_output, refuse_special, same_file
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -43,7 +43,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     fractions = _split_fractions(args.split) if args.split else None
     meta = _meta_object(args.meta) if args.meta else {}
     refuse_input_as_output(args.out, {"--labels": labels, "--images": images})
-    _check_shard_output(args, {"--labels": labels, "--images": images}, files_too=False)
+    _check_shard_output(args, {"--labels": labels, "--images": images})
     parts, reports = [], []
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
@@ -80,27 +80,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_shard_output(args: argparse.Namespace, inputs: dict, files_too: bool = True) -> None:
+def _check_shard_output(args: argparse.Namespace, inputs: dict) -> None:
     """Before long work: --shards N is 1 or more, and --out (a folder with --shards, else a
     file) may be written: an existing one only with --overwrite, never one of the inputs or
-    a folder holding one of them. ``files_too``: False leaves an output file alone (import
-    replaces an existing .npz or .csv, as it always has)."""
+    a folder holding one of them, never a device or pipe."""
     out = Path(args.out)
     if args.shards is not None and args.shards < 1:
         raise FacekpError(f"--shards must be 1 or more, got {args.shards}")
-    if not out.exists() or (args.shards is None and not files_too and not out.is_dir()):
-        return
-    if args.shards is not None and not out.is_dir():
-        raise FacekpError(f"{out} is a file; with --shards, --out is a folder")
     if args.shards is None and out.is_dir():
         raise FacekpError(f"{out} is a folder; give --shards N to write shards there, or a "
                           ".npz or .csv file name")
+    if args.shards is None:
+        check_output(out, args.overwrite)
+        return
+    refuse_special(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FacekpError(f"{out} is a file; with --shards, --out is a folder")
     if not args.overwrite:
         raise FacekpError(f"{out} already exists; give --overwrite to replace it")
     for option, paths in inputs.items():
         for given in paths:
-            if out.is_dir() and out.resolve() in (Path(given).resolve(),
-                                                  *Path(given).resolve().parents):
+            if out.resolve() in (Path(given).resolve(), *Path(given).resolve().parents):
                 raise FacekpError(f"{out} holds an input ({option} {given}); choose another "
                                   "output folder so the input is not overwritten")
 
@@ -142,6 +144,7 @@ def _import_predicted(args: argparse.Namespace) -> int:
         raise FacekpError("--predict finds faces with a detector: use --detector mtcnn or haar")
     refuse_input_as_output(args.out, {"--predict": args.predict,
                                       "--add-to": [args.add_to] if args.add_to else []})
+    check_output(args.out, args.overwrite)
     base = data.load(args.add_to) if args.add_to else None
     predictor = Predictor(_model_path(args), detector=args.detector)
     new, lines = predict_photos(predictor, args.predict, progress=_progress("predict"))
@@ -244,6 +247,7 @@ def cmd_montage(args: argparse.Namespace) -> int:
 
     _positive(args, "count", "columns", "scale")
     refuse_input_as_output(args.out, {"dataset": [args.file]})
+    check_output(args.out, args.overwrite)
     dataset = data.load(args.file)
     if args.split != "all":
         dataset = dataset.split(args.split)
@@ -266,10 +270,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from facekp.core.data import formats
 
     refuse_input_as_output(args.out, {"dataset": [args.file]})
+    formats.check_outputs(args.format, Path(args.out), args.overwrite)
     dataset = data.load(args.file)
     if len(dataset) == 0:
         raise FacekpError(f"{args.file}: no faces to export")
-    written = formats.export(dataset, args.format, args.out)
+    written = formats.export(dataset, args.format, args.out, overwrite=args.overwrite)
     print(f"wrote {len(dataset)} faces ({args.format}) to {', '.join(map(str, written))}")
     return 0
 
@@ -662,6 +667,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     refuse_input_as_output(args.out, {"--test": [args.test], "--lookup": [args.lookup],
                                       "--model": [args.model]})
+    check_output(args.out, args.overwrite)
     predictor = Predictor(_model_path(args))
     summary = make_submission(predictor, args.test, args.lookup, args.out,
                               progress=_progress(f"read {args.test}"))
@@ -679,6 +685,7 @@ def _add_engine_parsers(sub) -> None:
     p.add_argument("--test", required=True, help="Kaggle test.csv (ImageId,Image)")
     p.add_argument("--lookup", required=True, help="Kaggle IdLookupTable.csv")
     p.add_argument("--out", required=True, help="output submission .csv")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def _add_train_parser(sub) -> None:
@@ -810,6 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="pixels per face pixel")
     p.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
     p = sub.add_parser("export", help="write a dataset as COCO JSON, dlib XML, .pts or CSV",
                        description="Write a dataset's faces (96x96 PNG crops) and keypoints in "
@@ -818,6 +826,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["coco", "dlib", "pts", "csv"])
     p.add_argument("--out", required=True, help="output .json (coco), .xml (dlib), folder "
                                                 "(pts) or .csv; PNGs go to <out stem>_images")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (and the image folder of an earlier "
+                        "export); otherwise they are kept and the export refused")
 
     p = sub.add_parser("convert", help="a dataset to TFRecord shards (or to .npz / .csv)",
                        description="Write a dataset (.npz, Kaggle .csv or shard folder) as "
