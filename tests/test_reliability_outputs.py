@@ -61,6 +61,13 @@ def six_npz(faces, tmp_path_factory) -> Path:
     return data.write_npz(faces.subset(np.arange(6)), path)
 
 
+@pytest.fixture(scope="module")
+def model(constant_model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "constant.keras"
+    constant_model(np.linspace(30, 66, 30)).save(path)
+    return path
+
+
 # --- export: an existing output only with --overwrite ----------------------------------------
 
 @pytest.mark.parametrize("fmt", ["coco", "dlib", "pts", "csv"])
@@ -132,6 +139,38 @@ def test_a_device_is_never_replaced(capsys, six_npz, tmp_path, fmt):
     assert_one_line_error(code, err, node, "is a device", "never writes there")
     assert stat.S_ISCHR(os.lstat(node).st_mode)
     assert [p.name for p in tmp_path.iterdir()] == [node.name]
+
+
+# --- predict --draw: no unrelated drawing replaced, no two photos to one file ---------------
+
+def _photo(shared_data, path: Path) -> Path:
+    Image.open(shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg").save(path)
+    return path
+
+
+def test_predict_draw_replaces_an_existing_drawing_only_with_overwrite(capsys, model, tmp_path,
+                                                                      shared_data):
+    photo = _photo(shared_data, tmp_path / "tom.jpg")
+    drawings = tmp_path / "drawn"
+    drawings.mkdir()
+    (drawings / "tom.png").write_bytes(b"a drawing of my own")
+    argv = ["predict", photo, "--model", model, "--detector", "haar", "--draw", drawings]
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, drawings / "tom.png", "already exists", "--overwrite")
+    assert (drawings / "tom.png").read_bytes() == b"a drawing of my own"
+    code, stdout, err = run(capsys, *argv, "--overwrite")
+    assert code == 0 and f"-> {drawings / 'tom.png'}" in stdout, err
+    with Image.open(drawings / "tom.png") as im:
+        assert im.size == Image.open(photo).size
+
+
+def test_two_photos_are_never_drawn_to_one_file(capsys, model, tmp_path, shared_data):
+    photos = [_photo(shared_data, tmp_path / "tom.jpg"), _photo(shared_data, tmp_path / "tom.png")]
+    drawings = tmp_path / "drawn"
+    code, _, err = run(capsys, "predict", *photos, "--model", model, "--draw", drawings,
+                       "--overwrite")
+    assert_one_line_error(code, err, drawings / "tom.png", "tom.jpg", "tom.png", "both")
+    assert not drawings.exists() or not list(drawings.iterdir())
 
 
 # --- every command: an existing output only with --overwrite ----------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -597,9 +598,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     batch.check_options(args)
     if args.jsonl is None:
         args.photos = batch.expand_folders(args.photos, args.recursive)
-    draw_dir = Path(args.draw) if args.draw else None
-    for photo in args.photos if draw_dir is not None else ():
-        refuse_input_as_output(draw_dir / f"{Path(photo).stem}.png", {"photo": args.photos})
+    drawn = _drawing_paths(args) if args.draw else {}
     side = _detector_side(args)
     if args.jsonl is not None:
         return batch.run(args, _model_path(args), side)
@@ -620,8 +619,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"facekp predict: warning: ground truth not used: {truth_error}",
                   file=sys.stderr)
         non_finite += sum(int((~np.isfinite(f.keypoints)).sum()) for f in res.faces)
-        if draw_dir is not None:
-            entry["drawn"] = _draw_photo(res, draw_dir / f"{Path(photo).stem}.png")
+        if drawn:
+            entry["drawn"] = _draw_photo(res, drawn[photo])
         results.append(entry)
         if not args.json:
             _print_faces(photo, res, entry.get("drawn"))
@@ -629,6 +628,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _warn_non_finite(args.command, non_finite)
         _print_json(results, args.command)
     return 2 if failed else 0
+
+
+def _drawing_paths(args) -> dict[str, Path]:
+    """Before any work: each photo's drawing, ``--draw DIR/<stem>.png``. Refused (one line
+    naming the file) when it would replace a photo, when two photos would be drawn to one file,
+    or when it exists and --overwrite is not given."""
+    folder, paths, seen = Path(args.draw), {}, {}
+    for photo in args.photos:
+        target = folder / f"{Path(photo).stem}.png"
+        other = seen.setdefault(os.path.normcase(os.path.abspath(target)), photo)
+        if not same_file(other, photo):
+            raise FacekpError(f"{target}: {other} and {photo} would both be drawn to this "
+                              "file; draw photos with one name to separate --draw folders")
+        refuse_input_as_output(target, {"photo": args.photos})
+        if photo not in paths:
+            paths[photo] = check_output(target, args.overwrite)
+    return paths
 
 
 def _detector_side(args) -> dict:
@@ -792,6 +808,9 @@ def _add_predict_parser(sub) -> None:
                    "(default 10; it also runs when a face is lost)")
     p.add_argument("--smooth", choices=["one-euro", "ema", "off"], help="video: smooth the "
                    "keypoints over time (default off)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs: "
+                   "drawings in --draw DIR, a video's --jsonl and --draw files, a photos' "
+                   "--jsonl file (started again); otherwise they are kept and refused")
 
 
 COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
