@@ -200,6 +200,29 @@ def test_montage_import_and_submit_replace_an_existing_output_only_with_overwrit
         assert im.format == "PNG"
 
 
+# --- the app's --screenshot ---------------------------------------------------------------
+
+def test_screenshot_never_replaces_the_dataset_it_opens_or_an_existing_file(capsys, six_npz,
+                                                                             tmp_path):
+    from facekp.gui import app
+
+    dataset = tmp_path / "s.npz"
+    shutil.copy(six_npz, dataset)
+    before = dataset.read_bytes()
+    for argv, words in (
+            (["--screenshot", dataset, "--data", dataset, "--overwrite"], ["s.npz", "input"]),
+            (["--screenshot", tmp_path / "." / "s.npz", dataset], ["s.npz", "input"]),
+            (["--screenshot", FACES, "--overwrite"], ["faces.npz", "input"]),
+            (["--screenshot", dataset, "--data", six_npz], ["s.npz", "already exists",
+                                                            "--overwrite"])):
+        with pytest.raises(SystemExit) as exit_:
+            app.main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1, err
+        assert all(w in err for w in words), err
+    assert dataset.read_bytes() == before
+
+
 # --- 5. leftovers -----------------------------------------------------------------------------
 
 def test_a_killed_export_leaves_nothing_after_the_next_run(tmp_path):
