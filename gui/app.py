@@ -1,7 +1,7 @@
 """``facekp-gui``: the desktop app.
 
     facekp-gui [FILE] [--data D] [--model M] [--image N | --photo P] [--queue KIND]
-    facekp-gui --screenshot OUT.png [--data D] [--model M] [--image N | --photo P]
+    facekp-gui --screenshot OUT.png [--overwrite] [--data D] [--model M] [--image N | --photo P]
                [--queue KIND] [--train-epochs K] [--size 1400x900]
 
 With ``--screenshot`` the window is rendered offscreen once loading (and, with
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(worst RMSE, least sure, suspected label errors, missing points)")
     p.add_argument("--screenshot", metavar="OUT.png", help="render the window offscreen once "
                    "everything has loaded, save it as PNG and exit")
+    p.add_argument("--overwrite", action="store_true", help="with --screenshot: replace "
+                   "OUT.png if it exists (otherwise it is kept and the screenshot refused)")
     p.add_argument("--train-epochs", metavar="K", type=int, help="with --screenshot: train K "
                    "epochs first (the plot is in the screenshot)")
     p.add_argument("--compare", metavar="MODEL_B", help="with --screenshot: compare the loaded "
@@ -69,11 +71,34 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
         fail("--compare goes with --screenshot (in the app, use the Models dock)")
     if args.train_epochs is not None and not args.screenshot:
         fail("--train-epochs goes with --screenshot (in the app, use the Training panel)")
+    if args.overwrite and not args.screenshot:
+        fail("--overwrite goes with --screenshot (in the app, a dialog asks)")
+    if args.screenshot:
+        _check_screenshot_out(args, fail)
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
         args.size = (w, h)
     except ValueError:
         fail(f"--size {args.size}: expected WIDTHxHEIGHT, e.g. 1400x900")
+
+
+def _check_screenshot_out(args, fail) -> None:
+    """--screenshot OUT may be written: never a file the app opens, an existing file only with
+    --overwrite, never a device or pipe (facekp.core.fileio)."""
+    from facekp.core.errors import FacekpError
+    from facekp.core.fileio import check_output, refuse_input_as_output
+    from facekp.core.resources import DEFAULT_DATASET, DEFAULT_MODEL
+
+    inputs = {option: [value] for option, value in (
+        ("--data", args.data), ("--model", args.model), ("--photo", args.photo),
+        ("--compare", args.compare), ("file", args.file),
+        ("the shipped dataset", DEFAULT_DATASET), ("the shipped model", DEFAULT_MODEL))
+        if value is not None}
+    try:
+        refuse_input_as_output(args.screenshot, inputs)
+        check_output(args.screenshot, args.overwrite)
+    except FacekpError as exc:
+        fail(f"error: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,10 +68,12 @@ DATASET_EXPORTS = {
 
 
 def export_dataset(dataset, fmt: str, path: str | Path) -> list[Path]:
-    """The dataset in a standard format (facekp.core.data.formats.export): the files written."""
+    """The dataset in a standard format (facekp.core.data.formats.export): the files written.
+    The save dialog asked before a file was chosen that exists, so an earlier export there is
+    replaced (a folder holding other files never is)."""
     from facekp.core.data import formats
 
-    return formats.export(dataset, fmt, Path(path))
+    return formats.export(dataset, fmt, Path(path), overwrite=True)
 
 
 def export_predictions(session, path: str | Path) -> Path:

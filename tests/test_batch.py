@@ -144,6 +144,32 @@ def test_resume_refuses_a_file_that_is_not_records(model, frames, tmp_path):
     assert out.read_text() == text  # not ours: not even its cut-off last line is removed
 
 
+@pytest.mark.parametrize("content", [
+    bytes(range(0x80, 0x90)),                       # 16 binary bytes
+    b"a line of text without its newline",
+    b'{"photo": "a.jpg", "faces": []}\nnot a record and no newline',
+], ids=["binary", "text", "records-then-text"])
+def test_resume_never_drops_a_last_line_that_is_not_the_start_of_a_record(model, frames,
+                                                                          tmp_path, content):
+    out = tmp_path / "other.jsonl"
+    out.write_bytes(content)
+    rc, _, stderr = predict(model, frames, "--jsonl", out, "--resume")
+    assert rc == 2 and str(out) in stderr and "not a photo record" in stderr, stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert out.read_bytes() == content
+
+
+def test_overwrite_starts_a_jsonl_file_again(model, frames, tmp_path):
+    photos = sorted(frames.glob("*.jpg"))[:3]
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"photo": "elsewhere.jpg", "faces": []}\n')
+    rc, _, stderr = predict(model, *photos, "--jsonl", out, "--resume", "--overwrite")
+    assert rc == 2 and "--resume and --overwrite: choose one" in stderr
+    rc, _, stderr = predict(model, *photos, "--jsonl", out, "--overwrite")
+    assert rc == 0, stderr
+    assert [r["photo"] for r in records(out)] == [str(p) for p in photos]
+
+
 def test_shards_partition_the_photos(model, frames, tmp_path):
     everything = sorted(str(p) for p in frames.glob("*.jpg"))
     shards = []

@@ -105,6 +105,23 @@ def test_the_input_video_is_never_an_output(clip, capsys):
     assert path.read_bytes() == before
 
 
+def test_existing_outputs_are_replaced_only_with_overwrite(clip, tmp_path, capsys):
+    path, _ = clip
+    jsonl, drawn = tmp_path / "mine.jsonl", tmp_path / "mine.mp4"
+    jsonl.write_text('{"my": "records"}\n')
+    drawn.write_bytes(b"my own video")
+    for option, out in (("--jsonl", jsonl), ("--draw", drawn)):
+        assert cli.main(["predict", str(path), option, str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{out}: already exists" in err, err
+        assert "--overwrite" in err and "Traceback" not in err
+    assert jsonl.read_text() == '{"my": "records"}\n' and drawn.read_bytes() == b"my own video"
+    assert cli.main(["predict", str(path), "--model", str(DEFAULT_MODEL), "--jsonl", str(jsonl),
+                     "--draw", str(drawn), "--step", "8", "--overwrite"]) == 0
+    assert [r["frame"] for r in read_jsonl(jsonl)] == [0, 8, 16, 24]
+    assert drawn.stat().st_size > 1000
+
+
 def test_smoothers_reduce_noise_on_a_still_face_and_follow_a_moving_one():
     from facekp.core.photos.video import KeypointSmoother
 

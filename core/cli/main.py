@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -11,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from facekp.core.errors import FacekpError
-from facekp.core.fileio import refuse_input_as_output, same_file
+from facekp.core.fileio import check_output, refuse_input_as_output, refuse_special, same_file
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -42,7 +43,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     fractions = _split_fractions(args.split) if args.split else None
     meta = _meta_object(args.meta) if args.meta else {}
     refuse_input_as_output(args.out, {"--labels": labels, "--images": images})
-    _check_shard_output(args, {"--labels": labels, "--images": images}, files_too=False)
+    _check_shard_output(args, {"--labels": labels, "--images": images})
     parts, reports = [], []
     for i, folder in enumerate(images):
         lab = labels[i] if labels else None
@@ -79,27 +80,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_shard_output(args: argparse.Namespace, inputs: dict, files_too: bool = True) -> None:
+def _check_shard_output(args: argparse.Namespace, inputs: dict) -> None:
     """Before long work: --shards N is 1 or more, and --out (a folder with --shards, else a
     file) may be written: an existing one only with --overwrite, never one of the inputs or
-    a folder holding one of them. ``files_too``: False leaves an output file alone (import
-    replaces an existing .npz or .csv, as it always has)."""
+    a folder holding one of them, never a device or pipe."""
     out = Path(args.out)
     if args.shards is not None and args.shards < 1:
         raise FacekpError(f"--shards must be 1 or more, got {args.shards}")
-    if not out.exists() or (args.shards is None and not files_too and not out.is_dir()):
-        return
-    if args.shards is not None and not out.is_dir():
-        raise FacekpError(f"{out} is a file; with --shards, --out is a folder")
     if args.shards is None and out.is_dir():
         raise FacekpError(f"{out} is a folder; give --shards N to write shards there, or a "
                           ".npz or .csv file name")
+    if args.shards is None:
+        check_output(out, args.overwrite)
+        return
+    refuse_special(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FacekpError(f"{out} is a file; with --shards, --out is a folder")
     if not args.overwrite:
         raise FacekpError(f"{out} already exists; give --overwrite to replace it")
     for option, paths in inputs.items():
         for given in paths:
-            if out.is_dir() and out.resolve() in (Path(given).resolve(),
-                                                  *Path(given).resolve().parents):
+            if out.resolve() in (Path(given).resolve(), *Path(given).resolve().parents):
                 raise FacekpError(f"{out} holds an input ({option} {given}); choose another "
                                   "output folder so the input is not overwritten")
 
@@ -131,6 +134,7 @@ def _import_predicted(args: argparse.Namespace) -> int:
         raise FacekpError("--predict finds faces with a detector: use --detector mtcnn or haar")
     refuse_input_as_output(args.out, {"--predict": args.predict,
                                       "--add-to": [args.add_to] if args.add_to else []})
+    check_output(args.out, args.overwrite)
     base = opener.load(args.add_to) if args.add_to else None
     predictor = Predictor(_model_path(args), detector=args.detector)
     new, lines = predict_photos(predictor, args.predict, progress=_progress("predict"))
@@ -234,6 +238,7 @@ def cmd_montage(args: argparse.Namespace) -> int:
 
     _positive(args, "count", "columns", "scale")
     refuse_input_as_output(args.out, {"dataset": [args.file]})
+    check_output(args.out, args.overwrite)
     dataset = opener.load(args.file)
     if args.split != "all":
         dataset = dataset.split(args.split)
@@ -256,10 +261,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from facekp.core.data import formats
 
     refuse_input_as_output(args.out, {"dataset": [args.file]})
+    formats.check_outputs(args.format, Path(args.out), args.overwrite)
     dataset = opener.load(args.file)
     if len(dataset) == 0:
         raise FacekpError(f"{args.file}: no faces to export")
-    written = formats.export(dataset, args.format, args.out)
+    written = formats.export(dataset, args.format, args.out, overwrite=args.overwrite)
     print(f"wrote {len(dataset)} faces ({args.format}) to {', '.join(map(str, written))}")
     return 0
 
@@ -585,9 +591,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     batch.check_options(args)
     if args.jsonl is None:
         args.photos = batch.expand_folders(args.photos, args.recursive)
-    draw_dir = Path(args.draw) if args.draw else None
-    for photo in args.photos if draw_dir is not None else ():
-        refuse_input_as_output(draw_dir / f"{Path(photo).stem}.png", {"photo": args.photos})
+    drawn = _drawing_paths(args) if args.draw else {}
     side = _detector_side(args)
     if args.jsonl is not None:
         return batch.run(args, _model_path(args), side)
@@ -608,8 +612,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"facekp predict: warning: ground truth not used: {truth_error}",
                   file=sys.stderr)
         non_finite += sum(int((~np.isfinite(f.keypoints)).sum()) for f in res.faces)
-        if draw_dir is not None:
-            entry["drawn"] = _draw_photo(res, draw_dir / f"{Path(photo).stem}.png")
+        if drawn:
+            entry["drawn"] = _draw_photo(res, drawn[photo])
         results.append(entry)
         if not args.json:
             _print_faces(photo, res, entry.get("drawn"))
@@ -617,6 +621,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _warn_non_finite(args.command, non_finite)
         _print_json(results, args.command)
     return 2 if failed else 0
+
+
+def _drawing_paths(args) -> dict[str, Path]:
+    """Before any work: each photo's drawing, ``--draw DIR/<stem>.png``. Refused (one line
+    naming the file) when it would replace a photo, when two photos would be drawn to one file,
+    or when it exists and --overwrite is not given."""
+    folder, paths, seen = Path(args.draw), {}, {}
+    for photo in args.photos:
+        target = folder / f"{Path(photo).stem}.png"
+        other = seen.setdefault(os.path.normcase(os.path.abspath(target)), photo)
+        if not same_file(other, photo):
+            raise FacekpError(f"{target}: {other} and {photo} would both be drawn to this "
+                              "file; draw photos with one name to separate --draw folders")
+        refuse_input_as_output(target, {"photo": args.photos})
+        if photo not in paths:
+            paths[photo] = check_output(target, args.overwrite)
+    return paths
 
 
 def _detector_side(args) -> dict:
@@ -655,6 +676,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     refuse_input_as_output(args.out, {"--test": [args.test], "--lookup": [args.lookup],
                                       "--model": [args.model]})
+    check_output(args.out, args.overwrite)
     predictor = Predictor(_model_path(args))
     summary = make_submission(predictor, args.test, args.lookup, args.out,
                               progress=_progress(f"read {args.test}"))
@@ -672,6 +694,7 @@ def _add_engine_parsers(sub) -> None:
     p.add_argument("--test", required=True, help="Kaggle test.csv (ImageId,Image)")
     p.add_argument("--lookup", required=True, help="Kaggle IdLookupTable.csv")
     p.add_argument("--out", required=True, help="output submission .csv")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def _add_train_parser(sub) -> None:
@@ -778,6 +801,9 @@ def _add_predict_parser(sub) -> None:
                    "(default 10; it also runs when a face is lost)")
     p.add_argument("--smooth", choices=["one-euro", "ema", "off"], help="video: smooth the "
                    "keypoints over time (default off)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs: "
+                   "drawings in --draw DIR, a video's --jsonl and --draw files, a photos' "
+                   "--jsonl file (started again); otherwise they are kept and refused")
 
 
 COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
@@ -803,6 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="pixels per face pixel")
     p.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
     p = sub.add_parser("export", help="write a dataset as COCO JSON, dlib XML, .pts or CSV",
                        description="Write a dataset's faces (96x96 PNG crops) and keypoints in "
@@ -811,6 +838,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["coco", "dlib", "pts", "csv"])
     p.add_argument("--out", required=True, help="output .json (coco), .xml (dlib), folder "
                                                 "(pts) or .csv; PNGs go to <out stem>_images")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (and the image folder of an earlier "
+                        "export); otherwise they are kept and the export refused")
 
     p = sub.add_parser("convert", help="a dataset to TFRecord shards (or to .npz / .csv)",
                        description="Write a dataset (.npz, Kaggle .csv or shard folder) as "

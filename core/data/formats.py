@@ -17,26 +17,25 @@ resolves it), into ``<xml stem>_images``. .pts: ``--out`` is a folder holding
 ``000001.png`` and ``000001.pts`` for each face.
 
 A folder is written under a temporary name and renamed into place when complete; an existing
-non-empty folder is refused, never mixed into. Files are written atomically (facekp.core.fileio).
+non-empty folder is never mixed into: it is replaced only with ``overwrite`` and only when an
+export wrote it. Files are written atomically and replaced only with ``overwrite``
+(facekp.core.fileio).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from facekp.core.data.dataset import Dataset
 from facekp.core.data.kaggle_csv import write_kaggle_csv
 from facekp.core.errors import DataError
-from facekp.core.fileio import atomic_path, check_input_file
+from facekp.core.fileio import (atomic_folder, atomic_path, check_input_file, check_output,
+                                check_output_folder)
 from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 FORMATS = ("coco", "dlib", "pts", "csv")
@@ -56,25 +55,47 @@ SKELETON_NAMES = (
 )
 SKELETON = [[NAMES.index(a) + 1, NAMES.index(b) + 1] for a, b in SKELETON_NAMES]
 VISIBLE = 2
+#: The names of the files an export writes into its folder (:func:`png_names`, .pts).
+EXPORT_FILE = re.compile(r"\d{6}\.(png|pts)")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # --- export -------------------------------------------------------------------------------
 
-def export(dataset: Dataset, fmt: str, out: str | Path) -> list[Path]:
+def export(dataset: Dataset, fmt: str, out: str | Path, overwrite: bool = False) -> list[Path]:
     """Write ``dataset`` to ``out`` in format ``fmt`` (one of :data:`FORMATS`); return the
-    paths written (a file, and the folder of images where the format has one)."""
+    paths written (a file, and the folder of images where the format has one). Existing
+    outputs are replaced only with ``overwrite`` (:func:`check_outputs`)."""
     out = Path(out)
+    check_outputs(fmt, out, overwrite)
     if fmt == "csv":
         return [write_kaggle_csv(dataset, out, layout="training")]
     if fmt == "coco":
         return write_coco(dataset, out)
     if fmt == "dlib":
         return write_dlib(dataset, out)
-    if fmt == "pts":
-        return [write_pts(dataset, out)]
-    raise DataError(out, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return [write_pts(dataset, out)]
+
+
+def check_outputs(fmt: str, out: Path, overwrite: bool = False) -> None:
+    """Before any work: the file and folder an export of ``fmt`` writes may be written. An
+    existing file is replaced only with ``overwrite``; so is an existing folder, and only one
+    an export wrote (:func:`is_export_folder`); a device or pipe never (facekp.core.fileio)."""
+    if fmt not in FORMATS:
+        raise DataError(out, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt != "pts":
+        check_output(out, overwrite)
+    if fmt in ("coco", "dlib", "pts"):
+        check_output_folder(out if fmt == "pts" else images_folder(out), overwrite,
+                            replaceable=is_export_folder, what="facekp export")
+
+
+def is_export_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds only what an export writes there: ``NNNNNN.png`` (and
+    ``NNNNNN.pts``) files, so replacing it loses nothing else."""
+    return all(entry.is_file() and EXPORT_FILE.fullmatch(entry.name)
+               for entry in folder.iterdir())
 
 
 def images_folder(label_file: str | Path) -> Path:
@@ -86,28 +107,6 @@ def images_folder(label_file: str | Path) -> Path:
 def png_names(dataset: Dataset) -> list[str]:
     """File names of the faces' PNG crops: their 1-based row number, 6 digits."""
     return [f"{i + 1:06d}.png" for i in range(len(dataset))]
-
-
-@contextlib.contextmanager
-def atomic_folder(path: Path) -> Iterator[Path]:
-    """Yield a new temporary folder beside ``path``, renamed to ``path`` on success and
-    removed on any error. DataError if ``path`` exists and is not an empty folder."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise DataError(path, "already exists and is not an empty folder; remove it or choose "
-                              "another --out so earlier files are not mixed in")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    except OSError as exc:
-        raise DataError(path, f"cannot write the folder there: {exc.strerror or exc}") from None
-    try:
-        yield tmp
-        if path.is_dir():
-            path.rmdir()
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_pngs(dataset: Dataset, folder: Path, names: list[str]) -> None:

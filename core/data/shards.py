@@ -24,12 +24,7 @@ are workers, else every worker reads everything and keeps its share of records (
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -37,6 +32,7 @@ import numpy as np
 
 from facekp.core.data.dataset import SPLITS, Dataset, summarize
 from facekp.core.errors import DataError
+from facekp.core.fileio import atomic_folder, refuse_special
 from facekp.core.data.keypoints import COLUMNS, IMAGE_SIZE, NAMES
 
 FORMAT = "facekp-shards"
@@ -79,13 +75,14 @@ def write_shards(dataset: Dataset, out: str | Path, shards: int, overwrite: bool
     if len(dataset) == 0:
         raise DataError(out, "no faces to write")
     _check_replaceable(out, overwrite)
-    with _atomic_folder(out) as tmp:
+    with atomic_folder(out) as tmp:
         index = _write_files(dataset, tmp, int(shards), seed, progress)
         (tmp / INDEX).write_text(json.dumps(index, indent=1))
     return index
 
 
 def _check_replaceable(out: Path, overwrite: bool) -> None:
+    refuse_special(out)
     if not out.exists():
         return
     if not out.is_dir():
@@ -95,38 +92,6 @@ def _check_replaceable(out: Path, overwrite: bool) -> None:
     if not (out / INDEX).is_file() and any(out.iterdir()):
         raise DataError(out, f"is a folder without {INDEX} (not a shard folder); it is never "
                              "replaced: choose a new folder")
-
-
-@contextlib.contextmanager
-def _atomic_folder(out: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; on success it replaces ``out`` (the old one,
-    if any, is moved aside first and removed last). On error ``out`` is left as it was."""
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        for stale in parent.glob(f".{out.name}.*.partial"):  # left by a killed writer
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the folder ordinary permissions
-    except OSError as exc:
-        raise DataError(out, f"cannot write a folder there: {exc.strerror or exc}") from None
-    try:
-        yield tmp
-        old = parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
-        if out.exists():
-            os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            if old.exists():
-                os.rename(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_files(dataset: Dataset, folder: Path, shards: int, seed: int,

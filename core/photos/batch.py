@@ -12,8 +12,9 @@ finished:
 - ``--shard I/N`` keeps photos I, I+N, I+2N, ... of that list (0-based), so N jobs given the
   same arguments split a collection without talking to each other;
 - ``--resume`` skips the photos whose records OUT already holds (the same path as given, or
-  the same absolute path); a last line cut short by a killed run is removed and its photo
-  done again;
+  the same absolute path); a last line cut short by a killed run (one that begins as a record
+  does) is removed and its photo done again; a file with any other line is refused, untouched;
+  ``--overwrite`` starts a file that holds records again;
 - ``--workers K`` (K > 1) reads, detects and predicts in K spawned processes, each building its
   own Predictor and detector once; the records are written in the photos' order whatever K
   is, so the output does not depend on K.
@@ -94,34 +95,46 @@ def select_shard(photos: list[Path], index: int, count: int) -> list[Path]:
 
 # --- the output file ----------------------------------------------------------------------
 
+#: How every record :class:`JsonlWriter` writes begins (photo_record's first key).
+RECORD_START = b'{"photo": '
+
+
 def done_photos(out: str | Path) -> set[str]:
     """The photos (as :func:`_key`) whose records ``out`` already holds. A last line without
-    its newline (a run killed while writing it) is cut off the file; any other line that is
-    not a record is a DataError naming the line."""
+    its newline (a run killed while writing it) is cut off the file, but only when it begins
+    as a record does; any other line that is not a record is a DataError naming the line, and
+    then the file is left as it is."""
     out = Path(out)
     if not out.exists():
         return set()
     raw = out.read_bytes()
     complete = raw.rfind(b"\n") + 1
+    lines = raw[:complete].decode("utf-8", "replace").splitlines()
     done = set()
-    for number, line in enumerate(raw[:complete].decode("utf-8", "replace").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         try:
             record = json.loads(line)
             done.add(_key(record["photo"]))
         except (ValueError, TypeError, KeyError):
             raise DataError(out, f"line {number} is not a photo record of 'facekp predict "
                                  "--jsonl'; give another --jsonl file") from None
-    if complete < len(raw):  # only once the file is known to be ours
+    tail = raw[complete:]
+    if tail and not (tail.startswith(RECORD_START) or RECORD_START.startswith(tail)):
+        raise DataError(out, f"line {len(lines) + 1} (the last, without its newline) is not a "
+                             "photo record of 'facekp predict --jsonl'; give another --jsonl "
+                             "file")
+    if tail:  # only once the file is known to be ours
         with open(out, "r+b") as f:
             f.truncate(complete)
     return done
 
 
 class JsonlWriter:
-    """Appends one record per line to a file, flushed (and fsynced) after each one."""
+    """Appends one record per line to a file, flushed (and fsynced) after each one;
+    ``fresh``: the file is emptied first."""
 
-    def __init__(self, path: str | Path):
-        self.file = open(path, "a", encoding="utf-8")
+    def __init__(self, path: str | Path, fresh: bool = False):
+        self.file = open(path, "w" if fresh else "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
         self.file.write(json.dumps(record, allow_nan=False) + "\n")
@@ -230,15 +243,12 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
     (each has an error record and a line on stderr)."""
     out = Path(args.jsonl)
     photos = photo_paths(args.photos, args.recursive)
-    from facekp.core.fileio import check_input_file, check_writable, refuse_input_as_output
+    from facekp.core.fileio import check_input_file, refuse_input_as_output
 
     refuse_input_as_output(out, {"photo": photos + [Path(p) for p in args.photos]})
     if args.shard is not None:
         photos = select_shard(photos, *parse_shard(args.shard))
-    if out.exists() and out.stat().st_size and not args.resume:
-        raise FacekpError(f"{out} already exists and is not empty; give --resume to go on "
-                          "after the records it holds, or another --jsonl file")
-    check_writable(out)
+    _check_output(out, args)
     check_input_file(model, "model file")
     done = done_photos(out) if args.resume else set()
     todo = [p for p in photos if _key(p) not in done]
@@ -250,18 +260,35 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
         from facekp.core.progress import ProgressLine
 
         progress = ProgressLine(f"predict -> {out}", unit="photos").update
-    counts = _write_records(out, todo, args.workers or 1, progress)
+    counts = _write_records(out, todo, args.workers or 1, progress, fresh=args.overwrite)
     print(f"wrote {len(todo)} records to {out}: {counts['faces']} photos with faces, "
           f"{counts['none']} without, {counts['failed']} unreadable"
           + (f"; {len(photos) - len(todo)} skipped (already there)" if done else ""))
     return 2 if counts["failed"] else 0
 
 
-def _write_records(out: Path, photos: list[Path], workers: int, progress) -> dict[str, int]:
-    """Predict ``photos`` and append their records to ``out`` as they come; progress(done,
-    total) after each; counts of photos with faces, without, and unreadable."""
+def _check_output(out: Path, args) -> None:
+    """--jsonl OUT may be written: not a device or pipe; when it holds records, only with
+    --resume (after them) or --overwrite (started again), not both."""
+    from facekp.core.fileio import check_output
+
+    if args.resume and args.overwrite:
+        raise FacekpError("--resume and --overwrite: choose one (go on after the records "
+                          f"{out} holds, or start it again)")
+    if out.is_file() and out.stat().st_size and not (args.resume or args.overwrite):
+        raise FacekpError(f"{out} already exists and is not empty; give --resume to go on "
+                          "after the records it holds, --overwrite to start it again, or "
+                          "another --jsonl file")
+    check_output(out, overwrite=True)  # a device, pipe or folder; a place that is writable
+
+
+def _write_records(out: Path, photos: list[Path], workers: int, progress,
+                   fresh: bool = False) -> dict[str, int]:
+    """Predict ``photos`` and append their records to ``out`` as they come (``fresh``: to
+    an emptied ``out``); progress(done, total) after each; counts of photos with faces,
+    without, and unreadable."""
     counts = {"faces": 0, "none": 0, "failed": 0}
-    writer = JsonlWriter(out)
+    writer = JsonlWriter(out, fresh)
     try:
         for done, record in enumerate(predict_stream(photos, workers), 1):
             writer.write(record)

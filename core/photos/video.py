@@ -20,7 +20,8 @@ on the benchmark clip the tracked keypoints jitter as little as the detector-eve
 
 ``facekp predict VIDEO --jsonl OUT.jsonl [--draw OUT.mp4]`` (:func:`run`) writes one JSON line
 per frame (:func:`frame_record`) and, with ``--draw``, the video with boxes, track ids and
-keypoints drawn; both are written to temporary files renamed into place at the end.
+keypoints drawn; both are written to temporary files renamed into place at the end. An
+existing output (a --jsonl file that is not empty) is replaced only with ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -391,18 +392,21 @@ def check_options(args) -> Path:
 def run(args, model: Path, detector_options: dict, progress=None) -> int:
     """``facekp predict VIDEO [--jsonl OUT.jsonl] [--draw OUT.mp4]``: 0 when done."""
     from facekp.core.faces.detect import make_detector
-    from facekp.core.fileio import check_input_file, check_writable, refuse_input_as_output
+    from facekp.core.fileio import (check_input_file, check_output, refuse_input_as_output,
+                                    same_file)
     from facekp.core.model.predict import Predictor
 
     video = check_options(args)
     outputs = [Path(o) for o in (args.jsonl, args.draw) if o is not None]
     for out in outputs:
         refuse_input_as_output(out, {"video": [video]})
-    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+    if len(outputs) == 2 and same_file(*outputs):
         raise FacekpError("--jsonl and --draw name the same file")
+    if args.jsonl is not None:  # an empty file holds nothing to lose, as for photos
+        check_output(args.jsonl, args.overwrite, empty_ok=True)
+    if args.draw is not None:
+        check_output(args.draw, args.overwrite)
     reader = VideoReader(video)
-    for out in outputs:
-        check_writable(out)
     check_input_file(model, "model file")
     step = args.step or 1
     predictor = Predictor(model, detector=make_detector(args.detector, **detector_options),
