@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from facekp.core.cli import keypoints
 from facekp.core.errors import FacekpError
 from facekp.core.fileio import check_output, refuse_input_as_output, refuse_special, same_file
 
@@ -807,7 +808,7 @@ def _add_predict_parser(sub) -> None:
 
 
 COMMANDS.update({"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                 "submit": cmd_submit})
+                 "submit": cmd_submit, "keypoints": keypoints.cmd_keypoints})
 COMMANDS["compare"] = cmd_compare
 
 
@@ -816,6 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facekp", description="Facial keypoint detection.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_import_parser(sub)
+    keypoints.add_parser(sub)
 
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
     p.add_argument("file", help=".npz dataset, Kaggle .csv or shard folder")
