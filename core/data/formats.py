@@ -33,6 +33,7 @@ import numpy as np
 
 from facekp.core.data.dataset import Dataset
 from facekp.core.data.kaggle_csv import write_kaggle_csv
+from facekp.core.data.keypoint_sets import KAGGLE15
 from facekp.core.errors import DataError
 from facekp.core.fileio import (atomic_folder, atomic_path, check_input_file, check_output,
                                 check_output_folder)
@@ -40,19 +41,8 @@ from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
 
 FORMATS = ("coco", "dlib", "pts", "csv")
 CATEGORY = "face"
-#: Lines drawn between keypoints (COCO's skeleton, 1-based keypoint indices).
-SKELETON_NAMES = (
-    ("left_eye_inner_corner", "left_eye_center"), ("left_eye_center", "left_eye_outer_corner"),
-    ("right_eye_inner_corner", "right_eye_center"),
-    ("right_eye_center", "right_eye_outer_corner"),
-    ("left_eyebrow_inner_end", "left_eyebrow_outer_end"),
-    ("right_eyebrow_inner_end", "right_eyebrow_outer_end"),
-    ("nose_tip", "mouth_center_top_lip"),
-    ("mouth_left_corner", "mouth_center_top_lip"),
-    ("mouth_center_top_lip", "mouth_right_corner"),
-    ("mouth_right_corner", "mouth_center_bottom_lip"),
-    ("mouth_center_bottom_lip", "mouth_left_corner"),
-)
+#: Lines drawn between keypoints (COCO's skeleton, 1-based keypoint indices): kaggle15's edges.
+SKELETON_NAMES = KAGGLE15.edges
 SKELETON = [[NAMES.index(a) + 1, NAMES.index(b) + 1] for a, b in SKELETON_NAMES]
 VISIBLE = 2
 #: The names of the files an export writes into its folder (:func:`png_names`, .pts).
