@@ -140,8 +140,7 @@ def train_all(jobs: list[tuple], parallel: bool) -> dict:
 def latencies_ms(models: dict, rounds: int = 7, calls: int = 30) -> dict:
     """Median time to predict one crop the way the app and the CLI do
     (``facekp.core.model.predict.Predictor.predict``: one compiled call of the model), after
-    warm-up;
-    models timed in alternating rounds."""
+    warm-up; models timed in alternating rounds."""
     from facekp.core.model.predict import Predictor
 
     x = np.random.default_rng(0).integers(0, 256, (1, 96, 96), dtype=np.uint8)

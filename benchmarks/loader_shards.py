@@ -58,8 +58,7 @@ def make_data(folder: Path, times: int, shards: int) -> tuple[Path, Path, int]:
 def child(which: str, path: str, arch: str, steps: int) -> None:
     """Open the data as ``facekp train --data`` does and train from the Trainer's own
     pipeline (``facekp.core.model.train._pipeline``) for two epochs of ``steps`` batches; print one
-    JSON
-    line: images/s over the second epoch's batches, peak RSS."""
+    JSON line: images/s over the second epoch's batches, peak RSS."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 

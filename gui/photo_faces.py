@@ -1,7 +1,6 @@
 """Photo > Add faces to dataset: the faces of the photo on screen become dataset faces, cut out
 with the crop their keypoints came from (facekp.core.photos.photo_faces), the model's points as
-labels
-marked as not yet checked, the photo's name kept. One undoable step."""
+labels marked as not yet checked, the photo's name kept. One undoable step."""
 from __future__ import annotations
 
 import numpy as np

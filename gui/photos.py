@@ -1,8 +1,7 @@
 """Photo mode: open a photo (decoded and scaled for the screen off the GUI thread), find and
 predict its faces, and predict inside a box the person draws. Ground truth beside the photo
 (facekp.core.photos.photo_truth: a .pts of the same name or a dlib XML naming it) is drawn against
-the
-prediction, and each face's NME and per-keypoint errors are shown."""
+the prediction, and each face's NME and per-keypoint errors are shown."""
 from __future__ import annotations
 
 import threading
@@ -215,8 +214,7 @@ class Photos:
     def keypoint_errors(self, view_mode: str) -> tuple:
         """The Keypoint errors dock's values (facekp.gui.dataset_panel.KeypointErrorView.set_values)
         for a photo: per-keypoint RMSE in photo pixels (facekp.core.quality.evaluate, as for dataset
-        faces)
-        of its first face with ground truth, and over all its faces with ground truth."""
+        faces) of its first face with ground truth, and over all its faces with ground truth."""
         from facekp.core.model import metrics
 
         photo = self.window.session.photo

@@ -41,8 +41,8 @@ def display_name(k: int) -> str:
 class Photo:
     """A photo on screen: ``faces`` are ``(box [x0, y0, x1, y1], keypoints (15, 2) or None,
     detection or None, facekp.core.faces.framing.Crop the keypoints came from or None)`` in photo
-    pixels;
-    ``array`` is what is drawn (RGB, perhaps smaller: ``scale`` photo pixels per drawn pixel)."""
+    pixels; ``array`` is what is drawn (RGB, perhaps smaller: ``scale`` photo pixels per drawn
+    pixel)."""
     path: Path
     image: Any                     # PIL image, full size, upright
     array: np.ndarray

@@ -120,8 +120,7 @@ def check_strategy(name: str, environ=None) -> None:
 def make_strategy(name: str, environ=None):
     """The strategy called ``name`` (one of :data:`STRATEGIES`); None for ``auto`` (the
     Trainer then takes :func:`facekp.core.model.train.default_strategy`). Call it before anything
-    else
-    runs TensorFlow operations."""
+    else runs TensorFlow operations."""
     check_strategy(name, environ)  # a clear error before TensorFlow reads TF_CONFIG
     if name == "auto":
         return None
