@@ -73,7 +73,8 @@ def log(msg: str) -> None:
 def train_one(role: str, arch: str, overrides: dict, data_path: str, out: str, queue) -> None:
     """Train one recipe and put its summary on ``queue`` (runs in a child process)."""
     from facekp.core.data import opener
-    from facekp.core.model.train import Trainer, TrainConfig, TrainingListener
+    from facekp.core.model.train import Trainer
+    from facekp.core.model.train_types import TrainConfig, TrainingListener
 
     class Progress(TrainingListener):
         def on_started(self, info):

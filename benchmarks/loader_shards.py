@@ -5,7 +5,7 @@ keeps its person and split, so the splits stay by person), writes it once as an 
 as shards (``--shards`` files per split, 8), then in a fresh Python process for each opens it
 the way ``facekp train --data`` does (the .npz read into memory by ``facekp.core.data.dataset.load``
 and shuffled whole; the shards opened by ``facekp.core.data.shards.open_shards`` and streamed),
-builds the Trainer's own pipeline (``facekp.core.model.train._pipeline``, the architecture's batch
+builds the Trainer's own pipeline (``facekp.core.model.pipeline.pipeline``, the architecture's batch
 size, augmentation and complete-faces rule) and trains ``--arch`` (seed) for two epochs of
 ``--steps`` batches (40): the first warms up (traces the graphs, fills the shuffle buffer), the
 second is timed. Rounds (``--repeat``, 1) alternate which goes first.
@@ -57,7 +57,7 @@ def make_data(folder: Path, times: int, shards: int) -> tuple[Path, Path, int]:
 
 def child(which: str, path: str, arch: str, steps: int) -> None:
     """Open the data as ``facekp train --data`` does and train from the Trainer's own
-    pipeline (``facekp.core.model.train._pipeline``) for two epochs of ``steps`` batches; print one
+    pipeline (``facekp.core.model.pipeline.pipeline``) for two epochs of ``steps`` batches; print one
     JSON line: images/s over the second epoch's batches, peak RSS."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
@@ -66,14 +66,15 @@ def child(which: str, path: str, arch: str, steps: int) -> None:
     from facekp.core.data import opener
     from facekp.core.model.architectures import MaskedRMSE, build_model, masked_rmse
     from facekp.core.data.shards import open_shards
-    from facekp.core.model.train import TrainConfig, _pipeline
+    from facekp.core.model.pipeline import pipeline
+    from facekp.core.model.train_types import TrainConfig
 
     before = _rss_mb()
     config = TrainConfig.for_arch(arch).resolved()
     source = open_shards(path) if which == "shards" else opener.load(path)
     train, _, _ = data.training_splits(source)
     train = train.complete() if config.complete_only else train
-    pipeline = _pipeline(train, config.batch_size, shuffle=True, seed=0,
+    pipeline = pipeline(train, config.batch_size, shuffle=True, seed=0,
                          augment=config.augment_strength if config.augment else 0.0,
                          repeat=True, preset=config.augment_preset)
     keras.utils.set_random_seed(0)

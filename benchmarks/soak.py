@@ -50,7 +50,8 @@ def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
     """Train until one batch into the second epoch, then stop; the reason it ended."""
     import keras
 
-    from facekp.core.model.train import TrainConfig, Trainer, TrainingListener
+    from facekp.core.model.train import Trainer
+    from facekp.core.model.train_types import TrainConfig, TrainingListener
 
     steps = -(-len(train) // batch_size)
 

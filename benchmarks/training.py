@@ -68,7 +68,8 @@ def reference_loop(arch, train, val, epochs, batch_size, lr, seed, out):
 
 
 def trainer_run(arch, train, val, epochs, batch_size, lr, seed, out):
-    from facekp.core.model.train import TrainConfig, Trainer, TrainingListener
+    from facekp.core.model.train import Trainer
+    from facekp.core.model.train_types import TrainConfig, TrainingListener
 
     class Clock(TrainingListener):
         def __init__(self):

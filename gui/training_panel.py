@@ -214,7 +214,7 @@ class TrainingPanel(QWidget):
         self.data_label.setText(text)
 
     def config(self) -> dict:
-        """The dock's settings as facekp.core.model.train.TrainConfig overrides."""
+        """The dock's settings as facekp.core.model.train_types.TrainConfig overrides."""
         cfg = {"arch": self.arch.currentText() or "seed", "epochs": self.epochs.value(),
                "batch_size": self.batch_size.value(),
                "learning_rate": float(self.learning_rate.value()),

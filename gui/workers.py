@@ -306,8 +306,8 @@ def load_engine() -> dict:
         "prediction": None,
     }
     try:
-        from facekp.core.model import train as core_train
-        info["train_defaults"] = {f.name: f.default for f in dataclasses.fields(core_train.TrainConfig)
+        from facekp.core.model import train_types
+        info["train_defaults"] = {f.name: f.default for f in dataclasses.fields(train_types.TrainConfig)
                                   if f.default is not dataclasses.MISSING}
     except ImportError as exc:
         info["training"] = f"training is not available in this build ({exc})"
@@ -419,7 +419,8 @@ class TrainingThread(QThread):
         self.trainingFinished.emit(self.result)
 
     def _train(self):
-        from facekp.core.model.train import TrainConfig, Trainer
+        from facekp.core.model.train import Trainer
+        from facekp.core.model.train_types import TrainConfig
 
         listener = _Listener(self)
         trainer = Trainer(TrainConfig(**self.config), self.train_data, self.val_data,

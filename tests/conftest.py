@@ -65,7 +65,8 @@ def one_epoch_model(tmp_path_factory):
     .npz's train split (validated on its val split) and returns the saved model's path."""
     def make(npz: Path, name: str, batch_size: int) -> Path:
         from facekp.core.data import dataset as data
-        from facekp.core.model.train import TrainConfig, Trainer
+        from facekp.core.model.train import Trainer
+        from facekp.core.model.train_types import TrainConfig
 
         ds = data.read_npz(npz)
         out = tmp_path_factory.mktemp(name) / f"{name}.keras"

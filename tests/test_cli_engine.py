@@ -230,7 +230,7 @@ def test_evaluate_without_splits_uses_every_face_and_says_so(trained, small_npz,
 
 
 def test_train_takes_the_augmentation_preset(small_npz, tmp_path):
-    from facekp.core.model.train import read_record
+    from facekp.core.model.checkpoints import read_record
 
     out = tmp_path / "wild.keras"
     rc, _, stderr = run(["train", "--data", small_npz, "--epochs", 1, "--batch-size", 32,

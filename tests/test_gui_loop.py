@@ -93,7 +93,7 @@ def test_the_loop_photo_faces_save_export_fine_tune_compare(qtbot, tiny, model_p
 
 def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
     """One epoch from the loaded model on the edited dataset, then the two side by side."""
-    from facekp.core.model.train import read_record
+    from facekp.core.model.checkpoints import read_record
 
     panel = window.training_panel
     assert panel.loaded_model == model_path and panel.fine_tune.isEnabled()

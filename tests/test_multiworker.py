@@ -156,14 +156,14 @@ def test_two_workers_train_on_different_faces_and_the_chief_alone_writes_the_mod
 def test_worker_shards_split_every_pass_between_the_workers(small_faces):
     """Shuffled alike on both workers (the same seed), each keeps its own half of every pass:
     no face in both halves, as many faces in each (the odd one out), a new split every pass."""
-    from facekp.core.model.train import _pipeline
+    from facekp.core.model.pipeline import pipeline
 
     faces = small_faces.split("train").subset(np.arange(33))
     keys = {face_bytes: i for i, face_bytes in enumerate(im.tobytes() for im in faces.images)}
     passes = 3
 
     def seen(index):
-        d = _pipeline(faces, 4, shuffle=True, seed=5, repeat=True, shard=(2, index))
+        d = pipeline(faces, 4, shuffle=True, seed=5, repeat=True, shard=(2, index))
         batches = list(d.take(passes * 4))  # 16 faces a pass: 4 batches of 4
         ids = [keys[x.astype(np.uint8).tobytes()] for b in batches for x in b[0].numpy()[..., 0]]
         return [ids[p * 16:(p + 1) * 16] for p in range(passes)]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from facekp.core.cli.main import main
-from facekp.core.model.train import read_record
+from facekp.core.model.checkpoints import read_record
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "resources" / "models" / "default.keras"
@@ -176,7 +176,8 @@ def test_a_finished_training_run_releases_its_graphs(small_faces, tmp_path):
     import keras
     from tensorflow.python.framework.func_graph import FuncGraph
 
-    from facekp.core.model.train import TrainConfig, Trainer
+    from facekp.core.model.train import Trainer
+    from facekp.core.model.train_types import TrainConfig
 
     def live_graphs() -> set[int]:
         gc.collect()

@@ -121,7 +121,7 @@ def test_evaluate_from_shards_gives_the_npz_rmse(capsys, written):
 
 def test_train_one_epoch_from_shards(capsys, written, tmp_path):
     from facekp.core.model.predict import load_model
-    from facekp.core.model.train import read_record
+    from facekp.core.model.checkpoints import read_record
 
     root, index = written
     out = tmp_path / "m.keras"
@@ -271,13 +271,13 @@ def test_the_app_opens_a_shard_folder(qtbot, open_window, gui_settings, mixed, w
 def test_workers_share_a_stream_without_overlap(mixed, written, workers):
     """Each worker of a multi-worker run streams its own share of the training faces: whole
     files when there are enough, else every count-th face; together every face, none twice."""
-    from facekp.core.model.train import _pipeline
+    from facekp.core.model.pipeline import pipeline
 
     root, _ = written
     train = shards.open_shards(root / "mixed").split("train")
     shares = []
     for index in range(workers):
-        d = _pipeline(train, 16, shuffle=True, seed=4, shard=(workers, index))
+        d = pipeline(train, 16, shuffle=True, seed=4, shard=(workers, index))
         shares.append([x[..., 0].astype(np.uint8).tobytes() for b, _ in d.as_numpy_iterator()
                        for x in b])
     seen = [face for share in shares for face in share]

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core.model.train import TrainConfig, Trainer, TrainingListener, TrainResult, read_record
+from facekp.core.model.checkpoints import read_record
+from facekp.core.model.train import Trainer
+from facekp.core.model.train_types import TrainConfig, TrainResult, TrainingListener
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,7 +99,7 @@ def test_config_takes_the_architecture_defaults():
 
 def test_augmentation_strength_comes_from_the_architecture_and_scales_the_changes(tiny):
     from facekp.core.data.keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET
-    from facekp.core.model.train import _pipeline
+    from facekp.core.model.pipeline import pipeline
 
     heatmap = TrainConfig.for_arch("heatmap").resolved()
     assert (heatmap.augment_strength, heatmap.augment_preset) == (1.0, "wild")
@@ -116,13 +118,13 @@ def test_augmentation_strength_comes_from_the_architecture_and_scales_the_change
     flipped[..., 0] = FLIP_X_OFFSET - flipped[..., 0]
 
     def largest_move(strength):
-        (x, y), = _pipeline(faces, 64, shuffle=False, augment=strength).take(1)
+        (x, y), = pipeline(faces, 64, shuffle=False, augment=strength).take(1)
         got = np.asarray(y).reshape(-1, 15, 2)
         move = np.minimum(np.nanmax(np.abs(got - truth), axis=(1, 2)),
                           np.nanmax(np.abs(got - flipped), axis=(1, 2)))  # flips stay as is
         return np.nanmax(move)
 
-    (x, y), = _pipeline(faces, 64, shuffle=False).take(1)  # no augmentation: unchanged
+    (x, y), = pipeline(faces, 64, shuffle=False).take(1)  # no augmentation: unchanged
     np.testing.assert_array_equal(np.asarray(x)[..., 0], faces.images.astype(np.float32))
     assert largest_move(0.01) < 0.2  # 0.1 deg, 0.1 %, 0.04 px at most, plus rounding
     assert largest_move(1.0) > 2.0
@@ -131,14 +133,14 @@ def test_augmentation_strength_comes_from_the_architecture_and_scales_the_change
 def test_repeated_training_pipeline_shows_every_face_once_per_pass_reshuffled(tiny):
     """fit runs on one endless iterator with steps_per_epoch = batches per pass: each pass
     (epoch) must hold every face exactly once, the last batch partial, in a new order."""
-    from facekp.core.model.train import _pipeline
+    from facekp.core.model.pipeline import pipeline
 
     train, _ = tiny
     faces = train.subset(np.arange(40))
     ids = faces.images.reshape(len(faces), -1).astype(np.int64).sum(axis=1)
     assert len(set(ids.tolist())) == len(faces)  # each face recognisable by its pixels
     steps = math.ceil(len(faces) / 16)  # 3 batches: 16, 16, 8
-    batches = list(_pipeline(faces, 16, shuffle=True, seed=3, repeat=True).take(3 * steps))
+    batches = list(pipeline(faces, 16, shuffle=True, seed=3, repeat=True).take(3 * steps))
     assert [len(x) for x, _ in batches] == [16, 16, 8] * 3
     passes = []
     for p in range(3):
@@ -320,7 +322,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from facekp.core.data import dataset as data
 from facekp.core.resources import DEFAULT_DATASET
 from facekp.core.model.architectures import register
-from facekp.core.model.train import TrainConfig, Trainer
+from facekp.core.model.train import Trainer
+from facekp.core.model.train_types import TrainConfig
 register("test-tiny")(tiny_net)
 ds = data.read_npz(DEFAULT_DATASET)
 train = ds.split("train").subset(np.arange(64))

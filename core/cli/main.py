@@ -374,7 +374,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from facekp.core.data import opener
     from facekp.core.model.cluster import check_strategy, make_strategy
     from facekp.core.errors import DataError
-    from facekp.core.model.train import TrainConfig, Trainer
+    from facekp.core.model.train import Trainer
+    from facekp.core.model.train_types import TrainConfig
 
     check_strategy(args.strategy)
     try:

@@ -296,7 +296,7 @@ class ShardSplit:
                  workers: int = 1):
         """A ``tf.data.Dataset`` of (uint8 image (96, 96, 1), float32 keypoints (30,)) for one
         pass: files in a shuffled order and read several at a time when ``shuffle``, in order
-        otherwise (the shuffle buffer is the caller's: ``facekp.core.model.train._pipeline``). Its
+        otherwise (the shuffle buffer is the caller's: ``facekp.core.model.pipeline.pipeline``). Its
         length is asserted (so Keras knows it, and a file holding fewer faces than the index says
         fails), except for one worker's share: ``shard``, or ``workers`` > 1 that tf.data's
         auto-sharding gives whole files (:meth:`auto_shard_policy`).

@@ -1,6 +1,6 @@
 """Training on one machine or several: the ``tf.distribute`` strategy a run uses.
 
-- ``auto``: :func:`facekp.core.model.train.default_strategy` (``MirroredStrategy`` over several
+- ``auto``: :func:`default_strategy` (``MirroredStrategy`` over several
   GPUs, else the default strategy).
 - ``mirrored``: ``MirroredStrategy`` over this machine's GPUs (its CPU when it has none).
 - ``multiworker``: ``MultiWorkerMirroredStrategy`` over the machines named by the standard
@@ -119,7 +119,7 @@ def check_strategy(name: str, environ=None) -> None:
 
 def make_strategy(name: str, environ=None):
     """The strategy called ``name`` (one of :data:`STRATEGIES`); None for ``auto`` (the
-    Trainer then takes :func:`facekp.core.model.train.default_strategy`). Call it before anything
+    Trainer then takes :func:`default_strategy`). Call it before anything
     else runs TensorFlow operations."""
     check_strategy(name, environ)  # a clear error before TensorFlow reads TF_CONFIG
     if name == "auto":
@@ -157,3 +157,13 @@ def any_worker(strategy, flag: bool) -> bool:
         lambda _: tf.constant(1.0 if flag else 0.0))
     total = strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
     return float(total) > 0
+
+
+def default_strategy():
+    """MirroredStrategy over all GPUs when several are visible, else the default strategy."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+    return tf.distribute.get_strategy()

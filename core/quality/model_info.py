@@ -1,5 +1,5 @@
 """What the app and the CLI say about a model file: architecture, date and validation RMSE,
-from its training record (:func:`facekp.core.model.train.read_record`) or, for the shipped model,
+from its training record (:func:`facekp.core.model.checkpoints.read_record`) or, for the shipped model,
 the JSON
 description beside it (``default.keras`` -> ``default.json``). No TensorFlow."""
 from __future__ import annotations
@@ -29,7 +29,7 @@ class ModelInfo:
 def describe_model(path: str | Path, origin: str = "opened") -> ModelInfo:
     """A model's :class:`ModelInfo`: its training record, else the shipped description, else
     the file's date only."""
-    from facekp.core.model.train import read_record
+    from facekp.core.model.checkpoints import read_record
 
     path = Path(path)
     info = ModelInfo(path, origin)
