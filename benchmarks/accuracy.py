@@ -55,13 +55,12 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-YTF68 = ROOT.parent / "shared" / "data" / "ytf68"
+from common import SHARED_DATA  # noqa: E402
+
+YTF68 = SHARED_DATA / "ytf68"
 
 
 def log(msg: str) -> None:

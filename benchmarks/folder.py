@@ -17,19 +17,18 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FRAMES = ROOT.parent / "shared" / "data" / "ytf68" / "test"
+from common import ROOT, SHARED_DATA, child_env, temporary_folder
+
+FRAMES = SHARED_DATA / "ytf68" / "test"
 
 
 def facekp(*args: str) -> float:
-    """Run ``python -m facekp.core.cli.main ARGS`` with this tree first on the path; its wall time (s)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-        TF_CPP_MIN_LOG_LEVEL="2")
+    """Run ``python -m facekp.core.cli.main ARGS`` with this tree first on the path; its wall
+    time (s)."""
+    env = child_env(TF_CPP_MIN_LOG_LEVEL="2")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "facekp.core.cli.main", *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -56,7 +55,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=10)
     args = parser.parse_args()
     frames = sorted(FRAMES.glob("*.jpg"))[:args.photos]
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("folder") as tmp:
         folder = Path(tmp) / "frames"
         folder.mkdir()
         for f in frames:

@@ -22,47 +22,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-PHOTO = ROOT.parent / "shared" / "data" / "photos" / "Tom_Cruise_avp_2014_4.jpg"
-GROUP = ROOT.parent / "shared" / "data" / "photos" / "bald_guys.jpg"
+from common import SHARED_DATA, interleaved, temporary_folder, timed  # noqa: E402
+
+PHOTO = SHARED_DATA / "photos" / "Tom_Cruise_avp_2014_4.jpg"
+GROUP = SHARED_DATA / "photos" / "bald_guys.jpg"
 TARGET_MS = 60.0
 GROUP_TARGET_MS = 1000.0
-
-
-def timed(fn, runs: int, warmup: int = 3) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    out = np.empty(runs)
-    for i in range(runs):
-        t = time.perf_counter()
-        fn()
-        out[i] = (time.perf_counter() - t) * 1000
-    return out
-
-
-def interleaved(fns: dict, runs: int, warmup: int = 3) -> dict[str, np.ndarray]:
-    """Each function timed ``runs`` times, taking turns (a, b, a, b, ...), so that every path
-    sees the same moments of a shared, noisy machine."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    out = {name: np.empty(runs) for name in fns}
-    for i in range(runs):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            out[name][i] = (time.perf_counter() - t) * 1000
-    return out
 
 
 def path_rows(paths: dict, photo: Path, runs: int) -> list[tuple[str, np.ndarray]]:
@@ -95,7 +66,7 @@ def main() -> None:
     from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_MODEL
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("latency") as tmp:
         model_path = Path(args.model) if args.model else DEFAULT_MODEL
         paths = {"old (haar)": Predictor(model_path, detector="haar"),
                  "new (mtcnn)": Predictor(model_path, detector="mtcnn")}

@@ -25,18 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import ROOT, peak_rss_mb, rss_mb, temporary_folder  # beside this script
 
 KAGGLE_ROWS = 7049
 KAGGLE_COMPLETE = 2140
@@ -93,14 +88,6 @@ def load_ours(path: str):
     return data.read_kaggle_csv(path)
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def child(which: str, path: str) -> None:
     import warnings
 
@@ -109,14 +96,14 @@ def child(which: str, path: str) -> None:
 
     if which == "ours":
         from facekp.core.data import dataset as data  # noqa: F401
-    before = _rss_mb()
+    before = rss_mb()
     with warnings.catch_warnings():
         # Kept faithful to the tutorial even if numpy deprecates text-mode fromstring.
         warnings.simplefilter("ignore", DeprecationWarning)
         t0, c0 = time.perf_counter(), time.process_time()
         result = load_reference(path) if which == "reference" else load_ours(path)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mb()
     # A check that both read the same thing (after the peak was taken).
     if which == "reference":
         X, y = result
@@ -144,7 +131,6 @@ def run_child(which: str, path: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["shards"]:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import loader_shards
 
         return loader_shards.main(argv[1:])
@@ -158,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         child(*args.child)
         return 0
 
-    with tempfile.TemporaryDirectory(prefix="facekp-loader-") as tmp:
+    with temporary_folder("loader") as tmp:
         path = args.csv or Path(tmp) / "training.csv"
         if not path.exists():
             t0 = time.perf_counter()

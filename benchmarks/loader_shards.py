@@ -22,19 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from loader import _rss_mb  # noqa: E402  (benchmarks/ is this script's folder)
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import ROOT, peak_rss_mb, rss_mb, temporary_folder  # beside this script
 
 
 def make_data(folder: Path, times: int, shards: int) -> tuple[Path, Path, int]:
@@ -68,7 +62,7 @@ def child(which: str, path: str, arch: str, steps: int) -> None:
     from facekp.core.data.shards import open_shards
     from facekp.core.model.train import TrainConfig, _pipeline
 
-    before = _rss_mb()
+    before = rss_mb()
     config = TrainConfig.for_arch(arch).resolved()
     source = open_shards(path) if which == "shards" else data.load(path)
     train, _, _ = data.training_splits(source)
@@ -93,7 +87,7 @@ def child(which: str, path: str, arch: str, steps: int) -> None:
 
     clock = Clock()
     model.fit(pipeline, epochs=2, steps_per_epoch=steps, callbacks=[clock], verbose=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mb()
     span = clock.stamps[-1] - clock.stamps[0]
     print(json.dumps({"images_s": (len(clock.stamps) - 1) * config.batch_size / span,
                       "peak_mb": peak, "before_mb": before, "train_faces": len(train)}))
@@ -123,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.steps < 2:
         p.error("--steps must be 2 or more")
-    with tempfile.TemporaryDirectory(prefix="facekp-shards-") as tmp:
+    with temporary_folder("shards") as tmp:
         t0 = time.perf_counter()
         npz, folder, n = make_data(Path(tmp), args.times, args.shards)
         size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6

@@ -28,16 +28,13 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (ROOT, ROOT / "benchmarks"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
 
 from accuracy import recentred, test_photos  # noqa: E402
+from common import ROOT, SHARED_DATA  # noqa: E402
 
-PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+PHOTOS = SHARED_DATA / "photos"
 EYE_DISTANCES = (12, 18, 24, 36)
 
 

@@ -6,17 +6,17 @@ on the embedded dataset's test people with the shipped model:
 - per face: Spearman between (minus) the face's confidence (mean, as the queue uses, and the
   least sure point's) and the face's RMSE.
 
-    PYTHONPATH=. python benchmarks/review_confidence.py
+    python benchmarks/review_confidence.py
 """
 from __future__ import annotations
 
 import numpy as np
 
+import common  # noqa: F401  (this checkout first on the path)
 from facekp.core.data import dataset as data
-
-from facekp.core.quality import review
 from facekp.core.model.confidence import auroc, spearman
 from facekp.core.model.predict import Predictor
+from facekp.core.quality import review
 from facekp.core.resources import DEFAULT_DATASET, default_model
 
 

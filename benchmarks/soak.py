@@ -23,27 +23,23 @@ import argparse
 import gc
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
+from common import (os_threads, private_app_settings, rss_mb, temporary_folder,  # noqa: E402
+                    wait_until)
 
 TARGET_MB = 100
 
 
 def process_status() -> tuple[float, int]:
-    """(RSS in MB, operating-system threads) of this process, from /proc."""
-    fields = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return int(fields["VmRSS"][0]) / 1024, int(fields["Threads"][0])
+    """(RSS in MB, operating-system threads) of this process."""
+    return rss_mb(), os_threads()
 
 
 def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
@@ -80,8 +76,7 @@ def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
 
 def app_cycles(args, train, val, tmp: Path) -> dict[int, float]:
     """Start/stop cycles in the real app (offscreen); RSS after every ``args.every``."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QTimer
+    private_app_settings(tmp)
     from PySide6.QtWidgets import QApplication
 
     from facekp.core.data import dataset as data
@@ -93,14 +88,6 @@ def app_cycles(args, train, val, tmp: Path) -> dict[int, float]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(Options(data=str(subset), remember=False))
     window.ask_switch_model = lambda text: False   # keep the loaded model, no dialog
-
-    def wait_until(cond, timeout_s: float) -> None:
-        loop, t = QEventLoop(), QTimer()
-        t.timeout.connect(lambda: cond() and loop.quit())
-        t.start(20)
-        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-        loop.exec()
-        t.stop()
 
     window.show()
     wait_until(lambda: not window.busy, 300)
@@ -152,7 +139,7 @@ def main() -> int:
           f"validation faces; before: RSS {rss0:.0f} MB, {threads0} threads", flush=True)
     marks: dict[int, float] = {}
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("soak") as tmp:
         if args.app:
             marks.update(app_cycles(args, train, val, Path(tmp)))
         for cycle in range(1, args.cycles + 1 if not args.app else 1):

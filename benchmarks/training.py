@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
+from common import temporary_folder  # noqa: E402
 
 
 def reference_loop(arch, train, val, epochs, batch_size, lr, seed, out):
@@ -131,7 +130,7 @@ def main() -> None:
     # Rounds in A-B-B-A order (reference, Trainer, Trainer, reference, ...): on a shared
     # machine whose speed drifts, both then meet the same conditions on average.
     runs = {"reference": [], "Trainer": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("training") as tmp:
         for k in range(args.rounds):
             order = ("reference", "Trainer") if k % 2 == 0 else ("Trainer", "reference")
             for name in order:

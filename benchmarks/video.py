@@ -28,18 +28,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (ROOT, ROOT / "tests"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
 
+from common import ROOT, temporary_folder  # noqa: E402
+
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(1, str(ROOT / "tests"))
 from clips import PERSON, make_clip  # noqa: E402
 
 
@@ -101,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     from facekp.core.model.predict import Predictor
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("video") as tmp:
         clip = make_clip(Path(tmp) / "clip.mp4", frames=args.photos * args.hold, hold=args.hold)
         frames, fps = read_frames(Path(tmp) / "clip.mp4")
     labels, source = clip["labels"], clip["source"]
