@@ -17,6 +17,7 @@
 
     python benchmarks/gui_responsiveness.py                  # 512 train / 128 val faces, 3 epochs
     python benchmarks/gui_responsiveness.py --train 256 --epochs 2 --repeat 5
+    python benchmarks/gui_responsiveness.py --smoke          # seconds: does it still run?
 
 Settings and trained models go to a temporary folder. The machine's load average is printed
 first: other processes competing for the CPU lengthen every figure.
@@ -31,8 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (ROOT, child_env, fail_on_modal_dialogs, machine,  # beside this script
-                    private_app_settings, temporary_folder, wait_until)
+from common import (ROOT, add_smoke, child_env, fail_on_modal_dialogs,  # beside this script
+                    machine, parse_args, private_app_settings, temporary_folder, wait_until)
 
 BARE_WINDOW = """
 import sys, time
@@ -203,7 +204,9 @@ def main() -> int:
     p.add_argument("--train-runs", type=int, default=3,
                    help="training runs whose gaps are pooled (default 3)")
     p.add_argument("--skip-startup", action="store_true")
-    args = p.parse_args()
+    # two training runs: the second starts after the app switched to the first run's model
+    add_smoke(p, repeat=1, train=32, val=16, epochs=1, batch_size=16, idle=0.5, train_runs=2)
+    args = parse_args(p)
 
     with temporary_folder("gui") as tmp:
         tmp = Path(tmp)

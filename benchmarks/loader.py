@@ -15,11 +15,12 @@ The reference is the original tutorial's loader, as the issue states it: ``pd.re
 
     python benchmarks/loader.py                 # generate into a temp dir, 3 repetitions
     python benchmarks/loader.py --csv training.csv --repeat 5   # reuse (or create) a file
+    python benchmarks/loader.py --smoke         # seconds: 300 rows, once (does it still run?)
 
 Training from TFRecord shards against the .npz (images/s and peak memory, a dataset 10x the
 embedded one) is the ``shards`` mode, in ``benchmarks/loader_shards.py``:
 
-    python benchmarks/loader.py shards [--times 10] [--epochs 2] [--repeat 1]
+    python benchmarks/loader.py shards [--times 10] [--steps 40] [--repeat 1] [--smoke]
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, peak_rss_mb, rss_mb, temporary_folder  # beside this script
+from common import (ROOT, add_smoke, exit_status, parse_args, peak_rss_mb,  # beside this script
+                    rss_mb, temporary_folder)
 
 KAGGLE_ROWS = 7049
 KAGGLE_COMPLETE = 2140
@@ -138,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path,
                         help="training.csv to read (generated there if it does not exist)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each loader (medians)")
+    parser.add_argument("--rows", type=int, default=KAGGLE_ROWS,
+                        help=f"rows of a generated file (default {KAGGLE_ROWS}, Kaggle's)")
     parser.add_argument("--child", nargs=2, metavar=("LOADER", "CSV"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    add_smoke(parser, rows=300, repeat=1)
+    args = parse_args(parser, argv)
     if args.child:
         child(*args.child)
         return 0
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.csv or Path(tmp) / "training.csv"
         if not path.exists():
             t0 = time.perf_counter()
-            generate(path)
+            generate(path, args.rows)
             print(f"generated {path} in {time.perf_counter() - t0:.1f} s")
         print(f"file: {path}, {path.stat().st_size / 1e6:.1f} MB")
         runs: dict[str, list[dict]] = {"reference": [], "ours": []}
@@ -187,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
           f"ours {m_ours - b_ours:7.1f} MB  ratio {(m_ours - b_ours) / (m_ref - b_ref):.3f}")
     ok = t_ours / t_ref <= 0.2 and m_ours < m_ref
     print("target met" if ok else "TARGET MISSED")
-    return 0 if ok else 1
+    return exit_status(ok, args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ the window is idle again (the app then compares the new model and keeps the load
 also printed: the TrainingThread objects alive.
 
     python benchmarks/soak.py [--cycles 50] [--every 10] [--arch seed] [--faces 64] [--app]
+    python benchmarks/soak.py --smoke [--app]   # seconds: 2 cycles of 16 faces (still runs?)
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from common import (os_threads, private_app_settings, rss_mb, temporary_folder,  # noqa: E402
-                    wait_until)
+from common import (add_smoke, exit_status, fail_on_modal_dialogs, os_threads,  # noqa: E402
+                    parse_args, private_app_settings, rss_mb, temporary_folder, wait_until)
 
 TARGET_MB = 100
 
@@ -88,6 +89,7 @@ def app_cycles(args, train, val, tmp: Path) -> dict[int, float]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(Options(data=str(subset), remember=False))
     window.ask_switch_model = lambda text: False   # keep the loaded model, no dialog
+    fail_on_modal_dialogs(window)                  # any other dialog: exit status 3, no hang
 
     window.show()
     wait_until(lambda: not window.busy, 300)
@@ -122,7 +124,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--app", action="store_true",
                         help="cycles in the real app (offscreen) instead of the core Trainer")
-    args = parser.parse_args()
+    add_smoke(parser, cycles=2, every=1, faces=16, batch_size=16)
+    args = parse_args(parser)
     if args.cycles < args.every or args.every < 1:
         parser.error("--cycles must be at least --every, and --every at least 1")
 
@@ -154,7 +157,7 @@ def main() -> int:
     growth = marks[last] - marks[first]
     print(f"RSS growth from cycle {first} to {last}: {growth:+.0f} MB (target <= {TARGET_MB} "
           f"MB over cycles 10 to 50)")
-    return 0 if growth <= TARGET_MB * (last - first) / 40 else 1
+    return exit_status(growth <= TARGET_MB * (last - first) / 40, args)
 
 
 if __name__ == "__main__":
