@@ -41,6 +41,12 @@ comparable with each other); --sequential trains one after the other.
     python benchmarks/accuracy.py --score-only          # score /tmp/facekp-accuracy again
     python benchmarks/accuracy.py --confidence-only     # the shipped keypoint confidence
     python benchmarks/accuracy.py --confidence-only --second-model M.keras   # ... + ensemble
+    python benchmarks/accuracy.py --smoke               # seconds: does it still run?
+
+--smoke trains the new recipe alone (as --only-new) for one epoch on a few faces of each split
+(written to a temporary folder, as is the model) and scores it on a few test people, with one
+latency round. A one-epoch model misses every point by more than 3 px, too few to fit a
+confidence head on, so there the head is fitted and scored for the shipped model instead.
 """
 from __future__ import annotations
 
@@ -55,13 +61,12 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-YTF68 = ROOT.parent / "shared" / "data" / "ytf68"
+from common import SHARED_DATA, add_smoke, parse_args, temporary_folder  # noqa: E402
+
+YTF68 = SHARED_DATA / "ytf68"
 
 
 def log(msg: str) -> None:
@@ -429,7 +434,38 @@ def fmt_table(rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def smoke_data(folder: Path, train: int = 48, val: int = 16, test: int = 4) -> Path:
+    """A few faces of each split of the embedded dataset (training faces complete), as an .npz
+    in ``folder``."""
+    from facekp.core.data import dataset as data
+    from facekp.core.resources import DEFAULT_DATASET
+
+    faces = data.read_npz(DEFAULT_DATASET)
+    rng = np.random.default_rng(0)
+    pools = [(faces.splits == "train") & faces.present.all(1), faces.splits == "val",
+             faces.splits == "test"]
+    idx = np.concatenate([rng.choice(np.flatnonzero(pool), n, replace=False)
+                          for pool, n in zip(pools, (train, val, test))])
+    path = folder / "smoke.npz"
+    data.write_npz(faces.subset(np.sort(idx)), path)
+    return path
+
+
 def main(argv=None) -> int:
+    args = parse(argv)
+    if args.smoke:
+        if args.save_default or args.score_only:
+            raise SystemExit("--smoke trains throw-away models: not with --save-default or "
+                             "--score-only")
+        with temporary_folder("accuracy") as tmp:
+            args.data, args.out_dir = str(smoke_data(Path(tmp))), str(Path(tmp) / "models")
+            return confidence_only(args) if args.confidence_only else run(args, argv)
+    if args.confidence_only:
+        return confidence_only(args)
+    return run(args, argv)
+
+
+def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch-new", default="heatmap",
                         help="new architecture (default heatmap)")
@@ -462,10 +498,14 @@ def main(argv=None) -> int:
     parser.add_argument("--second-model", metavar="M.keras",
                         help="with --confidence-only: also rank the errors by how far a second, "
                              "independently trained model's points lie from the shipped one's")
-    args = parser.parse_args(argv)
-    if args.confidence_only:
-        return confidence_only(args)
+    parser.add_argument("--latency-rounds", type=int, default=7,
+                        help="rounds of single-crop latency, the models taking turns (7)")
+    add_smoke(parser, epochs_new=1, only_new=True, latency_rounds=1)
+    return parse_args(parser, argv)
 
+
+def run(args: argparse.Namespace, argv=None) -> int:
+    """Train (unless --score-only), score and report; --save-default ships the new model."""
     from facekp.core.resources import DEFAULT_DATASET, DEFAULT_MODEL
 
     started = time.perf_counter()
@@ -488,8 +528,9 @@ def main(argv=None) -> int:
         trained = json.loads(summary.read_text())
         log(f"scoring the models in {out_dir} again; training figures from {summary}")
     else:
-        log(f"training both recipes {'one after the other' if args.sequential else 'at once'}; "
-            f"models under {out_dir}")
+        what = ("the new recipe" if args.only_new else
+                f"both recipes {'one after the other' if args.sequential else 'at once'}")
+        log(f"training {what}; models under {out_dir}")
         trained = train_all(jobs, parallel=not args.sequential)
         trained["sequential"] = args.sequential
         trained["command"] = this_command
@@ -536,7 +577,7 @@ def main(argv=None) -> int:
     val_scores = {k: evaluate.evaluate(Predictor(m), val)["rmse_px"] for k, m in models.items()}
     trained_scores = {
         "new": evaluate.evaluate(Predictor(trained_new), test)["rmse_px"]}
-    lat = latencies_ms(models)
+    lat = latencies_ms(models, rounds=args.latency_rounds)
 
     photo = {}
     if not args.no_photos:
@@ -551,8 +592,13 @@ def main(argv=None) -> int:
 
     diagnostics = {(k, split): evaluate.flip_diagnostics(m, dataset.split(split))
                    for k, m in models.items() for split in ("val", "test")}
-    head = fit_confidence(models["new"], dataset)
-    conf_figures = confidence_figures(models["new"], head, test)
+    confident = models["new"]
+    if args.smoke:
+        log("smoke: the confidence head is fitted for the shipped model (a one-epoch model "
+            "misses every point by more than 3 px)")
+        confident = load_model(DEFAULT_MODEL)
+    head = fit_confidence(confident, dataset)
+    conf_figures = confidence_figures(confident, head, test)
     new = scores["new"]
     ref = scores.get("reference")
     ratio = new["rmse_px"] / ref["rmse_px"] if ref else math.nan

@@ -6,9 +6,10 @@ Every figure is the wall time of whole commands (start-up, model and detector bu
 included), on a folder of ``--photos`` ytf68 test frames (default 200); the once-per-photo
 baseline runs on the first ``--single`` of them (default 10) and is scaled per photo. The rate
 after start-up comes from a second run on a tenth of the folder: (photos - photos / 10) /
-(time - time on the tenth).
+(time - time on the tenth); with fewer than 10 photos it is not measured.
 
     python benchmarks/folder.py [--model M.keras] [--photos 200] [--single 10]
+    python benchmarks/folder.py --smoke     # seconds: 3 photos, 1 alone (does it still run?)
 """
 from __future__ import annotations
 
@@ -17,19 +18,18 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FRAMES = ROOT.parent / "shared" / "data" / "ytf68" / "test"
+from common import ROOT, SHARED_DATA, add_smoke, child_env, parse_args, temporary_folder
+
+FRAMES = SHARED_DATA / "ytf68" / "test"
 
 
 def facekp(*args: str) -> float:
-    """Run ``python -m facekp.core.cli.main ARGS`` with this tree first on the path; its wall time (s)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
-        TF_CPP_MIN_LOG_LEVEL="2")
+    """Run ``python -m facekp.core.cli.main ARGS`` with this tree first on the path; its wall
+    time (s)."""
+    env = child_env(TF_CPP_MIN_LOG_LEVEL="2")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "facekp.core.cli.main", *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -54,9 +54,11 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "resources" / "models" / "default.keras"))
     parser.add_argument("--photos", type=int, default=200)
     parser.add_argument("--single", type=int, default=10)
-    args = parser.parse_args()
+    add_smoke(parser, photos=3, single=1)
+    args = parse_args(parser)
+    tenth = args.photos // 10
     frames = sorted(FRAMES.glob("*.jpg"))[:args.photos]
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("folder") as tmp:
         folder = Path(tmp) / "frames"
         folder.mkdir()
         for f in frames:
@@ -64,24 +66,28 @@ def main() -> None:
         rates, steady = {}, {}
         small = Path(tmp) / "small"
         small.mkdir()
-        for f in frames[:args.photos // 10]:
+        for f in frames[:tenth]:
             shutil.copy(f, small / f.name)
         for workers in (1, 2):
             seconds = run_folder(args.model, folder, workers, len(frames))
-            few = run_folder(args.model, small, workers, args.photos // 10)
             rates[workers] = len(frames) / seconds
-            steady[workers] = (len(frames) - args.photos // 10) / (seconds - few)
-            print(f"--workers {workers}: {len(frames)} photos in {seconds:.1f} s = "
-                  f"{rates[workers]:.2f} photos/s; {args.photos // 10} photos in {few:.1f} s, "
-                  f"so after start-up {steady[workers]:.2f} photos/s", flush=True)
+            line = (f"--workers {workers}: {len(frames)} photos in {seconds:.1f} s = "
+                    f"{rates[workers]:.2f} photos/s")
+            if tenth:
+                few = run_folder(args.model, small, workers, tenth)
+                steady[workers] = (len(frames) - tenth) / (seconds - few)
+                line += (f"; {tenth} photos in {few:.1f} s, so after start-up "
+                         f"{steady[workers]:.2f} photos/s")
+            print(line, flush=True)
         singles = sorted(folder.iterdir())[:args.single]
         seconds = sum(facekp("predict", "--model", args.model, str(p), "--json")
                       for p in singles)
         rates[0] = len(singles) / seconds
         print(f"once per photo: {len(singles)} photos in {seconds:.1f} s = {rates[0]:.2f} "
               f"photos/s ({seconds / len(singles):.2f} s a photo)")
+    after = f"{steady[2] / steady[1]:.2f} x" if steady else "not measured"
     print(f"ratios: --workers 2 / --workers 1 = {rates[2] / rates[1]:.2f} x whole commands, "
-          f"{steady[2] / steady[1]:.2f} x after start-up; "
+          f"{after} after start-up; "
           f"--workers 1 / once per photo = {rates[1] / rates[0]:.1f} x; "
           f"--workers 2 / once per photo = {rates[2] / rates[0]:.1f} x "
           f"(os.cpu_count() = {os.cpu_count()})")

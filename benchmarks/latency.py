@@ -15,6 +15,7 @@ taken over 60 ms in some runs), the new / old ratio of the same run is printed t
 band that target stands for: 60 / 58 = 1.03 to 60 / 42 = 1.43.
 
     python benchmarks/latency.py [--model M.keras] [--runs 30]
+    python benchmarks/latency.py --smoke     # seconds: 0.3 MP, 2 runs (does it still run?)
 
 Without --model the shipped model is used.
 """
@@ -22,50 +23,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-PHOTO = ROOT.parent / "shared" / "data" / "photos" / "Tom_Cruise_avp_2014_4.jpg"
-GROUP = ROOT.parent / "shared" / "data" / "photos" / "bald_guys.jpg"
+from common import (SHARED_DATA, add_smoke, interleaved, parse_args,  # noqa: E402
+                    temporary_folder, timed)
+
+PHOTO = SHARED_DATA / "photos" / "Tom_Cruise_avp_2014_4.jpg"
+GROUP = SHARED_DATA / "photos" / "bald_guys.jpg"
 TARGET_MS = 60.0
 GROUP_TARGET_MS = 1000.0
 
 
-def timed(fn, runs: int, warmup: int = 3) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    out = np.empty(runs)
-    for i in range(runs):
-        t = time.perf_counter()
-        fn()
-        out[i] = (time.perf_counter() - t) * 1000
-    return out
-
-
-def interleaved(fns: dict, runs: int, warmup: int = 3) -> dict[str, np.ndarray]:
-    """Each function timed ``runs`` times, taking turns (a, b, a, b, ...), so that every path
-    sees the same moments of a shared, noisy machine."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    out = {name: np.empty(runs) for name in fns}
-    for i in range(runs):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            out[name][i] = (time.perf_counter() - t) * 1000
-    return out
-
-
-def path_rows(paths: dict, photo: Path, runs: int) -> list[tuple[str, np.ndarray]]:
+def path_rows(paths: dict, photo: Path, runs: int,
+              warmup: int = 3) -> list[tuple[str, np.ndarray]]:
     """Whole path (default and 2 passes) and face finding alone, old and new taking turns."""
     from facekp.core.faces import framing as faces
 
@@ -75,7 +49,8 @@ def path_rows(paths: dict, photo: Path, runs: int) -> list[tuple[str, np.ndarray
              "  find faces": lambda p: p.detector.detect(rgb)}
     rows = []
     for label, step in steps.items():
-        ms = interleaved({name: (lambda p=p: step(p)) for name, p in paths.items()}, runs)
+        ms = interleaved({name: (lambda p=p: step(p)) for name, p in paths.items()}, runs,
+                         warmup)
         rows += [(f"{name} {label}", ms[name]) for name in paths]
     return rows
 
@@ -87,7 +62,11 @@ def main() -> None:
     parser.add_argument("--group", default=str(GROUP), help="a group photo (timed at its size)")
     parser.add_argument("--megapixels", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=30)
-    args = parser.parse_args()
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    parser.add_argument("--group-runs", type=int, default=None,
+                        help="timed runs on the group photo (default: runs / 4, at least 3)")
+    add_smoke(parser, megapixels=0.3, runs=2, warmup=1, group_runs=1)
+    args = parse_args(parser)
 
     from PIL import Image
 
@@ -95,7 +74,7 @@ def main() -> None:
     from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_MODEL
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("latency") as tmp:
         model_path = Path(args.model) if args.model else DEFAULT_MODEL
         paths = {"old (haar)": Predictor(model_path, detector="haar"),
                  "new (mtcnn)": Predictor(model_path, detector="mtcnn")}
@@ -115,17 +94,19 @@ def main() -> None:
         predictor = paths["new (mtcnn)"]
         crop = faces.crop_image(faces.to_gray(im), predictor.predict_photo(photo).faces[0].crop)[None]
         x = crop[..., None].astype(np.float32)
-        rows = path_rows(paths, photo, args.runs)  # old and new taking turns
+        w = args.warmup
+        rows = path_rows(paths, photo, args.runs, w)  # old and new taking turns
         rows += [("open + EXIF + gray", timed(lambda: faces.to_gray(faces.load_photo(photo)),
-                                               args.runs)),
-                 ("model call, 1 face", timed(lambda: predictor.predict(crop), args.runs)),
+                                               args.runs, w)),
+                 ("model call, 1 face", timed(lambda: predictor.predict(crop), args.runs, w)),
                  ("model.predict, 1 face", timed(lambda: predictor.model.predict(x, verbose=0),
-                                                 max(5, args.runs // 3)))]
+                                                 max(5, args.runs // 3), w))]
         group = Path(args.group)
         with Image.open(group) as g:
             gsize = g.size
         group_ms = interleaved({name: (lambda p=p: p.predict_photo(group))
-                                for name, p in paths.items()}, max(3, args.runs // 4), warmup=1)
+                                for name, p in paths.items()},
+                               args.group_runs or max(3, args.runs // 4), warmup=min(1, w))
         group_rows = [(f"{name} whole path", ms) for name, ms in group_ms.items()]
         group_faces = {name: len(p.predict_photo(group).faces) for name, p in paths.items()}
     print(f"{'':36s}{'median ms':>10s}{'p90 ms':>9s}")

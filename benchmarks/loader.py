@@ -1,4 +1,4 @@
-"""Kaggle training.csv loading: facekp.core.data.dataset.read_kaggle_csv against the tutorial's loader.
+"""Kaggle training.csv loading: facekp.core.data.kaggle_csv.read_kaggle_csv against the tutorial's loader.
 
 Generates a Kaggle-sized training.csv (7,049 rows, about 230 MB) from the real embedded faces
 with Kaggle's missing-value pattern (2,140 rows complete, about 30%; the rest hold only the two
@@ -15,28 +15,25 @@ The reference is the original tutorial's loader, as the issue states it: ``pd.re
 
     python benchmarks/loader.py                 # generate into a temp dir, 3 repetitions
     python benchmarks/loader.py --csv training.csv --repeat 5   # reuse (or create) a file
+    python benchmarks/loader.py --smoke         # seconds: 300 rows, once (does it still run?)
 
 Training from TFRecord shards against the .npz (images/s and peak memory, a dataset 10x the
 embedded one) is the ``shards`` mode, in ``benchmarks/loader_shards.py``:
 
-    python benchmarks/loader.py shards [--times 10] [--epochs 2] [--repeat 1]
+    python benchmarks/loader.py shards [--times 10] [--steps 40] [--repeat 1] [--smoke]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import (ROOT, add_smoke, exit_status, parse_args, peak_rss_mb,  # beside this script
+                    rss_mb, temporary_folder)
 
 KAGGLE_ROWS = 7049
 KAGGLE_COMPLETE = 2140
@@ -94,14 +91,6 @@ def load_ours(path: str):
     return kaggle_csv.read_kaggle_csv(path)
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def child(which: str, path: str) -> None:
     import warnings
 
@@ -110,14 +99,14 @@ def child(which: str, path: str) -> None:
 
     if which == "ours":
         from facekp.core.data import kaggle_csv  # noqa: F401
-    before = _rss_mb()
+    before = rss_mb()
     with warnings.catch_warnings():
         # Kept faithful to the tutorial even if numpy deprecates text-mode fromstring.
         warnings.simplefilter("ignore", DeprecationWarning)
         t0, c0 = time.perf_counter(), time.process_time()
         result = load_reference(path) if which == "reference" else load_ours(path)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mb()
     # A check that both read the same thing (after the peak was taken).
     if which == "reference":
         X, y = result
@@ -145,7 +134,6 @@ def run_child(which: str, path: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["shards"]:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import loader_shards
 
         return loader_shards.main(argv[1:])
@@ -153,17 +141,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path,
                         help="training.csv to read (generated there if it does not exist)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each loader (medians)")
+    parser.add_argument("--rows", type=int, default=KAGGLE_ROWS,
+                        help=f"rows of a generated file (default {KAGGLE_ROWS}, Kaggle's)")
     parser.add_argument("--child", nargs=2, metavar=("LOADER", "CSV"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    add_smoke(parser, rows=300, repeat=1)
+    args = parse_args(parser, argv)
     if args.child:
         child(*args.child)
         return 0
 
-    with tempfile.TemporaryDirectory(prefix="facekp-loader-") as tmp:
+    with temporary_folder("loader") as tmp:
         path = args.csv or Path(tmp) / "training.csv"
         if not path.exists():
             t0 = time.perf_counter()
-            generate(path)
+            generate(path, args.rows)
             print(f"generated {path} in {time.perf_counter() - t0:.1f} s")
         print(f"file: {path}, {path.stat().st_size / 1e6:.1f} MB")
         runs: dict[str, list[dict]] = {"reference": [], "ours": []}
@@ -202,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
           f"ours {m_ours - b_ours:7.1f} MB  ratio {(m_ours - b_ours) / (m_ref - b_ref):.3f}")
     ok = t_ours / t_ref <= 0.2 and m_ours < m_ref
     print("target met" if ok else "TARGET MISSED")
-    return 0 if ok else 1
+    return exit_status(ok, args)
 
 
 if __name__ == "__main__":

@@ -16,36 +16,37 @@ Printed: the medians and the ratios shards / .npz, with the targets (images/s >=
 memory below the .npz path's).
 
     python benchmarks/loader.py shards [--times 10] [--steps 40] [--repeat 1] [--arch seed]
+    python benchmarks/loader.py shards --smoke    # seconds: 256 faces, 2 batches (still runs?)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from loader import _rss_mb  # noqa: E402  (benchmarks/ is this script's folder)
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import (ROOT, add_smoke, exit_status, parse_args, peak_rss_mb,  # beside this script
+                    rss_mb, temporary_folder)
 
 
-def make_data(folder: Path, times: int, shards: int) -> tuple[Path, Path, int]:
-    """The embedded dataset repeated ``times`` times, as an .npz and as shards."""
+def make_data(folder: Path, times: int, shards: int,
+              sample: int | None = None) -> tuple[Path, Path, int]:
+    """The embedded dataset (or ``sample`` faces of it drawn at random) repeated ``times``
+    times, as an .npz and as shards."""
     import numpy as np
 
     from facekp.core.data import dataset as data
-    from facekp.core.resources import DEFAULT_DATASET
     from facekp.core.data.shards import write_shards
+    from facekp.core.resources import DEFAULT_DATASET
 
     faces = data.read_npz(DEFAULT_DATASET)
+    if sample is not None and sample < len(faces):
+        rng = np.random.default_rng(0)
+        faces = faces.subset(np.sort(rng.choice(len(faces), sample, replace=False)))
     idx = np.tile(np.arange(len(faces)), times)
     big = faces.subset(idx)
     big.names = np.char.add(big.names, np.repeat([f"#{k}" for k in range(times)], len(faces)))
@@ -69,7 +70,7 @@ def child(which: str, path: str, arch: str, steps: int) -> None:
     from facekp.core.model.pipeline import pipeline
     from facekp.core.model.train_types import TrainConfig
 
-    before = _rss_mb()
+    before = rss_mb()
     config = TrainConfig.for_arch(arch).resolved()
     source = open_shards(path) if which == "shards" else opener.load(path)
     train, _, _ = data.training_splits(source)
@@ -94,7 +95,7 @@ def child(which: str, path: str, arch: str, steps: int) -> None:
 
     clock = Clock()
     model.fit(pipeline, epochs=2, steps_per_epoch=steps, callbacks=[clock], verbose=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mb()
     span = clock.stamps[-1] - clock.stamps[0]
     print(json.dumps({"images_s": (len(clock.stamps) - 1) * config.batch_size / span,
                       "peak_mb": peak, "before_mb": before, "train_faces": len(train)}))
@@ -117,18 +118,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="batches timed (after as many that warm up)")
     p.add_argument("--arch", default="seed")
     p.add_argument("--repeat", type=int, default=1, help="rounds (medians over them)")
+    p.add_argument("--sample", type=int, default=None,
+                   help="faces of the embedded dataset drawn at random (default: all)")
     p.add_argument("--child", nargs=2, metavar=("WHICH", "PATH"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    add_smoke(p, times=1, sample=256, shards=2, steps=2, repeat=1)
+    args = parse_args(p, argv)
     if args.child:
         child(*args.child, args.arch, args.steps)
         return 0
     if args.steps < 2:
         p.error("--steps must be 2 or more")
-    with tempfile.TemporaryDirectory(prefix="facekp-shards-") as tmp:
+    with temporary_folder("shards") as tmp:
         t0 = time.perf_counter()
-        npz, folder, n = make_data(Path(tmp), args.times, args.shards)
+        npz, folder, n = make_data(Path(tmp), args.times, args.shards, args.sample)
         size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
-        print(f"{n} faces ({args.times} x the embedded dataset) written as {npz.name} "
+        source = f"{args.sample} faces of " if args.sample else ""
+        print(f"{n} faces ({args.times} x {source}the embedded dataset) written as {npz.name} "
               f"({npz.stat().st_size / 1e6:.0f} MB) and as {args.shards} shards per split "
               f"({size:.0f} MB) in {time.perf_counter() - t0:.0f} s", flush=True)
         runs: dict[str, list[dict]] = {"npz": [], "shards": []}
@@ -159,7 +164,7 @@ def report(runs: dict[str, list[dict]], args) -> int:
           f"{m_sh - b_sh:7.1f} MB")
     ok = speed >= 0.9 and m_sh < m_npz
     print("targets met" if ok else "TARGET MISSED")
-    return 0 if ok else 1
+    return exit_status(ok, args)
 
 
 if __name__ == "__main__":

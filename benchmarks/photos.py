@@ -17,6 +17,8 @@ NME against ytf68's labels as they are is printed too. Then the faces found in e
 distance is written (--plot, default benchmarks/out/photos.png).
 
     python benchmarks/photos.py --old-model OLD.keras            # new model: the shipped one
+    python benchmarks/photos.py --smoke     # seconds: 2 photos, the shipped model as both paths
+                                            # (still runs?); the plot to a temporary folder
 """
 from __future__ import annotations
 
@@ -28,16 +30,13 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (ROOT, ROOT / "benchmarks"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
 
 from accuracy import recentred, test_photos  # noqa: E402
+from common import ROOT, SHARED_DATA, add_smoke, parse_args, temporary_folder  # noqa: E402
 
-PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+PHOTOS = SHARED_DATA / "photos"
 EYE_DISTANCES = (12, 18, 24, 36)
 
 
@@ -132,12 +131,24 @@ def plot(results: dict, sizes: list, path: Path) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old-model", required=True, help="the old path's model (.keras)")
+    parser.add_argument("--old-model", help="the old path's model (.keras); required "
+                        "except with --smoke (the shipped model)")
     parser.add_argument("--new-model", default=None, help="default: the shipped model")
     parser.add_argument("--limit", type=int, default=None, help="at most this many photos")
     parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "out" / "photos.png"))
-    args = parser.parse_args(argv)
+    add_smoke(parser, limit=2)
+    args = parse_args(parser, argv)
+    if args.smoke:
+        with temporary_folder("photos") as tmp:
+            args.plot = str(Path(tmp) / "photos.png")
+            return run(args)
+    if not args.old_model:
+        parser.error("--old-model is required (except with --smoke)")
+    return run(args)
 
+
+def run(args) -> int:
+    """Every condition on the old and the new path; the table, the photos, the targets."""
     from PIL import Image
 
     from facekp.core.data import opener
@@ -148,7 +159,7 @@ def main(argv=None) -> int:
     moved = float(dataset.meta.get("label_recentre", {}).get("x_moved_px", 0.0))
     photos = test_photos(dataset.split("test"))[:args.limit]
     background = Image.open(PHOTOS / "dogs.jpg").convert("RGB")
-    paths = {"old": Predictor(args.old_model, detector="haar"),
+    paths = {"old": Predictor(args.old_model or DEFAULT_MODEL, detector="haar"),
              "new": Predictor(args.new_model or DEFAULT_MODEL, detector="mtcnn")}
     sizes = [None, *EYE_DISTANCES]
     results = {}

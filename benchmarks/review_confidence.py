@@ -6,12 +6,17 @@ on the embedded dataset's test people with the shipped model:
 - per face: Spearman between (minus) the face's confidence (mean, as the queue uses, and the
   least sure point's) and the face's RMSE.
 
-    PYTHONPATH=. python benchmarks/review_confidence.py
+    python benchmarks/review_confidence.py [--faces N]
+    python benchmarks/review_confidence.py --smoke     # seconds: 24 faces (does it still run?)
 """
 from __future__ import annotations
 
+import argparse
+import sys
+
 import numpy as np
 
+from common import add_smoke, parse_args  # this checkout first on the path
 from facekp.core.data import dataset as data
 from facekp.core.model import metrics
 from facekp.core.model.confidence import auroc, spearman
@@ -20,8 +25,15 @@ from facekp.core.quality import review
 from facekp.core.resources import DEFAULT_DATASET, default_model
 
 
-def main() -> None:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faces", type=int, default=None,
+                        help="the first N faces of the test people (default: all)")
+    add_smoke(parser, faces=24)
+    args = parse_args(parser, argv)
     ds = data.read_npz(DEFAULT_DATASET).split("test")
+    if args.faces is not None:
+        ds = ds.subset(np.arange(min(args.faces, len(ds))))
     predictor = Predictor(default_model())
     truth = ds.keypoints.astype(np.float64)
     pred = predictor.predict(ds.images).astype(np.float64)
@@ -34,7 +46,8 @@ def main() -> None:
     face = np.sqrt(np.nanmean((pred - truth) ** 2, axis=1))
     for name, value in (("mean", review.face_confidence(conf)), ("least sure", conf.min(1))):
         print(f"face ({name}): Spearman(-confidence, RMSE) {spearman(-value, face):.3f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

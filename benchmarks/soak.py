@@ -16,6 +16,7 @@ the window is idle again (the app then compares the new model and keeps the load
 also printed: the TrainingThread objects alive.
 
     python benchmarks/soak.py [--cycles 50] [--every 10] [--arch seed] [--faces 64] [--app]
+    python benchmarks/soak.py --smoke [--app]   # seconds: 2 cycles of 16 faces (still runs?)
 """
 from __future__ import annotations
 
@@ -23,27 +24,23 @@ import argparse
 import gc
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
+from common import (add_smoke, exit_status, fail_on_modal_dialogs, os_threads,  # noqa: E402
+                    parse_args, private_app_settings, rss_mb, temporary_folder, wait_until)
 
 TARGET_MB = 100
 
 
 def process_status() -> tuple[float, int]:
-    """(RSS in MB, operating-system threads) of this process, from /proc."""
-    fields = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return int(fields["VmRSS"][0]) / 1024, int(fields["Threads"][0])
+    """(RSS in MB, operating-system threads) of this process."""
+    return rss_mb(), os_threads()
 
 
 def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
@@ -81,8 +78,7 @@ def one_cycle(arch: str, train, val, out: Path, batch_size: int) -> str:
 
 def app_cycles(args, train, val, tmp: Path) -> dict[int, float]:
     """Start/stop cycles in the real app (offscreen); RSS after every ``args.every``."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QTimer
+    private_app_settings(tmp)
     from PySide6.QtWidgets import QApplication
 
     from facekp.core.data import dataset as data
@@ -94,14 +90,7 @@ def app_cycles(args, train, val, tmp: Path) -> dict[int, float]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(Options(data=str(subset), remember=False))
     window.ask_switch_model = lambda text: False   # keep the loaded model, no dialog
-
-    def wait_until(cond, timeout_s: float) -> None:
-        loop, t = QEventLoop(), QTimer()
-        t.timeout.connect(lambda: cond() and loop.quit())
-        t.start(20)
-        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-        loop.exec()
-        t.stop()
+    fail_on_modal_dialogs(window)                  # any other dialog: exit status 3, no hang
 
     window.show()
     wait_until(lambda: not window.busy, 300)
@@ -136,7 +125,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--app", action="store_true",
                         help="cycles in the real app (offscreen) instead of the core Trainer")
-    args = parser.parse_args()
+    add_smoke(parser, cycles=2, every=1, faces=16, batch_size=16)
+    args = parse_args(parser)
     if args.cycles < args.every or args.every < 1:
         parser.error("--cycles must be at least --every, and --every at least 1")
 
@@ -153,7 +143,7 @@ def main() -> int:
           f"validation faces; before: RSS {rss0:.0f} MB, {threads0} threads", flush=True)
     marks: dict[int, float] = {}
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("soak") as tmp:
         if args.app:
             marks.update(app_cycles(args, train, val, Path(tmp)))
         for cycle in range(1, args.cycles + 1 if not args.app else 1):
@@ -168,7 +158,7 @@ def main() -> int:
     growth = marks[last] - marks[first]
     print(f"RSS growth from cycle {first} to {last}: {growth:+.0f} MB (target <= {TARGET_MB} "
           f"MB over cycles 10 to 50)")
-    return 0 if growth <= TARGET_MB * (last - first) / 40 else 1
+    return exit_status(growth <= TARGET_MB * (last - first) / 40, args)
 
 
 if __name__ == "__main__":

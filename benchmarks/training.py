@@ -13,21 +13,21 @@ A-B-B-A order, and the rates pool all rounds.
 
     python benchmarks/training.py [--faces 1024] [--val 256] [--epochs 3] [--batch-size 64]
                                   [--rounds 2]
+    python benchmarks/training.py --smoke      # seconds: 32 faces, 2 epochs (still runs?)
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
+from common import add_smoke, parse_args, temporary_folder  # noqa: E402
 
 
 def reference_loop(arch, train, val, epochs, batch_size, lr, seed, out):
@@ -109,7 +109,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=2,
                         help="runs of each, in A-B-B-A order; rates pooled (default 2)")
-    args = parser.parse_args()
+    add_smoke(parser, faces=32, val=16, epochs=2, batch_size=16, rounds=1)
+    args = parse_args(parser)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch traces the graphs)")
 
@@ -132,7 +133,7 @@ def main() -> None:
     # Rounds in A-B-B-A order (reference, Trainer, Trainer, reference, ...): on a shared
     # machine whose speed drifts, both then meet the same conditions on average.
     runs = {"reference": [], "Trainer": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("training") as tmp:
         for k in range(args.rounds):
             order = ("reference", "Trainer") if k % 2 == 0 else ("Trainer", "reference")
             for name in order:

@@ -22,24 +22,24 @@ decoded frames, it prints for each way of processing them:
 defaults are compared with them).
 
     python benchmarks/video.py [--model M.keras] [--hold 12] [--photos 12] [--sweep]
+    python benchmarks/video.py --smoke       # seconds: 2 photos x 3 frames (still runs?)
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-for _p in (ROOT, ROOT / "tests"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
 
+from common import ROOT, add_smoke, parse_args, temporary_folder  # noqa: E402
+
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(1, str(ROOT / "tests"))
 from clips import PERSON, make_clip  # noqa: E402
 
 
@@ -98,10 +98,11 @@ def main() -> None:
     parser.add_argument("--hold", type=int, default=12, help="frames per photo")
     parser.add_argument("--photos", type=int, default=12, help="photos of the person")
     parser.add_argument("--sweep", action="store_true", help="also other smoothing settings")
-    args = parser.parse_args()
+    add_smoke(parser, photos=2, hold=3)
+    args = parse_args(parser)
     from facekp.core.model.predict import Predictor
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_folder("video") as tmp:
         clip = make_clip(Path(tmp) / "clip.mp4", frames=args.photos * args.hold, hold=args.hold)
         frames, fps = read_frames(Path(tmp) / "clip.mp4")
     labels, source = clip["labels"], clip["source"]
