@@ -92,7 +92,7 @@ def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
             return rec, None, (f"{rec} holds edits of another version of "
                                f"{Path(dataset_path).name}; it is left as it is")
         restored = Dataset(images, f["keypoints"], f["names"], f["persons"], f["splits"],
-                           json.loads(str(f["meta"])))
+                           json.loads(str(f["meta"])), keypoint_set=dataset.keypoint_set)
     except Exception as exc:  # an unreadable recovery file is reported, never fatal
         return rec, None, f"{rec} could not be read ({exc}); it is left as it is"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(f["saved_at"])))

@@ -91,7 +91,8 @@ def test_info_json_keys(capsys, faces, tmp_path):
     assert code == 0
     info = json.loads(stdout)
     assert set(info) == {"file", "faces", "complete", "people", "duplicates", "splits",
-                         "keypoints"}
+                         "keypoints", "keypoint_set", "keypoints_per_face"}
+    assert info["keypoint_set"] == "kaggle15" and info["keypoints_per_face"] == 15
     assert info["duplicates"] == 0
     assert info["faces"] == 40 and info["file"] == str(path)
     assert set(info["splits"]) == {"train", "val", "test"}

@@ -115,3 +115,151 @@ def test_keypoints_init_mistakes_are_one_line_and_exit_2(tmp_path, capsys):
     out.write_text("mine\n")
     assert cli.main(["keypoints", "init", "s", "--names", "a,b", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err and out.read_text() == "mine\n"
+
+
+# --- the set travels with a dataset ----------------------------------------------------------
+
+def _ibug68_faces(n: int = 6):
+    """n real face crops of the embedded dataset with made-up 68-point labels."""
+    from facekp.core.data.dataset import Dataset
+
+    base = read_npz(DEFAULT_DATASET).subset(np.arange(n))
+    kp = np.random.default_rng(2).uniform(5, 90, (n, 136)).astype(np.float32)
+    kp[0, 10:12] = np.nan  # a missing point
+    return Dataset.from_arrays(base.images, kp, names=base.names, persons=base.persons,
+                               splits=base.splits, keypoint_set=ks.IBUG68)
+
+
+def test_an_npz_keeps_its_keypoint_set(tmp_path):
+    from facekp.core.data import dataset as data
+
+    faces = _ibug68_faces()
+    back = read_npz(data.write_npz(faces, tmp_path / "f.npz"))
+    assert back.keypoint_set == ks.IBUG68 and back.keypoints.shape == (6, 136)
+    np.testing.assert_array_equal(back.keypoints, faces.keypoints)
+    assert back.present.shape == (6, 68) and not back.present[0, 5]
+    assert back.subset([1, 2]).keypoint_set == ks.IBUG68
+    assert back.split("all").concat(back).keypoint_set == ks.IBUG68
+
+
+def test_files_written_before_sets_travelled_read_as_kaggle15():
+    shipped = read_npz(DEFAULT_DATASET)  # written before the set was stored
+    assert shipped.keypoint_set == ks.KAGGLE15
+
+
+def test_an_npz_whose_keypoints_do_not_fit_its_set_is_refused(tmp_path):
+    from facekp.core.data import dataset as data
+
+    path = data.write_npz(_ibug68_faces(), tmp_path / "f.npz")
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["keypoint_set"] = np.array(json.dumps(ks.KAGGLE15.to_dict()))
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=r"expected 6 x 30 \(keypoint set kaggle15\)"):
+        read_npz(path)
+
+
+def test_faces_of_two_sets_are_not_joined():
+    kaggle = read_npz(DEFAULT_DATASET).subset([0])
+    with pytest.raises(DataError, match="'ibug68' to faces of 'kaggle15'"):
+        kaggle.concat(_ibug68_faces(1))
+
+
+def test_kaggle_csv_is_refused_for_another_set_naming_the_formats_that_fit(tmp_path):
+    from facekp.core.data import kaggle_csv
+
+    with pytest.raises(DataError, match="write .npz, or export COCO, dlib XML or .pts"):
+        kaggle_csv.write_kaggle_csv(_ibug68_faces(), tmp_path / "f.csv")
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_shards_keep_the_keypoint_set(tmp_path):
+    from facekp.core.data.shards import open_shards, write_shards
+
+    faces = _ibug68_faces()
+    write_shards(faces, tmp_path / "s", 2)
+    shards = open_shards(tmp_path / "s")
+    assert shards.keypoint_set == ks.IBUG68
+    back = shards.read()
+    assert back.keypoint_set == ks.IBUG68
+    np.testing.assert_array_equal(back.keypoints, faces.keypoints)
+    assert shards.describe()["keypoints_per_face"] == 68
+
+
+def test_info_names_the_set(tmp_path, capsys):
+    from facekp.core.data import dataset as data
+
+    path = data.write_npz(_ibug68_faces(), tmp_path / "f.npz")
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "keypoint set: ibug68 (68 keypoints)" in out and "jaw_0" in out
+
+
+# --- datasets and models of different sets ----------------------------------------------------
+
+def _as_68(kaggle_faces):
+    """The faces' kaggle15 labels written into 68-point labels: each kaggle15 point's source
+    points at its place (the eye centres' six each, then the eye corners, which are two of
+    those six), the rest of the 68 at the crop's centre."""
+    from facekp.core.data.dataset import Dataset
+
+    n = len(kaggle_faces)
+    pts15 = kaggle_faces.keypoints.reshape(n, 15, 2)
+    pts68 = np.full((n, 68, 2), 48.0, np.float32)
+    for i, sources in enumerate(ks.KAGGLE15.from_68):
+        pts68[:, list(sources)] = pts15[:, i:i + 1]
+    return Dataset.from_arrays(kaggle_faces.images, pts68.reshape(n, 136),
+                               names=kaggle_faces.names, keypoint_set=ks.IBUG68)
+
+
+def test_derived_keypoints_take_the_mean_and_keep_missing_points():
+    pts = np.random.default_rng(3).uniform(0, 96, (2, 68, 2))
+    pts[1, 37] = np.nan  # one point of the right eye missing on the second face
+    out = ks.derive_keypoints(pts.reshape(2, 136), ks.IBUG68, ks.KAGGLE15).reshape(2, 15, 2)
+    np.testing.assert_allclose(out[0], K.from_68(pts[0]), rtol=1e-5)
+    right_eye = K.NAMES.index("right_eye_center")
+    assert np.isnan(out[1, right_eye]).all() and not np.isnan(np.delete(out[1], right_eye, 0)).any()
+    assert not ks.derivable(ks.KAGGLE15, ks.IBUG68)
+
+
+def test_a_kaggle15_model_scores_an_ibug68_dataset_through_the_derivation():
+    from facekp.core.model.predict import Predictor
+    from facekp.core.quality.evaluate import evaluate
+    from facekp.core.resources import default_model
+
+    test = read_npz(DEFAULT_DATASET).split("test")
+    test = test.subset(np.flatnonzero(test.present.all(axis=1))[:24])
+    faces68 = _as_68(test)
+    by_hand = test.subset(np.arange(24))  # the same faces, labels mapped by keypoints.from_68
+    by_hand.keypoints = K.as_columns(K.from_68(faces68.keypoints.reshape(24, 68, 2))).astype(
+        np.float32)
+    predictor = Predictor(default_model(), confidence=None)
+    direct, derived = evaluate(predictor, by_hand), evaluate(predictor, faces68)
+    assert derived["rmse_px"] == pytest.approx(direct["rmse_px"], rel=1e-6)
+    assert derived["per_keypoint"] == pytest.approx(direct["per_keypoint"], rel=1e-6)
+    assert derived["rmse_px"] < 3  # the model's real error on these faces, not noise
+
+
+def test_a_custom_set_dataset_and_a_kaggle15_model_are_refused_naming_both():
+    from facekp.core.data.dataset import Dataset
+    from facekp.core.model.predict import Predictor
+    from facekp.core.quality.evaluate import evaluate
+    from facekp.core.resources import default_model
+
+    hand = ks.KeypointSet("hand", ("thumb", "index", "palm", "wrist"))
+    faces = read_npz(DEFAULT_DATASET).subset(np.arange(3))
+    custom = Dataset.from_arrays(faces.images, np.full((3, 8), 40.0), keypoint_set=hand)
+    with pytest.raises(DataError) as err:
+        evaluate(Predictor(default_model(), confidence=None), custom)
+    assert "'hand' (4 points)" in str(err.value) and "'kaggle15' (15 points)" in str(err.value)
+
+
+def test_training_on_another_set_is_one_clear_line(tmp_path):
+    from facekp.core.model.train import Trainer
+    from facekp.core.model.train_types import TrainConfig
+
+    faces = _ibug68_faces()
+    result = Trainer(TrainConfig.for_arch("seed", epochs=1), faces, faces,
+                     tmp_path / "m.keras").run()
+    assert result.reason == "error" and "keypoint set 'ibug68'" in result.message
+    assert not (tmp_path / "m.keras").exists()

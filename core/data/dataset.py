@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,11 +21,13 @@ import numpy as np
 
 from facekp.core.errors import DataError
 from facekp.core.fileio import atomic_path, check_input_file
-from facekp.core.data.keypoints import COLUMNS, IMAGE_SIZE, NAMES
+from facekp.core.data.keypoint_sets import KAGGLE15, KeypointSet, derive_keypoints, from_dict
+from facekp.core.data.keypoints import IMAGE_SIZE
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 SPLITS = ("train", "val", "test")
-NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits", "checked", "sources")
+NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits", "checked", "sources",
+              "keypoint_set")
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Dataset:
     checked: np.ndarray | None = None
     #: per face: the photo it was cut from ('' when unknown)
     sources: np.ndarray | None = None
+    #: the keypoints' set: K names in order (``keypoints`` is N x 2K), flips, skeleton
+    keypoint_set: KeypointSet = KAGGLE15
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
@@ -47,9 +51,13 @@ class Dataset:
         if self.images.dtype != np.uint8 or self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"images must be uint8 N x 96 x 96, got {self.images.dtype} "
                              f"{self.images.shape}")
+        if not isinstance(self.keypoint_set, KeypointSet):
+            raise ValueError(f"keypoint_set must be a KeypointSet, got {self.keypoint_set!r}")
+        k2 = 2 * self.keypoint_set.size
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
-        if self.keypoints.shape != (n, len(COLUMNS)):
-            raise ValueError(f"keypoints must be N x 30 with N={n}, got {self.keypoints.shape}")
+        if self.keypoints.shape != (n, k2):
+            raise ValueError(f"keypoints must be N x {k2} with N={n} ({self.keypoint_set.name}), "
+                             f"got {self.keypoints.shape}")
         self.names = np.asarray(self.names, dtype=str)
         self.persons = np.asarray(self.persons, dtype=str)
         self.splits = np.asarray(self.splits, dtype=str)
@@ -68,15 +76,17 @@ class Dataset:
                     names: Sequence[str] | None = None, persons: Sequence[str] | None = None,
                     splits: Sequence[str] | None = None, meta: dict | None = None,
                     checked: Sequence[bool] | None = None,
-                    sources: Sequence[str] | None = None) -> "Dataset":
+                    sources: Sequence[str] | None = None,
+                    keypoint_set: KeypointSet = KAGGLE15) -> "Dataset":
         n = len(images)
+        k2 = 2 * keypoint_set.size
         return cls(
             images=images,
-            keypoints=np.full((n, 30), np.nan, np.float32) if keypoints is None else keypoints,
+            keypoints=np.full((n, k2), np.nan, np.float32) if keypoints is None else keypoints,
             names=[str(i + 1) for i in range(n)] if names is None else names,
             persons=[""] * n if persons is None else persons,
             splits=[""] * n if splits is None else splits,
-            meta=dict(meta or {}), checked=checked, sources=sources,
+            meta=dict(meta or {}), checked=checked, sources=sources, keypoint_set=keypoint_set,
         )
 
     def __len__(self) -> int:
@@ -84,9 +94,10 @@ class Dataset:
 
     def subset(self, index: np.ndarray | Sequence[int] | slice) -> "Dataset":
         idx = index if isinstance(index, slice) else np.asarray(index)
-        return Dataset(self.images[idx], self.keypoints[idx], self.names[idx],
-                       self.persons[idx], self.splits[idx], dict(self.meta),
-                       self.checked[idx], self.sources[idx])
+        return replace(self, images=self.images[idx], keypoints=self.keypoints[idx],
+                       names=self.names[idx], persons=self.persons[idx],
+                       splits=self.splits[idx], meta=dict(self.meta),
+                       checked=self.checked[idx], sources=self.sources[idx])
 
     def split(self, name: str) -> "Dataset":
         """Rows of one split ('train', 'val' or 'test'); 'all' returns every row."""
@@ -98,8 +109,8 @@ class Dataset:
 
     @property
     def present(self) -> np.ndarray:
-        """Boolean N x 15: keypoint labelled (both x and y present)."""
-        kp = self.keypoints.reshape(len(self), len(NAMES), 2)  # -1 fails on 0 rows
+        """Boolean N x K: keypoint labelled (both x and y present)."""
+        kp = self.keypoints.reshape(len(self), self.keypoint_set.size, 2)  # -1 fails on 0 rows
         return ~np.isnan(kp).any(axis=2)
 
     @property
@@ -112,17 +123,30 @@ class Dataset:
         return {s: int((self.splits == s).sum()) for s in (*SPLITS, "")}
 
     def complete(self) -> "Dataset":
-        """Rows with all 15 keypoints (what the reference recipe trains on)."""
+        """Rows with every keypoint labelled (what the reference recipe trains on)."""
         return self.subset(np.flatnonzero(self.present.all(axis=1)))
 
     def concat(self, other: "Dataset") -> "Dataset":
-        return Dataset(np.concatenate([self.images, other.images]),
-                       np.concatenate([self.keypoints, other.keypoints]),
-                       np.concatenate([self.names, other.names]),
-                       np.concatenate([self.persons, other.persons]),
-                       np.concatenate([self.splits, other.splits]), dict(self.meta),
-                       np.concatenate([self.checked, other.checked]),
-                       np.concatenate([self.sources, other.sources]))
+        """This dataset's faces, then ``other``'s (both of one keypoint set)."""
+        if other.keypoint_set != self.keypoint_set:
+            raise DataError(None, f"cannot join faces of keypoint set "
+                                  f"{other.keypoint_set.name!r} to faces of "
+                                  f"{self.keypoint_set.name!r}")
+
+        def cat(name):
+            return np.concatenate([getattr(self, name), getattr(other, name)])
+
+        return replace(self, images=cat("images"), keypoints=cat("keypoints"),
+                       names=cat("names"), persons=cat("persons"), splits=cat("splits"),
+                       meta=dict(self.meta), checked=cat("checked"), sources=cat("sources"))
+
+    def in_set(self, target: KeypointSet) -> "Dataset":
+        """The same faces with their keypoints in ``target``'s set (derived: an ibug68 dataset
+        gives kaggle15 keypoints; ValueError when the sets cannot be derived)."""
+        if target == self.keypoint_set:
+            return self
+        return replace(self, keypoints=derive_keypoints(self.keypoints, self.keypoint_set, target),
+                       keypoint_set=target)
 
     @property
     def unchecked(self) -> np.ndarray:
@@ -154,8 +178,7 @@ def split_by_person(dataset: Dataset, fractions: Sequence[float] = (0.8, 0.1, 0.
     lookup = dict(zip(people, labels))
     splits = np.array([lookup[p] for p in persons], dtype=str)
     meta = dict(dataset.meta, split={"by": "person", "fractions": list(fractions), "seed": seed})
-    return Dataset(dataset.images, dataset.keypoints, dataset.names, dataset.persons, splits, meta,
-                   dataset.checked, dataset.sources)
+    return replace(dataset, splits=splits, meta=meta)
 
 
 #: How a dataset without any splits is divided for training (people, not faces).
@@ -226,22 +249,22 @@ def duplicate_rows(dataset: Dataset) -> np.ndarray:
 def describe(dataset: Dataset) -> dict[str, Any]:
     """Faces, split sizes, and per keypoint: missing count, mean and std of x and y."""
     return summarize(dataset.keypoints, dataset.persons, dataset.splits,
-                     len(duplicate_rows(dataset)))
+                     len(duplicate_rows(dataset)), dataset.keypoint_set)
 
 
 def summarize(keypoints: np.ndarray, persons: np.ndarray, splits: np.ndarray,
-              duplicates: int) -> dict[str, Any]:
+              duplicates: int, keypoint_set: KeypointSet = KAGGLE15) -> dict[str, Any]:
     """:func:`describe`'s summary from the per-face arrays it needs (no pixels) and the
     number of duplicate faces."""
-    n = len(keypoints)
-    kp = keypoints.reshape(n, len(NAMES), 2)
+    n, names = len(keypoints), keypoint_set.names
+    kp = keypoints.reshape(n, len(names), 2)
     present = ~np.isnan(kp).any(axis=2)
     per_kp = {}
     with np.errstate(invalid="ignore"), _quiet_nan_warnings():
-        mean = np.nanmean(kp, axis=0) if n else np.full((15, 2), np.nan)
-        std = np.nanstd(kp, axis=0) if n else np.full((15, 2), np.nan)
+        mean = np.nanmean(kp, axis=0) if n else np.full((len(names), 2), np.nan)
+        std = np.nanstd(kp, axis=0) if n else np.full((len(names), 2), np.nan)
     missing = (~present).sum(axis=0)
-    for i, name in enumerate(NAMES):
+    for i, name in enumerate(names):
         per_kp[name] = {
             "missing": int(missing[i]),
             "mean_x": _num(mean[i, 0]), "mean_y": _num(mean[i, 1]),
@@ -253,6 +276,8 @@ def summarize(keypoints: np.ndarray, persons: np.ndarray, splits: np.ndarray,
         counts["unassigned"] = unassigned
     return {
         "faces": n,
+        "keypoint_set": keypoint_set.name,
+        "keypoints_per_face": len(names),
         "complete": int(present.all(axis=1).sum()),
         "people": int(len(np.unique(persons[persons != ""]))),
         "duplicates": int(duplicates),
@@ -263,8 +288,10 @@ def summarize(keypoints: np.ndarray, persons: np.ndarray, splits: np.ndarray,
 
 def format_description(desc: dict[str, Any]) -> str:
     """:func:`describe`'s figures as the lines ``facekp info`` prints."""
-    lines = [f"faces: {desc['faces']}  (all 15 keypoints: {desc['complete']}, "
+    k = desc["keypoints_per_face"]
+    lines = [f"faces: {desc['faces']}  (all {k} keypoints: {desc['complete']}, "
              f"people: {desc['people']})",
+             f"keypoint set: {desc['keypoint_set']} ({k} keypoints)",
              "splits: " + ", ".join(f"{k} {v}" for k, v in desc["splits"].items())]
     if desc.get("duplicates"):
         lines.append(f"warning: {desc['duplicates']} duplicate faces (same pixels as an earlier "
@@ -297,7 +324,8 @@ class _quiet_nan_warnings:
 # --- .npz ---------------------------------------------------------------------------------
 
 def write_npz(dataset: Dataset, path: str | Path) -> Path:
-    """Write a compressed .npz atomically (arrays plus a JSON ``meta`` string)."""
+    """Write a compressed .npz atomically (arrays plus JSON strings ``meta`` and
+    ``keypoint_set``)."""
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -306,7 +334,8 @@ def write_npz(dataset: Dataset, path: str | Path) -> Path:
                 names=dataset.names.astype(str), persons=dataset.persons.astype(str),
                 splits=dataset.splits.astype(str), checked=dataset.checked.astype(bool),
                 sources=dataset.sources.astype(str),
-                meta=np.array(json.dumps(dataset.meta, sort_keys=True)))
+                meta=np.array(json.dumps(dataset.meta, sort_keys=True)),
+                keypoint_set=np.array(json.dumps(dataset.keypoint_set.to_dict())))
     return path
 
 
@@ -346,14 +375,16 @@ def read_npz(path: str | Path) -> Dataset:
                             column="images")
         images = _npz_images(path, _npz_array(npz, path, "images"))
         n = len(images)
+        kset = _npz_keypoint_set(npz, path) if "keypoint_set" in keys else KAGGLE15
+        k2 = 2 * kset.size
         keypoints = (_npz_array(npz, path, "keypoints") if "keypoints" in keys
-                     else np.full((n, 30), np.nan))
+                     else np.full((n, k2), np.nan))
         if not np.issubdtype(keypoints.dtype, np.number):
             raise DataError(path, f"keypoints hold {keypoints.dtype} values, expected numbers",
                             column="keypoints")
-        if keypoints.shape != (n, 30):
-            raise DataError(path, f"keypoints have shape {keypoints.shape}, expected {n} x 30",
-                            column="keypoints")
+        if keypoints.shape != (n, k2):
+            raise DataError(path, f"keypoints have shape {keypoints.shape}, expected {n} x {k2} "
+                                  f"(keypoint set {kset.name})", column="keypoints")
         fields = {}
         for name in ("names", "persons", "splits", "sources", "checked"):
             if name in keys:
@@ -378,10 +409,19 @@ def read_npz(path: str | Path) -> Dataset:
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise DataError(path, f"keypoint {keypoints[r, c]:g} outside 0-96 (face {r + 1})",
-                        column=COLUMNS[c])
+                        column=kset.columns[c])
     return Dataset.from_arrays(images, keypoints, fields.get("names"), fields.get("persons"),
                                fields.get("splits"), meta, fields.get("checked"),
-                               fields.get("sources"))
+                               fields.get("sources"), keypoint_set=kset)
+
+
+def _npz_keypoint_set(npz, path: Path) -> KeypointSet:
+    """The keypoint set an .npz names (files written before sets travelled hold none: kaggle15)."""
+    try:
+        d = json.loads(str(_npz_array(npz, path, "keypoint_set")))
+    except ValueError:
+        raise DataError(path, "keypoint_set is not valid JSON", column="keypoint_set") from None
+    return from_dict(d, path)
 
 
 def _check_split_names(path: Path, splits: np.ndarray | None) -> None:

@@ -266,6 +266,10 @@ def write_kaggle_csv(dataset: Dataset, path: str | Path, layout: str | None = No
     ``layout`` defaults to 'test' when the dataset has no keypoints at all, else 'training'.
     Written atomically.
     """
+    if dataset.keypoint_set.columns != COLUMNS:
+        raise DataError(path, f"Kaggle CSV holds Kaggle's 15 keypoints (kaggle15); this dataset's "
+                              f"set is {dataset.keypoint_set.name!r}: write .npz, or export "
+                              "COCO, dlib XML or .pts")
     path = Path(path)
     if layout is None:
         layout = "test" if np.isnan(dataset.keypoints).all() and len(dataset) else "training"

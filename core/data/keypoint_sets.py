@@ -287,3 +287,43 @@ def describe_set(s: KeypointSet) -> str:
     if s.from_68 is not None:
         lines.append("imports from 68-point labels: yes")
     return "\n".join(lines)
+
+
+# --- between sets --------------------------------------------------------------------------
+
+def _is_68_points(s: KeypointSet) -> bool:
+    return s.size == 68 and s.from_68 == tuple((i,) for i in range(68))
+
+
+def derivable(source: KeypointSet, target: KeypointSet) -> bool:
+    """Keypoints of ``source`` can be turned into ``target``'s: the same set, or 68 iBUG-ordered
+    points and a target that says which of them each of its points comes from."""
+    return source == target or (_is_68_points(source) and target.from_68 is not None)
+
+
+def derive_keypoints(keypoints: np.ndarray, source: KeypointSet,
+                     target: KeypointSet) -> np.ndarray:
+    """(N, 2K source) -> (N, 2K target): each target point the mean of the 68 points it comes
+    from; missing (NaN) when any of them is missing."""
+    if source == target:
+        return np.asarray(keypoints, np.float32)
+    if not derivable(source, target):
+        raise ValueError(f"keypoint set {source.name!r} cannot be turned into {target.name!r}")
+    pts = np.asarray(keypoints, np.float64).reshape(len(keypoints), 68, 2)
+    used = target.from_68_matrix()
+    valid = ~np.isnan(pts).any(axis=2)
+    out = np.einsum("kj,njc->nkc", used, np.nan_to_num(pts))
+    complete = np.einsum("kj,nj->nk", (used > 0).astype(float), valid) == (used > 0).sum(1)
+    out[~complete] = np.nan
+    return out.reshape(len(keypoints), -1).astype(np.float32)
+
+
+def check_compatible(data_set: KeypointSet, model_set: KeypointSet, data: str,
+                     model: str) -> None:
+    """Faces labelled in ``data_set`` can be scored by a model predicting ``model_set``; a
+    DataError naming both sets otherwise."""
+    if not derivable(data_set, model_set):
+        raise DataError(None, f"{data} holds keypoint set {data_set.name!r} "
+                              f"({data_set.size} points) and {model} predicts "
+                              f"{model_set.name!r} ({model_set.size} points); neither can be "
+                              "turned into the other")

@@ -33,7 +33,8 @@ import numpy as np
 from facekp.core.data.dataset import SPLITS, Dataset, summarize
 from facekp.core.errors import DataError
 from facekp.core.fileio import atomic_folder, refuse_special
-from facekp.core.data.keypoints import COLUMNS, IMAGE_SIZE, NAMES
+from facekp.core.data.keypoint_sets import KAGGLE15, KeypointSet, from_dict
+from facekp.core.data.keypoints import IMAGE_SIZE
 
 FORMAT = "facekp-shards"
 VERSION = 1
@@ -150,7 +151,9 @@ def _index(dataset: Dataset, files: list[dict]) -> dict:
                 "people": int(len(np.unique(people)))}
     return {"format": FORMAT, "version": VERSION, "faces": len(dataset),
             "image": {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "dtype": "uint8"},
-            "keypoint_names": list(NAMES), "columns": list(COLUMNS),
+            "keypoint_names": list(dataset.keypoint_set.names),
+            "columns": list(dataset.keypoint_set.columns),
+            "keypoint_set": dataset.keypoint_set.to_dict(),
             "splits": splits, "people": sorted(set(dataset.persons.tolist()) - {""}),
             "files": files, "meta": dataset.meta}
 
@@ -191,8 +194,10 @@ def _check_index(path: Path, index: Any) -> None:
     if not isinstance(version, int) or version > VERSION:
         raise DataError(path, f"shard format version {version!r}; this facekp reads version "
                               f"{VERSION} or older: update facekp")
-    if index.get("columns") != list(COLUMNS):
-        raise DataError(path, "keypoint columns differ from facekp's 30 (Kaggle order)")
+    kset = index_keypoint_set(path, index)
+    if index.get("columns") != list(kset.columns):
+        raise DataError(path, f"keypoint columns differ from the {2 * kset.size} of keypoint set "
+                              f"{kset.name!r}", column="columns")
     files = index.get("files")
     keys = {"file", "split", "faces", "complete", "labelled", "bytes"}
     if (not isinstance(files, list) or not files
@@ -203,6 +208,11 @@ def _check_index(path: Path, index: Any) -> None:
             raise DataError(path, f"bad file entry {f!r}", column="files")
 
 
+def index_keypoint_set(path: Path, index: dict) -> KeypointSet:
+    """The keypoint set a shard index names (folders written before sets travelled: kaggle15)."""
+    return from_dict(index["keypoint_set"], path) if "keypoint_set" in index else KAGGLE15
+
+
 class Shards:
     """An opened shard folder: counts from its index; faces streamed from its files."""
 
@@ -210,6 +220,7 @@ class Shards:
         self.path = Path(path)
         self.index = index
         self.meta = dict(index.get("meta") or {})
+        self.keypoint_set = index_keypoint_set(self.path / INDEX, index)
 
     def __len__(self) -> int:
         return int(self.index["faces"])
@@ -239,7 +250,7 @@ class Shards:
         def cat(key):
             return np.concatenate([p[key] for p in parts])[order]
         return Dataset(cat("image"), cat("keypoints"), cat("name"), cat("person"),
-                       cat("split"), dict(self.meta))
+                       cat("split"), dict(self.meta), keypoint_set=self.keypoint_set)
 
     def describe(self) -> dict[str, Any]:
         """:func:`facekp.core.data.dataset.describe`'s summary from one streaming pass: keypoints, people and
@@ -256,7 +267,7 @@ class Shards:
                 dupes += key in seen
                 seen.add(key)
         return summarize(np.concatenate(keypoints), np.concatenate(persons),
-                         np.concatenate(splits), dupes)
+                         np.concatenate(splits), dupes, self.keypoint_set)
 
 
 class ShardSplit:
@@ -269,6 +280,7 @@ class ShardSplit:
         self.files = [shards.path / f["file"] for f in files]
         self.complete_only = complete_only
         self.meta = dict(shards.meta, source=str(shards.path))
+        self.keypoint_set = shards.keypoint_set
         self.shuffle_buffer = SHUFFLE_BUFFER
 
     def __len__(self) -> int:
@@ -282,7 +294,7 @@ class ShardSplit:
         return sum(int(f[key]) for f in self.entries)
 
     def complete(self) -> "ShardSplit":
-        """The faces with all 15 keypoints (filtered while streaming)."""
+        """The faces with every keypoint labelled (filtered while streaming)."""
         return ShardSplit(self.shards, self.entries, complete_only=True)
 
     def auto_shard_policy(self, workers: int):
@@ -319,7 +331,8 @@ class ShardSplit:
         parallel = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": ordered}
         d = files.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
                              **(parallel if cycle > 1 else {}))
-        d = d.map(_no_autograph(_parse_training), **parallel)
+        k2 = 2 * self.keypoint_set.size
+        d = d.map(_no_autograph(lambda r: _parse_training(r, k2)), **parallel)
         if self.complete_only:
             d = d.filter(_no_autograph(
                 lambda x, y: tf.reduce_all(tf.logical_not(tf.math.is_nan(y)))))
@@ -343,7 +356,8 @@ class ShardSplit:
         DataError naming it."""
         import tensorflow as tf
 
-        parse = _no_autograph(lambda r: _parse_batch(r, fields))
+        k2 = 2 * self.keypoint_set.size
+        parse = _no_autograph(lambda r: _parse_batch(r, fields, k2))
         for file, entry in zip(self.files, self.entries):
             count = 0
             try:
@@ -363,22 +377,22 @@ def _no_autograph(fn):
     return tf.autograph.experimental.do_not_convert(fn)
 
 
-def _parse_training(record):
-    """One serialized face -> (uint8 (96, 96, 1), float32 (30,))."""
+def _parse_training(record, k2: int):
+    """One serialized face -> (uint8 (96, 96, 1), float32 (2K,))."""
     import tensorflow as tf
 
     f = tf.io.parse_single_example(record, {
         "image": tf.io.FixedLenFeature([], tf.string),
-        "keypoints": tf.io.FixedLenFeature([len(COLUMNS)], tf.float32)})
+        "keypoints": tf.io.FixedLenFeature([k2], tf.float32)})
     image = tf.reshape(tf.io.decode_raw(f["image"], tf.uint8), (IMAGE_SIZE, IMAGE_SIZE, 1))
     return image, f["keypoints"]
 
 
-def _parse_batch(records, fields: bool):
+def _parse_batch(records, fields: bool, k2: int):
     import tensorflow as tf
 
     spec = {"image": tf.io.FixedLenFeature([], tf.string),
-            "keypoints": tf.io.FixedLenFeature([len(COLUMNS)], tf.float32)}
+            "keypoints": tf.io.FixedLenFeature([k2], tf.float32)}
     if fields:
         spec.update({k: tf.io.FixedLenFeature([], tf.string) for k in ("name", "person",
                                                                        "split")})

@@ -123,6 +123,14 @@ class Predictor:
 
     # -- crops --
 
+    @property
+    def keypoint_set(self):
+        """The keypoint set the model predicts: every architecture today outputs Kaggle's 15
+        points (the model's output size is checked when it is loaded)."""
+        from facekp.core.data.keypoint_sets import KAGGLE15
+
+        return KAGGLE15
+
     def predict(self, images: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
         """uint8 (N, 96, 96) faces (or (N, 96, 96, 1)) -> float32 (N, 30) keypoints, pixels."""
         x = _faces(images)

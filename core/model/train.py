@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facekp.core.data.dataset import Dataset
+from facekp.core.data.keypoint_sets import KAGGLE15
 from facekp.core.errors import FacekpError
 from facekp.core.fileio import check_writable, remove_stale_partials
 from facekp.core.model.checkpoints import Checkpointer, read_record, record_path
@@ -200,6 +201,10 @@ class Trainer:
 def _check_before_training(trainer: Trainer, train: Dataset, val: Dataset) -> None:
     """Data to train and validate on, an output that can be written (found now, not at the
     first checkpoint), and no temporary files left there by a killed run."""
+    if train.keypoint_set != KAGGLE15:
+        raise FacekpError(f"the faces hold keypoint set {train.keypoint_set.name!r}; facekp's "
+                          "architectures predict kaggle15's 15 points, and training for other "
+                          "sets is not built yet")
     if len(train) == 0:
         what = "faces with all 15 keypoints" if trainer.config.complete_only else "faces"
         raise FacekpError(f"no training {what}")

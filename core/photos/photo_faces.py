@@ -9,6 +9,7 @@ inside its crops only.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -73,6 +74,5 @@ def add_faces(dataset: Dataset | None, new: Dataset) -> Dataset:
         return new
     if (dataset.splits != "").any():
         splits = np.where(new.splits == "", "train", new.splits)
-        new = Dataset(new.images, new.keypoints, new.names, new.persons, splits, new.meta,
-                      new.checked, new.sources)
+        new = replace(new, splits=splits)
     return dataset.concat(new)

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from facekp.core.errors import FacekpError
+from facekp.core.data.keypoint_sets import check_compatible
+from facekp.core.errors import DataError, FacekpError
 from facekp.core.data.keypoints import NAMES
 from facekp.core.model.metrics import per_keypoint, point_errors, rmse
 
@@ -34,6 +35,7 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
                           "compare predictions with")
     predictor = (predictor_or_model_path if isinstance(predictor_or_model_path, Predictor)
                  else Predictor(predictor_or_model_path))
+    dataset = in_model_set(dataset, predictor.keypoint_set)
     pred, truth, conf = _predicted(predictor, dataset)
     conf_scores = None
     if conf is not None:
@@ -49,6 +51,20 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
         "faces": int(len(truth)),
         "confidence": conf_scores,
     }
+
+
+def in_model_set(dataset, model_set):
+    """``dataset`` with its keypoints in the set a model predicts (an ibug68 dataset scored by
+    a kaggle15 model is derived to kaggle15); a DataError naming both sets when that cannot
+    be (streamed shards of another set are not derived)."""
+    data_set = dataset.keypoint_set
+    check_compatible(data_set, model_set, "the dataset", "the model")
+    if data_set == model_set:
+        return dataset
+    if not hasattr(dataset, "in_set"):
+        raise DataError(None, f"the shards hold keypoint set {data_set.name!r} and the model "
+                              f"predicts {model_set.name!r}: read them into a .npz first")
+    return dataset.in_set(model_set)
 
 
 def _predicted(predictor, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
