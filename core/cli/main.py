@@ -30,7 +30,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     unlabelled photos -> a dataset file or TFRecord shards."""
     from facekp.core.data import dataset as data
     from facekp.core.data import formats
-    from facekp.core.photos import importers
 
     if args.predict:
         return _import_predicted(args)
@@ -57,9 +56,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     for p in parts[1:]:
         dataset = dataset.concat(p)
     dataset = _report_duplicates(dataset, args.dedupe)
-    recentred = None
-    if args.recentre and len(dataset):
-        dataset, recentred = importers.recentre_labels(dataset)
+    dataset, offset = _mirror_axis(dataset, args.recentre)
     if fractions:
         dataset = data.split_by_person(dataset, fractions, seed=args.seed)
     dataset.meta.update(meta)
@@ -70,14 +67,37 @@ def cmd_import(args: argparse.Namespace) -> int:
     for folder, report in zip(images, reports):
         print(f"== {folder}")
         print(report.format())
-    if recentred is not None:
-        print(f"labels moved {-recentred['offset_px']:+.2f} px in x onto the faces' mirror axis "
-              f"(measured on {recentred['faces']} faces; --no-recentre keeps them as they are)")
+    if offset is not None and offset["sem_px"] is not None:  # measured on 2 faces or more
+        print(_offset_line(offset, moved=args.recentre))
     if len(reports) > 1 or args.split:
         print("== written")
         print(data.format_description(data.describe(dataset)))
     print(f"wrote {len(dataset)} faces to {args.out}")
     return 0
+
+
+def _mirror_axis(dataset, recentre: bool):
+    """(dataset, offset): with --recentre the labels' x moved onto the faces' mirror axis;
+    otherwise the labels as the source has them, the offset only measured, to be reported."""
+    from facekp.core.photos import importers
+
+    if not len(dataset):
+        return dataset, None
+    if recentre:
+        return importers.recentre_labels(dataset)
+    return dataset, importers.label_mirror_offset(dataset.images, dataset.keypoints)
+
+
+def _offset_line(offset: dict, moved: bool) -> str:
+    """The mirror-axis figure of an import: the labels moved onto the axis (--recentre), or
+    where they sit and how to move them."""
+    if moved:
+        return (f"labels moved {-offset['offset_px']:+.2f} px in x onto the faces' mirror axis "
+                f"(--recentre; measured on {offset['faces']} faces)")
+    side = "right" if offset["offset_px"] >= 0 else "left"
+    return (f"labels sit {abs(offset['offset_px']):.2f} px {side} of the faces' mirror axis "
+            f"(measured on {offset['faces']} faces; kept as they are: pass --recentre to move "
+            "them)")
 
 
 def _check_shard_output(args: argparse.Namespace, inputs: dict, files_too: bool = True) -> None:
@@ -724,7 +744,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if it exists (otherwise an existing model is kept and "
                         "training refused)")
-    p.add_argument("--confidence-head", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--confidence-head", action=argparse.BooleanOptionalAction, default=False,
                    help="after training, fit the model's keypoint confidence head "
                         "(OUT.confidence.json; a minute or two on the embedded dataset; "
                         "default: yes)")
@@ -849,9 +869,10 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--detector", choices=["mtcnn", "haar", "none"], default="mtcnn",
                    help="frame faces as this detector frames photos (default mtcnn; none: "
                         "from the labelled points)")
-    p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=False,
                    help="move the labels' x onto the faces' mirror axis, measured over the "
-                        "import (default on)")
+                        "import (default: off, the labels are kept as the source has them and "
+                        "the offset is only reported; --no-recentre says so explicitly)")
     p.add_argument("--meta", help=argparse.SUPPRESS)
     p.add_argument("--dedupe", action="store_true",
                    help="leave out faces whose pixels repeat an earlier face's")
