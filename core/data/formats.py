@@ -36,7 +36,7 @@ import numpy as np
 from facekp.core.data.dataset import Dataset, SPLITS, describe, write_kaggle_csv
 from facekp.core.errors import DataError
 from facekp.core.fileio import atomic_path, check_input_file
-from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS, outside_crop
 
 FORMATS = ("coco", "dlib", "pts", "csv")
 CATEGORY = "face"
@@ -222,8 +222,8 @@ def read_coco(path: str | Path, images: str | Path | None = None) -> list[Labell
                                             ("images", "annotations", "categories")):
         raise DataError(path, "not a COCO keypoints file: expected 'images', 'annotations' "
                               "and 'categories' lists")
-    layouts = {c.get("id"): _layout(path, c.get("keypoints")) for c in doc["categories"]
-               if isinstance(c, dict) and c.get("keypoints")}
+    layouts = {c.get("id"): (_layout(path, c.get("keypoints")), len(c["keypoints"]))
+               for c in doc["categories"] if isinstance(c, dict) and c.get("keypoints")}
     if not layouts:
         raise DataError(path, "no category with 'keypoints' names: not a COCO keypoints file")
     by_id = {im.get("id"): im for im in doc["images"] if isinstance(im, dict)}
@@ -236,7 +236,7 @@ def read_coco(path: str | Path, images: str | Path | None = None) -> list[Labell
         if im is None or "file_name" not in im:
             raise DataError(path, f"annotation {ann.get('id')} names image "
                                   f"{ann.get('image_id')}, which is not in 'images'")
-        points = _coco_points(path, ann, layout)
+        points = _coco_points(path, ann, *layout)
         name = str(im.get("facekp_name") or im["file_name"])
         faces.append(LabelledFace(_resolve(im["file_name"], images, path), name, points,
                                   str(im.get("facekp_person", "")), str(im.get("facekp_split", ""))))
@@ -255,19 +255,33 @@ def _layout(path: Path, names) -> list[int]:
                           f"({', '.join(NAMES[:2])}, ...) nor 68 iBUG points")
 
 
-def _coco_points(path: Path, ann: dict, layout: list[int]) -> np.ndarray:
-    """An annotation's (x, y, v) triples -> len(layout) x 2 points, NaN where v is 0."""
+def _coco_points(path: Path, ann: dict, layout: list[int], count: int) -> np.ndarray:
+    """An annotation's (x, y, v) triples, one for each of the category's ``count`` keypoints
+    -> len(layout) x 2 points, NaN where v is 0. A number too large for a float is infinite
+    (a point outside any crop, made missing where the faces are taken in)."""
     values = ann.get("keypoints")
-    try:
-        triples = np.asarray(values, np.float64).reshape(-1, 3)
-    except (TypeError, ValueError):
-        triples = None
-    if triples is None or triples.shape[0] <= max(layout):
-        raise DataError(path, f"annotation {ann.get('id')}: expected 'keypoints' as x, y, v "
-                              f"for each of the category's keypoints")
+    numbers = [_number(v) for v in values] if isinstance(values, list) else []
+    if len(numbers) != 3 * count or None in numbers:
+        got = (f"{values[numbers.index(None)]!r}, not a number" if None in numbers else
+               f"{len(values)} numbers" if isinstance(values, list) else repr(values)[:40])
+        raise DataError(path, f"annotation {ann.get('id')}: expected 'keypoints' to hold "
+                              f"{3 * count} numbers, an x, y, v triple for each of the "
+                              f"category's {count} keypoints; got {got}")
+    triples = np.asarray(numbers, np.float64).reshape(-1, 3)
     pts = triples[layout, :2].copy()
     pts[triples[layout, 2] == 0] = np.nan
     return pts
+
+
+def _number(value) -> float | None:
+    """A JSON number as a float (an integer too large for one: infinite, with its sign); None
+    for anything that is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
 
 
 def _resolve(name: str, images: str | Path | None, label_file: Path) -> Path:
@@ -308,6 +322,10 @@ def _dlib_points(path: Path, parts: dict) -> np.ndarray:
     numbered = all(n.isdigit() for n in parts)
     if not numbered and not set(parts) <= set(NAMES):
         bad = next(n for n in parts if n not in NAMES)
+        if bad.isdigit():
+            named = next(n for n in parts if not n.isdigit())
+            raise DataError(path, f"a box mixes numbered parts ({bad!r}, iBUG's 00-67) with "
+                                  f"named ones ({named!r}); expected one kind in each box")
         raise DataError(path, f"part name {bad!r}: expected the 15 keypoint names "
                               f"({NAMES[0]}, ...) or 00-67")
     pts = np.full((68 if numbered else NUM_KEYPOINTS, 2), np.nan)
@@ -367,17 +385,30 @@ def import_faces(faces: list[LabelledFace], source: Path, *, prefix: str = "",
                                       detector=detector)
     if sizes != {NUM_KEYPOINTS}:
         raise DataError(source, "mixes 15-point and 68-point faces; expected one layout")
+    report = importers.ImportReport(faces_in=len(faces), faces_out=len(faces))
     dataset = Dataset.from_arrays(
         np.stack([load_crop(f.path) for f in faces]),
-        np.stack([f.points.reshape(-1) for f in faces]).astype(np.float32),
+        _inside_crop(np.stack([f.points for f in faces]), report).reshape(len(faces), -1),
         names=[prefix + f.name for f in faces],
         persons=[f.person or importers.person_of(f.name) for f in faces],
         splits=[f.split if f.split in SPLITS else "" for f in faces],
         meta={"framing": {"rule": "96x96 crops as given"}})
-    report = importers.ImportReport(faces_in=len(faces), faces_out=len(faces),
-                                    summary=describe(dataset))
+    report.summary = describe(dataset)
     report.framing["96x96 crops as given"] = len(faces)
     return dataset, report
+
+
+def _inside_crop(points: np.ndarray, report) -> np.ndarray:
+    """(N, 15, 2) labelled points of 96x96 crops -> float32, the ones outside the crop (or
+    too large for float32, or infinite) missing and counted in ``report``, as the importer of
+    68-point photos does."""
+    points = np.array(points, np.float64)
+    labelled = ~np.isnan(points).all(axis=-1)
+    outside = outside_crop(points) & labelled
+    points[outside | ~labelled] = np.nan
+    report.keypoints_outside += int(outside.sum())
+    report.faces_with_keypoint_outside += int(outside.any(axis=1).sum())
+    return points.astype(np.float32)
 
 
 def load_crop(path: Path) -> np.ndarray:

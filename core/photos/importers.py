@@ -23,7 +23,7 @@ from facekp.core.faces import framing as faces
 from facekp.core.data.dataset import Dataset, describe
 from facekp.core.errors import DataError
 from facekp.core.fileio import check_input_file
-from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, from_68
+from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, from_68, outside_crop
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -287,7 +287,7 @@ def _import_one(photo: LabelledPhoto, find, report: ImportReport):
         crop = (faces.crop_for_box(faces.box_from_points(pts)) if getattr(find, "name", "") == "haar"
                 else faces.crop_for_points(from_68(pts)))
     kp = crop.to_crop(from_68(pts))
-    outside = ~((kp >= 0) & (kp <= IMAGE_SIZE)).all(axis=1)
+    outside = outside_crop(kp)
     if outside.any():
         report.keypoints_outside += int(outside.sum())
         report.faces_with_keypoint_outside += 1

@@ -1,0 +1,117 @@
+"""Issue 20, part 4: odd inputs that were stored silently wrong or ended in a traceback. Each
+case either works as README says or is one clear line naming the file or option and what was
+expected, with exit status 2."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facekp.core.cli import main as cli
+from facekp.core.data import dataset as data
+from facekp.core.data import formats
+from facekp.core.data.keypoints import NAMES
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *words) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert ": error: " in lines[0]
+    for w in words:
+        assert str(w) in lines[0], lines[0]
+
+
+@pytest.fixture
+def two_crops(faces, tmp_path) -> tuple[data.Dataset, Path]:
+    """Two real faces saved as 96x96 crops a.png, b.png in tmp_path."""
+    ds = faces.subset(np.flatnonzero(faces.present.all(1))[:2])
+    for image, name in zip(ds.images, ("a.png", "b.png")):
+        Image.fromarray(image).save(tmp_path / name)
+    return ds, tmp_path
+
+
+# --- labels of 96x96 crops: outside the crop is missing, never stored as it is ----------------
+
+#: JSON number literals for the first keypoint's x: below the crop, too large for float32, too
+#: large for a float (JSON's 1e999 reads as infinity), 500 digits, an integer of 401 digits.
+ODD_NUMBERS = {"below the crop": "-5", "1e308": "1e308", "1e999": "1e999",
+               "500 digits": "9" * 500, "10**400": "1" + "0" * 400}
+
+
+@pytest.mark.parametrize("literal", ODD_NUMBERS.values(), ids=ODD_NUMBERS.keys())
+def test_coco_points_outside_the_crop_are_missing(capsys, two_crops, literal):
+    ds, folder = two_crops
+    doc = formats.coco_document(ds, ["a.png", "b.png"])
+    doc["annotations"][0]["keypoints"][0] = 12345.5
+    labels = folder / "odd.json"
+    labels.write_text(json.dumps(doc).replace("12345.5", literal))
+    code, out, err = run(capsys, "import", "--labels", labels, "--images", folder,
+                         "--out", folder / "o.npz")
+    assert code == 0 and "Traceback" not in err, err
+    assert "keypoints outside the crop (set missing): 1 in 1 faces" in out
+    back = data.load(folder / "o.npz")
+    assert np.isfinite(back.keypoints[~np.isnan(back.keypoints)]).all()
+    assert np.isnan(back.keypoints[0, :2]).all()  # the point, x and y, is missing
+    np.testing.assert_array_equal(back.keypoints[0, 2:], ds.keypoints[0, 2:])
+    np.testing.assert_array_equal(back.keypoints[1], ds.keypoints[1])
+    code, out, err = run(capsys, "info", folder / "o.npz")  # a dataset info reads
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("value", ["-5", "1e308", "1e999", "9" * 500, "97"])
+def test_dlib_points_outside_the_crop_are_missing(capsys, two_crops, value):
+    ds, folder = two_crops
+    (folder / "odd.xml").write_text(
+        "<dataset><images><image file='a.png'><box top='0' left='0' width='96' height='96'>"
+        f"<part name='nose_tip' x='{value}' y='60'/><part name='left_eye_center' x='60' y='30'/>"
+        "</box></image></images></dataset>")
+    code, out, err = run(capsys, "import", "--labels", folder / "odd.xml", "--images", folder,
+                         "--out", folder / "o.npz")
+    assert code == 0 and "Traceback" not in err, err
+    assert "keypoints outside the crop (set missing): 1 in 1 faces" in out
+    pts = data.load(folder / "o.npz").keypoints[0].reshape(15, 2)
+    assert np.isnan(pts[NAMES.index("nose_tip")]).all()
+    np.testing.assert_array_equal(pts[NAMES.index("left_eye_center")], [60, 30])
+    code, _, err = run(capsys, "export", folder / "o.npz", "--format", "coco",
+                       "--out", folder / "again.json")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda kp: kp + [10.0, 20.0, 2], "got 48 numbers"),     # 16 triples for 15 keypoints
+    (lambda kp: kp[:-3], "got 42 numbers"),                  # 14
+    (lambda kp: kp[:4] + ["x"] + kp[5:], "got 'x', not a number"),
+    (lambda kp: kp[:4] + [True] + kp[5:], "got True, not a number"),
+])
+def test_a_coco_keypoint_list_of_the_wrong_length_is_one_line(capsys, two_crops, change, says):
+    ds, folder = two_crops
+    doc = formats.coco_document(ds, ["a.png", "b.png"])
+    doc["annotations"][1]["keypoints"] = change(doc["annotations"][1]["keypoints"])
+    labels = folder / "odd.json"
+    labels.write_text(json.dumps(doc))
+    code, _, err = run(capsys, "import", "--labels", labels, "--images", folder,
+                       "--out", folder / "o.npz")
+    assert_one_line_error(code, err, labels, "annotation 2", "45 numbers", says)
+    assert not (folder / "o.npz").exists()
+
+
+def test_a_dlib_box_mixing_numbered_and_named_parts_says_so(capsys, two_crops):
+    _, folder = two_crops
+    (folder / "mixed.xml").write_text(
+        "<dataset><images><image file='a.png'><box top='0' left='0' width='96' height='96'>"
+        "<part name='00' x='40' y='50'/><part name='nose_tip' x='40' y='50'/>"
+        "</box></image></images></dataset>")
+    code, _, err = run(capsys, "import", "--labels", folder / "mixed.xml", "--images", folder,
+                       "--out", folder / "o.npz")
+    assert_one_line_error(code, err, "mixed.xml", "'00'", "'nose_tip'", "one kind")
+    assert "expected 00-67" not in err and "or 00-67" not in err
