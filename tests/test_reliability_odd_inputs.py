@@ -115,3 +115,47 @@ def test_a_dlib_box_mixing_numbered_and_named_parts_says_so(capsys, two_crops):
                        "--out", folder / "o.npz")
     assert_one_line_error(code, err, "mixed.xml", "'00'", "'nose_tip'", "one kind")
     assert "expected 00-67" not in err and "or 00-67" not in err
+
+
+# --- photos: a float photo with an infinite pixel; the photo size limit's variable ----------
+
+def test_a_float_photo_with_an_infinite_pixel_keeps_its_picture(faces, tmp_path):
+    from facekp.core.faces.framing import load_photo, to_gray
+
+    face = faces.images[0]
+    pixels = face.astype(np.float32) / 255
+    pixels[0, 0], pixels[0, 1], pixels[0, 2] = np.inf, -np.inf, np.nan
+    path = tmp_path / "inf.tif"
+    Image.fromarray(pixels).save(path)
+    gray = to_gray(load_photo(path)).astype(int)
+    assert gray[0, :3].tolist() == [255, 0, 0]  # +inf white, -inf and NaN black
+    assert np.abs(gray - face)[1:].max() <= 1  # the rest scaled from the finite pixels
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", ""])
+def test_a_bad_photo_size_limit_is_one_line_naming_the_variable(capsys, monkeypatch, tmp_path,
+                                                                 shared_data, value):
+    src = shared_data / "ytf68"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("".join((src / "test_frames_keypoints.csv").read_text()
+                              .splitlines(keepends=True)[:3]))
+    monkeypatch.setenv("FACEKP_MAX_PHOTO_MEGAPIXELS", value)
+    code, _, err = run(capsys, "import", "--labels", labels, "--images", src / "test",
+                       "--detector", "none", "--out", tmp_path / "o.npz")
+    assert_one_line_error(code, err, f"FACEKP_MAX_PHOTO_MEGAPIXELS={value}:",
+                          "expected a positive number of megapixels")
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_the_photo_size_advice_is_a_limit_that_opens_the_photo(monkeypatch, shared_data):
+    from facekp.core.errors import DataError
+    from facekp.core.faces.framing import load_photo
+
+    photo = shared_data / "photos" / "bald_guys.jpg"  # 1986 x 1545 = 3.07 megapixels
+    monkeypatch.setenv("FACEKP_MAX_PHOTO_MEGAPIXELS", "0.5")
+    with pytest.raises(DataError) as info:
+        load_photo(photo)
+    advice = str(info.value).split("FACEKP_MAX_PHOTO_MEGAPIXELS=")[1].split()[0]
+    assert advice == "3.1"
+    monkeypatch.setenv("FACEKP_MAX_PHOTO_MEGAPIXELS", advice)
+    assert load_photo(photo).size == (1986, 1545)

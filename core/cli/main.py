@@ -14,6 +14,8 @@ from facekp.core.errors import FacekpError
 from facekp.core.fileio import refuse_input_as_output, same_file
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+#: Commands that open photos (and so read $FACEKP_MAX_PHOTO_MEGAPIXELS).
+PHOTO_COMMANDS = ("import", "predict")
 
 
 def _progress(label: str):
@@ -898,6 +900,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in PHOTO_COMMANDS:  # a bad limit is said before any work
+            from facekp.core.faces.framing import max_photo_pixels
+
+            max_photo_pixels()
         return COMMANDS[args.command](args)
     except FacekpError as exc:
         print(f"facekp {args.command}: error: {exc}", file=sys.stderr)
