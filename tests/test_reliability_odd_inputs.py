@@ -159,3 +159,32 @@ def test_the_photo_size_advice_is_a_limit_that_opens_the_photo(monkeypatch, shar
     assert advice == "3.1"
     monkeypatch.setenv("FACEKP_MAX_PHOTO_MEGAPIXELS", advice)
     assert load_photo(photo).size == (1986, 1545)
+
+
+# --- a model that predicts NaN: the warning counts every null it causes ---------------------
+
+def test_compare_with_a_nan_model_counts_every_null(capsys, faces, constant_model,
+                                                    real_subset_npz, tmp_path):
+    import math
+
+    npz = real_subset_npz("nan_compare", 8, 4, 40)
+    good, bad = tmp_path / "good.keras", tmp_path / "nan.keras"
+    constant_model(np.nanmean(faces.keypoints, axis=0)).save(good)
+    constant_model([math.nan] * 30).save(bad)
+    code, out, err = run(capsys, "compare", good, bad, "--data", npz, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+
+    def nulls(value) -> int:
+        if isinstance(value, dict):
+            return sum(map(nulls, value.values()))
+        return int(value is None)
+
+    # B's overall RMSE and ratio, and B's RMSE and ratio for each of the 15 keypoints
+    assert nulls(result) == 2 + 2 * 15
+    assert result["rmse_px"]["a"] is not None
+    assert all(row["a"] is not None for row in result["per_keypoint"].values())
+    (line,) = [l for l in err.splitlines() if "non-finite" in l]
+    assert "32 values are null" in line
+    code, out, err = run(capsys, "evaluate", "--model", bad, "--data", npz, "--json")
+    assert code == 0 and "16 values are null" in err  # the RMSE and the 15 keypoints'
