@@ -188,3 +188,44 @@ def test_compare_with_a_nan_model_counts_every_null(capsys, faces, constant_mode
     assert "32 values are null" in line
     code, out, err = run(capsys, "evaluate", "--model", bad, "--data", npz, "--json")
     assert code == 0 and "16 values are null" in err  # the RMSE and the 15 keypoints'
+
+
+# --- symbolic link loops: named in one line, never a traceback -------------------------------
+
+@pytest.fixture
+def loop(tmp_path) -> Path:
+    """tmp_path/loop -> tmp_path/round -> tmp_path/loop."""
+    (tmp_path / "loop").symlink_to(tmp_path / "round")
+    (tmp_path / "round").symlink_to(tmp_path / "loop")
+    return tmp_path / "loop"
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "--format", "coco", "--out"], ["export", "--format", "pts", "--out"],
+    ["export", "--format", "csv", "--out"], ["convert", "--out"],
+    ["convert", "--shards", "2", "--out"]])
+def test_a_link_loop_as_out_is_one_line(capsys, faces, tmp_path, loop, command):
+    source = tmp_path / "small.npz"
+    data.write_npz(faces.subset(np.arange(4)), source)
+    code, _, err = run(capsys, command[0], source, *command[1:], loop)
+    assert_one_line_error(code, err, loop, "symbolic link loop")
+    assert loop.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "loop", "round", "small.npz"]
+
+
+def test_a_link_loop_as_a_dataset_is_one_line(capsys, tmp_path, loop):
+    code, _, err = run(capsys, "convert", loop, "--out", tmp_path / "o.npz")
+    assert_one_line_error(code, err, loop, "symbolic link", "loop")
+
+
+def test_predict_with_link_loops_names_them(capsys, tmp_path, loop, shared_data):
+    folder = tmp_path / "photos" / "deeper"
+    folder.mkdir(parents=True)
+    (folder / "face.jpg").symlink_to(folder / "face.jpg")  # a photo name that loops
+    code, _, err = run(capsys, "predict", tmp_path / "photos", "--recursive", "--jsonl", loop)
+    assert_one_line_error(code, err, loop, "symbolic link loop")
+    out = tmp_path / "o.jsonl"
+    code, _, err = run(capsys, "predict", tmp_path / "photos", "--recursive", "--jsonl", out)
+    assert code == 2 and "Traceback" not in err, err  # its record says why; exit 2 at the end
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["faces"] == [] and "symbolic link" in record["error"]

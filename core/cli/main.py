@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from facekp.core.errors import FacekpError
-from facekp.core.fileio import refuse_input_as_output, same_file
+from facekp.core.fileio import refuse_input_as_output, resolved, same_file
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 #: Commands that open photos (and so read $FACEKP_MAX_PHOTO_MEGAPIXELS).
@@ -121,8 +121,7 @@ def _check_shard_output(args: argparse.Namespace, inputs: dict, files_too: bool 
         raise FacekpError(f"{out} already exists; give --overwrite to replace it")
     for option, paths in inputs.items():
         for given in paths:
-            if out.is_dir() and out.resolve() in (Path(given).resolve(),
-                                                  *Path(given).resolve().parents):
+            if out.is_dir() and resolved(out) in (resolved(given), *resolved(given).parents):
                 raise FacekpError(f"{out} holds an input ({option} {given}); choose another "
                                   "output folder so the input is not overwritten")
 

@@ -64,9 +64,11 @@ def expand_folders(inputs: Iterable[str | Path], recursive: bool = False) -> lis
 
 
 def _folder_photos(folder: Path, recursive: bool) -> list[Path]:
-    """Files in ``folder`` (and below it with ``recursive``) with a photo suffix, sorted."""
+    """Files in ``folder`` (and below it with ``recursive``) with a photo suffix, sorted; a
+    link named so that leads nowhere (broken, or a loop) too, to get its error record."""
     files = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in files if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+    return sorted(p for p in files if p.suffix.lower() in PHOTO_SUFFIXES
+                  and (p.is_file() or p.is_symlink() and not p.exists()))
 
 
 def _key(path: str | Path) -> str:
