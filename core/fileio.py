@@ -60,6 +60,20 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def check_parent_folder(path: str | Path, option: str) -> Path:
+    """An output file given as ``option`` goes into a folder that exists: a DataError naming
+    it otherwise (such outputs never make folders, so a typo makes none at the root)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, f"is a folder; {option} names a file to write")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise DataError(path, f"the folder {parent} {what}; {option} writes into an existing "
+                              "folder (make it first, or give another file name)")
+    return path
+
+
 def partial_pattern(path: str | Path) -> str:
     """The glob pattern of :func:`atomic_path`'s temporary files for ``path`` (in its folder)."""
     path = Path(path)

@@ -229,3 +229,33 @@ def test_predict_with_link_loops_names_them(capsys, tmp_path, loop, shared_data)
     assert code == 2 and "Traceback" not in err, err  # its record says why; exit 2 at the end
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["faces"] == [] and "symbolic link" in record["error"]
+
+
+# --- predict --jsonl: a missing folder, a folder; --shard with a dash -----------------------
+
+@pytest.mark.parametrize("source", ["photos", "video"])
+def test_jsonl_in_a_missing_folder_is_refused_and_no_folder_is_made(capsys, tmp_path,
+                                                                      shared_data, source):
+    given = (shared_data / "photos") if source == "photos" else tmp_path / "clip.mp4"
+    out = tmp_path / "nonexistent" / "dir" / "o.jsonl"
+    code, _, err = run(capsys, "predict", given, "--jsonl", out)
+    assert_one_line_error(code, err, "--jsonl", f"the folder {out.parent} does not exist")
+    assert not (tmp_path / "nonexistent").exists()
+    if source == "video":  # --draw alike
+        code, _, err = run(capsys, "predict", given, "--draw", tmp_path / "nope" / "o.mp4")
+        assert_one_line_error(code, err, "--draw", "does not exist")
+        assert not (tmp_path / "nope").exists()
+
+
+def test_jsonl_naming_a_folder_says_so(capsys, tmp_path, shared_data):
+    code, _, err = run(capsys, "predict", shared_data / "photos", "--jsonl", tmp_path)
+    assert_one_line_error(code, err, str(tmp_path), "is a folder", "--jsonl names a file")
+    assert "--resume" not in err
+
+
+@pytest.mark.parametrize("shard", ["-1/2", "-1/-2", "2/2", "1/-2"])
+def test_a_bad_shard_with_a_dash_is_the_shard_error(capsys, tmp_path, shared_data, shard):
+    code, _, err = run(capsys, "predict", shared_data / "photos", "--jsonl",
+                       tmp_path / "o.jsonl", "--shard", shard)
+    assert_one_line_error(code, err, f"--shard {shard}", "expected I/N with 0 <= I < N")
+    assert "expected one argument" not in err

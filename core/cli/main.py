@@ -894,10 +894,26 @@ def _add_shard_options(p) -> None:
                         "shards)")
 
 
+def _dash_values(argv: list[str], options=("--shard",)) -> list[str]:
+    """``--shard -1/2`` as ``--shard=-1/2``: argparse takes a value that starts with a dash
+    (and is not a plain negative number) for an option and says "expected one argument",
+    where the option's own check says what is wrong with the value."""
+    out, i = [], 0
+    while i < len(argv):
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if argv[i] in options and value[:1] == "-" and value[1:2].isdigit():
+            out.append(f"{argv[i]}={value}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``facekp`` command: run one subcommand; bad input is one line and exit status 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_dash_values(sys.argv[1:] if argv is None else list(argv)))
     try:
         if args.command in PHOTO_COMMANDS:  # a bad limit is said before any work
             from facekp.core.faces.framing import max_photo_pixels

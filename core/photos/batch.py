@@ -230,10 +230,11 @@ def check_options(args) -> None:
 def run(args, model: Path, detector_options: dict, progress=None) -> int:
     """``facekp predict ... --jsonl OUT``: 0 when every photo was read, 2 when some were not
     (each has an error record and a line on stderr)."""
-    out = Path(args.jsonl)
-    photos = photo_paths(args.photos, args.recursive)
-    from facekp.core.fileio import check_input_file, check_writable, refuse_input_as_output
+    from facekp.core.fileio import (check_input_file, check_parent_folder, check_writable,
+                                    refuse_input_as_output)
 
+    out = check_parent_folder(args.jsonl, "--jsonl")
+    photos = photo_paths(args.photos, args.recursive)
     refuse_input_as_output(out, {"photo": photos + [Path(p) for p in args.photos]})
     if args.shard is not None:
         photos = select_shard(photos, *parse_shard(args.shard))

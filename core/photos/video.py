@@ -391,11 +391,13 @@ def check_options(args) -> Path:
 def run(args, model: Path, detector_options: dict, progress=None) -> int:
     """``facekp predict VIDEO [--jsonl OUT.jsonl] [--draw OUT.mp4]``: 0 when done."""
     from facekp.core.faces.detect import make_detector
-    from facekp.core.fileio import check_input_file, check_writable, refuse_input_as_output
+    from facekp.core.fileio import (check_input_file, check_parent_folder, check_writable,
+                                    refuse_input_as_output)
     from facekp.core.model.predict import Predictor
 
     video = check_options(args)
-    outputs = [Path(o) for o in (args.jsonl, args.draw) if o is not None]
+    outputs = [check_parent_folder(o, option) for option, o in
+               (("--jsonl", args.jsonl), ("--draw", args.draw)) if o is not None]
     for out in outputs:
         refuse_input_as_output(out, {"video": [video]})
     if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
