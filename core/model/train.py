@@ -358,7 +358,8 @@ class Trainer:
     def _explain(self, exc: Exception) -> str:
         """A failure's message. A stream's unreadable record is traced to its file by reading
         the streamed files again (``check``, which names the corrupt one)."""
-        if type(exc).__name__ in ("DataLossError", "InvalidArgumentError"):
+        if type(exc).__name__ in ("DataLossError", "InvalidArgumentError",
+                                  "FailedPreconditionError"):  # a file's count is not its index's
             for part in (self.train_data, self.val_data):
                 try:
                     getattr(part, "check", lambda: None)()
