@@ -399,7 +399,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from facekp.core.errors import DataError
     from facekp.core.model.train import TrainConfig, Trainer
 
-    check_strategy(args.strategy)
+    check_strategy(args.strategy, connect_timeout=args.connect_timeout)
     try:
         config = TrainConfig.for_arch(
             args.arch, epochs=args.epochs, batch_size=args.batch_size,
@@ -422,7 +422,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train.meta["source"] = str(source)
     # Before any TensorFlow operation (it sets up collective operations), after the input
     # checks (the multi-worker strategy waits for the other workers to start).
-    strategy = make_strategy(args.strategy)
+    strategy = make_strategy(args.strategy, connect_timeout=args.connect_timeout)
     listener = _CliListener(sys.stdout, sys.stderr)
     trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy,
                       fine_tune=args.fine_tune, fit_confidence=args.confidence_head)
@@ -738,6 +738,10 @@ def _add_train_parser(sub) -> None:
                         "tf.distribute.MirroredStrategy; multiworker: several machines, one "
                         "process each, from the TF_CONFIG environment variable (--batch-size "
                         "is then per machine)")
+    p.add_argument("--connect-timeout", type=float, metavar="S",
+                   help="with --strategy multiworker: give up (exit 2) when the other workers "
+                        "have not all started after S seconds (default: wait as long as it "
+                        "takes)")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
     p.add_argument("--fine-tune", metavar="MODEL",
                    help="start from a .keras model's weights with a fresh optimizer (these "
