@@ -259,3 +259,33 @@ def test_a_bad_shard_with_a_dash_is_the_shard_error(capsys, tmp_path, shared_dat
                        tmp_path / "o.jsonl", "--shard", shard)
     assert_one_line_error(code, err, f"--shard {shard}", "expected I/N with 0 <= I < N")
     assert "expected one argument" not in err
+
+
+# --- the app: a bad --data, --photo or --image with --screenshot ----------------------------
+
+@pytest.mark.parametrize("option", ["--data", "--photo", "--image"])
+def test_screenshot_with_a_bad_option_exits_2_and_writes_nothing(faces, tmp_path, option):
+    import os
+    import subprocess
+    import sys
+
+    small = tmp_path / "small.npz"
+    data.write_npz(faces.subset(np.arange(5)), small)
+    bad = {"--data": ["--data", tmp_path / "bad.npz"],
+           "--photo": ["--data", small, "--photo", tmp_path / "bad.jpg"],
+           "--image": ["--data", small, "--image", "7"]}[option]
+    (tmp_path / "bad.npz").write_text("not a dataset")
+    (tmp_path / "bad.jpg").write_text("not a photo")
+    shot = tmp_path / "shot.png"
+    env = dict(os.environ, FACEKP_GUI_SETTINGS=str(tmp_path / "s.ini"),
+               FACEKP_GUI_DATA=str(tmp_path / "d"), QT_QPA_PLATFORM="offscreen")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "facekp.gui.app", "--screenshot", shot,
+                           "--model", root / "resources" / "models" / "default.keras",
+                           *map(str, bad)], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    said = [line for line in done.stderr.splitlines() if line.startswith("facekp-gui:")]
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(said) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert {"--data": "bad.npz", "--photo": "bad.jpg", "--image": "--image 7"}[option] in said[0]
+    assert not shot.exists() and not list(tmp_path.glob("*.png"))
