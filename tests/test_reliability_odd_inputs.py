@@ -132,6 +132,18 @@ def test_a_float_photo_with_an_infinite_pixel_keeps_its_picture(faces, tmp_path)
     assert np.abs(gray - face)[1:].max() <= 1  # the rest scaled from the finite pixels
 
 
+def test_a_face_is_found_in_a_float_photo_with_an_infinite_pixel(tmp_path, shared_data):
+    from facekp.core.faces.framing import find_faces, load_photo, to_gray
+
+    photo = to_gray(load_photo(shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"))
+    pixels = photo.astype(np.float32) / 255
+    pixels[0, 0] = np.inf
+    path = tmp_path / "tom.tif"
+    Image.fromarray(pixels).save(path)
+    assert len(find_faces(photo)) == 1
+    assert len(find_faces(to_gray(load_photo(path)))) == 1
+
+
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", ""])
 def test_a_bad_photo_size_limit_is_one_line_naming_the_variable(capsys, monkeypatch, tmp_path,
                                                                  shared_data, value):
