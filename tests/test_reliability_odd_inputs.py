@@ -40,6 +40,18 @@ def two_crops(faces, tmp_path) -> tuple[data.Dataset, Path]:
     return ds, tmp_path
 
 
+# --- part 6: import moves no label unless asked ------------------------------------------------
+
+def test_recentre_is_opt_in_and_no_recentre_still_accepted():
+    parser = cli.build_parser()
+    base = ["import", "--images", "x", "--out", "y.npz"]
+    assert parser.parse_args(base).recentre is False
+    assert parser.parse_args(base + ["--recentre"]).recentre is True
+    assert parser.parse_args(base + ["--no-recentre"]).recentre is False  # the default, said
+    # the other switches of that kind keep their defaults
+    assert parser.parse_args(["train", "--out", "m.keras"]).confidence_head is True
+
+
 # --- labels of 96x96 crops: outside the crop is missing, never stored as it is ----------------
 
 #: JSON number literals for the first keypoint's x: below the crop, too large for float32, too

@@ -749,7 +749,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out if it exists (otherwise an existing model is kept and "
                         "training refused)")
-    p.add_argument("--confidence-head", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--confidence-head", action=argparse.BooleanOptionalAction, default=True,
                    help="after training, fit the model's keypoint confidence head "
                         "(OUT.confidence.json; a minute or two on the embedded dataset; "
                         "default: yes)")
