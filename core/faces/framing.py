@@ -252,9 +252,9 @@ def load_photo(path: str | Path):
 
 
 def _check_photo_size(path: Path, size: tuple[int, int]) -> None:
-    from facekp.core.errors import DataError
-
     import math
+
+    from facekp.core.errors import DataError
 
     width, height = size
     limit = max_photo_pixels()

@@ -95,7 +95,8 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
                                      predictor.confidence_head.threshold_px)
         conf_scores["per_keypoint"] = {n: float(v) for n, v in zip(NAMES, conf.mean(axis=0))}
     kp = per_keypoint(pred, truth)
-    # None: never labelled; NaN (null in JSON, counted in its warning): the model's output is not
+    # None: never labelled; NaN (null in the JSON, and counted in its warning): labelled, but
+    # the model's output is not finite
     labelled = ~np.isnan(np.asarray(truth, np.float64)).reshape(len(truth), -1, 2).all(axis=(0, 2))
     return {
         "rmse_px": rmse(pred, truth),
