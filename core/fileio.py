@@ -10,6 +10,7 @@ first removes the temporaries a killed writer left for the same output.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -80,6 +81,20 @@ def check_writable(path: str | Path) -> Path:
     (the same one :func:`atomic_path` would raise at the end). Writes and removes a probe."""
     path = Path(path)
     _temporary_beside(path, "write-check").unlink()
+    return path
+
+
+def check_parent_folder(path: str | Path, option: str) -> Path:
+    """An output file given as ``option`` goes into a folder that exists: a DataError naming
+    it otherwise (such outputs never make folders, so a typo makes none at the root)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, f"is a folder; {option} names a file to write")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise DataError(path, f"the folder {parent} {what}; {option} writes into an existing "
+                              "folder (make it first, or give another file name)")
     return path
 
 
@@ -201,6 +216,7 @@ def refuse_input_as_output(out: str | Path, inputs: dict[str, Iterable]) -> None
     """DataError if ``out`` is one of the ``inputs`` ({option: paths}): the same resolved path,
     or the same file under another name (a link). Outputs never replace what a command reads."""
     out = Path(out)
+    resolved(out)  # an output that is a link loop is named here, not met as a traceback later
     for option, paths in inputs.items():
         for given in paths:
             if given is not None and same_file(out, given):
@@ -209,19 +225,41 @@ def refuse_input_as_output(out: str | Path, inputs: dict[str, Iterable]) -> None
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
-    """True when ``a`` and ``b`` name the same file (resolved paths, or the same inode)."""
+    """True when ``a`` and ``b`` name the same file (resolved paths, or the same inode). A
+    symbolic link loop is no file, so the same as nothing."""
     a, b = Path(a), Path(b)
-    if a.resolve() == b.resolve():
-        return True
+    try:
+        if resolved(a) == resolved(b):
+            return True
+    except DataError:
+        return False
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist
         return False
 
 
+def resolved(path: str | Path) -> Path:
+    """``path`` made absolute with its symbolic links followed (as ``Path.resolve``); a
+    DataError naming it when the links lead round in a loop."""
+    path = Path(path)
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python 3.11-3.12 ("Symlink loop from ..."); 3.13 raises OSError
+        pass
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    raise DataError(path, "is a symbolic link loop (its links lead back to themselves); "
+                          "remove it or give another path")
+
+
 def check_input_file(path: str | Path, what: str = "file") -> Path:
     """Return ``path`` as a Path if it is a readable, non-empty regular file, else DataError."""
     path = Path(path)
+    if not path.exists() and path.is_symlink():
+        raise DataError(path, f"is a symbolic link that leads to no {what} (a broken link or "
+                              "a loop)")
     if not path.exists():
         raise DataError(path, f"no such {what}")
     if path.is_dir():

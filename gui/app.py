@@ -6,7 +6,8 @@
 
 With ``--screenshot`` the window is rendered offscreen once loading (and, with
 ``--train-epochs``, K epochs of training on the dataset's train split) is done, saved as PNG,
-and the app exits (status 0; 1 if it timed out, 2 on bad arguments).
+and the app exits (status 0; 1 if it timed out; 2 on bad arguments, also when --data,
+--photo or --image cannot be honoured: one line says why and no picture is written).
 
 Only Qt and numpy are imported before the window shows; everything else loads behind it.
 """
@@ -186,20 +187,19 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
     tmpdir = tempfile.TemporaryDirectory(prefix="facekp-gui-")
 
     def grab():
-        from facekp.core.fileio import atomic_path
-
-        window.canvas.fit() if window.canvas._auto_fit else None
-        app.processEvents()
-        image = window.grab().toImage()
-        with atomic_path(out) as tmp:
-            if not image.save(str(tmp), "PNG"):
-                raise OSError(f"could not write {out}")
-        print(f"wrote {out} ({image.width()}x{image.height()})")
+        if state["phase"] != "failed":
+            _save_picture(app, window, out)
         window.close()
+
+    def bad_option(message):
+        """--data, --photo or --image could not be honoured (said in one line): no picture of
+        something else, exit status 2."""
+        state.update(phase="failed", code=EXIT_BAD_INPUT)
+        QTimer.singleShot(0, window.close)
 
     def on_idle():
         """Loading done: train first when asked to, then take the picture."""
-        if window.busy:          # another part started work when the window went idle
+        if window.busy or state["phase"] == "failed":  # more work started; or nothing to do
             return
         if state["phase"] == "loading" and train_epochs:
             state["phase"] = "training"
@@ -227,15 +227,29 @@ def _screenshot(app, window, out: Path, train_epochs: int | None, timeout: float
     def on_timeout():
         print(f"facekp-gui: --screenshot timed out after {timeout:.0f} s "
               f"(still busy with: {', '.join(sorted(window.busy)) or 'nothing'})", file=sys.stderr)
-        state["code"] = 1
+        state["code"] = state["code"] or 1
         grab()
 
+    window.badOption.connect(bad_option)
     window.idle.connect(on_idle)
     QTimer.singleShot(int(timeout * 1000), on_timeout)  # the whole run's limit
     window.show()
     code = app.exec()
     tmpdir.cleanup()
     return state["code"] or code
+
+
+def _save_picture(app, window, out: Path) -> None:
+    """The window as a PNG at ``out`` (atomically)."""
+    from facekp.core.fileio import atomic_path
+
+    window.canvas.fit() if window.canvas._auto_fit else None
+    app.processEvents()
+    image = window.grab().toImage()
+    with atomic_path(out) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"could not write {out}")
+    print(f"wrote {out} ({image.width()}x{image.height()})")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ class Datasets:
                 w.files.add_recent(path)
 
         def failed(message):
-            w.show_error(message)
+            w.show_error(message, option=initial)  # --data (or the embedded dataset)
             if w.session.dataset is None:
                 w.canvas.show_message("No dataset: open one with File > Open")
 
@@ -59,7 +59,7 @@ class Datasets:
             (int(visible[0]) if len(visible) else 0)
         w.options.image = None
         if n and not 0 <= row < n:
-            w.show_error(f"--image {row}: the dataset has faces 0 to {n - 1}")
+            w.show_error(f"--image {row}: the dataset has faces 0 to {n - 1}", option=True)
             row = 0
         if n and s.view_mode == "photo":  # a photo is on screen: select without showing
             s.row = row

@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
     idle = Signal()
     modelChanged = Signal(object)      # path or None
     photoShown = Signal()
+    badOption = Signal(str)            # --data, --photo or --image could not be honoured
 
     def __init__(self, options: Options | None = None):
         super().__init__()
@@ -203,7 +204,7 @@ class MainWindow(QMainWindow):
         # pyqtgraph takes a moment to import: after the first paint
         QTimer.singleShot(30, self.training_panel.ensure_plot)
         if self.options.photo:
-            QTimer.singleShot(0, lambda: self.open_photo(self.options.photo))
+            QTimer.singleShot(0, lambda: self.open_photo(self.options.photo, option=True))
 
     def set_loading(self, name: str, on: bool) -> None:
         (self._loading.add if on else self._loading.discard)(name)
@@ -232,8 +233,7 @@ class MainWindow(QMainWindow):
     # --- navigation ---------------------------------------------------------------------------
     def step(self, delta: int) -> None:
         if self.session.view_mode == "photo":
-            self.back_to_dataset()
-            return
+            return self.back_to_dataset()
         self.dataset_panel.step(delta)
 
     def select_row(self, row: int) -> None:
@@ -261,10 +261,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(s.face_text(row))
 
     def _table_clicked(self, _index) -> None:
-        if self.session.view_mode == "photo":   # the current row clicked again: its face
-            row = self.dataset_panel.current_row()
-            if row is not None:
-                self.show_row(row)
+        row = self.dataset_panel.current_row()
+        if self.session.view_mode == "photo" and row is not None:  # clicked again: its face
+            self.show_row(row)
 
     def back_to_dataset(self) -> None:
         if self.session.view_mode == "dataset" or self.session.dataset is None:
@@ -283,9 +282,9 @@ class MainWindow(QMainWindow):
         else:
             self.open_photo(path)
 
-    def open_photo(self, path: str | Path) -> None:
+    def open_photo(self, path: str | Path, option: bool = False) -> None:
         self.video.leave()
-        self.photos.open(path)
+        self.photos.open(path, option)
 
     def update_keypoint_errors(self, split_changed: bool = False) -> None:
         """The Keypoint errors dock: the face on screen (and its keypoint confidences) and its
@@ -300,8 +299,7 @@ class MainWindow(QMainWindow):
         if s.view_mode in ("photo", "video"):
             return self.kp_view.set_values(*self.photos.keypoint_errors(s.view_mode))
         if s.dataset is None or s.predictions is None or s.row is None:
-            self.kp_view.set_values(None, None)
-            return
+            return self.kp_view.set_values(None, None)
         split = self.dataset_panel.split
         if split_changed:
             s.forget_split_errors()
@@ -332,10 +330,12 @@ class MainWindow(QMainWindow):
         title = self.session.title()
         self.setWindowTitle(title if "[*]" in title else title + "[*]")
 
-    def show_error(self, message: str) -> None:
-        """Errors a person can act on: one line in the status bar (and stderr)."""
+    def show_error(self, message: str, option: bool = False) -> None:
+        """Errors a person can act on, in one line (status bar, stderr); ``option``: badOption too."""
         self.statusBar().showMessage(message, 15000)
         print(f"facekp-gui: {message}", file=sys.stderr)
+        if option:
+            self.badOption.emit(message)
 
     def about(self) -> None:
         QMessageBox.about(

@@ -117,14 +117,15 @@ class Photos:
             faces = [_without_unsure_points(f) for f in faces]
         return faces
 
-    def open(self, path: str | Path) -> None:
-        """Open a photo: read and scaled in a job; shown, then predicted, when it arrives."""
+    def open(self, path: str | Path, option: bool = False) -> None:
+        """Open a photo: read and scaled in a job; shown, then predicted, when it arrives
+        (``option``: the command line's --photo, whose failure is the option's)."""
         path = Path(path)
         self.opening = path
         w = self.window
         w.statusBar().showMessage(f"Opening {path.name}…")
         w.jobs.run(Job("photo", lambda: load_for_display(path), on_done=self._loaded,
-                       on_failed=w.show_error))
+                       on_failed=lambda message: w.show_error(message, option)))
 
     def _loaded(self, photo: Photo) -> None:
         if photo.path != self.opening:       # another photo was asked for meanwhile

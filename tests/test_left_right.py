@@ -3,8 +3,8 @@
 The ytf68 source puts its points about 1.3 crop pixels to the right of the faces' mirror axis;
 a horizontal flip (x -> 95 - x) then moved flipped faces' labels 1.3 px the other way, a
 disagreement no network can learn, which showed up as a left bias on unseen people and a model
-that was not flip-consistent. The importer now measures that offset on the faces themselves
-and moves the labels onto the mirror axis."""
+that was not flip-consistent. The importer measures that offset on the faces themselves and,
+with --recentre (as the embedded dataset was imported), moves the labels onto the mirror axis."""
 from __future__ import annotations
 
 import cv2

@@ -173,3 +173,91 @@ def test_worker_shards_split_every_pass_between_the_workers(small_faces):
         assert len(set(a)) == len(set(b)) == 16
         assert not set(a) & set(b)  # the workers never train on the same face in a pass
     assert set(first[0]) != set(first[1])  # a new split every pass
+
+
+# --- issue 20: a taken port, a worker that never starts ------------------------------------
+
+def _train(tmp_path, npz, *options) -> list[str]:
+    return ["train", "--strategy", "multiworker", "--data", str(npz), "--arch", "seed",
+            "--epochs", "1", "--no-confidence-head", "--out", str(tmp_path / "m.keras"),
+            *options]
+
+
+def test_a_taken_port_is_one_line_naming_it(real_subset_npz, tmp_path, monkeypatch, capsys):
+    npz = real_subset_npz("multiworker_port", train=16, val=8)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        monkeypatch.setenv("TF_CONFIG", _config([f"127.0.0.1:{port}", "127.0.0.1:1"]))
+        code = cli.main(_train(tmp_path, npz))
+    finally:
+        taken.close()
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"facekp train: error: TF_CONFIG: this task's port {port} "
+                           f"(worker 0 at 127.0.0.1:{port}, the chief) is taken")
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_a_worker_that_never_starts_ends_the_wait_at_the_connect_timeout(
+        real_subset_npz, tmp_path, monkeypatch, capsys):
+    import time
+
+    npz = real_subset_npz("multiworker_wait", train=16, val=8)
+    mine, missing = (f"127.0.0.1:{port}" for port in _free_ports(2))
+    monkeypatch.setenv("TF_CONFIG", _config([mine, missing], index=0))
+    start = time.monotonic()
+    code = cli.main(_train(tmp_path, npz, "--connect-timeout", "2"))
+    took = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    waiting, error = err.strip().splitlines()
+    assert waiting.startswith(f"worker 0 at {mine}, the chief: waiting for the other 1 of the "
+                              f"cluster's tasks to start: {missing}")
+    assert "giving up after 2 s" in waiting
+    assert error.startswith(f"facekp train: error: TF_CONFIG: gave up after 2 s "
+                            f"(--connect-timeout) waiting for worker 1 at {missing} to start")
+    assert took < 60
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_without_a_timeout_the_wait_is_said_at_once(real_subset_npz, tmp_path):
+    """No --connect-timeout: the worker waits as long as it takes, and says so at once."""
+    npz = real_subset_npz("multiworker_say", train=16, val=8)
+    mine, missing = (f"127.0.0.1:{port}" for port in _free_ports(2))
+    env = dict(os.environ, TF_CONFIG=_config([mine, missing], index=1), PYTHONPATH=str(ROOT),
+               TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-m", "facekp.core.cli.main",
+                             *_train(tmp_path, npz)], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        line = ""
+        while "waiting for" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "ended without saying it waits"
+        assert line.startswith(f"worker 1 at {missing}: waiting for the other 1 of the "
+                               f"cluster's tasks to start: {mine} (no time limit; "
+                               "--connect-timeout S gives up after S seconds)")
+        assert proc.poll() is None  # still waiting
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--connect-timeout", "0"], "--connect-timeout must be a positive number"),
+    (["--connect-timeout", "-3"], "--connect-timeout must be a positive number"),
+])
+def test_a_bad_connect_timeout_is_one_line(real_subset_npz, tmp_path, monkeypatch, capsys,
+                                           options, says):
+    npz = real_subset_npz("multiworker_bad", train=16, val=8)
+    monkeypatch.setenv("TF_CONFIG", _config(["127.0.0.1:1", "127.0.0.1:2"]))
+    assert cli.main(_train(tmp_path, npz, *options)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"facekp train: error: {says}") and len(err.splitlines()) == 1
+    code = cli.main(["train", "--connect-timeout", "5", "--out", str(tmp_path / "m.keras")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--connect-timeout goes with --strategy multiworker" in err

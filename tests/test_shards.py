@@ -217,6 +217,8 @@ def test_a_corrupt_shard_is_named(capsys, written, tmp_path):
     victim.write_bytes(bytes(raw))
     code, _, err = run(capsys, "evaluate", "--data", folder, "--split", "test")
     assert code == 2 and victim.name in err and "corrupt shard" in err
+    assert len(err.strip().splitlines()) == 1
+    assert "{{" not in err and "function_node" not in err and "Op:" not in err  # no internals
     code, _, err = run(capsys, "info", folder)
     assert code == 2 and victim.name in err
     train = folder / next(f["file"] for f in index["files"] if f["split"] == "train")
@@ -226,12 +228,33 @@ def test_a_corrupt_shard_is_named(capsys, written, tmp_path):
                        tmp_path / "m.keras")
     assert code == 2 and train.name in err and "corrupt shard" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "{{" not in err and "function_node" not in err
     victim.write_bytes(bytes(raw[:-100]))  # cut short
     code, _, err = run(capsys, "info", folder)
     assert code == 2 and victim.name in err and "bytes" in err
     victim.unlink()
     code, _, err = run(capsys, "info", folder)
     assert code == 2 and victim.name in err and "missing" in err
+
+
+@pytest.mark.parametrize("arch, more", [("seed", 1), ("convbn", -1)])
+def test_train_checks_each_files_face_count_as_info_does(capsys, written, tmp_path, arch,
+                                                         more):
+    """A file holding another number of faces than its index entry says: train stops with
+    the line info gives (seed streams complete faces only, convbn every face)."""
+    root, _ = written
+    folder = _copy(root, tmp_path)
+    index = json.loads((folder / shards.INDEX).read_text())
+    entry = next(f for f in index["files"] if f["split"] == "train")
+    entry["faces"] += more
+    (folder / shards.INDEX).write_text(json.dumps(index))
+    said = f"{entry['file']}: holds {entry['faces'] - more} faces, the index says {entry['faces']}"
+    code, _, err = run(capsys, "info", folder)
+    assert code == 2 and said in err
+    code, _, err = run(capsys, "train", "--data", folder, "--arch", arch, "--epochs", "2",
+                       "--batch-size", "64", "--no-confidence-head", "--out", tmp_path / "m.keras")
+    assert code == 2 and said in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_a_bad_index_is_a_clear_error(capsys, written, tmp_path):

@@ -13,9 +13,12 @@ import numpy as np
 
 from facekp.core.cli import keypoints
 from facekp.core.errors import FacekpError
-from facekp.core.fileio import check_output, refuse_input_as_output, refuse_special, same_file
+from facekp.core.fileio import (check_output, refuse_input_as_output, refuse_special, resolved,
+                                same_file)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+#: Commands that open photos (and so read $FACEKP_MAX_PHOTO_MEGAPIXELS).
+PHOTO_COMMANDS = ("import", "predict")
 
 
 def _progress(label: str):
@@ -58,9 +61,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     for p in parts[1:]:
         dataset = dataset.concat(p)
     dataset = _report_duplicates(dataset, args.dedupe)
-    recentred = None
-    if args.recentre and len(dataset):
-        dataset, recentred = importers.recentre_labels(dataset)
+    dataset, offset = _mirror_axis(dataset, args.recentre)
     if fractions:
         dataset = data.split_by_person(dataset, fractions, seed=args.seed)
     dataset.meta.update(meta)
@@ -71,14 +72,37 @@ def cmd_import(args: argparse.Namespace) -> int:
     for folder, report in zip(images, reports):
         print(f"== {folder}")
         print(report.format())
-    if recentred is not None:
-        print(f"labels moved {-recentred['offset_px']:+.2f} px in x onto the faces' mirror axis "
-              f"(measured on {recentred['faces']} faces; --no-recentre keeps them as they are)")
+    if offset is not None and offset["sem_px"] is not None:  # measured on 2 faces or more
+        print(_offset_line(offset, moved=args.recentre))
     if len(reports) > 1 or args.split:
         print("== written")
         print(data.format_description(data.describe(dataset)))
     print(f"wrote {len(dataset)} faces to {args.out}")
     return 0
+
+
+def _mirror_axis(dataset, recentre: bool):
+    """(dataset, offset): with --recentre the labels' x moved onto the faces' mirror axis;
+    otherwise the labels as the source has them, the offset only measured, to be reported."""
+    from facekp.core.photos import importers
+
+    if not len(dataset):
+        return dataset, None
+    if recentre:
+        return importers.recentre_labels(dataset)
+    return dataset, importers.label_mirror_offset(dataset.images, dataset.keypoints)
+
+
+def _offset_line(offset: dict, moved: bool) -> str:
+    """The mirror-axis figure of an import: the labels moved onto the axis (--recentre), or
+    where they sit and how to move them."""
+    if moved:
+        return (f"labels moved {-offset['offset_px']:+.2f} px in x onto the faces' mirror axis "
+                f"(--recentre; measured on {offset['faces']} faces)")
+    side = "right" if offset["offset_px"] >= 0 else "left"
+    return (f"labels sit {abs(offset['offset_px']):.2f} px {side} of the faces' mirror axis "
+            f"(measured on {offset['faces']} faces; kept as they are: pass --recentre to move "
+            "them)")
 
 
 def _check_shard_output(args: argparse.Namespace, inputs: dict) -> None:
@@ -103,7 +127,7 @@ def _check_shard_output(args: argparse.Namespace, inputs: dict) -> None:
         raise FacekpError(f"{out} already exists; give --overwrite to replace it")
     for option, paths in inputs.items():
         for given in paths:
-            if out.resolve() in (Path(given).resolve(), *Path(given).resolve().parents):
+            if resolved(out) in (resolved(given), *resolved(given).parents):
                 raise FacekpError(f"{out} holds an input ({option} {given}); choose another "
                                   "output folder so the input is not overwritten")
 
@@ -377,7 +401,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from facekp.core.model.train import Trainer
     from facekp.core.model.train_types import TrainConfig
 
-    check_strategy(args.strategy)
+    check_strategy(args.strategy, connect_timeout=args.connect_timeout)
     try:
         config = TrainConfig.for_arch(
             args.arch, epochs=args.epochs, batch_size=args.batch_size,
@@ -400,7 +424,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train.meta["source"] = str(source)
     # Before any TensorFlow operation (it sets up collective operations), after the input
     # checks (the multi-worker strategy waits for the other workers to start).
-    strategy = make_strategy(args.strategy)
+    strategy = make_strategy(args.strategy, connect_timeout=args.connect_timeout)
     listener = _CliListener(sys.stdout, sys.stderr)
     trainer = Trainer(config, train, val, out, listener, resume=args.resume, strategy=strategy,
                       fine_tune=args.fine_tune, fit_confidence=args.confidence_head)
@@ -735,6 +759,10 @@ def _add_train_parser(sub) -> None:
                         "tf.distribute.MirroredStrategy; multiworker: several machines, one "
                         "process each, from the TF_CONFIG environment variable (--batch-size "
                         "is then per machine)")
+    p.add_argument("--connect-timeout", type=float, metavar="S",
+                   help="with --strategy multiworker: give up (exit 2) when the other workers "
+                        "have not all started after S seconds (default: wait as long as it "
+                        "takes)")
     p.add_argument("--resume", metavar="MODEL", help="go on training from a saved .keras model")
     p.add_argument("--fine-tune", metavar="MODEL",
                    help="start from a .keras model's weights with a fresh optimizer (these "
@@ -875,9 +903,10 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--detector", choices=["mtcnn", "haar", "none"], default="mtcnn",
                    help="frame faces as this detector frames photos (default mtcnn; none: "
                         "from the labelled points)")
-    p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=False,
                    help="move the labels' x onto the faces' mirror axis, measured over the "
-                        "import (default on)")
+                        "import (default: off, the labels are kept as the source has them and "
+                        "the offset is only reported; --no-recentre says so explicitly)")
     p.add_argument("--meta", help=argparse.SUPPRESS)
     p.add_argument("--dedupe", action="store_true",
                    help="leave out faces whose pixels repeat an earlier face's")
@@ -898,11 +927,31 @@ def _add_shard_options(p) -> None:
                         "shards)")
 
 
+def _dash_values(argv: list[str], options=("--shard",)) -> list[str]:
+    """``--shard -1/2`` as ``--shard=-1/2``: argparse takes a value that starts with a dash
+    (and is not a plain negative number) for an option and says "expected one argument",
+    where the option's own check says what is wrong with the value."""
+    out, i = [], 0
+    while i < len(argv):
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if argv[i] in options and value[:1] == "-" and value[1:2].isdigit():
+            out.append(f"{argv[i]}={value}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``facekp`` command: run one subcommand; bad input is one line and exit status 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_dash_values(sys.argv[1:] if argv is None else list(argv)))
     try:
+        if args.command in PHOTO_COMMANDS:  # a bad limit is said before any work
+            from facekp.core.faces.framing import max_photo_pixels
+
+            max_photo_pixels()
         return COMMANDS[args.command](args)
     except FacekpError as exc:
         print(f"facekp {args.command}: error: {exc}", file=sys.stderr)

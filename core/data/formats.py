@@ -214,8 +214,8 @@ def read_coco(path: str | Path, images: str | Path | None = None) -> list[Labell
                                             ("images", "annotations", "categories")):
         raise DataError(path, "not a COCO keypoints file: expected 'images', 'annotations' "
                               "and 'categories' lists")
-    layouts = {c.get("id"): _layout(path, c.get("keypoints")) for c in doc["categories"]
-               if isinstance(c, dict) and c.get("keypoints")}
+    layouts = {c.get("id"): (_layout(path, c.get("keypoints")), len(c["keypoints"]))
+               for c in doc["categories"] if isinstance(c, dict) and c.get("keypoints")}
     if not layouts:
         raise DataError(path, "no category with 'keypoints' names: not a COCO keypoints file")
     by_id = {im.get("id"): im for im in doc["images"] if isinstance(im, dict)}
@@ -228,7 +228,7 @@ def read_coco(path: str | Path, images: str | Path | None = None) -> list[Labell
         if im is None or "file_name" not in im:
             raise DataError(path, f"annotation {ann.get('id')} names image "
                                   f"{ann.get('image_id')}, which is not in 'images'")
-        points = _coco_points(path, ann, layout)
+        points = _coco_points(path, ann, *layout)
         name = str(im.get("facekp_name") or im["file_name"])
         faces.append(LabelledFace(_resolve(im["file_name"], images, path), name, points,
                                   str(im.get("facekp_person", "")), str(im.get("facekp_split", ""))))
@@ -247,19 +247,33 @@ def _layout(path: Path, names) -> list[int]:
                           f"({', '.join(NAMES[:2])}, ...) nor 68 iBUG points")
 
 
-def _coco_points(path: Path, ann: dict, layout: list[int]) -> np.ndarray:
-    """An annotation's (x, y, v) triples -> len(layout) x 2 points, NaN where v is 0."""
+def _coco_points(path: Path, ann: dict, layout: list[int], count: int) -> np.ndarray:
+    """An annotation's (x, y, v) triples, one for each of the category's ``count`` keypoints
+    -> len(layout) x 2 points, NaN where v is 0. A number too large for a float is infinite
+    (a point outside any crop, made missing where the faces are taken in)."""
     values = ann.get("keypoints")
-    try:
-        triples = np.asarray(values, np.float64).reshape(-1, 3)
-    except (TypeError, ValueError):
-        triples = None
-    if triples is None or triples.shape[0] <= max(layout):
-        raise DataError(path, f"annotation {ann.get('id')}: expected 'keypoints' as x, y, v "
-                              f"for each of the category's keypoints")
+    numbers = [_number(v) for v in values] if isinstance(values, list) else []
+    if len(numbers) != 3 * count or None in numbers:
+        got = (f"{values[numbers.index(None)]!r}, not a number" if None in numbers else
+               f"{len(values)} numbers" if isinstance(values, list) else repr(values)[:40])
+        raise DataError(path, f"annotation {ann.get('id')}: expected 'keypoints' to hold "
+                              f"{3 * count} numbers, an x, y, v triple for each of the "
+                              f"category's {count} keypoints; got {got}")
+    triples = np.asarray(numbers, np.float64).reshape(-1, 3)
     pts = triples[layout, :2].copy()
     pts[triples[layout, 2] == 0] = np.nan
     return pts
+
+
+def _number(value) -> float | None:
+    """A JSON number as a float (an integer too large for one: infinite, with its sign); None
+    for anything that is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
 
 
 def _resolve(name: str, images: str | Path | None, label_file: Path) -> Path:
@@ -300,6 +314,10 @@ def _dlib_points(path: Path, parts: dict) -> np.ndarray:
     numbered = all(n.isdigit() for n in parts)
     if not numbered and not set(parts) <= set(NAMES):
         bad = next(n for n in parts if n not in NAMES)
+        if bad.isdigit():
+            named = next(n for n in parts if not n.isdigit())
+            raise DataError(path, f"a box mixes numbered parts ({bad!r}, iBUG's 00-67) with "
+                                  f"named ones ({named!r}); expected one kind in each box")
         raise DataError(path, f"part name {bad!r}: expected the 15 keypoint names "
                               f"({NAMES[0]}, ...) or 00-67")
     pts = np.full((68 if numbered else NUM_KEYPOINTS, 2), np.nan)

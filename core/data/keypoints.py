@@ -40,6 +40,15 @@ COLUMNS: tuple[str, ...] = tuple(f"{n}_{a}" for n in NAMES for a in ("x", "y"))
 #: Horizontal flip of a 96-px crop in pixel-centre coordinates: x -> FLIP_X_OFFSET - x.
 FLIP_X_OFFSET = IMAGE_SIZE - 1
 
+
+def outside_crop(points: np.ndarray) -> np.ndarray:
+    """(..., 2) crop points -> (...) True where a point is not in the 96x96 crop (x or y below
+    0 or above 96, infinite or NaN). Importers make such points missing, never clip them."""
+    p = np.asarray(points, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~((p >= 0) & (p <= IMAGE_SIZE)).all(axis=-1)
+
+
 #: Keypoints that trade places under a horizontal flip (subject's left <-> right).
 FLIP_PAIRS: tuple[tuple[str, str], ...] = (
     ("left_eye_center", "right_eye_center"),

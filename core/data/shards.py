@@ -318,7 +318,8 @@ class ShardSplit:
         with fewer, every count-th face of a pass read in the same order on every worker."""
         import tensorflow as tf
 
-        files = tf.data.Dataset.from_tensor_slices([str(f) for f in self.files])
+        files = tf.data.Dataset.from_tensor_slices(
+            ([str(f) for f in self.files], np.array([e["faces"] for e in self.entries], np.int64)))
         by_file = shard is not None and len(self.files) >= shard[0]
         if by_file:
             files = files.shard(*shard)
@@ -329,7 +330,7 @@ class ShardSplit:
         # workers that split faces (not files) must read every pass in the same order
         ordered = not shuffle or (shard is not None and not by_file)
         parallel = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": ordered}
-        d = files.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
+        d = files.interleave(_records_as_indexed, cycle_length=cycle,
                              **(parallel if cycle > 1 else {}))
         k2 = 2 * self.keypoint_set.size
         d = d.map(_no_autograph(lambda r: _parse_training(r, k2)), **parallel)
@@ -366,9 +367,27 @@ class ShardSplit:
                     count += len(part["keypoints"])
                     yield _keep(part, self.complete_only)
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
-                raise DataError(file, f"corrupt shard ({exc.message.splitlines()[0]})") from None
+                raise DataError(file, f"corrupt shard: {_reason(exc)}") from None
             if count != entry["faces"]:
                 raise DataError(file, f"holds {count} faces, the index says {entry['faces']}")
+
+
+def _reason(exc) -> str:
+    """What TensorFlow says is wrong with a record, without its internals (the function node,
+    the op and the device it ran on): e.g. 'corrupted record at 142546'."""
+    import re
+
+    text = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\]|\bname:\s*$", "", exc.message.splitlines()[0])
+    return " ".join(text.split()) or "a record cannot be read"
+
+
+def _records_as_indexed(file, faces):
+    """A shard file's records, failing (FailedPreconditionError) where the file holds another
+    number of faces than its index entry says: training checks the counts as ``info`` does,
+    while it reads (:meth:`ShardSplit.check` then names the file)."""
+    import tensorflow as tf
+
+    return tf.data.TFRecordDataset(file).apply(tf.data.experimental.assert_cardinality(faces))
 
 
 def _no_autograph(fn):

@@ -202,14 +202,25 @@ MAX_PHOTO_ENV = "FACEKP_MAX_PHOTO_MEGAPIXELS"
 
 
 def max_photo_pixels() -> int:
-    """The photo size limit in pixels: $FACEKP_MAX_PHOTO_MEGAPIXELS, else the default."""
+    """The photo size limit in pixels: $FACEKP_MAX_PHOTO_MEGAPIXELS, else the default. A value
+    that is not a positive number is a FacekpError naming the variable (never ignored)."""
+    import math
     import os
 
+    from facekp.core.errors import FacekpError
+
+    text = os.environ.get(MAX_PHOTO_ENV)
+    if text is None:
+        return MAX_PHOTO_MEGAPIXELS * 1_000_000
     try:
-        megapixels = float(os.environ.get(MAX_PHOTO_ENV, MAX_PHOTO_MEGAPIXELS))
+        megapixels = float(text)
     except ValueError:
-        megapixels = MAX_PHOTO_MEGAPIXELS
-    return int(megapixels * 1_000_000)
+        megapixels = math.nan
+    if not (math.isfinite(megapixels) and megapixels > 0):
+        raise FacekpError(f"{MAX_PHOTO_ENV}={text}: expected a positive number of megapixels "
+                          f"(the largest photo to open, e.g. {MAX_PHOTO_MEGAPIXELS}), or leave it "
+                          f"unset for {MAX_PHOTO_MEGAPIXELS}")
+    return max(1, int(megapixels * 1_000_000))
 
 
 def load_photo(path: str | Path):
@@ -241,14 +252,17 @@ def load_photo(path: str | Path):
 
 
 def _check_photo_size(path: Path, size: tuple[int, int]) -> None:
+    import math
+
     from facekp.core.errors import DataError
 
     width, height = size
     limit = max_photo_pixels()
     if width * height > limit:
-        raise DataError(path, f"photo is {width} x {height} = {width * height / 1e6:.0f} "
+        needed = math.ceil(width * height / 1e5) / 10  # megapixels, rounded up: enough
+        raise DataError(path, f"photo is {width} x {height} = {width * height / 1e6:.1f} "
                               f"megapixels, above the limit of {limit / 1e6:g} megapixels; "
-                              f"set {MAX_PHOTO_ENV}={width * height / 1e6:.0f} to open it")
+                              f"set {MAX_PHOTO_ENV}={needed:g} (or more) to open it")
 
 
 def _to_8_bits(im):
@@ -257,12 +271,15 @@ def _to_8_bits(im):
     from PIL import Image
 
     arr = np.asarray(im, dtype=np.float64)
-    top = float(np.nanmax(arr)) if arr.size else 0.0
+    finite = arr[np.isfinite(arr)]
+    top = float(finite.max()) if finite.size else 0.0
     if im.mode == "F":
         full = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else top
     else:
         full = 255.0 if top <= 255 and im.mode == "I" else 65535.0 if top <= 65535 else top
-    scaled = np.clip(np.nan_to_num(arr) * (255.0 / full), 0, 255)
+    # the scale comes from the finite pixels; NaN is black, infinities the ends of the range
+    arr = np.nan_to_num(arr, nan=0.0, posinf=full, neginf=0.0)
+    scaled = np.clip(arr * (255.0 / full), 0, 255)
     return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
 
 

@@ -16,8 +16,10 @@ This module imports TensorFlow only inside the functions that need it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 from dataclasses import dataclass
 
 from facekp.core.errors import FacekpError
@@ -108,27 +110,143 @@ def _check_job(job, addresses) -> None:
                        "from 1 to 65535")
 
 
-def check_strategy(name: str, environ=None) -> None:
+def check_strategy(name: str, environ=None, connect_timeout: float | None = None) -> None:
     """Check, without TensorFlow, what :func:`make_strategy` will need: a known name and, for
-    ``multiworker``, a good TF_CONFIG (a FacekpError saying what is wrong otherwise)."""
+    ``multiworker``, a good TF_CONFIG and a positive ``connect_timeout`` (seconds, or None: no
+    limit); a FacekpError saying what is wrong otherwise."""
     if name not in STRATEGIES:
         raise FacekpError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+    if connect_timeout is not None and name != "multiworker":
+        raise FacekpError("--connect-timeout goes with --strategy multiworker (the wait for "
+                          "the other machines to start)")
+    if connect_timeout is not None and not connect_timeout > 0:
+        raise FacekpError(f"--connect-timeout must be a positive number of seconds, got "
+                          f"{connect_timeout:g}")
     if name == "multiworker":
         parse_tf_config((os.environ if environ is None else environ).get("TF_CONFIG"))
 
 
-def make_strategy(name: str, environ=None):
+def make_strategy(name: str, environ=None, connect_timeout: float | None = None,
+                  note=None):
     """The strategy called ``name`` (one of :data:`STRATEGIES`); None for ``auto`` (the
-    Trainer then takes :func:`default_strategy`). Call it before anything
-    else runs TensorFlow operations."""
-    check_strategy(name, environ)  # a clear error before TensorFlow reads TF_CONFIG
+    Trainer then takes :func:`default_strategy`). Call it before
+    anything else runs TensorFlow operations. ``multiworker`` first checks that this task's
+    port is free and waits (``connect_timeout`` seconds at most) until every other task has
+    started (:func:`wait_for_workers`), saying so through ``note`` (default: stderr)."""
+    check_strategy(name, environ, connect_timeout)  # before TensorFlow reads TF_CONFIG
     if name == "auto":
         return None
-    import tensorflow as tf
-
     if name == "mirrored":
+        import tensorflow as tf
+
         return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    spec = parse_tf_config((os.environ if environ is None else environ).get("TF_CONFIG"))
+    with listening(spec):  # this task's port, held (and seen by the others) while it waits
+        import tensorflow as tf
+
+        wait_for_workers(spec, connect_timeout, note or _to_stderr)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except tf.errors.OpError as exc:  # e.g. "Could not start gRPC server"
+        raise ClusterError(f"TF_CONFIG: this task ({_who(spec)}) could not join the cluster: "
+                           f"{exc.message.splitlines()[0]}") from None
+
+
+def _to_stderr(text: str) -> None:
+    import sys
+
+    print(text, file=sys.stderr, flush=True)
+
+
+def _address(spec: ClusterSpec, job: str, index: int) -> tuple[str, int]:
+    host, _, port = spec.cluster[job][index].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _who(spec: ClusterSpec) -> str:
+    role = ", the chief" if spec.is_chief else ""
+    return (f"{spec.task_type} {spec.task_index} at "
+            f"{spec.cluster[spec.task_type][spec.task_index]}{role}")
+
+
+@contextlib.contextmanager
+def listening(spec: ClusterSpec):
+    """Hold this task's port (all interfaces, as TensorFlow's server binds it) while the block
+    runs, so that the other tasks see this one has started; a ClusterError naming the port when
+    something else has it. Released at the end, for TensorFlow's server to take."""
+    _, port = _address(spec, spec.task_type, spec.task_index)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("", port))
+        sock.listen(16)
+    except OSError as exc:
+        sock.close()
+        raise ClusterError(f"TF_CONFIG: this task's port {port} ({_who(spec)}) is taken on "
+                           f"this machine ({exc.strerror or exc}); stop what uses it, or give "
+                           "this task another port in TF_CONFIG on every machine") from None
+    import threading
+
+    done = threading.Event()
+    answering = threading.Thread(target=_answer, args=(sock, done), daemon=True)
+    answering.start()
+    try:
+        yield sock
+    finally:
+        done.set()
+        answering.join()
+        sock.close()
+
+
+def _answer(sock: socket.socket, done) -> None:
+    """Accept and close the other tasks' checks (:func:`_answers`) until ``done``, so that
+    however long a wait, its queue never fills."""
+    sock.settimeout(0.2)
+    while not done.is_set():
+        try:
+            conn, _ = sock.accept()
+        except OSError:  # the timeout: look at ``done`` again
+            continue
+        conn.close()
+
+
+def wait_for_workers(spec: ClusterSpec, timeout: float | None = None, note=_to_stderr,
+                     poll_s: float = 0.25) -> None:
+    """Wait until every other task of the cluster answers at its address (it has started:
+    :func:`listening`, then TensorFlow's server, hold its port), saying at once whom it waits
+    for; a ClusterError naming the tasks still missing after ``timeout`` seconds (None: wait
+    as long as it takes)."""
+    import time
+
+    others = [(job, i) for job in JOBS for i in range(len(spec.cluster.get(job, [])))
+              if (job, i) != (spec.task_type, spec.task_index)]
+    if not others:
+        return
+    limit = ("no time limit; --connect-timeout S gives up after S seconds" if timeout is None
+             else f"giving up after {timeout:g} s (--connect-timeout)")
+    note(f"{_who(spec)}: waiting for the other {len(others)} of the cluster's tasks to start: "
+         f"{', '.join(spec.cluster[j][i] for j, i in others)} ({limit})")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        others = [(j, i) for j, i in others if not _answers(*_address(spec, j, i))]
+        if not others:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            missing = ", ".join(f"{j} {i} at {spec.cluster[j][i]}" for j, i in others)
+            raise ClusterError(f"TF_CONFIG: gave up after {timeout:g} s (--connect-timeout) "
+                               f"waiting for {missing} to start; start 'facekp train --strategy "
+                               "multiworker' there with the same TF_CONFIG cluster, or give a "
+                               "longer --connect-timeout")
+        time.sleep(poll_s)
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether something accepts a TCP connection at host:port within a second."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def workers(strategy) -> int:

@@ -286,7 +286,8 @@ def _start_from_resumed(trainer: Trainer, model, val_ds, initial_epoch: int) -> 
 def _explain(exc: Exception, parts) -> str:
     """A failure's message. A stream's unreadable record is traced to its file by reading the
     streamed files again (``check``, which names the corrupt one)."""
-    if type(exc).__name__ in ("DataLossError", "InvalidArgumentError"):
+    if type(exc).__name__ in ("DataLossError", "InvalidArgumentError",
+                              "FailedPreconditionError"):  # a file's count is not its index's
         for part in parts:
             try:
                 getattr(part, "check", lambda: None)()

@@ -65,9 +65,11 @@ def expand_folders(inputs: Iterable[str | Path], recursive: bool = False) -> lis
 
 
 def _folder_photos(folder: Path, recursive: bool) -> list[Path]:
-    """Files in ``folder`` (and below it with ``recursive``) with a photo suffix, sorted."""
+    """Files in ``folder`` (and below it with ``recursive``) with a photo suffix, sorted; a
+    link named so that leads nowhere (broken, or a loop) too, to get its error record."""
     files = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in files if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+    return sorted(p for p in files if p.suffix.lower() in PHOTO_SUFFIXES
+                  and (p.is_file() or p.is_symlink() and not p.exists()))
 
 
 def _key(path: str | Path) -> str:
@@ -241,10 +243,10 @@ def check_options(args) -> None:
 def run(args, model: Path, detector_options: dict, progress=None) -> int:
     """``facekp predict ... --jsonl OUT``: 0 when every photo was read, 2 when some were not
     (each has an error record and a line on stderr)."""
-    out = Path(args.jsonl)
-    photos = photo_paths(args.photos, args.recursive)
-    from facekp.core.fileio import check_input_file, refuse_input_as_output
+    from facekp.core.fileio import check_input_file, check_parent_folder, refuse_input_as_output
 
+    out = check_parent_folder(args.jsonl, "--jsonl")
+    photos = photo_paths(args.photos, args.recursive)
     refuse_input_as_output(out, {"photo": photos + [Path(p) for p in args.photos]})
     if args.shard is not None:
         photos = select_shard(photos, *parse_shard(args.shard))

@@ -24,7 +24,7 @@ from facekp.core.data.dataset import SPLITS, Dataset, describe
 from facekp.core.data.formats import (
     LabelledFace, load_crop, pts_beside_images, read_coco, read_dlib, read_pts, read_pts_folder,
 )
-from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, NUM_KEYPOINTS, from_68
+from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, NUM_KEYPOINTS, from_68, outside_crop
 from facekp.core.errors import DataError
 from facekp.core.fileio import check_input_file
 
@@ -253,7 +253,7 @@ def _import_one(photo: LabelledPhoto, find, report: ImportReport):
         crop = (faces.crop_for_box(faces.box_from_points(pts)) if getattr(find, "name", "") == "haar"
                 else faces.crop_for_points(from_68(pts)))
     kp = crop.to_crop(from_68(pts))
-    outside = ~((kp >= 0) & (kp <= IMAGE_SIZE)).all(axis=1)
+    outside = outside_crop(kp)
     if outside.any():
         report.keypoints_outside += int(outside.sum())
         report.faces_with_keypoint_outside += 1
@@ -335,14 +335,27 @@ def import_labelled_faces(faces: list[LabelledFace], source: Path, *, prefix: st
                                       detector=detector)
     if sizes != {NUM_KEYPOINTS}:
         raise DataError(source, "mixes 15-point and 68-point faces; expected one layout")
+    report = ImportReport(faces_in=len(faces), faces_out=len(faces))
     dataset = Dataset.from_arrays(
         np.stack([load_crop(f.path) for f in faces]),
-        np.stack([f.points.reshape(-1) for f in faces]).astype(np.float32),
+        _inside_crop(np.stack([f.points for f in faces]), report).reshape(len(faces), -1),
         names=[prefix + f.name for f in faces],
         persons=[f.person or person_of(f.name) for f in faces],
         splits=[f.split if f.split in SPLITS else "" for f in faces],
         meta={"framing": {"rule": "96x96 crops as given"}})
-    report = ImportReport(faces_in=len(faces), faces_out=len(faces),
-                                    summary=describe(dataset))
+    report.summary = describe(dataset)
     report.framing["96x96 crops as given"] = len(faces)
     return dataset, report
+
+
+def _inside_crop(points: np.ndarray, report) -> np.ndarray:
+    """(N, 15, 2) labelled points of 96x96 crops -> float32, the ones outside the crop (or
+    too large for float32, or infinite) missing and counted in ``report``, as the importer of
+    68-point photos does."""
+    points = np.array(points, np.float64)
+    labelled = ~np.isnan(points).all(axis=-1)
+    outside = outside_crop(points) & labelled
+    points[outside | ~labelled] = np.nan
+    report.keypoints_outside += int(outside.sum())
+    report.faces_with_keypoint_outside += int(outside.any(axis=1).sum())
+    return points.astype(np.float32)

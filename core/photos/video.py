@@ -392,12 +392,13 @@ def check_options(args) -> Path:
 def run(args, model: Path, detector_options: dict, progress=None) -> int:
     """``facekp predict VIDEO [--jsonl OUT.jsonl] [--draw OUT.mp4]``: 0 when done."""
     from facekp.core.faces.detect import make_detector
-    from facekp.core.fileio import (check_input_file, check_output, refuse_input_as_output,
-                                    same_file)
+    from facekp.core.fileio import (check_input_file, check_output, check_parent_folder,
+                                    refuse_input_as_output, same_file)
     from facekp.core.model.predict import Predictor
 
     video = check_options(args)
-    outputs = [Path(o) for o in (args.jsonl, args.draw) if o is not None]
+    outputs = [check_parent_folder(o, option) for option, o in
+               (("--jsonl", args.jsonl), ("--draw", args.draw)) if o is not None]
     for out in outputs:
         refuse_input_as_output(out, {"video": [video]})
     if len(outputs) == 2 and same_file(*outputs):

@@ -21,7 +21,8 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
     ``predictor_or_model_path``: a :class:`facekp.core.model.predict.Predictor`, a ``.keras`` path
     or a Keras model. ``dataset``: a :class:`facekp.core.data.dataset.Dataset`, or streamed faces
     (:class:`facekp.core.data.shards.ShardSplit`: predicted batch by batch, only the keypoints
-    kept). A keypoint never labelled in the dataset scores ``None``. ``confidence`` is None when the
+    kept). A keypoint never labelled in the dataset scores ``None``; one the model predicts as NaN
+    or infinity scores NaN (so the JSON counts it as the model's). ``confidence`` is None when the
     model has no confidence head (:mod:`facekp.core.model.confidence`); otherwise
     :func:`facekp.core.model.confidence.ranking_scores` of the keypoint confidences against the
     points' errors, with ``per_keypoint``: each keypoint's mean confidence.
@@ -45,9 +46,13 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
                                      predictor.confidence_head.threshold_px)
         conf_scores["per_keypoint"] = {n: float(v) for n, v in zip(NAMES, conf.mean(axis=0))}
     kp = per_keypoint(pred, truth)
+    # None: never labelled; NaN (null in the JSON, and counted in its warning): labelled, but
+    # the model's output is not finite
+    labelled = ~np.isnan(np.asarray(truth, np.float64)).reshape(len(truth), -1, 2).all(axis=(0, 2))
     return {
         "rmse_px": rmse(pred, truth),
-        "per_keypoint": {name: (None if np.isnan(v) else float(v)) for name, v in zip(NAMES, kp)},
+        "per_keypoint": {name: float(v) if seen else None
+                         for name, v, seen in zip(NAMES, kp, labelled)},
         "faces": int(len(truth)),
         "confidence": conf_scores,
     }
