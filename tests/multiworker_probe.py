@@ -1,5 +1,5 @@
 """One worker of the two-worker training test (``python tests/multiworker_probe.py ARGS``)
-runs ``facekp train`` (facekp.core.cli.main) with a tiny registered architecture, 'test-probe',
+runs ``facekp train`` (facekp.core.cli.models) with a tiny registered architecture, 'test-probe',
 whose first layer writes the faces of the first batch the model trains on to $FACEKP_TEST_PROBE (a
 JSON list of each face's SHA-1), so that the test can tell which faces each worker trained on.
 $FACEKP_TEST_STOP_AT=EPOCH:BATCH makes this worker ask for a stop there.
@@ -68,16 +68,16 @@ def register() -> str:
 
 def stop_at(epoch: int, batch: int) -> None:
     """Make this worker ask its Trainer to stop at ``epoch``, ``batch`` (as Ctrl+C would)."""
-    from facekp.core.cli import main as cli
+    from facekp.core.cli import models
 
-    on_batch = cli._CliListener.on_batch
+    on_batch = models._CliListener.on_batch
 
     def on_batch_then_stop(self, e, b, loss_px):
         on_batch(self, e, b, loss_px)
         if (e, b) == (epoch, batch):
             self.trainer.stop()
 
-    cli._CliListener.on_batch = on_batch_then_stop
+    models._CliListener.on_batch = on_batch_then_stop
 
 
 if __name__ == "__main__":

@@ -150,6 +150,6 @@ def test_the_graph_sees_imports_inside_functions(graph):
     """Imports inside functions are edges too (the predictor imports the architectures, which
     register the loss, only when it loads a model), and so are ``from room import module``."""
     assert "facekp.core.model.architectures" in graph["facekp.core.model.predict"]
-    assert "facekp.core.data.opener" in graph["facekp.core.cli.main"]
+    assert "facekp.core.data.opener" in graph["facekp.core.cli.datasets"]
     assert {"facekp.core.data.dataset", "facekp.core.data.shards"} <= \
         graph["facekp.core.data.opener"]
