@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core.cli import main as cli
-
 from facekp.core.data import dataset as data
 from facekp.core.data import kaggle_csv
 from facekp.core.data import opener
+from cli_run import assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,22 +39,6 @@ def folder(tmp_path_factory, shared_data) -> tuple[Path, Path]:
     with open(labels, "w", newline="") as fh:
         csv.writer(fh).writerows([header] + picked)
     return labels, images
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *words: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("facekp ") and ": error: " in lines[0]
-    assert "Traceback" not in err
-    for w in words:
-        assert w in lines[0]
 
 
 def test_import_writes_npz_and_reports_faces(capsys, folder, tmp_path):

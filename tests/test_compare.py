@@ -6,11 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from facekp.core.cli import main as cli
-
 from facekp.core.data import opener
 from facekp.core.quality.evaluate import evaluate
 from facekp.core.data.keypoints import NAMES
+from cli_run import run
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +24,6 @@ def two_models(faces, constant_model, tmp_path_factory):
     constant_model(mean).save(paths[0])
     constant_model(shifted).save(paths[1])
     return paths
-
-
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_compare_json_matches_evaluate_of_each_model(capsys, two_models, real_subset_npz):

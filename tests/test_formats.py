@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekp.core.cli import main as cli
-
 from facekp.core.data import dataset as data
 from facekp.core.data import opener
 
@@ -23,6 +21,7 @@ from facekp.core.data import formats
 from facekp.core.photos import importers
 from facekp.core.errors import DataError
 from facekp.core.data.keypoints import NAMES
+from cli_run import assert_one_line_error, run
 
 OUT = {"coco": "faces.json", "dlib": "faces.xml", "pts": "faces_pts", "csv": "faces.csv"}
 #: How far a point may move in a round trip: dlib parts are integers, .pts has 4 decimals
@@ -43,12 +42,6 @@ def subset(faces) -> data.Dataset:
 def subset_npz(subset, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("formats") / "subset.npz"
     return data.write_npz(subset, path)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def export(capsys, source: Path, fmt: str, folder: Path) -> Path:
@@ -219,14 +212,6 @@ def test_coco_visibility_0_is_missing_and_1_is_labelled(tmp_path, subset):
     want = subset.keypoints[0].reshape(15, 2).copy()
     want[10] = np.nan
     np.testing.assert_array_equal(ds.keypoints[0].reshape(15, 2), want)
-
-
-def assert_one_line_error(code: int, err: str, *words) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert str(w) in lines[0]
 
 
 @pytest.mark.parametrize("name, text, expected", [

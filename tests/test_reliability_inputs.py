@@ -12,30 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekp.core.cli import main as cli
-
 from facekp.core.data import dataset as data
 from facekp.core.data import kaggle_csv
 from facekp.core.data import opener
 from facekp.core.errors import DataError
+from cli_run import assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parent.parent
 FACES = ROOT / "resources" / "faces.npz"
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *words: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert ": error: " in lines[0] and "Traceback" not in err
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -14,21 +14,7 @@ from facekp.core.cli import main as cli
 from facekp.core.data import dataset as data
 from facekp.core.data import formats, opener
 from facekp.core.data.keypoints import NAMES
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *words) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert ": error: " in lines[0]
-    for w in words:
-        assert str(w) in lines[0], lines[0]
+from cli_run import assert_one_line_error, run
 
 
 @pytest.fixture

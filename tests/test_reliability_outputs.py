@@ -16,29 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekp.core.cli import main as cli
 from facekp.core.data import dataset as data
 from facekp.core.data import formats, kaggle_csv, opener
 from facekp.core.photos import importers
 from facekp.core.fileio import remove_stale_partials
+from cli_run import assert_one_line_error, run
 
 ROOT = Path(__file__).resolve().parent.parent
 FACES = ROOT / "resources" / "faces.npz"
 OUT = {"coco": "faces.json", "dlib": "faces.xml", "pts": "faces_pts", "csv": "faces.csv"}
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *words) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert str(w) in lines[0], lines[0]
 
 
 def snapshot(path: Path) -> dict:

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facekp.core.cli import main as cli
-
 from facekp.core.data import dataset as data
 from facekp.core.data import opener
 
 from facekp.core.data import shards
 from facekp.core.errors import DataError
+from cli_run import run
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +36,6 @@ def written(mixed, tmp_path_factory):
     data.write_npz(mixed, root / "mixed.npz")
     index = shards.write_shards(mixed, root / "mixed", 3)
     return root, index
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_shards_read_back_the_same_faces_in_the_same_order(mixed, written):
