@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .editing import ReplaceDatasetCommand
 from .workers import Job
 
 
@@ -23,9 +24,11 @@ class Datasets:
 
         def done(result):
             dataset, restored = w.recovery.opened(path, *result)
-            self.show(dataset, path)
-            if restored:
+            self.show(dataset if restored is None else restored, path)
+            if restored is not None:      # one undoable step: undo shows the file as it is
                 w.recovery.restored()
+                w.undo_stack.push(ReplaceDatasetCommand(w, dataset, restored,
+                                                        "restore unsaved edits"))
             if not initial:
                 w.files.add_recent(path)
 

@@ -4,21 +4,8 @@ labels marked as not yet checked, the photo's name kept. One undoable step."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtGui import QUndoCommand
 
-
-class AddFacesCommand(QUndoCommand):
-    """Replace the window's dataset by one with the new faces at its end (undo: the old one)."""
-
-    def __init__(self, adder: "PhotoFaces", before, after, first_new: int, text: str):
-        super().__init__(text)
-        self.adder, self.before, self.after, self.first_new = adder, before, after, first_new
-
-    def redo(self) -> None:
-        self.adder.show(self.after, self.first_new)
-
-    def undo(self) -> None:
-        self.adder.show(self.before, max(0, self.first_new - 1) if len(self.before) else None)
+from .editing import ReplaceDatasetCommand
 
 
 def addable_faces(photo) -> list:
@@ -57,19 +44,11 @@ class PhotoFaces:
             before = Dataset.from_arrays(np.zeros((0, 96, 96), np.uint8))
         after = add_faces(before, new)
         n = len(new)
-        w.undo_stack.push(AddFacesCommand(
-            self, before, after, len(before),
-            f"add {n} face{'s' if n != 1 else ''} of {photo.path.name}"))
+        w.undo_stack.push(ReplaceDatasetCommand(
+            w, before, after, f"add {n} face{'s' if n != 1 else ''} of {photo.path.name}",
+            rows=(len(before), max(0, len(before) - 1) if len(before) else None)))
         w.statusBar().showMessage(
             f"Added {n} face{'s' if n != 1 else ''} of {photo.path.name} to {w.session.label} "
             f"(faces {len(before)}-{len(after) - 1}): the model's points, not yet checked — "
             "correct them, then save", 15000)
         return n
-
-    def show(self, dataset, row: int | None) -> None:
-        """Show ``dataset`` in place of the current one, keeping the undo stack, at ``row``."""
-        w = self.window
-        w.datasets.show(dataset, w.session.dataset_path, keep_undo=True)
-        if row is not None and len(dataset):
-            w.select_row(row)
-            w.show_row(row)

@@ -297,3 +297,43 @@ def test_keypoint_errors_dock_shows_the_faces_keypoint_confidence(qtbot, review_
     assert view.horizontalHeaderItem(view.SURE).text() == "sure"
     assert "confidence" in view.horizontalHeaderItem(view.SURE).toolTip()
     w.close()
+
+
+def test_a_restore_brings_back_every_field_of_the_dataset_and_is_undoable(qtbot, review_npz,
+                                                                           tmp_path):
+    """Faces added from a photo (not yet checked, with their photo's path) survive a crash:
+    the recovery file holds every field the .npz holds, and the restore is one undoable step."""
+    from facekp.core.data import dataset as data
+    from facekp.gui.recovery import recovery_path
+
+    ds = data.read_npz(review_npz)
+    ds.checked[[9, 10, 11]] = False
+    ds.sources[[9, 10, 11]] = "/photos/group.jpg"
+    ds.meta["note"] = "kept"
+    path = data.write_npz(ds, tmp_path / "added.npz")
+    w = _window(qtbot, path)
+    w.select_row(10)
+    w.editing.delete_requested(10)
+    w.recovery.autosave()
+    qtbot.waitUntil(recovery_path(path).is_file, timeout=10_000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    edited = w.dataset.subset(slice(None))
+    edited.keypoints = w.dataset.keypoints.copy()
+    w.recovery._written = None                               # as if the app died here
+    w.close()
+
+    w = _window(qtbot, path, restore=lambda text: True)
+    for name in data.NPZ_FIELDS:
+        np.testing.assert_array_equal(getattr(w.dataset, name), getattr(edited, name), name)
+    assert w.dataset.meta == edited.meta
+    assert "predicted, not yet checked" in w.session.face_text(10)
+    assert w.isWindowModified() and w.undo_stack.canUndo()
+    w.undo_stack.undo()                                      # back to the file as it is
+    assert np.isfinite(w.dataset.keypoints[10, 20:22]).all() and not w.isWindowModified()
+    w.undo_stack.redo()
+    assert np.isnan(w.dataset.keypoints[10, 20:22]).all() and w.isWindowModified()
+    assert w.files.write_dataset(path)
+    saved = data.read_npz(path)
+    for name in data.NPZ_FIELDS:
+        np.testing.assert_array_equal(getattr(saved, name), getattr(edited, name), name)
+    w.close()
