@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QLineEdit,
+                               QPlainTextEdit, QTextEdit, QToolBar)
 
 K = QKeySequence.StandardKey
 
@@ -28,8 +29,6 @@ class Spec:
     checked: bool = False
     enabled: str = "always"            # a key of the state update_enabled computes
     short: str = ""                    # the toolbar's text, when shorter than ``text``
-    on_views: bool = False             # the key works only in the face, table and review dock
-                                       # (not while typing in a field: Enter)
 
 
 def _layer(name: str, layer: str, text: str, key: str, tip: str = "", checked=True) -> Spec:
@@ -53,11 +52,10 @@ REVIEW_ACTIONS: tuple[Spec, ...] = (
     Spec("queue_prev", "&Previous in queue", "review.step:-1", "Shift+Space",
          "the previous face of the review queue", enabled="browsing"),
     Spec("accept_point", "Accept predicted &point", "correct.accept_point", ("Return", "Enter"),
-         "the selected (or picked) keypoint takes its predicted position", enabled="face",
-         on_views=True),
+         "the selected (or picked) keypoint takes its predicted position", enabled="face"),
     Spec("accept_face", "Accept predicted &face", "correct.accept_face",
          ("Shift+Return", "Shift+Enter"), "every keypoint of the face takes its predicted "
-         "position (one undoable edit)", enabled="face", on_views=True),
+         "position (one undoable edit)", enabled="face"),
     Spec("place", "Place &missing points by clicking", "correct.place_missing", "M",
          "each click places the next missing keypoint, in keypoint order; number keys pick "
          "a keypoint; M again stops", enabled="face"),
@@ -198,12 +196,7 @@ def make_actions(window) -> dict[str, QAction]:
                 act.toggled.connect(slot)
             else:
                 act.triggered.connect(lambda _=False, slot=slot: slot())
-        if spec.on_views:
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            for widget in (window.canvas, window.dataset_panel.table, window.review.panel):
-                widget.addAction(act)
-        else:
-            window.addAction(act)
+        window.addAction(act)            # whatever widget of the window has focus
         actions[spec.name] = act
     actions["@undo"] = window.undo_stack.createUndoAction(window, "&Undo")
     actions["@undo"].setShortcut(QKeySequence("Ctrl+Z"))
@@ -212,7 +205,41 @@ def make_actions(window) -> dict[str, QAction]:
     window.addAction(actions["@undo"])
     window.addAction(actions["@redo"])
     _canvas_arrows(window)
+    TypingKeepsEnter(window)
     return actions
+
+
+def is_text_field(widget) -> bool:
+    """A widget a person types into (a line, a number, a text, an editable combobox)."""
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    return isinstance(widget, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
+
+
+class TypingKeepsEnter(QObject):
+    """Enter and Shift+Enter are the window's (accept a prediction) whatever widget has focus,
+    except a field being typed in: there they end the input, as they do in any program.
+
+    A shortcut is looked up before the focus widget sees its key, unless the widget accepts
+    the key's ShortcutOverride event first; QLineEdit and the spin boxes accept it for the
+    printable keys, Delete and the arrows, not for Enter, so this filter, installed on each
+    text field as it gets focus, accepts it for Enter."""
+
+    KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+
+    def __init__(self, window):
+        super().__init__(window)
+        QApplication.instance().focusChanged.connect(self._focus_changed)
+
+    def _focus_changed(self, _old, new) -> None:
+        if new is not None and is_text_field(new):
+            new.installEventFilter(self)        # (once: installing again replaces it)
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() in self.KEYS \
+                and is_text_field(obj):
+            event.accept()
+        return False
 
 
 def _canvas_arrows(window) -> None:

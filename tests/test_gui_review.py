@@ -337,3 +337,35 @@ def test_a_restore_brings_back_every_field_of_the_dataset_and_is_undoable(qtbot,
     for name in data.NPZ_FIELDS:
         np.testing.assert_array_equal(getattr(saved, name), getattr(edited, name), name)
     w.close()
+
+
+def test_review_keys_work_whatever_had_focus_except_a_field_being_typed_in(qtbot, review_npz):
+    """Enter / Shift+Enter and the number keys after the Split or queue combobox or a dock's
+    button was used; a field being typed in (the Training dock's) keeps its Enter."""
+    w = _window(qtbot, review_npz)
+    s = w.session
+    w.select_row(7)
+    original, pred = s.dataset.keypoints[7].copy(), s.predictions[7].copy()
+    split_box = w.dataset_panel.split_box
+    _press(qtbot, w, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier, widget=split_box)
+    np.testing.assert_allclose(s.dataset.keypoints[7], pred)
+    w.undo_stack.undo()
+    kind_box = w.review.panel.kind_box
+    _press(qtbot, w, Qt.Key.Key_3, widget=kind_box)
+    assert w.correct.picked == 2
+    _press(qtbot, w, Qt.Key.Key_Enter, widget=kind_box)
+    np.testing.assert_allclose(s.dataset.keypoints[7, 4:6], pred[4:6])
+    w.undo_stack.undo()
+    button = w.review.panel.buttons["resort"]
+    _press(qtbot, w, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier, widget=button)
+    np.testing.assert_allclose(s.dataset.keypoints[7], pred)
+    w.undo_stack.undo()
+    np.testing.assert_array_equal(s.dataset.keypoints[7], original)
+
+    w.training_dock.raise_()
+    for field in (w.training_panel.epochs, w.training_panel.out_path):
+        qtbot.waitUntil(field.isVisible, timeout=5000)
+        _press(qtbot, w, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier, widget=field)
+        assert w.undo_stack.index() == 0
+        np.testing.assert_array_equal(s.dataset.keypoints[7], original)
+    w.close()
