@@ -64,6 +64,7 @@ class Datasets:
         if n and not 0 <= row < n:
             w.show_error(f"--image {row}: the dataset has faces 0 to {n - 1}")
             row = 0
+        w.review.dataset_shown(row if n else None, opened=not keep_undo)
         if n and s.view_mode == "photo":  # a photo is on screen: select without showing
             s.row = row
             w.dataset_panel.blockSignals(True)

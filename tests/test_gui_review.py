@@ -369,3 +369,28 @@ def test_review_keys_work_whatever_had_focus_except_a_field_being_typed_in(qtbot
         assert w.undo_stack.index() == 0
         np.testing.assert_array_equal(s.dataset.keypoints[7], original)
     w.close()
+
+
+def test_the_remembered_queue_position_never_moves_a_person_who_moved(qtbot, review_npz):
+    """The queue position of the last run is gone back to when the queue is ready, only if the
+    person has not gone to another face meanwhile."""
+    from facekp.gui.main_window import MainWindow, Options
+
+    w = _window(qtbot, review_npz, remember=True)
+    for _ in range(3):
+        _press(qtbot, w, Qt.Key.Key_Space)
+    remembered = w.row
+    assert remembered not in (0, 6)
+    w.close()
+
+    w = MainWindow(Options(data=str(review_npz), remember=True))
+    w.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.session.dataset is not None, timeout=60_000)
+    assert not w.session.all_predicted()                  # the queue is not ready yet
+    w.select_row(6)                                       # the person goes to a face
+    qtbot.waitUntil(lambda: not w.busy and w.session.all_predicted(), timeout=120_000)
+    qtbot.wait(200)
+    assert w.row == 6
+    w.close()
