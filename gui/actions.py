@@ -67,7 +67,7 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("open_dataset", "Open &dataset…", "files.open_dataset_dialog", "Ctrl+Shift+O"),
     Spec("open_model", "Open &model…", "files.open_model_dialog", "Ctrl+M"),
     Spec("save", "&Save dataset", "files.save_dataset", K.Save,
-         "save the dataset with your edits (.npz)", enabled="dataset"),
+         "save the dataset with your edits (.npz)", enabled="dataset", short="Save"),
     Spec("save_as", "Save dataset &as…", "files.save_dataset_as", K.SaveAs, enabled="dataset"),
     Spec("export_csv", "Export dataset as &Kaggle CSV…", "files.export_kaggle_csv",
          enabled="dataset"),
@@ -100,15 +100,17 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("zoom_out", "Zoom &out", "canvas.zoom_out", ("-", "Ctrl+-")),
     Spec("reset_layout", "&Reset layout", "window_layout.reset", None,
          "every dock back in its place, sized for the window"),
-    Spec("next", "&Next face", "step:1", "D", "next row of the table", enabled="dataset"),
+    Spec("next", "&Next face", "step:1", "D", "next row of the table", enabled="dataset",
+         short="Next"),
     Spec("prev", "&Previous face", "step:-1", "A", "previous row of the table",
-         enabled="dataset"),
+         enabled="dataset", short="Previous"),
     Spec("worst", "Sort &worst first", "dataset_panel.sort_worst_first", "W",
          "sort the table by per-face RMSE, largest first", enabled="dataset"),
-    Spec("back", "Back to &dataset", "back_to_dataset", "Escape", enabled="photo"),
+    Spec("back", "Back to &dataset", "back_to_dataset", "Escape",
+         "the dataset's face again, after a photo or a video", enabled="photo", short="Back"),
     Spec("draw_box", "Draw a face &box", "photos.set_box_mode", "B",
          "drag a square around a face the detector missed; keypoints are predicted inside it",
-         True, False, enabled="photo"),
+         True, False, enabled="photo", short="Draw box"),
     Spec("add_faces", "&Add faces to dataset", "photo_faces.add_to_dataset", "Ctrl+Shift+A",
          "the photo's faces into the dataset, the model's points as labels to check",
          enabled="photo_faces"),
@@ -121,7 +123,8 @@ ACTIONS: tuple[Spec, ...] = (
          "leave out the points the model is unsure of (keypoint confidence below 0.5: drawn "
          "magenta when shown)", True, False),
     Spec("predict", "&Predict dataset", "models.predict_dataset", "Ctrl+R",
-         "predict every face with the current model", enabled="model_and_dataset"),
+         "predict every face with the current model", enabled="model_and_dataset",
+         short="Predict"),
     Spec("train", "Start &training", "start_training", "Ctrl+T",
          "train a model on the dataset's train faces (the Training dock shows it)",
          enabled="can_train", short="Train"),
@@ -204,6 +207,9 @@ def make_actions(window) -> dict[str, QAction]:
     actions["@undo"].setShortcut(QKeySequence("Ctrl+Z"))
     actions["@redo"] = window.undo_stack.createRedoAction(window, "&Redo")
     actions["@redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+    for name, short in (("@undo", "Undo"), ("@redo", "Redo")):
+        # the toolbar says only this; the menu and the tooltip name the edit ("Undo add ...")
+        actions[name].setIconText(short)
     window.addAction(actions["@undo"])
     window.addAction(actions["@redo"])
     _canvas_arrows(window)
