@@ -24,6 +24,9 @@ FRAME = (16, 48)
 COLUMNS = {LEFT: (0.372, 520), RIGHT: (0.286, 400)}
 #: The face keeps at least this many pixels of width while docks are narrowed for it.
 CANVAS_MIN = 400
+#: A window shorter than this (a small screen) gets the Models dock as a third tab beside
+#: Training and Review, so that the Training dock's form and plot have the column's height.
+TABS_BELOW = 800
 
 
 def add_dock(window, title: str, name: str, widget, area) -> QDockWidget:
@@ -55,6 +58,9 @@ class WindowLayout(QObject):
         self.default_state = None
         self._pressed_on_separator = False
         self.fit_screen()
+        if window.height() < TABS_BELOW:
+            window.tabifyDockWidget(window.review_dock, window.models_dock)
+            window.review_dock.raise_()
         self.apply_defaults()
         window.installEventFilter(self)
 

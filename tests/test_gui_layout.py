@@ -96,3 +96,24 @@ def test_undo_and_redo_are_short_on_the_toolbar_and_every_button_fits(qtbot, tin
     w.undo_stack.undo()
     redo = w.toolbar.widgetForAction(w.acts["@redo"])
     assert redo.text() == "Redo" and redo.toolTip().startswith("Redo delete")
+
+
+def test_a_window_started_on_a_small_screen_gives_the_training_dock_its_column(
+        qtbot, tiny, open_window, monkeypatch):
+    """Started at the size a 1280 x 720 screen leaves (the offscreen screen is not fitted to:
+    the default size stands in for it), the Models dock is a third tab beside Training and
+    Review, so the Training dock's form and plot get the column's height; Reset layout keeps
+    that arrangement."""
+    monkeypatch.setattr("facekp.gui.window_layout.DEFAULT_SIZE", SMALL)
+    w = open_window(qtbot, data=str(tiny))
+    assert w.size().toTuple() == SMALL
+    assert set(w.tabifiedDockWidgets(w.review_dock)) == {w.training_dock, w.models_dock}
+    w.training_dock.raise_()
+    qtbot.wait(50)
+    assert w.training_dock.height() >= SMALL[1] - 150
+    for dock in w.window_layout.docks:
+        assert _reachable(w, dock), dock.objectName()
+    assert w.canvas.width() >= 400
+    w.acts["reset_layout"].trigger()
+    qtbot.wait(50)
+    assert set(w.tabifiedDockWidgets(w.review_dock)) == {w.training_dock, w.models_dock}
