@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QLineEdit,
+                               QPlainTextEdit, QTextEdit, QToolBar)
 
 K = QKeySequence.StandardKey
 
@@ -28,8 +29,6 @@ class Spec:
     checked: bool = False
     enabled: str = "always"            # a key of the state update_enabled computes
     short: str = ""                    # the toolbar's text, when shorter than ``text``
-    on_views: bool = False             # the key works only in the face, table and review dock
-                                       # (not while typing in a field: Enter)
 
 
 def _layer(name: str, layer: str, text: str, key: str, tip: str = "", checked=True) -> Spec:
@@ -53,11 +52,10 @@ REVIEW_ACTIONS: tuple[Spec, ...] = (
     Spec("queue_prev", "&Previous in queue", "review.step:-1", "Shift+Space",
          "the previous face of the review queue", enabled="browsing"),
     Spec("accept_point", "Accept predicted &point", "correct.accept_point", ("Return", "Enter"),
-         "the selected (or picked) keypoint takes its predicted position", enabled="face",
-         on_views=True),
+         "the selected (or picked) keypoint takes its predicted position", enabled="face"),
     Spec("accept_face", "Accept predicted &face", "correct.accept_face",
          ("Shift+Return", "Shift+Enter"), "every keypoint of the face takes its predicted "
-         "position (one undoable edit)", enabled="face", on_views=True),
+         "position (one undoable edit)", enabled="face"),
     Spec("place", "Place &missing points by clicking", "correct.place_missing", "M",
          "each click places the next missing keypoint, in keypoint order; number keys pick "
          "a keypoint; M again stops", enabled="face"),
@@ -69,7 +67,7 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("open_dataset", "Open &dataset…", "files.open_dataset_dialog", "Ctrl+Shift+O"),
     Spec("open_model", "Open &model…", "files.open_model_dialog", "Ctrl+M"),
     Spec("save", "&Save dataset", "files.save_dataset", K.Save,
-         "save the dataset with your edits (.npz)", enabled="dataset"),
+         "save the dataset with your edits (.npz)", enabled="dataset", short="Save"),
     Spec("save_as", "Save dataset &as…", "files.save_dataset_as", K.SaveAs, enabled="dataset"),
     Spec("export_csv", "Export dataset as &Kaggle CSV…", "files.export_kaggle_csv",
          enabled="dataset"),
@@ -100,15 +98,19 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("fit", "&Fit to window", "canvas.fit", ("F", "Ctrl+0")),
     Spec("zoom_in", "Zoom &in", "canvas.zoom_in", ("+", "=", "Ctrl+=")),
     Spec("zoom_out", "Zoom &out", "canvas.zoom_out", ("-", "Ctrl+-")),
-    Spec("next", "&Next face", "step:1", "D", "next row of the table", enabled="dataset"),
+    Spec("reset_layout", "&Reset layout", "window_layout.reset", None,
+         "every dock back in its place, sized for the window"),
+    Spec("next", "&Next face", "step:1", "D", "next row of the table", enabled="dataset",
+         short="Next"),
     Spec("prev", "&Previous face", "step:-1", "A", "previous row of the table",
-         enabled="dataset"),
+         enabled="dataset", short="Previous"),
     Spec("worst", "Sort &worst first", "dataset_panel.sort_worst_first", "W",
          "sort the table by per-face RMSE, largest first", enabled="dataset"),
-    Spec("back", "Back to &dataset", "back_to_dataset", "Escape", enabled="photo"),
+    Spec("back", "Back to &dataset", "back_to_dataset", "Escape",
+         "the dataset's face again, after a photo or a video", enabled="photo", short="Back"),
     Spec("draw_box", "Draw a face &box", "photos.set_box_mode", "B",
          "drag a square around a face the detector missed; keypoints are predicted inside it",
-         True, False, enabled="photo"),
+         True, False, enabled="photo", short="Draw box"),
     Spec("add_faces", "&Add faces to dataset", "photo_faces.add_to_dataset", "Ctrl+Shift+A",
          "the photo's faces into the dataset, the model's points as labels to check",
          enabled="photo_faces"),
@@ -121,7 +123,8 @@ ACTIONS: tuple[Spec, ...] = (
          "leave out the points the model is unsure of (keypoint confidence below 0.5: drawn "
          "magenta when shown)", True, False),
     Spec("predict", "&Predict dataset", "models.predict_dataset", "Ctrl+R",
-         "predict every face with the current model", enabled="model_and_dataset"),
+         "predict every face with the current model", enabled="model_and_dataset",
+         short="Predict"),
     Spec("train", "Start &training", "start_training", "Ctrl+T",
          "train a model on the dataset's train faces (the Training dock shows it)",
          enabled="can_train", short="Train"),
@@ -141,7 +144,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "export_pred", "export_loss", "-", "quit")),
     ("&Edit", ("@undo", "@redo", "-", "add", "delete")),
     ("&View", ("image", "truth", "pred", "lines", "boxes", "-", "smooth", "fit", "zoom_in",
-               "zoom_out", "-", "@docks")),
+               "zoom_out", "-", "@docks", "reset_layout")),
     ("&Go", ("next", "prev", "worst", "back")),
     ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure", "hide_unsure_points")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
@@ -198,21 +201,53 @@ def make_actions(window) -> dict[str, QAction]:
                 act.toggled.connect(slot)
             else:
                 act.triggered.connect(lambda _=False, slot=slot: slot())
-        if spec.on_views:
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            for widget in (window.canvas, window.dataset_panel.table, window.review.panel):
-                widget.addAction(act)
-        else:
-            window.addAction(act)
+        window.addAction(act)            # whatever widget of the window has focus
         actions[spec.name] = act
     actions["@undo"] = window.undo_stack.createUndoAction(window, "&Undo")
     actions["@undo"].setShortcut(QKeySequence("Ctrl+Z"))
     actions["@redo"] = window.undo_stack.createRedoAction(window, "&Redo")
     actions["@redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+    for name, short in (("@undo", "Undo"), ("@redo", "Redo")):
+        # the toolbar says only this; the menu and the tooltip name the edit ("Undo add ...")
+        actions[name].setIconText(short)
     window.addAction(actions["@undo"])
     window.addAction(actions["@redo"])
     _canvas_arrows(window)
+    TypingKeepsEnter(window)
     return actions
+
+
+def is_text_field(widget) -> bool:
+    """A widget a person types into (a line, a number, a text, an editable combobox)."""
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    return isinstance(widget, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit))
+
+
+class TypingKeepsEnter(QObject):
+    """Enter and Shift+Enter are the window's (accept a prediction) whatever widget has focus,
+    except a field being typed in: there they end the input, as they do in any program.
+
+    A shortcut is looked up before the focus widget sees its key, unless the widget accepts
+    the key's ShortcutOverride event first; QLineEdit and the spin boxes accept it for the
+    printable keys, Delete and the arrows, not for Enter, so this filter, installed on each
+    text field as it gets focus, accepts it for Enter."""
+
+    KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+
+    def __init__(self, window):
+        super().__init__(window)
+        QApplication.instance().focusChanged.connect(self._focus_changed)
+
+    def _focus_changed(self, _old, new) -> None:
+        if new is not None and is_text_field(new):
+            new.installEventFilter(self)        # (once: installing again replaces it)
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() in self.KEYS \
+                and is_text_field(obj):
+            event.accept()
+        return False
 
 
 def _canvas_arrows(window) -> None:

@@ -239,6 +239,7 @@ class DatasetPanel(QWidget):
         self.split_box.currentIndexChanged.connect(self._split_changed)
         self.summary = QLabel("")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary.setWordWrap(True)     # a narrow dock wraps it (no minimum width of its own)
 
         self.table = QTableView()
         self.table.setModel(self.view)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .editing import ReplaceDatasetCommand
 from .workers import Job
 
 
@@ -23,9 +24,11 @@ class Datasets:
 
         def done(result):
             dataset, restored = w.recovery.opened(path, *result)
-            self.show(dataset, path)
-            if restored:
+            self.show(dataset if restored is None else restored, path)
+            if restored is not None:      # one undoable step: undo shows the file as it is
                 w.recovery.restored()
+                w.undo_stack.push(ReplaceDatasetCommand(w, dataset, restored,
+                                                        "restore unsaved edits"))
             if not initial:
                 w.files.add_recent(path)
 
@@ -61,6 +64,7 @@ class Datasets:
         if n and not 0 <= row < n:
             w.show_error(f"--image {row}: the dataset has faces 0 to {n - 1}", option=True)
             row = 0
+        w.review.dataset_shown(row if n else None, opened=not keep_undo)
         if n and s.view_mode == "photo":  # a photo is on screen: select without showing
             s.row = row
             w.dataset_panel.blockSignals(True)

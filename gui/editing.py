@@ -39,6 +39,34 @@ class SetFaceCommand(QUndoCommand):
         self.editing.set_face(self.row, self.old)
 
 
+class ReplaceDatasetCommand(QUndoCommand):
+    """The window's dataset replaced by another one (a photo's faces added, unsaved edits
+    restored); undo shows the one before. ``rows``: the face to show after a redo and after an
+    undo (None: the face on screen). A first redo finds ``after`` already on screen and leaves
+    it so."""
+
+    def __init__(self, window, before, after, text: str, rows=(None, None)):
+        super().__init__(text)
+        self.window, self.before, self.after, self.rows = window, before, after, rows
+
+    def redo(self) -> None:
+        self._show(self.after, self.rows[0])
+
+    def undo(self) -> None:
+        self._show(self.before, self.rows[1])
+
+    def _show(self, dataset, row) -> None:
+        w = self.window
+        if w.session.dataset is dataset:
+            return
+        row = w.session.row if row is None else row
+        w.datasets.show(dataset, w.session.dataset_path, keep_undo=True)
+        if row is not None and len(dataset):
+            row = min(row, len(dataset) - 1)
+            w.select_row(row)
+            w.show_row(row)
+
+
 class Editing:
     """The canvas's edit requests -> undoable commands -> the session and the widgets."""
 

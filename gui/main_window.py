@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QProgressBar
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QProgressBar
 
 from . import actions as app_actions
 from . import settings as app_settings
@@ -36,6 +37,7 @@ from .review import Review
 from .session import Session, split_label
 from .training_panel import TrainingPanel
 from .video import Video
+from .window_layout import LEFT, RIGHT, WindowLayout, add_dock, scrollable
 from .workers import Jobs
 
 
@@ -64,7 +66,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.options = options or Options()
         self.setObjectName("facekp-main")
-        self.resize(1400, 900)
         self.setAcceptDrops(True)
         self.session = Session()
         self.predictor = None
@@ -79,17 +80,16 @@ class MainWindow(QMainWindow):
         self._make_parts()
         self._make_docks()
         self.acts = app_actions.make_actions(self)
-        app_actions.make_menus(self, self.acts, (self.dataset_dock, self.kp_dock,
-                                                    self.training_dock, self.review_dock,
-                                                    self.models_dock))
+        app_actions.make_menus(self, self.acts, self.window_layout.docks)
         self.toolbar = app_actions.make_toolbar(self, self.acts)
         self._make_statusbar()
         self._connect()
         self.update_title()
         self.models.update_state()
         self.model_list.refresh()
-        if self.options.remember:
-            app_settings.restore_window(self, self._toggles())
+        self.window_layout.remember_default()
+        if self.options.remember and app_settings.restore_window(self, self._toggles()):
+            self.window_layout.wanted = {}        # the restored widths are kept, once shown
 
     # --- construction --------------------------------------------------------------------
     def _make_parts(self) -> None:
@@ -109,25 +109,18 @@ class MainWindow(QMainWindow):
         self.model_list = ModelList(self)
 
     def _make_docks(self) -> None:
-        def dock(title: str, name: str, widget, area) -> QDockWidget:
-            d = QDockWidget(title, self)
-            d.setObjectName(name)
-            d.setWidget(widget)
-            self.addDockWidget(area, d)
-            return d
-
-        left = Qt.DockWidgetArea.LeftDockWidgetArea
-        right = Qt.DockWidgetArea.RightDockWidgetArea
-        self.dataset_dock = dock("Dataset", "dataset-dock", self.dataset_panel, left)
-        self.kp_dock = dock("Keypoint errors", "keypoint-dock", self.kp_view, left)
-        self.training_dock = dock("Training", "training-dock", self.training_panel, right)
-        self.review_dock = dock("Review", "review-dock", self.review.panel, right)
+        dock = partial(add_dock, self)                  # (title, name, widget, area)
+        self.dataset_dock = dock("Dataset", "dataset-dock", self.dataset_panel, LEFT)
+        self.kp_dock = dock("Keypoint errors", "keypoint-dock", self.kp_view, LEFT)
+        self.training_dock = dock("Training", "training-dock", scrollable(self.training_panel),
+                                  RIGHT)
+        self.review_dock = dock("Review", "review-dock", self.review.panel, RIGHT)
         self.tabifyDockWidget(self.training_dock, self.review_dock)
         self.review_dock.raise_()
-        self.models_dock = dock("Models", "models-dock", self.model_list, right)
-        self.resizeDocks([self.dataset_dock, self.training_dock], [520, 400],
-                         Qt.Orientation.Horizontal)
-        self.resizeDocks([self.dataset_dock, self.kp_dock], [440, 350], Qt.Orientation.Vertical)
+        self.models_dock = dock("Models", "models-dock", self.model_list, RIGHT)
+        self.window_layout = WindowLayout(self, (self.dataset_dock, self.kp_dock,
+                                                 self.training_dock, self.review_dock,
+                                                 self.models_dock))
 
     def _make_statusbar(self) -> None:
         sb = self.statusBar()

@@ -97,6 +97,7 @@ class Photos:
         photo = self.window.session.photo
         if photo is not None and self.window.session.view_mode == "photo":
             self.show(photo)
+            self.window.update_enabled()     # Add faces to dataset adds the faces shown
 
     def show(self, photo) -> None:
         """Draw the photo with its shown faces and its ground truth (if any) against them."""

@@ -3,10 +3,12 @@ again, and a warning before overwriting a dataset that changed on disk since it 
 
 The recovery file of ``faces.npz`` is ``faces.npz.recovery`` beside it (in the app's data
 folder instead for the shipped dataset or a folder that cannot be written). It is an .npz
-holding the labels (keypoints, names, persons, splits, meta) and a checksum of the opened
-file's images; the images themselves only when they are not the opened file's (faces were
-added). It is written atomically a few seconds after an edit, off the GUI thread, and removed
-when the edits are saved, undone or discarded.
+holding every field the dataset's own .npz holds (facekp.core.data.dataset.NPZ_FIELDS: keypoints,
+names, persons, splits, whether each face was checked, the photo it came from; and meta) and a
+checksum of the opened file's images; the images themselves only when they are not the opened
+file's (faces were added). It is written atomically a few seconds after an edit, off the GUI
+thread, and removed when the edits are saved, undone or discarded. A restore is one undoable
+step: undoing it shows the file as it is.
 """
 from __future__ import annotations
 
@@ -57,15 +59,16 @@ def recovery_path(dataset_path) -> Path:
 
 def write_recovery(path: Path, dataset, source, checksum: int, with_images: bool) -> Path:
     """The labels of ``dataset`` (and its images when ``with_images``) to ``path``, atomically."""
+    from facekp.core.data.dataset import NPZ_FIELDS
     from facekp.core.fileio import atomic_path
 
-    arrays = dict(keypoints=dataset.keypoints, names=dataset.names.astype(str),
-                  persons=dataset.persons.astype(str), splits=dataset.splits.astype(str),
-                  meta=np.array(json.dumps(dataset.meta, sort_keys=True)),
+    # every field the .npz holds (the images only when asked), so a restore loses none
+    arrays = {name: getattr(dataset, name) for name in NPZ_FIELDS
+              if with_images or name != "images"}
+    arrays.update(meta=np.array(json.dumps(dataset.meta, sort_keys=True)),
+                  keypoint_set=np.array(json.dumps(dataset.keypoint_set.to_dict())),
                   source=np.array(str(source or "")), checksum=np.array(checksum, np.int64),
                   saved_at=np.array(time.time()))
-    if with_images:
-        arrays["images"] = dataset.images
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             (np.savez_compressed if with_images else np.savez)(fh, **arrays)
@@ -76,6 +79,7 @@ def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
     """A recovery file for the dataset just opened: (its path, the dataset it restores or
     None, a sentence for the person); None when there is none."""
     from facekp.core.data.dataset import Dataset
+    from facekp.core.data.keypoint_sets import from_dict
 
     rec = recovery_path(dataset_path)
     if not rec.is_file():
@@ -91,8 +95,11 @@ def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
         else:
             return rec, None, (f"{rec} holds edits of another version of "
                                f"{Path(dataset_path).name}; it is left as it is")
+        # a recovery file of an older version holds no checked or sources: as read_npz does
         restored = Dataset(images, f["keypoints"], f["names"], f["persons"], f["splits"],
-                           json.loads(str(f["meta"])), keypoint_set=dataset.keypoint_set)
+                           json.loads(str(f["meta"])), f.get("checked"), f.get("sources"),
+                           keypoint_set=(from_dict(json.loads(str(f["keypoint_set"])), rec)
+                                         if "keypoint_set" in f else dataset.keypoint_set))
     except Exception as exc:  # an unreadable recovery file is reported, never fatal
         return rec, None, f"{rec} could not be read ({exc}); it is left as it is"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(f["saved_at"])))
@@ -170,32 +177,31 @@ class Recovery:
 
     # --- opening and saving ----------------------------------------------------------------
     def opened(self, path, dataset, stamp, found):
-        """A dataset was read: remember its file; offer a recovery file. The dataset to show
-        and whether it came from the recovery file."""
+        """A dataset was read: remember its file; offer a recovery file. (The file's dataset,
+        the dataset restored from the recovery file or None.)"""
         self.timer.stop()
         self._written = None
         self.stamp, self._source_images, self._checksum = stamp, dataset.images, None
         if found is None:
-            return dataset, False
+            return dataset, None
         rec, restored, text = found
         if restored is None:
             self.window.show_error(text)
-            return dataset, False
+            return dataset, None
         answer = self.ask_restore(text)
         if answer is False:
             rec.unlink(missing_ok=True)
         if not answer:
-            return dataset, False
+            return dataset, None
         self._pending = rec
-        return restored, True
+        return dataset, restored
 
     def restored(self) -> None:
-        """The restored dataset is on screen: it counts as unsaved until saved (and its
-        recovery file stays until then)."""
+        """The restored dataset is on screen: its recovery file stays until it is saved (or
+        the restore is undone)."""
         self._written, self._pending = self._pending, None
-        self.window.undo_stack.resetClean()
-        self.window.statusBar().showMessage("Restored the unsaved edits: save to keep them",
-                                            10000)
+        self.window.statusBar().showMessage("Restored the unsaved edits: save to keep them "
+                                            "(Ctrl+Z shows the file as it is)", 10000)
 
     def may_overwrite(self, path) -> bool:
         """Before writing the dataset to ``path``: False when ``path`` is the opened file, it

@@ -87,7 +87,7 @@ class Review:
         self._start = bool(window.options.queue)  # complete; or go to its first face then
         self._stepping = False
         self._confidence_for = None
-        self._first_row: int | None = None
+        self._first_row: int | None = None      # the face a dataset was first shown at
         if window.options.remember and not window.options.queue:
             self.kind = str(app_settings.settings().value("review/kind", self.kind))
         self.kind = self.kind if self.kind in KINDS else "worst"
@@ -128,7 +128,7 @@ class Review:
         that needs confidence asks for it."""
         s = self.window.session
         if s.dataset is not self._dataset:
-            self._dataset_changed()
+            self.dataset_shown(s.row, opened=False)
         self._want_confidence()
         if not self._inputs or any(a != b if isinstance(a, str) else a is not b
                                    for a, b in zip(self._key(), self._inputs)):
@@ -140,7 +140,9 @@ class Review:
         panel = self.window.dataset_panel
         q = s.build_queue(self.kind, None if panel.split == "all" else panel.visible_rows())
         if not q.waiting and self._pending_row is not None:
-            if q.seek(self._pending_row) and s.row == self._first_row:
+            # only a person who is still where the dataset opened is taken there
+            if q.seek(self._pending_row) and s.view_mode == "dataset" and \
+                    s.row == self._first_row:
                 self._go(self._pending_row)
             self._pending_row = None
         elif not q.waiting and self._start and len(q):
@@ -162,6 +164,7 @@ class Review:
             self._say(f"The {KINDS[q.kind].lower()} queue fills once {what} ready")
             return
         before = q.position
+        self._pending_row = None                 # the person moves on from here
         row = q.step(delta)
         if row is None:
             self._say(f"No faces in the {KINDS[q.kind].lower()} queue")
@@ -184,16 +187,22 @@ class Review:
 
     def _face_changed(self, row: int) -> None:
         q = self.window.session.queue
+        if not self._stepping and row != self._first_row:
+            self._pending_row = None             # the person moved: they stay where they are
         if not self._stepping and q.seek(row):
             self._remember("review/row", row)
         self.update_panel()
 
-    def _dataset_changed(self) -> None:
+    def dataset_shown(self, row: int | None, opened: bool) -> None:
+        """A dataset is being shown at face ``row`` (before it is selected). One ``opened``
+        from its file (not one an undoable step changed) goes to the remembered position of
+        its queue once the queue is ready, unless the person has gone to another face (or a
+        photo) by then."""
         s = self.window.session
         self._dataset, self._inputs, self._confidence_for = s.dataset, (), None
-        self._first_row = s.row
+        self._first_row = row
         self._pending_row = None
-        if self.window.options.remember and s.dataset_path is not None:
+        if opened and self.window.options.remember and s.dataset_path is not None:
             st = app_settings.settings()
             if st.value("review/dataset") == str(s.dataset_path.resolve()):
                 row = st.value("review/row")

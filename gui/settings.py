@@ -77,19 +77,22 @@ def clear_recent_files() -> None:
     s.sync()
 
 
-def restore_window(window, toggles: dict) -> None:
-    """The window's saved geometry, dock layout and view toggles (``{key: QAction}``)."""
+def restore_window(window, toggles: dict) -> bool:
+    """The window's saved geometry, dock layout and view toggles (``{key: QAction}``); whether
+    a dock layout was restored."""
     from PySide6.QtCore import QByteArray
 
     s = settings()
+    restored = False
     for value, restore in ((s.value("window/geometry"), window.restoreGeometry),
                            (s.value("window/state"), window.restoreState)):
         if isinstance(value, QByteArray):
-            restore(value)
+            restored = bool(restore(value)) or restored
     for key, act in toggles.items():
         v = s.value(f"view/{key}")
         if v is not None:
             act.setChecked(str(v).lower() in ("true", "1"))
+    return restored
 
 
 def save_window(window, toggles: dict) -> None:

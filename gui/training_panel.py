@@ -37,6 +37,8 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.remember = remember          # False: the person's settings are never written
         self.thread: TrainingThread | None = None
+        self._running = False       # from start until the run's end is shown (its thread may
+                                    # still be returning then)
         self.engine_info: dict | None = None
         self.data_provider = None   # callable -> (train Dataset, val Dataset, note) or None
         self.created: set[Path] = set()   # model files this panel wrote in this run
@@ -147,6 +149,7 @@ class TrainingPanel(QWidget):
         self.started_at: float | None = None
         self.first_batch_at: float | None = None
         self.batches_done = 0
+        self.fitting_head = False   # the run is fitting its keypoint confidence head
 
     # --- plot -------------------------------------------------------------------------------
     def ensure_plot(self) -> None:
@@ -262,7 +265,9 @@ class TrainingPanel(QWidget):
 
     # --- run --------------------------------------------------------------------------------
     def is_running(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        """A run was started and its end not yet shown (not the thread's own state: the end
+        arrives while the thread is still returning, and the window's buttons follow this)."""
+        return self._running
 
     def start(self, *, train=None, val=None, config: dict | None = None,
               out: str | Path | None = None) -> bool:
@@ -292,6 +297,7 @@ class TrainingPanel(QWidget):
         self.out = out
         tuned = self.fine_tune_from()
         self.thread = self._make_thread(cfg, train, val, out, tuned)
+        self._running = True
         self._set_running_ui(True)
         what = f"Fine-tuning {tuned.name}" if tuned else f"Training {cfg['arch']}"
         self.status.setText(f"{what} on {len(train)} faces, validating on {len(val)}; "
@@ -334,8 +340,11 @@ class TrainingPanel(QWidget):
         if self.is_running():
             self.thread.stop()
             self.stop_button.setEnabled(False)
-            self.progress.setFormat("stopping after this batch…")
-            self.statusMessage.emit("Stopping training after the current batch…")
+            what = "the keypoint confidence head's fit" if self.fitting_head else \
+                "training after the current batch"
+            self.progress.setFormat("stopping…" if self.fitting_head
+                                    else "stopping after this batch…")
+            self.statusMessage.emit(f"Stopping {what}…")
 
     def shutdown(self) -> None:
         """Stop a run and wait for its thread (closing the window): it ends after the current
@@ -348,6 +357,7 @@ class TrainingPanel(QWidget):
 
     # --- thread signals ------------------------------------------------------------------
     def _thread_status(self, text: str) -> None:
+        self.fitting_head = text.startswith("Fitting the keypoint confidence head")
         self.status.setText(text)
         self.statusMessage.emit(text)
 
@@ -378,21 +388,15 @@ class TrainingPanel(QWidget):
         """``result``: core's TrainResult, or None when the run could not start."""
         self._clock.stop()
         self.loss.stop()
+        self._running = self.fitting_head = False
         self._update_title()
         self._set_running_ui(False)
         reason = result.reason if result is not None else "error"
-        text = ENDINGS.get(reason, f"Training ended ({reason})")
-        if result is not None and result.best_epoch:
-            text += (f": best validation RMSE {result.best_val_rmse_px:.2f} px at epoch "
-                     f"{result.best_epoch}")
-        message = (result.message if result is not None else self.thread.error) or ""
-        if message and reason == "error":
-            text += f": {message}"
         path = result.model_path if result is not None else None
         saved = bool(path) and Path(path).exists() and reason != "error"
+        text = self._ending(result, reason, saved)
         if saved:
             self.created.add(Path(path).resolve())
-            text += f"; model saved to {path}"
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if reason in ("completed", "early_stop") else 0)
         self.progress.setFormat(text.split(":")[0])
@@ -401,6 +405,23 @@ class TrainingPanel(QWidget):
         self.trainingStateChanged.emit(False)
         if saved and result.best_epoch:
             self.modelTrained.emit(str(path))
+
+    def _ending(self, result, reason: str, saved: bool) -> str:
+        """How the run ended, for the dock and the status bar."""
+        text = ENDINGS.get(reason, f"Training ended ({reason})")
+        if result is not None and result.best_epoch:
+            text += (f": best validation RMSE {result.best_val_rmse_px:.2f} px at epoch "
+                     f"{result.best_epoch}")
+        message = (result.message if result is not None else self.thread.error) or ""
+        if message and reason == "error":
+            text += f": {message}"
+        if reason == "stopped" and not saved:
+            text += " before its first epoch ended: no model was written"
+        if saved:
+            text += f"; model saved to {result.model_path}"
+            if reason != "stopped" and self.thread.stop_requested:
+                text += ", with no keypoint confidence head (Stop ended its fit)"
+        return text
 
     def eta(self) -> float:
         if not self.steps or self.first_batch_at is None:

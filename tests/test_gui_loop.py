@@ -145,3 +145,22 @@ def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
     assert view.horizontalHeaderItem(1).toolTip().startswith("start.keras")
     models.stop_comparing()
     assert np.isnan(window.canvas.compare).all()
+
+
+def test_faces_are_added_while_unsure_points_are_hidden(qtbot, tiny, shared_data, open_window):
+    """Photo > Hide unsure points on: the faces on screen are added, the points hidden as
+    unsure left missing (as drawn), the others the model's."""
+    from facekp.gui.canvas import UNSURE_POINT_BELOW
+
+    window = open_window(qtbot, data=str(tiny))             # the shipped model, with its head
+    window.acts["hide_unsure_points"].setChecked(True)
+    photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
+    first = _add_photo_faces(qtbot, window, photo)
+    assert len(window.dataset) == first + 1 and window.row == first
+    (_box, kp, _det, crop, conf), = window.photo.faces
+    expected = crop.to_crop(kp)
+    expected[~((expected >= 0) & (expected <= 96)).all(axis=1)] = np.nan
+    expected[np.asarray(conf) < UNSURE_POINT_BELOW] = np.nan
+    np.testing.assert_allclose(window.dataset.keypoints[first].reshape(15, 2), expected,
+                               atol=1e-3)
+    assert not window.dataset.checked[first]

@@ -297,3 +297,101 @@ def test_keypoint_errors_dock_shows_the_faces_keypoint_confidence(qtbot, review_
     assert view.horizontalHeaderItem(view.SURE).text() == "sure"
     assert "confidence" in view.horizontalHeaderItem(view.SURE).toolTip()
     w.close()
+
+
+def test_a_restore_brings_back_every_field_of_the_dataset_and_is_undoable(qtbot, review_npz,
+                                                                           tmp_path):
+    """Faces added from a photo (not yet checked, with their photo's path) survive a crash:
+    the recovery file holds every field the .npz holds, and the restore is one undoable step."""
+    from facekp.core.data import dataset as data
+    from facekp.gui.recovery import recovery_path
+
+    ds = data.read_npz(review_npz)
+    ds.checked[[9, 10, 11]] = False
+    ds.sources[[9, 10, 11]] = "/photos/group.jpg"
+    ds.meta["note"] = "kept"
+    path = data.write_npz(ds, tmp_path / "added.npz")
+    w = _window(qtbot, path)
+    w.select_row(10)
+    w.editing.delete_requested(10)
+    w.recovery.autosave()
+    qtbot.waitUntil(recovery_path(path).is_file, timeout=10_000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10_000)
+    edited = w.dataset.subset(slice(None))
+    edited.keypoints = w.dataset.keypoints.copy()
+    w.recovery._written = None                               # as if the app died here
+    w.close()
+
+    w = _window(qtbot, path, restore=lambda text: True)
+    for name in data.NPZ_FIELDS:
+        np.testing.assert_array_equal(getattr(w.dataset, name), getattr(edited, name), name)
+    assert w.dataset.meta == edited.meta and w.dataset.keypoint_set == edited.keypoint_set
+    assert "predicted, not yet checked" in w.session.face_text(10)
+    assert w.isWindowModified() and w.undo_stack.canUndo()
+    w.undo_stack.undo()                                      # back to the file as it is
+    assert np.isfinite(w.dataset.keypoints[10, 20:22]).all() and not w.isWindowModified()
+    w.undo_stack.redo()
+    assert np.isnan(w.dataset.keypoints[10, 20:22]).all() and w.isWindowModified()
+    assert w.files.write_dataset(path)
+    saved = data.read_npz(path)
+    for name in data.NPZ_FIELDS:
+        np.testing.assert_array_equal(getattr(saved, name), getattr(edited, name), name)
+    assert saved.meta == edited.meta and saved.keypoint_set == edited.keypoint_set
+    w.close()
+
+
+def test_review_keys_work_whatever_had_focus_except_a_field_being_typed_in(qtbot, review_npz):
+    """Enter / Shift+Enter and the number keys after the Split or queue combobox or a dock's
+    button was used; a field being typed in (the Training dock's) keeps its Enter."""
+    w = _window(qtbot, review_npz)
+    s = w.session
+    w.select_row(7)
+    original, pred = s.dataset.keypoints[7].copy(), s.predictions[7].copy()
+    split_box = w.dataset_panel.split_box
+    _press(qtbot, w, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier, widget=split_box)
+    np.testing.assert_allclose(s.dataset.keypoints[7], pred)
+    w.undo_stack.undo()
+    kind_box = w.review.panel.kind_box
+    _press(qtbot, w, Qt.Key.Key_3, widget=kind_box)
+    assert w.correct.picked == 2
+    _press(qtbot, w, Qt.Key.Key_Enter, widget=kind_box)
+    np.testing.assert_allclose(s.dataset.keypoints[7, 4:6], pred[4:6])
+    w.undo_stack.undo()
+    button = w.review.panel.buttons["resort"]
+    _press(qtbot, w, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier, widget=button)
+    np.testing.assert_allclose(s.dataset.keypoints[7], pred)
+    w.undo_stack.undo()
+    np.testing.assert_array_equal(s.dataset.keypoints[7], original)
+
+    w.training_dock.raise_()
+    for field in (w.training_panel.epochs, w.training_panel.out_path):
+        qtbot.waitUntil(field.isVisible, timeout=5000)
+        _press(qtbot, w, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier, widget=field)
+        assert w.undo_stack.index() == 0
+        np.testing.assert_array_equal(s.dataset.keypoints[7], original)
+    w.close()
+
+
+def test_the_remembered_queue_position_never_moves_a_person_who_moved(qtbot, review_npz):
+    """The queue position of the last run is gone back to when the queue is ready, only if the
+    person has not gone to another face meanwhile."""
+    from facekp.gui.main_window import MainWindow, Options
+
+    w = _window(qtbot, review_npz, remember=True)
+    for _ in range(3):
+        _press(qtbot, w, Qt.Key.Key_Space)
+    remembered = w.row
+    assert remembered not in (0, 6)
+    w.close()
+
+    w = MainWindow(Options(data=str(review_npz), remember=True))
+    w.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.session.dataset is not None, timeout=60_000)
+    assert not w.session.all_predicted()                  # the queue is not ready yet
+    w.select_row(6)                                       # the person goes to a face
+    qtbot.waitUntil(lambda: not w.busy and w.session.all_predicted(), timeout=120_000)
+    qtbot.wait(200)
+    assert w.row == 6
+    w.close()

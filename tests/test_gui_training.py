@@ -111,6 +111,58 @@ def test_stop_ends_within_one_batch_and_keeps_the_best_model(qtbot, tiny, tmp_pa
     assert len(panel.findChildren(TrainingThread)) == 1
 
 
+def _stop_when(thread, signal, condition):
+    """Ask ``thread`` to stop from its own thread at the moment ``signal`` carries a value
+    that meets ``condition`` (as Stop pressed just then, without a race with the GUI)."""
+    def check(value):
+        if condition(value):
+            thread.stop()
+    signal.connect(check, Qt.ConnectionType.DirectConnection)
+
+
+def _controls_when_done(window) -> list:
+    """(Train enabled, Stop enabled) of the window's actions as each run is reported over."""
+    seen = []
+    window.training_panel.trainingStateChanged.connect(
+        lambda running: running or seen.append((window.acts["train"].isEnabled(),
+                                                window.acts["stop"].isEnabled())))
+    return seen
+
+
+def test_stop_during_the_confidence_head_fit_ends_it(qtbot, tiny, tmp_path, open_window):
+    from facekp.core.model.confidence import head_path
+
+    window = open_window(qtbot, data=str(tiny))
+    panel = window.training_panel
+    controls = _controls_when_done(window)
+    out = tmp_path / "head.keras"
+    assert panel.start(config={**FAST, "epochs": 1}, out=out)
+    _stop_when(panel.thread, panel.thread.status, lambda text: text.startswith("Fitting"))
+    with qtbot.waitSignal(panel.thread.trainingFinished, timeout=180_000):
+        pass
+    qtbot.waitUntil(lambda: bool(controls), timeout=10_000)
+    assert controls == [(True, False)]                 # Train again, Stop greyed, at once
+    assert panel.thread.result.reason == "completed" and out.is_file()
+    assert not head_path(out).exists()
+    assert "no keypoint confidence head" in panel.status.text()
+
+
+def test_stop_in_the_first_epoch_says_no_model_was_written(qtbot, tiny, tmp_path, open_window):
+    window = open_window(qtbot, data=str(tiny))
+    panel = window.training_panel
+    controls = _controls_when_done(window)
+    out = tmp_path / "early.keras"
+    assert panel.start(config={**FAST, "epochs": 50}, out=out)
+    _stop_when(panel.thread, panel.thread.batches, lambda points: len(points) > 0)
+    with qtbot.waitSignal(panel.thread.trainingFinished, timeout=180_000):
+        pass
+    qtbot.waitUntil(lambda: bool(controls), timeout=10_000)
+    assert controls == [(True, False)]
+    result = panel.thread.result
+    assert result.reason == "stopped" and result.model_path is None and not out.exists()
+    assert "before its first epoch ended: no model was written" in panel.status.text()
+
+
 def test_closing_the_window_during_training_stops_it_cleanly(qtbot, tiny, tmp_path, open_window):
     window = open_window(qtbot, data=str(tiny))
     panel = window.training_panel

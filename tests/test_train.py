@@ -230,6 +230,29 @@ def test_a_trained_model_gets_its_own_confidence_head_and_a_stale_one_goes(tiny,
     assert conf[np.isfinite(err)].mean() == pytest.approx(within, abs=0.02)
 
 
+def test_stop_during_the_confidence_head_fit_ends_it(tiny, tiny_arch, tmp_path):
+    """Stop asked while the head is being fitted (after the last epoch) ends the fit too: the
+    model stays, no head is written, and a note says why."""
+    from facekp.core.model.confidence import head_path
+
+    class StopAtHead(Recorder):
+        def on_note(self, text):
+            super().on_note(text)
+            if text.startswith("fitting the keypoint confidence head"):
+                trainer.stop()
+
+    train, val = tiny
+    out = tmp_path / "m.keras"
+    rec = StopAtHead()
+    trainer = Trainer(TrainConfig(arch=tiny_arch, epochs=1, batch_size=32), train, val, out,
+                      rec)
+    result = trainer.run()
+    assert result.reason == "completed" and result.model_path == out and out.is_file()
+    assert not head_path(out).exists()
+    assert any("stopped" in note and "no keypoint confidence head" in note
+               for note in rec.notes), rec.notes
+
+
 def test_stop_from_another_thread_ends_within_a_batch_and_resume_goes_on(tiny, tiny_arch,
                                                                           tmp_path):
     import keras

@@ -26,8 +26,8 @@ from facekp.core.data.keypoints import IMAGE_SIZE
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 SPLITS = ("train", "val", "test")
-NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits", "checked", "sources",
-              "keypoint_set")
+#: The arrays an .npz holds per face; beside them ``meta`` and ``keypoint_set`` as JSON strings.
+NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits", "checked", "sources")
 
 
 @dataclass

@@ -317,17 +317,20 @@ def ranking_scores(confidence: np.ndarray, errors: np.ndarray,
 
 
 def fit_for_predictor(predictor, fit_faces, calibration_faces=None, features=FEATURES,
-                      info: dict | None = None) -> ConfidenceHead:
+                      info: dict | None = None, stop=None) -> ConfidenceHead:
     """A head for ``predictor``'s model: fitted on ``fit_faces`` (a labelled
     :class:`facekp.core.data.dataset.Dataset`, e.g. the training people), its probabilities then
     recalibrated on ``calibration_faces`` (other people, e.g. the validation split) if given.
-    Heatmap signals are used only when the model has a layer named ``heatmaps``."""
+    Heatmap signals are used only when the model has a layer named ``heatmaps``. ``stop``: a
+    callable asked between chunks of faces (e.g. a trainer's stop request); when it says True
+    the fit ends with :class:`facekp.core.model.train_types.StopRequested`."""
     names = {layer.name for layer in predictor.model.layers}
     features = tuple(f for f in features if f != "face_peak" or "heatmaps" in names)
     maps = "face_peak" in features
-    kp, sig = predictor.confidence_signals(fit_faces.images, VIEWS, maps)
+    kp, sig = predictor.confidence_signals(fit_faces.images, VIEWS, maps, stop=stop)
     head = fit_head(sig, point_errors(kp, fit_faces.keypoints), features, info=info)
     if calibration_faces is not None and len(calibration_faces):
-        kp, sig = predictor.confidence_signals(calibration_faces.images, head.views, maps)
+        kp, sig = predictor.confidence_signals(calibration_faces.images, head.views, maps,
+                                               stop=stop)
         head = recalibrate(head, sig, point_errors(kp, calibration_faces.keypoints))
     return head

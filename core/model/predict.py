@@ -163,13 +163,16 @@ class Predictor:
         return kp, head.confidence(sig)
 
     def confidence_signals(self, images: np.ndarray, views=None, maps: bool = True,
-                           batch_size: int = BATCH) -> tuple[np.ndarray, dict]:
+                           batch_size: int = BATCH, stop=None) -> tuple[np.ndarray, dict]:
         """:meth:`predict`'s keypoints (N, 30) and the signals a confidence head reads
         (:func:`facekp.core.model.confidence.signals`), from the re-crops ``views`` (default
-        :data:`facekp.core.model.confidence.VIEWS`) and, with ``maps``, the model's heatmaps."""
+        :data:`facekp.core.model.confidence.VIEWS`) and, with ``maps``, the model's heatmaps.
+        ``stop``: a callable asked before each chunk of faces; when it says True, this raises
+        :class:`facekp.core.model.train_types.StopRequested`."""
         from facekp.core.model.confidence import (
             FEATURES, VIEWS, heatmap_peaks, signals, unwarp, warp_views,
         )
+        from facekp.core.model.train_types import StopRequested
 
         views = VIEWS if views is None else views
         x = _faces(images)
@@ -177,6 +180,8 @@ class Predictor:
         parts: list[dict] = []
         step = max(1, batch_size // (2 + len(views)))
         for a in range(0, len(x), step):
+            if stop is not None and stop():
+                raise StopRequested
             chunk = x[a:a + step].astype(np.float32)
             n = len(chunk)
             out, logits = self._maps(np.concatenate([chunk, chunk[:, :, ::-1]])[..., None], maps)

@@ -301,9 +301,9 @@ def _fit_confidence_head(trainer: Trainer, result: TrainResult) -> None:
     (:func:`facekp.core.model.confidence.fit_for_predictor`: on the training faces, calibrated
     on the validation faces), so that a trained or fine-tuned model says how sure it is of
     each point as the shipped one does. A run that was stopped (also after its last epoch) or
-    failed, or trained from a stream, fits none; then a head left beside ``out`` by the model
-    this run replaced is removed (it belongs to another model). The chief alone writes; a
-    failure is a note, never a failed run."""
+    failed, or trained from a stream, fits none, nor one whose stop is asked during the fit;
+    then a head left beside ``out`` by the model this run replaced is removed (it belongs to
+    another model). The chief alone writes; a failure is a note, never a failed run."""
     from facekp.core.model.confidence import fit_for_predictor, head_path
     from facekp.core.model.predict import Predictor
 
@@ -322,8 +322,12 @@ def _fit_confidence_head(trainer: Trainer, result: TrainResult) -> None:
         head = fit_for_predictor(Predictor(out, confidence=None), train, val, info={
             "fitted_on": f"training faces ({len(train)})",
             "calibrated_on": f"validation faces ({len(val)})",
-            "fitted_by": "facekp.core.model.train.Trainer"})
+            "fitted_by": "facekp.core.model.train.Trainer"},
+            stop=lambda: trainer.stop_requested)
         head.save(path)
+    except StopRequested:              # Stop ends the fit too; the model stays as it is
+        path.unlink(missing_ok=True)
+        trainer.listener.on_note(f"stopped: no keypoint confidence head for {out.name}")
     except (ValueError, OSError, FacekpError) as exc:
         path.unlink(missing_ok=True)
         trainer.listener.on_note(f"no keypoint confidence head for {out.name}: {exc}")
