@@ -41,6 +41,42 @@ def folder(tmp_path_factory, shared_data) -> tuple[Path, Path]:
     return labels, images
 
 
+def test_import_into_ibug68_keeps_all_68_points_framed_as_kaggle15_faces(capsys, folder,
+                                                                         tmp_path):
+    """--keypoints ibug68: the same crops as a kaggle15 import, all 68 labelled points in them,
+    and their kaggle15 view (the 68 -> 15 derivation) the kaggle15 import's keypoints."""
+    from facekp.core.data import keypoint_sets as ks
+
+    labels, images = folder
+    for name, keypoints in (("k15.npz", "kaggle15"), ("i68.npz", "ibug68")):
+        code, _, err = run(capsys, "import", "--labels", labels, "--images", images,
+                           "--detector", "none", "--keypoints", keypoints,
+                           "--out", tmp_path / name)
+        assert code == 0, err
+    k15, i68 = opener.load(tmp_path / "k15.npz"), opener.load(tmp_path / "i68.npz")
+    assert k15.keypoint_set == ks.KAGGLE15 and i68.keypoint_set == ks.IBUG68
+    # Kaggle-like framing cuts the lower jaw: those points are missing, the rest are there
+    assert i68.keypoints.shape == (8, 136) and np.isfinite(i68.keypoints[:, 34:]).all()
+    assert np.isfinite(i68.keypoints).mean() > 0.85
+    np.testing.assert_array_equal(i68.images, k15.images)
+    both = np.isfinite(k15.keypoints) & np.isfinite(i68.in_set(ks.KAGGLE15).keypoints)
+    assert both.mean() > 0.95
+    np.testing.assert_allclose(i68.in_set(ks.KAGGLE15).keypoints[both], k15.keypoints[both],
+                               atol=1e-4)
+    code, out, _ = run(capsys, "info", tmp_path / "i68.npz")
+    assert "keypoint set: ibug68 (68 keypoints)" in out
+
+
+def test_import_into_a_set_without_68_point_sources_is_one_line(capsys, folder, tmp_path):
+    labels, images = folder
+    hand = tmp_path / "hand.json"
+    hand.write_text('{"name": "hand", "keypoints": ["thumb", "palm"]}')
+    code, _, err = run(capsys, "import", "--labels", labels, "--images", images,
+                       "--keypoints", hand, "--out", tmp_path / "h.npz")
+    assert_one_line_error(code, err, "'hand'", "from_68")
+    assert not (tmp_path / "h.npz").exists()
+
+
 def test_import_writes_npz_and_reports_faces(capsys, folder, tmp_path):
     labels, images = folder
     out = tmp_path / "faces.npz"

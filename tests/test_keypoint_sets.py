@@ -263,3 +263,17 @@ def test_training_on_another_set_is_one_clear_line(tmp_path):
                      tmp_path / "m.keras").run()
     assert result.reason == "error" and "keypoint set 'ibug68'" in result.message
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_the_app_refuses_another_set_with_one_line_naming_it(tmp_path):
+    """The app draws Kaggle's 15 points so far: an ibug68 dataset is refused with a message
+    (shown in its error dialog), not opened half-working."""
+    from facekp.core.data import dataset as data
+    from facekp.gui.recovery import load_with_recovery
+
+    path = data.write_npz(_ibug68_faces(), tmp_path / "f.npz")
+    with pytest.raises(DataError, match=r"keypoint set 'ibug68' \(68 points\); the app opens "
+                                        "kaggle15 datasets so far"):
+        load_with_recovery(path)
+    kaggle = data.write_npz(read_npz(DEFAULT_DATASET).subset([0, 1]), tmp_path / "k.npz")
+    assert len(load_with_recovery(kaggle)[0]) == 2

@@ -17,6 +17,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     """``facekp import``: labelled photos (CSV, .pts, COCO, dlib XML) or, with --predict,
     unlabelled photos -> a dataset file or TFRecord shards."""
     from facekp.core.data import dataset as data
+    from facekp.core.data.keypoint_sets import load_set
     from facekp.core.photos import importers
 
     if args.predict:
@@ -27,6 +28,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise FacekpError("give one --images folder for each --labels CSV (in the same order)")
     if not images:
         raise FacekpError("give at least one --images folder")
+    keypoint_set = load_set(args.keypoints)
     fractions = _split_fractions(args.split) if args.split else None
     meta = _meta_object(args.meta) if args.meta else {}
     refuse_input_as_output(args.out, {"--labels": labels, "--images": images})
@@ -37,7 +39,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         prefix = f"{Path(folder).name}/" if len(images) > 1 else ""
         ds, report = importers.import_labels(
             folder, lab, prefix=prefix, progress=progress_line(f"import {folder}"),
-            detector=None if args.detector == "none" else args.detector)
+            detector=None if args.detector == "none" else args.detector,
+            keypoint_set=keypoint_set)
         parts.append(ds)
         reports.append(report)
     dataset = parts[0]
@@ -73,7 +76,7 @@ def _mirror_axis(dataset, recentre: bool):
         return dataset, None
     if recentre:
         return importers.recentre_labels(dataset)
-    return dataset, importers.label_mirror_offset(dataset.images, dataset.keypoints)
+    return dataset, importers.dataset_mirror_offset(dataset)
 
 
 def _offset_line(offset: dict, moved: bool) -> str:
@@ -348,6 +351,9 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--detector", choices=["mtcnn", "haar", "none"], default="mtcnn",
                    help="frame faces as this detector frames photos (default mtcnn; none: "
                         "from the labelled points)")
+    p.add_argument("--keypoints", default="kaggle15", metavar="SET",
+                   help="the keypoint set to import into: kaggle15 (default), ibug68, or a "
+                        "set's .json file (68-point labels map to it by its from_68)")
     p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=False,
                    help="move the labels' x onto the faces' mirror axis, measured over the "
                         "import (default: off, the labels are kept as the source has them and "

@@ -24,7 +24,8 @@ from facekp.core.data.dataset import SPLITS, Dataset, describe
 from facekp.core.data.formats import (
     LabelledFace, load_crop, pts_beside_images, read_coco, read_dlib, read_pts, read_pts_folder,
 )
-from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, NUM_KEYPOINTS, from_68, outside_crop
+from facekp.core.data.keypoint_sets import KAGGLE15, KeypointSet
+from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, from_68, outside_crop
 from facekp.core.errors import DataError
 from facekp.core.fileio import check_input_file
 
@@ -190,13 +191,33 @@ def label_mirror_offset(images: np.ndarray, keypoints: np.ndarray) -> dict:
             "sem_px": float(diff.std() / np.sqrt(len(diff)))}
 
 
+def dataset_mirror_offset(dataset: Dataset) -> dict:
+    """:func:`label_mirror_offset` of a dataset of any keypoint set, measured on its kaggle15
+    points (derived: an ibug68 dataset's are means of its own); a DataError for a set that
+    cannot give them."""
+    try:
+        view = dataset.in_set(KAGGLE15)
+    except ValueError:
+        raise DataError(None, f"the labels' offset from the faces' mirror axis is measured on "
+                              f"kaggle15's points, which keypoint set {dataset.keypoint_set.name!r} "
+                              "cannot give") from None
+    return label_mirror_offset(view.images, view.keypoints)
+
+
 def import_faces(photos: Iterable[LabelledPhoto], *, prefix: str = "",
                  progress: Callable[[int, int], None] | None = None,
-                 detector: str | None = "mtcnn") -> tuple[Dataset, ImportReport]:
-    """Crop each labelled photo to the model's framing and map its 68 points to the 15.
+                 detector: str | None = "mtcnn",
+                 keypoint_set: KeypointSet = KAGGLE15) -> tuple[Dataset, ImportReport]:
+    """Crop each labelled photo to the model's framing and map its 68 points to
+    ``keypoint_set``'s (kaggle15: the 15; ibug68: all 68 as they are; a set of one's own: as
+    its ``from_68`` says).
 
     ``detector``: "mtcnn" (framing from the detection's five points, as photos are framed),
     "haar" (framing from its box), or None (framing from the labelled points only)."""
+    if keypoint_set.from_68 is None:
+        raise DataError(None, f"keypoint set {keypoint_set.name!r} says nothing of the 68 iBUG "
+                              "points (no from_68), so 68-point labels cannot import into it")
+    mapping = keypoint_set.from_68_matrix()
     photos = list(photos)
     report = ImportReport(faces_in=len(photos))
     find = None
@@ -208,7 +229,7 @@ def import_faces(photos: Iterable[LabelledPhoto], *, prefix: str = "",
     for i, photo in enumerate(photos):
         if progress is not None:
             progress(i, len(photos))
-        face = _import_one(photo, find, report)
+        face = _import_one(photo, find, report, mapping)
         if face is None:
             continue
         images.append(face[0])
@@ -224,16 +245,18 @@ def import_faces(photos: Iterable[LabelledPhoto], *, prefix: str = "",
                 "shift_up": faces.LANDMARK_SHIFT_UP})
     dataset = Dataset.from_arrays(
         np.stack(images) if n else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8),
-        np.stack(keypoints) if n else np.zeros((0, 30), np.float32),
+        np.stack(keypoints) if n else np.zeros((0, 2 * keypoint_set.size), np.float32),
         names=names, persons=persons,
-        meta={"framing": {**framing, "detector": detector or "labelled points"}})
+        meta={"framing": {**framing, "detector": detector or "labelled points"}},
+        keypoint_set=keypoint_set)
     report.faces_out = n
     report.summary = describe(dataset)
     return dataset, report
 
 
-def _import_one(photo: LabelledPhoto, find, report: ImportReport):
-    """One labelled photo -> (96x96 crop, 30 keypoints) or None (counted in ``report``)."""
+def _import_one(photo: LabelledPhoto, find, report: ImportReport, mapping: np.ndarray):
+    """One labelled photo -> (96x96 crop, 2K keypoints) or None (counted in ``report``);
+    ``mapping`` (K, 68) gives the set's points from the 68 (see :func:`import_faces`)."""
     if not photo.path.exists():
         report.dropped["image file not found"] += 1
         return None
@@ -252,7 +275,7 @@ def _import_one(photo: LabelledPhoto, find, report: ImportReport):
     if crop is None:
         crop = (faces.crop_for_box(faces.box_from_points(pts)) if getattr(find, "name", "") == "haar"
                 else faces.crop_for_points(from_68(pts)))
-    kp = crop.to_crop(from_68(pts))
+    kp = crop.to_crop(np.einsum("kj,jc->kc", mapping, pts))  # as keypoints.from_68 maps
     outside = outside_crop(kp)
     if outside.any():
         report.keypoints_outside += int(outside.sum())
@@ -282,14 +305,15 @@ def recentre_labels(dataset: Dataset) -> tuple[Dataset, dict]:
     """Move the labels' x so that their midline lies on the faces' mirror axis
     (:func:`label_mirror_offset`, measured on the whole import), recorded in the dataset's
     meta as ``label_recentre``. A horizontal flip then maps labels as it maps the faces."""
-    info = label_mirror_offset(dataset.images, dataset.keypoints)
+    info = dataset_mirror_offset(dataset)
     kp = dataset.keypoints.copy().reshape(len(dataset), -1, 2)
     kp[..., 0] -= np.float32(info["offset_px"])
     with np.errstate(invalid="ignore"):
         kp[~((kp >= 0) & (kp <= IMAGE_SIZE)).all(axis=2)] = np.nan  # moved out of the crop
     kp = kp.reshape(len(dataset), -1)
     out = Dataset.from_arrays(dataset.images, kp, names=dataset.names, persons=dataset.persons,
-                              splits=dataset.splits, meta=dict(dataset.meta))
+                              splits=dataset.splits, meta=dict(dataset.meta),
+                              keypoint_set=dataset.keypoint_set)
     out.meta["label_recentre"] = {"x_moved_px": round(-info["offset_px"], 4),
                                   "faces_measured": info["faces"],
                                   "sem_px": None if info["sem_px"] is None
@@ -308,7 +332,7 @@ def import_labels(images: str | Path | None, labels: str | Path | None = None, *
     """``facekp import``'s reader -> (Dataset, ImportReport): ``labels`` a COCO JSON (.json) or
     dlib XML (.xml), or no labels and a folder of .pts files; a ytf68 CSV as
     :func:`import_folder` reads it. ``kwargs``: prefix, progress, detector (68-point
-    photos)."""
+    photos), keypoint_set (default kaggle15)."""
     suffix = Path(labels).suffix.lower() if labels is not None else ""
     if suffix == ".json":
         faces = read_coco(labels, images)
@@ -322,19 +346,23 @@ def import_labels(images: str | Path | None, labels: str | Path | None = None, *
 
 
 def import_labelled_faces(faces: list[LabelledFace], source: Path, *, prefix: str = "",
-                          progress=None, detector: str | None = "mtcnn"):
-    """68-point faces are photos, framed as :func:`import_faces` frames photos; 15-point faces
-    are 96x96 crops taken as they are (as facekp export writes them)."""
+                          progress=None, detector: str | None = "mtcnn",
+                          keypoint_set: KeypointSet = KAGGLE15):
+    """68-point faces are photos, framed as :func:`import_faces` frames photos and mapped to
+    ``keypoint_set``; faces with the set's own K points (15 for kaggle15) are 96x96 crops taken
+    as they are (as facekp export writes them)."""
     if not faces:
         raise DataError(source, "holds no annotated faces")
     sizes = {len(f.points) for f in faces}
     if sizes == {68}:
-        photos = [LabelledPhoto(f.path, f.name, f.person or person_of(f.name),
-                                          f.points) for f in faces]
-        return import_faces(photos, prefix=prefix, progress=progress,
-                                      detector=detector)
-    if sizes != {NUM_KEYPOINTS}:
-        raise DataError(source, "mixes 15-point and 68-point faces; expected one layout")
+        photos = [LabelledPhoto(f.path, f.name, f.person or person_of(f.name), f.points)
+                  for f in faces]
+        return import_faces(photos, prefix=prefix, progress=progress, detector=detector,
+                            keypoint_set=keypoint_set)
+    if sizes != {keypoint_set.size}:
+        raise DataError(source, f"holds faces of {' and '.join(map(str, sorted(sizes)))} points; "
+                                f"expected 68-point photos or 96x96 crops with the "
+                                f"{keypoint_set.size} points of {keypoint_set.name}")
     report = ImportReport(faces_in=len(faces), faces_out=len(faces))
     dataset = Dataset.from_arrays(
         np.stack([load_crop(f.path) for f in faces]),
@@ -342,14 +370,14 @@ def import_labelled_faces(faces: list[LabelledFace], source: Path, *, prefix: st
         names=[prefix + f.name for f in faces],
         persons=[f.person or person_of(f.name) for f in faces],
         splits=[f.split if f.split in SPLITS else "" for f in faces],
-        meta={"framing": {"rule": "96x96 crops as given"}})
+        meta={"framing": {"rule": "96x96 crops as given"}}, keypoint_set=keypoint_set)
     report.summary = describe(dataset)
     report.framing["96x96 crops as given"] = len(faces)
     return dataset, report
 
 
 def _inside_crop(points: np.ndarray, report) -> np.ndarray:
-    """(N, 15, 2) labelled points of 96x96 crops -> float32, the ones outside the crop (or
+    """(N, K, 2) labelled points of 96x96 crops -> float32, the ones outside the crop (or
     too large for float32, or infinite) missing and counted in ``report``, as the importer of
     68-point photos does."""
     points = np.array(points, np.float64)
