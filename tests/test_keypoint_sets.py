@@ -277,3 +277,24 @@ def test_the_app_refuses_another_set_with_one_line_naming_it(tmp_path):
         load_with_recovery(path)
     kaggle = data.write_npz(read_npz(DEFAULT_DATASET).subset([0, 1]), tmp_path / "k.npz")
     assert len(load_with_recovery(kaggle)[0]) == 2
+
+
+def test_a_trained_model_records_its_set_and_a_predictor_reads_it(one_epoch_model,
+                                                                   real_subset_npz, tmp_path):
+    """The set travels in the model's training record; a model of another set (its record
+    says ibug68) is refused on kaggle15 faces with one line naming both."""
+    from facekp.core.model.checkpoints import read_record, write_model
+    from facekp.core.model.predict import Predictor, load_model
+    from facekp.core.quality.evaluate import evaluate
+
+    npz = real_subset_npz("sets", 64, 16, test=8)
+    path = one_epoch_model(npz, "sets", 32)
+    assert read_record(path)["keypoint_set"] == ks.KAGGLE15.to_dict()
+    assert Predictor(path, confidence=None).keypoint_set == ks.KAGGLE15
+    other = tmp_path / "other.keras"
+    write_model(load_model(path), other, dict(read_record(path),
+                                              keypoint_set=ks.IBUG68.to_dict()))
+    predictor = Predictor(other, confidence=None)
+    assert predictor.keypoint_set == ks.IBUG68
+    with pytest.raises(DataError, match="'kaggle15' .15 points. and the model predicts 'ibug68'"):
+        evaluate(predictor, read_npz(npz).split("test"))

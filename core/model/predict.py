@@ -19,6 +19,7 @@ figures).
 """
 from __future__ import annotations
 
+import functools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,12 +124,17 @@ class Predictor:
 
     # -- crops --
 
-    @property
+    @functools.cached_property
     def keypoint_set(self):
-        """The keypoint set the model predicts: every architecture today outputs Kaggle's 15
-        points (the model's output size is checked when it is loaded)."""
-        from facekp.core.data.keypoint_sets import KAGGLE15
+        """The keypoint set the model predicts: the one its training record names (models
+        trained before sets travelled, and model objects without a file: kaggle15, which
+        every architecture outputs today)."""
+        from facekp.core.data.keypoint_sets import KAGGLE15, from_dict
+        from facekp.core.model.checkpoints import read_record
 
+        record = read_record(self.path) if self.path is not None else None
+        if record and isinstance(record.get("keypoint_set"), dict):
+            return from_dict(record["keypoint_set"], self.path)
         return KAGGLE15
 
     def predict(self, images: np.ndarray, batch_size: int = BATCH) -> np.ndarray:

@@ -257,6 +257,7 @@ def _base_record(trainer: Trainer, arch: str, model, train, val) -> dict:
     """What the training record says of the run whatever its epochs bring."""
     cfg, data = trainer.config, trainer.train_data
     record = {"arch": arch, "model": model.name, "config": cfg.as_dict(),
+              "keypoint_set": train.keypoint_set.to_dict(),
               "train_faces": len(train), "val_faces": len(val),
               "data": data.meta.get("source") or data.meta.get("imported_from")}
     if trainer._workers > 1:
