@@ -23,7 +23,7 @@ from facekp.core.data import keypoints as kaggle
 from facekp.core.errors import DataError
 from facekp.core.fileio import atomic_path, check_input_file
 
-#: The points a set's JSON file may hold (keys), each with what it means.
+#: The fields a set's JSON file may hold.
 FIELDS = ("name", "keypoints", "flip", "edges", "groups", "normalise_by", "from_68")
 
 
@@ -65,29 +65,18 @@ class KeypointSet:
 
     def flip_order(self) -> np.ndarray:
         """(K,) index giving the keypoints of a horizontally flipped face."""
-        order = np.arange(self.size)
-        for a, b in self.flip_pairs:
-            ia, ib = self.index(a), self.index(b)
-            order[ia], order[ib] = ib, ia
-        return order
+        return kaggle.flip_order(self.names, self.flip_pairs)
 
     def flip(self, keypoints: np.ndarray) -> np.ndarray:
         """Keypoints (..., 2K) of a crop whose columns were reversed: x -> 95 - x (pixel
         centres) and left/right swapped with their missing values (NaN stays NaN)."""
-        order = self.flip_order()
-        perm = np.stack([2 * order, 2 * order + 1], axis=1).ravel()
-        kp = np.asarray(keypoints, dtype=np.float32)[..., perm].copy()
-        kp[..., 0::2] = kaggle.FLIP_X_OFFSET - kp[..., 0::2]
-        return kp
+        return kaggle.flip_columns(keypoints, self.flip_order())
 
     def from_68_matrix(self) -> np.ndarray:
         """(K, 68) weights: points68 (68, 2) -> this set's (K, 2) by ``matrix @ points68``."""
         if self.from_68 is None:
             raise ValueError(f"keypoint set {self.name!r} says nothing of the 68 iBUG points")
-        m = np.zeros((self.size, 68))
-        for i, idx in enumerate(self.from_68):
-            m[i, list(idx)] = 1.0 / len(idx)
-        return m
+        return kaggle.mapping_from_68(self.from_68)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (:func:`load_set` reads it back to an equal set)."""

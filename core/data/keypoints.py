@@ -60,25 +60,38 @@ FLIP_PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _flip_keypoint_order() -> np.ndarray:
-    order = list(range(NUM_KEYPOINTS))
-    for a, b in FLIP_PAIRS:
-        ia, ib = NAMES.index(a), NAMES.index(b)
+def flip_order(names, pairs) -> np.ndarray:
+    """(K,) index into keypoints ``names`` giving their order on the mirrored face: each of
+    ``pairs`` (left, right) trades places."""
+    order = list(range(len(names)))
+    for a, b in pairs:
+        ia, ib = names.index(a), names.index(b)
         order[ia], order[ib] = ib, ia
     return np.asarray(order)
 
 
+def column_permutation(order: np.ndarray) -> np.ndarray:
+    """(2K,) index into x, y columns from a (K,) keypoint order (x and y move together)."""
+    return np.stack([2 * order, 2 * order + 1], axis=1).ravel()
+
+
+def flip_columns(keypoints: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Keypoints (..., 2K) of an image whose columns were reversed: x -> 95 - x and the
+    keypoints put in the mirrored ``order`` (NaN stays NaN)."""
+    kp = np.asarray(keypoints, dtype=np.float32)[..., column_permutation(order)].copy()
+    kp[..., 0::2] = FLIP_X_OFFSET - kp[..., 0::2]
+    return kp
+
+
 #: Index into the 15 keypoints giving the flipped order.
-FLIP_KEYPOINT_ORDER = _flip_keypoint_order()
+FLIP_KEYPOINT_ORDER = flip_order(NAMES, FLIP_PAIRS)
 #: Index into the 30 columns giving the flipped order (x and y of each swapped pair).
-FLIP_PERMUTATION = np.stack([2 * FLIP_KEYPOINT_ORDER, 2 * FLIP_KEYPOINT_ORDER + 1], axis=1).ravel()
+FLIP_PERMUTATION = column_permutation(FLIP_KEYPOINT_ORDER)
 
 
 def flip_keypoints(keypoints: np.ndarray) -> np.ndarray:
     """Keypoints (..., 30) of an image whose columns were reversed (NaN stays NaN)."""
-    kp = np.asarray(keypoints, dtype=np.float32)[..., FLIP_PERMUTATION].copy()
-    kp[..., 0::2] = FLIP_X_OFFSET - kp[..., 0::2]
-    return kp
+    return flip_columns(keypoints, FLIP_KEYPOINT_ORDER)
 
 
 def flip_images(images: np.ndarray) -> np.ndarray:
@@ -108,15 +121,15 @@ FROM_68: dict[str, tuple[int, ...]] = {
 NOSE_TIP_68 = 30
 
 
-def _mapping_matrix() -> np.ndarray:
-    m = np.zeros((NUM_KEYPOINTS, 68), dtype=np.float64)
-    for i, name in enumerate(NAMES):
-        idx = FROM_68[name]
+def mapping_from_68(sources) -> np.ndarray:
+    """(K, 68) weights from, for each of K points, the 68-point indices whose mean gives it."""
+    m = np.zeros((len(sources), 68), dtype=np.float64)
+    for i, idx in enumerate(sources):
         m[i, list(idx)] = 1.0 / len(idx)
     return m
 
 
-_MAP_68 = _mapping_matrix()
+_MAP_68 = mapping_from_68([FROM_68[name] for name in NAMES])
 
 
 def from_68(points68: np.ndarray) -> np.ndarray:

@@ -122,8 +122,6 @@ class Predictor:
     def detector(self, detector) -> None:
         self._detector = detector
 
-    # -- crops --
-
     @functools.cached_property
     def keypoint_set(self):
         """The keypoint set the model predicts: the one its training record names (models
@@ -136,6 +134,8 @@ class Predictor:
         if record and isinstance(record.get("keypoint_set"), dict):
             return from_dict(record["keypoint_set"], self.path)
         return KAGGLE15
+
+    # -- crops --
 
     def predict(self, images: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
         """uint8 (N, 96, 96) faces (or (N, 96, 96, 1)) -> float32 (N, 30) keypoints, pixels."""
