@@ -440,7 +440,8 @@ def smoke_data(folder: Path, train: int = 48, val: int = 16, test: int = 4) -> P
     from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
-    faces = data.read_npz(DEFAULT_DATASET)
+    from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+    faces = _opener.load(DEFAULT_DATASET)
     rng = np.random.default_rng(0)
     pools = [(faces.splits == "train") & faces.present.all(1), faces.splits == "val",
              faces.splits == "test"]

@@ -88,7 +88,8 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
     from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
-    faces = data.read_npz(DEFAULT_DATASET)
+    from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+    faces = _opener.load(DEFAULT_DATASET)
     rng = np.random.default_rng(0)
     train = rng.choice(np.flatnonzero((faces.splits == "train") & faces.present.all(1)), n_train,
                        replace=False)

@@ -52,7 +52,8 @@ def generate(path: Path, rows: int = KAGGLE_ROWS, seed: int = 0) -> None:
     from facekp.core.data.keypoints import NAMES
     from facekp.core.resources import DEFAULT_DATASET
 
-    faces = data.read_npz(DEFAULT_DATASET)
+    from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+    faces = _opener.load(DEFAULT_DATASET)
     rng = np.random.default_rng(seed)
     idx = np.arange(rows) % len(faces)
     images = faces.images[idx]

@@ -43,7 +43,8 @@ def make_data(folder: Path, times: int, shards: int,
     from facekp.core.data.shards import write_shards
     from facekp.core.resources import DEFAULT_DATASET
 
-    faces = data.read_npz(DEFAULT_DATASET)
+    from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+    faces = _opener.load(DEFAULT_DATASET)
     if sample is not None and sample < len(faces):
         rng = np.random.default_rng(0)
         faces = faces.subset(np.sort(rng.choice(len(faces), sample, replace=False)))

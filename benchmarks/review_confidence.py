@@ -31,7 +31,8 @@ def main(argv=None) -> int:
                         help="the first N faces of the test people (default: all)")
     add_smoke(parser, faces=24)
     args = parse_args(parser, argv)
-    ds = data.read_npz(DEFAULT_DATASET).split("test")
+    from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+    ds = _opener.load(DEFAULT_DATASET).split("test")
     if args.faces is not None:
         ds = ds.subset(np.arange(min(args.faces, len(ds))))
     predictor = Predictor(default_model())

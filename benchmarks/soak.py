@@ -133,7 +133,8 @@ def main() -> int:
     from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
-    faces = data.read_npz(DEFAULT_DATASET)
+    from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+    faces = _opener.load(DEFAULT_DATASET)
     rng = np.random.default_rng(0)
     train = faces.split("train").complete()
     train = train.subset(np.sort(rng.choice(len(train), args.faces, replace=False)))

@@ -117,7 +117,8 @@ def main() -> None:
     from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
-    faces = data.read_npz(DEFAULT_DATASET)
+    from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+    faces = _opener.load(DEFAULT_DATASET)
     rng = np.random.default_rng(args.seed)
     complete = faces.split("train").complete()
     train = complete.subset(np.sort(rng.choice(len(complete), min(args.faces, len(complete)),

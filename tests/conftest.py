@@ -27,7 +27,8 @@ def faces():
     from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
-    return data.read_npz(DEFAULT_DATASET)
+    from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+    return _opener.load(DEFAULT_DATASET)
 
 
 @pytest.fixture(scope="session")

@@ -49,12 +49,12 @@ class Probe(layers.Layer):
         return keras.KerasTensor(x.shape, x.dtype)
 
 
-def probe_net():
+def probe_net(keypoints=15):
     inputs = keras.Input((96, 96, 1))
     x = layers.Rescaling(1 / 255)(Probe()(inputs))
     x = layers.Conv2D(8, 3, strides=2, activation="relu")(x)
     x = layers.MaxPooling2D(4)(x)
-    x = layers.Dense(30)(layers.Flatten()(x))
+    x = layers.Dense(2 * keypoints)(layers.Flatten()(x))
     return keras.Model(inputs, layers.Rescaling(96.0)(x), name="probe")
 
 

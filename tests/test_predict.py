@@ -209,5 +209,10 @@ def test_model_file_errors(tmp_path):
     inputs = keras.Input((96, 96, 1))
     wrong = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
     wrong.save(tmp_path / "wrong.keras")
-    with pytest.raises(DataError, match="15 keypoints"):
+    with pytest.raises(DataError, match="gives 4 values per face and its keypoint set "
+                                        "'kaggle15' has 15 points"):
         Predictor(tmp_path / "wrong.keras")
+    odd = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs)))
+    odd.save(tmp_path / "odd.keras")
+    with pytest.raises(DataError, match="96x96 faces to K keypoints"):
+        Predictor(tmp_path / "odd.keras")

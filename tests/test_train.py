@@ -55,14 +55,14 @@ def tiny(small_faces):
 
 
 TINY = r"""
-def tiny_net():
+def tiny_net(keypoints=15):
     import keras
     from keras import layers
     inputs = keras.Input((96, 96, 1))
     x = layers.Rescaling(1 / 255)(inputs)
     x = layers.Conv2D(8, 3, strides=2, activation="relu")(x)
     x = layers.MaxPooling2D(4)(x)
-    x = layers.Dense(30)(layers.Flatten()(x))
+    x = layers.Dense(2 * keypoints)(layers.Flatten()(x))
     return keras.Model(inputs, layers.Rescaling(96.0)(x), name="tiny")
 """
 
@@ -348,7 +348,8 @@ from facekp.core.model.architectures import register
 from facekp.core.model.train import Trainer
 from facekp.core.model.train_types import TrainConfig
 register("test-tiny")(tiny_net)
-ds = data.read_npz(DEFAULT_DATASET)
+from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
+ds = _opener.load(DEFAULT_DATASET)
 train = ds.split("train").subset(np.arange(64))
 val = ds.split("val").subset(np.arange(16))
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -28,15 +28,31 @@ def positive(args: argparse.Namespace, *names: str) -> None:
 
 
 def model_path(args: argparse.Namespace) -> Path:
-    """--model, or the shipped default model, or a clear error."""
+    """--model (a file, or a shipped model by its set's name: kaggle15, ibug68), or the
+    shipped default model, or a clear error."""
     if args.model:
-        return Path(args.model)
+        return resolve_model(args.model)
     from facekp.core.resources import default_model
 
     path = default_model()
     if path is None:
         raise FacekpError("no --model given and no default model is installed; train one "
                           "with 'facekp train --out model.keras' and pass --model model.keras")
+    return path
+
+
+def resolve_model(spec: str | Path) -> Path:
+    """A model file, or the shipped model a name stands for (``kaggle15``, ``ibug68``): a
+    file of that name in the current folder wins, as any path does."""
+    from facekp.core.resources import SHIPPED_MODELS, shipped_model
+
+    path = Path(spec)
+    if str(spec) in SHIPPED_MODELS and not path.exists():
+        found = shipped_model(str(spec))
+        if found is None:
+            raise FacekpError(f"--model {spec}: this installation has no shipped {spec} model "
+                              f"({SHIPPED_MODELS[str(spec)].name})")
+        return found
     return path
 
 

@@ -5,7 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from facekp.core.cli.common import dataset_path, model_path, print_json, progress_line
+from facekp.core.cli.common import (
+    dataset_path, model_path, print_json, progress_line, resolve_model,
+)
 from facekp.core.errors import FacekpError
 from facekp.core.fileio import check_output, refuse_input_as_output, same_file
 
@@ -51,7 +53,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_model_out(args, out)
     source = dataset_path(args)
-    dataset = opener.open_dataset(source)  # a bad file or folder names itself
+    dataset = opener.open_dataset(  # a bad file or folder names itself
+        source, keypoint_set=_train_set(args))
     try:
         train, val, note = data.training_splits(dataset, seed=args.seed)
     except DataError as exc:
@@ -86,6 +89,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.reason == "error":
         raise FacekpError(result.message)
     return 130 if result.reason == "stopped" else 0
+
+
+def _train_set(args: argparse.Namespace):
+    """The keypoint set to train in: --keypoints, else the --resume or --fine-tune model's
+    (the faces are turned into it where they can be), else None (the dataset's own)."""
+    from facekp.core.data.keypoint_sets import load_set
+    from facekp.core.model.predict import model_keypoint_set
+
+    if args.keypoints:
+        try:
+            return load_set(args.keypoints)
+        except FacekpError as exc:
+            raise FacekpError(f"--keypoints: {exc}") from None
+    start = args.resume or args.fine_tune
+    if start:
+        start = resolve_model(start)
+        args.resume, args.fine_tune = ((start, None) if args.resume else (None, start))
+        return model_keypoint_set(start) if Path(start).is_file() else None
+    return None
 
 
 class _CliListener:
@@ -182,14 +204,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from facekp.core.model.predict import Predictor
 
     model = model_path(args)
+    predictor = Predictor(model)
     source = dataset_path(args)
-    part, note = data.evaluation_faces(opener.open_dataset(source), args.split)
+    part, note = data.evaluation_faces(
+        opener.open_dataset(source, prefer=predictor.keypoint_set), args.split)
     if note:  # with --json stdout holds the JSON alone
         print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
     if len(part) == 0:
         raise FacekpError(f"{source}: no faces in split {args.split!r} (use --split all for "
                           "every face)")
-    result = evaluate(Predictor(model), part)
+    result = evaluate(predictor, part)
     if args.json:
         print_json(result, args.command)
     else:
@@ -203,15 +227,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """``facekp compare``: two models' RMSE, overall and per keypoint, and their ratio."""
     from facekp.core.data import dataset as data
     from facekp.core.data import opener
+    from facekp.core.model.predict import Predictor
     from facekp.core.quality.compare import compare, format_comparison
 
+    a, b = Predictor(resolve_model(args.model_a)), Predictor(resolve_model(args.model_b))
     source = dataset_path(args)
-    part, note = data.evaluation_faces(opener.open_dataset(source), args.split)
+    part, note = data.evaluation_faces(
+        opener.open_dataset(source, prefer=a.keypoint_set), args.split)
     if note:
         print(f"{source}: {note}", file=sys.stderr if args.json else sys.stdout)
     if len(part) == 0:
         raise FacekpError(f"{source}: no faces in split {args.split!r} (use --split all)")
-    result = compare(Path(args.model_a), Path(args.model_b), part)
+    result = compare(a, b, part)
     if args.json:
         print_json({"model_a": args.model_a, "model_b": args.model_b, **result}, args.command)
     else:
@@ -279,8 +306,13 @@ def _add_train_parser(sub) -> None:
                         "10 deg, scale 10%%, shift 4 px, brightness 10%%, contrast 20%%; "
                         "default: the architecture's)")
     p.add_argument("--complete-only", action=argparse.BooleanOptionalAction, default=None,
-                   help="train on faces with all 15 keypoints only (default: the "
+                   help="train on faces with all their keypoints only (default: the "
                         "architecture's)")
+    p.add_argument("--keypoints", metavar="SET",
+                   help="train in this keypoint set (kaggle15, ibug68 or a set's .json), the "
+                        "dataset's keypoints turned into it where they can be (default: the "
+                        "dataset's own set; the embedded dataset's is kaggle15; with --resume "
+                        "or --fine-tune, the model's)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"],
                    help="learning-rate schedule (default: the architecture's)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -307,13 +339,14 @@ def _add_train_parser(sub) -> None:
 
 
 def _add_evaluation_parsers(sub) -> None:
-    p = sub.add_parser("evaluate", help="RMSE in pixels, overall and per keypoint")
-    p.add_argument("--model", help="model .keras (default: the installed default model)")
+    p = sub.add_parser("evaluate", help="RMSE in pixels and NME, overall and per keypoint")
+    p.add_argument("--model", help="model .keras, or a shipped model by its set's name: "
+                                   "kaggle15 (the default), ibug68")
     _add_scored_faces_options(p)
 
     p = sub.add_parser("compare", help="two models' RMSE, overall and per keypoint, and B / A")
-    p.add_argument("model_a", help="model A, .keras")
-    p.add_argument("model_b", help="model B, .keras")
+    p.add_argument("model_a", help="model A, .keras (or kaggle15 / ibug68: a shipped one)")
+    p.add_argument("model_b", help="model B, .keras, of the same keypoint set")
     _add_scored_faces_options(p)
 
 

@@ -1,7 +1,7 @@
 """CNN architectures by name, and the masked RMSE loss.
 
 Every model takes raw pixel values (N x 96 x 96 x 1, 0-255) and returns keypoints in pixels of
-the crop (N x 30): scaling (/255 in, x96 out) lives in the model's own first and last layers,
+the crop (N x 2K for a keypoint set of K points; Kaggle's 15 by default): scaling (/255 in, x96 out) lives in the model's own first and last layers,
 so callers never normalise. Internally the networks regress targets scaled by 1/96, as the
 reference recipe did; the loss divides by 96 again so its value and gradients are those of
 the reference (RMSE on 1/96-scaled coordinates). Figures shown to people are in pixels
@@ -18,25 +18,29 @@ from facekp.core.data.keypoints import IMAGE_SIZE
 
 TARGET_SCALE = float(IMAGE_SIZE)  # network outputs are keypoints / 96
 
-ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {}
+#: name -> builder(keypoints=K): every architecture sizes its output from the set's K.
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {}
 #: Per-architecture training defaults (a Trainer config starts from these).
 ARCH_DEFAULTS: dict[str, dict] = {}
 
 
 def register(name: str, **defaults):
     """Decorator: make a model builder available by ``name`` with its training defaults."""
-    def wrap(fn: Callable[[], keras.Model]):
+    def wrap(fn: Callable[..., keras.Model]):
         ARCHITECTURES[name] = fn
         ARCH_DEFAULTS[name] = defaults
         return fn
     return wrap
 
 
-def build_model(name: str) -> keras.Model:
+def build_model(name: str, keypoints: int = 15) -> keras.Model:
+    """A new model of architecture ``name`` predicting ``keypoints`` points (2K outputs)."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; expected one of "
                          f"{', '.join(sorted(ARCHITECTURES))}")
-    return ARCHITECTURES[name]()
+    if int(keypoints) < 1:
+        raise ValueError(f"a model needs at least one keypoint, got {keypoints}")
+    return ARCHITECTURES[name](keypoints=int(keypoints))
 
 
 # --- loss and metric -----------------------------------------------------------------------
@@ -94,10 +98,11 @@ def _head_out(x):
 
 @register("seed", augment=False, complete_only=True, learning_rate=1e-3, epochs=100,
           batch_size=64, patience=10)
-def seed() -> keras.Model:
+def seed(keypoints: int = 15) -> keras.Model:
     """The reference CNN, exactly: 3 conv (32 3x3, 64 2x2, 128 2x2, VALID, ReLU) each followed
-    by 2x2 max-pooling (SAME); dense 500, 500 (ReLU), dropout 0.5, dense 30. Weights from a
-    truncated normal with stddev 0.1, biases 0.1. 8,051,502 parameters."""
+    by 2x2 max-pooling (SAME); dense 500, 500 (ReLU), dropout 0.5, dense 30 (2K for K
+    keypoints). Weights from a truncated normal with stddev 0.1, biases 0.1. 8,051,502
+    parameters for Kaggle's 15 points."""
     def kw():
         return dict(kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.1),
                     bias_initializer=keras.initializers.Constant(0.1))
@@ -113,7 +118,7 @@ def seed() -> keras.Model:
     x = layers.Dense(500, activation="relu", name="fc1", **kw())(x)
     x = layers.Dense(500, activation="relu", name="fc2", **kw())(x)
     x = layers.Dropout(0.5, name="dropout")(x)
-    x = layers.Dense(30, name="keypoints_scaled", **kw())(x)
+    x = layers.Dense(2 * keypoints, name="keypoints_scaled", **kw())(x)
     return keras.Model(inputs, _head_out(x), name="seed")
 
 
@@ -127,7 +132,7 @@ def _conv_bn_relu(x, filters: int, kernel: int = 3, strides: int = 1, name: str 
 
 
 def conv_bn_net(name: str, widths=(32, 48, 96, 192), stage_convs=(1, 2, 2, 1), reduce: int = 64,
-                hidden: int = 512, dropout: float = 0.1) -> keras.Model:
+                hidden: int = 512, dropout: float = 0.1, keypoints: int = 15) -> keras.Model:
     """A plain conv + batch-norm stack that keeps a 6x6 map for a dense head.
 
     A stride-2 3x3 stem (96 -> 48), then stages at 24, 12 and 6 px, each after 2x2
@@ -152,7 +157,7 @@ def conv_bn_net(name: str, widths=(32, 48, 96, 192), stage_convs=(1, 2, 2, 1), r
     x = layers.BatchNormalization(name="fc_bn")(x)
     x = layers.ReLU(name="fc_relu")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    x = layers.Dense(30, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3),
+    x = layers.Dense(2 * keypoints, kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3),
                      bias_initializer=keras.initializers.Constant(0.5),
                      name="keypoints_scaled")(x)
     return keras.Model(inputs, _head_out(x), name=name)
@@ -160,12 +165,12 @@ def conv_bn_net(name: str, widths=(32, 48, 96, 192), stage_convs=(1, 2, 2, 1), r
 
 @register("convbn", augment=True, complete_only=False, learning_rate=1.5e-3, epochs=90,
           batch_size=32, patience=0, lr_schedule="cosine")
-def convbn() -> keras.Model:
+def convbn(keypoints: int = 15) -> keras.Model:
     """Compact conv + batch-norm net: 32-48-96-192 channels, one 3x3 conv at 48 and 24 px,
     two at 12, one at 6, a 1x1 reduction to 64 and a dense head on the 6x6 map (about
     1.5 M parameters, ~34 M multiply-adds per face). Trained on every labelled keypoint with
     augmentation and a cosine schedule; no early stop (the schedule sets the length)."""
-    return conv_bn_net("convbn", stage_convs=(1, 1, 2, 1))
+    return conv_bn_net("convbn", stage_convs=(1, 1, 2, 1), keypoints=keypoints)
 
 
 def fold_batch_norm(model: keras.Model) -> keras.Model:
@@ -360,6 +365,7 @@ def heatmap_net(name: str, widths=(32, 48, 96, 160), up_width: int = 64,
 @register("heatmap", augment=True, augment_preset="wild", augment_strength=1.0,
           complete_only=False, learning_rate=2e-3, epochs=60, batch_size=32, patience=0,
           lr_schedule="cosine")
-def heatmap() -> keras.Model:
-    """:func:`heatmap_net`: 15 heatmaps at 24 x 24 read out by a soft-argmax."""
-    return heatmap_net("heatmap")
+def heatmap(keypoints: int = 15) -> keras.Model:
+    """:func:`heatmap_net`: one heatmap per keypoint (15 for Kaggle's set) at 24 x 24 read out
+    by a soft-argmax."""
+    return heatmap_net("heatmap", keypoints=keypoints)

@@ -1,13 +1,15 @@
 """Training-time augmentation of batches of 96x96 faces and their keypoints (TensorFlow ops).
 
 :func:`augment_batch` works on batched tensors inside a ``tf.data`` pipeline (``.map`` after
-``.batch``): images float32 (B, 96, 96, 1) with raw 0-255 pixels, keypoints float32 (B, 30) in
-pixels of the crop with NaN for missing values. It returns the same shapes and dtypes.
+``.batch``): images float32 (B, 96, 96, 1) with raw 0-255 pixels, keypoints float32 (B, 2K) in
+pixels of the crop with NaN for missing values (K points of a keypoint set, Kaggle's 15 by
+default). It returns the same shapes and dtypes.
 
 Per image, in this order:
 1. horizontal flip with probability ``flip``: columns reversed, x -> 95 - x (pixel centres,
    ``facekp.core.data.keypoints.FLIP_X_OFFSET``), and the subject's left/right keypoints trade
-   places together with their missing-value masks (``facekp.core.data.keypoints.FLIP_PERMUTATION``);
+   places together with their missing-value masks (the set's flip pairs,
+   :meth:`facekp.core.data.keypoint_sets.KeypointSet.flip_order`);
 2. one similarity transform about the crop centre (rotation, scale, shift) applied to the
    image and to the keypoints alike; a keypoint that leaves the crop becomes missing (NaN);
 3. what photos bring and crops of a curated dataset lack, each with its own probability or
@@ -28,7 +30,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from facekp.core.data.keypoints import FLIP_PERMUTATION, FLIP_X_OFFSET, IMAGE_SIZE, NUM_KEYPOINTS
+from facekp.core.data.keypoint_sets import DEFAULT as DEFAULT_SET, KeypointSet
+from facekp.core.data.keypoints import FLIP_X_OFFSET, IMAGE_SIZE, column_permutation
 
 #: Rotation/scaling centre: the middle of the crop in pixel-centre coordinates.
 CENTRE = (IMAGE_SIZE - 1) / 2.0
@@ -113,11 +116,13 @@ class _Draws:
         return self.base + tf.constant([0, 1], tf.int64) * self.count * 7919
 
 
-def flip_batch(images: tf.Tensor, keypoints: tf.Tensor, which: tf.Tensor):
-    """Flip the images (B, H, W, C) and keypoints (B, 30) where ``which`` (B,) bool is true."""
+def flip_batch(images: tf.Tensor, keypoints: tf.Tensor, which: tf.Tensor,
+               keypoint_set: KeypointSet = DEFAULT_SET):
+    """Flip the images (B, H, W, C) and keypoints (B, 2K of ``keypoint_set``) where ``which``
+    (B,) bool is true."""
     flipped_images = tf.reverse(images, axis=[2])
-    kp = tf.gather(keypoints, np.asarray(FLIP_PERMUTATION), axis=1)
-    is_x = tf.constant(np.arange(2 * NUM_KEYPOINTS) % 2 == 0)
+    kp = tf.gather(keypoints, column_permutation(keypoint_set.flip_order()), axis=1)
+    is_x = tf.constant(np.arange(2 * keypoint_set.size) % 2 == 0)
     flipped_kp = tf.where(is_x[None, :], FLIP_X_OFFSET - kp, kp)
     images = tf.where(which[:, None, None, None], flipped_images, images)
     keypoints = tf.where(which[:, None], flipped_kp, keypoints)
@@ -156,15 +161,17 @@ def warp_batch(images: tf.Tensor, keypoints: tf.Tensor, forward: tf.Tensor):
         output_shape=tf.constant([IMAGE_SIZE, IMAGE_SIZE], tf.int32),
         fill_value=tf.constant(0.0, images.dtype), interpolation="BILINEAR",
         fill_mode="NEAREST")
-    pts = tf.reshape(keypoints, [-1, NUM_KEYPOINTS, 2])
+    pts = tf.reshape(keypoints, [tf.shape(keypoints)[0], -1, 2])
     moved = tf.einsum("bij,bkj->bki", forward[:, :, :2], pts) + forward[:, None, :, 2]
     inside = tf.reduce_all((moved >= LOW) & (moved <= HIGH), axis=2, keepdims=True)
     moved = tf.where(inside, moved, tf.constant(np.nan, moved.dtype))
-    return warped, tf.reshape(moved, [-1, 2 * NUM_KEYPOINTS])
+    return warped, tf.reshape(moved, tf.shape(keypoints))
 
 
-def augment_batch(images, keypoints, seed=None, config: AugmentConfig | None = None):
-    """Randomly flip, rotate, scale, shift and re-light a batch (see the module docstring).
+def augment_batch(images, keypoints, seed=None, config: AugmentConfig | None = None,
+                  keypoint_set: KeypointSet = DEFAULT_SET):
+    """Randomly flip, rotate, scale, shift and re-light a batch (see the module docstring);
+    ``keypoints`` are (B, 2K) of ``keypoint_set``, whose pairs trade places in a flip.
 
     ``seed=None`` draws fresh random values on every call (what a training pipeline wants);
     an int or a (2,) int tensor makes the draws reproducible for that seed.
@@ -176,7 +183,8 @@ def augment_batch(images, keypoints, seed=None, config: AugmentConfig | None = N
     draw = _Draws(seed)
 
     if cfg.flip > 0:
-        images, keypoints = flip_batch(images, keypoints, draw.uniform([batch], 0.0, 1.0) < cfg.flip)
+        images, keypoints = flip_batch(images, keypoints,
+                                       draw.uniform([batch], 0.0, 1.0) < cfg.flip, keypoint_set)
 
     if cfg.rotate_deg > 0 or cfg.scale > 0 or cfg.shift_px > 0:
         r = math.radians(cfg.rotate_deg)

@@ -8,12 +8,13 @@ signals of the prediction itself, fitted on faces with ground truth:
 - ``tta``: how far the point moves when the crop is shifted by 2 px, scaled by 0.93 / 1.08 or
   rotated by 8 degrees (``VIEWS``; each view's prediction mapped back), log of the spread of
   those predictions around the final one; the strongest per-point signal measured;
-- ``face_peak`` (heatmap models): the mean over the face's 15 points of the log of each
+- ``face_peak`` (heatmap models): the mean over the face's K points of the log of each
   heatmap's highest softmax probability (face and mirrored face): a face the model sees
   sharply is predicted well as a whole;
 - ``yaw_side``: how far the face is turned (nose tip against the eyes' midpoint, in eye
-  distances) times the keypoint's side (+1 left, -1 right, 0 midline): points on the side
-  turned away are harder;
+  distances; for a set without those points, its midline points against the middle of its
+  left and right points) times the keypoint's side (+1 left, -1 right, 0 midline, from the
+  set's flip pairs): points on the side turned away are harder;
 - ``sharpness``: log of the crop's Laplacian variance (a blurred face is labelled and
   predicted less exactly);
 - a term per keypoint: some keypoints (eyebrow ends, bottom lip) are harder than others.
@@ -34,7 +35,8 @@ import numpy as np
 
 from facekp.core.errors import DataError
 from facekp.core.model.metrics import point_errors
-from facekp.core.data.keypoints import FLIP_KEYPOINT_ORDER, IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from facekp.core.data.keypoint_sets import DEFAULT as DEFAULT_SET, KeypointSet
+from facekp.core.data.keypoints import IMAGE_SIZE
 
 #: A point counts as "off" when it is more than this many crop pixels from its label.
 THRESHOLD_PX = 3.0
@@ -42,10 +44,27 @@ THRESHOLD_PX = 3.0
 VIEWS = ((0, 1.0, 2, 0), (0, 1.0, -2, 0), (0, 1.0, 0, 2), (0, 1.0, 0, -2),
          (0, 1.08, 0, 0), (0, 0.93, 0, 0), (8, 1.0, 0, 0), (-8, 1.0, 0, 0))
 FEATURES = ("tta", "face_peak", "yaw_side", "sharpness")
-#: +1 for the subject's left keypoints, -1 for the right, 0 on the midline.
-SIDE = np.array([1.0 if "left" in n else -1.0 if "right" in n else 0.0 for n in NAMES])
-_LEFT_EYE, _RIGHT_EYE, _NOSE = (NAMES.index(n) for n in
-                                ("left_eye_center", "right_eye_center", "nose_tip"))
+
+
+def sides(keypoint_set: KeypointSet) -> np.ndarray:
+    """(K,) +1 for the subject's left keypoints (the first of each flip pair), -1 for the
+    right, 0 on the midline."""
+    side = np.zeros(keypoint_set.size)
+    for left, right in keypoint_set.flip_pairs:
+        side[keypoint_set.index(left)], side[keypoint_set.index(right)] = 1.0, -1.0
+    return side
+
+
+def yaw_groups(keypoint_set: KeypointSet) -> tuple[list[int], list[int], list[int]]:
+    """(left, right, midline) keypoint indices whose means measure how far a face is turned:
+    the eye centres and nose tip where a set has them (Kaggle's), else every left point,
+    every right point and every point on the midline (empty lists: the set cannot say)."""
+    named = ("left_eye_center", "right_eye_center", "nose_tip")
+    if all(n in keypoint_set.names for n in named):
+        return tuple([keypoint_set.index(n)] for n in named)  # type: ignore[return-value]
+    side = sides(keypoint_set)
+    return (list(np.flatnonzero(side > 0)), list(np.flatnonzero(side < 0)),
+            list(np.flatnonzero(side == 0)))
 FORMAT = "facekp-confidence-1"
 SUFFIX = ".confidence.json"
 
@@ -79,19 +98,21 @@ def warp_views(images: np.ndarray, views=VIEWS) -> np.ndarray:
 
 
 def unwarp(keypoints: np.ndarray, view) -> np.ndarray:
-    """(N, 30) keypoints predicted on a view -> the original crop's pixels."""
+    """(N, 2K) keypoints predicted on a view -> the original crop's pixels."""
     a = np.vstack([view_matrix(*view), [0, 0, 1]])
     inv = np.linalg.inv(a)
-    p = np.asarray(keypoints, np.float64).reshape(len(keypoints), NUM_KEYPOINTS, 2)
-    return (p @ inv[:2, :2].T + inv[:2, 2]).reshape(len(keypoints), 2 * NUM_KEYPOINTS)
+    kp = np.asarray(keypoints, np.float64)
+    p = kp.reshape(len(kp), -1, 2)
+    return (p @ inv[:2, :2].T + inv[:2, 2]).reshape(kp.shape)
 
 
 def tta_spread(final: np.ndarray, views_kp: np.ndarray) -> np.ndarray:
-    """(N, 15) spread in px of the final keypoints (N, 30) and the mapped-back view
-    predictions (V, N, 30): the root of the summed x and y variances over the V + 1."""
-    n = len(final)
-    pts = np.concatenate([np.asarray(final, np.float64)[None], views_kp]).reshape(
-        -1, n, NUM_KEYPOINTS, 2)
+    """(N, K) spread in px of the final keypoints (N, 2K) and the mapped-back view
+    predictions (V, N, 2K): the root of the summed x and y variances over the V + 1."""
+    final = np.asarray(final, np.float64)
+    n, k = final.shape[0], final.shape[1] // 2
+    pts = np.concatenate([final[None], np.asarray(views_kp, np.float64).reshape(-1, n, 2 * k)]
+                         ).reshape(-1, n, k, 2)
     return np.sqrt(pts.var(axis=0).sum(axis=-1))
 
 
@@ -104,24 +125,29 @@ def heatmap_peaks(logits: np.ndarray) -> np.ndarray:
 
 
 def signals(final: np.ndarray, views_kp: np.ndarray, peaks: np.ndarray | None,
-            peaks_mirrored: np.ndarray | None, images: np.ndarray) -> dict[str, np.ndarray]:
-    """The head's inputs, each (N, 15), from the final keypoints (N, 30), the re-crops'
-    mapped-back keypoints (V, N, 30), the heatmap peaks of the faces and of their mirror
-    images (N, 15 each, the latter in the mirror's keypoint order; None for a model without
-    heatmaps) and the faces (N, 96, 96): ``tta``, ``face_peak`` (with peaks),
+            peaks_mirrored: np.ndarray | None, images: np.ndarray,
+            keypoint_set: KeypointSet = DEFAULT_SET) -> dict[str, np.ndarray]:
+    """The head's inputs, each (N, K), from the final keypoints (N, 2K of ``keypoint_set``),
+    the re-crops' mapped-back keypoints (V, N, 2K), the heatmap peaks of the faces and of their
+    mirror images (N, K each, the latter in the mirror's keypoint order; None for a model
+    without heatmaps) and the faces (N, 96, 96): ``tta``, ``face_peak`` (with peaks),
     ``yaw_side`` and ``sharpness``."""
     final = np.asarray(final, np.float64)
-    n = len(final)
+    n, k = len(final), keypoint_set.size
     out = {"tta": np.log(tta_spread(final, views_kp) + 0.05)}
     if peaks is not None and peaks_mirrored is not None:
-        both = (peaks + peaks_mirrored[:, FLIP_KEYPOINT_ORDER]) / 2
-        out["face_peak"] = _per_face(np.log(both).mean(axis=1), n)
-    p = final.reshape(n, NUM_KEYPOINTS, 2)
-    eyes = (p[:, _LEFT_EYE] + p[:, _RIGHT_EYE]) / 2
-    iod = np.maximum(np.linalg.norm(p[:, _LEFT_EYE] - p[:, _RIGHT_EYE], axis=1), 1.0)
-    yaw = np.clip((p[:, _NOSE, 0] - eyes[:, 0]) / iod, -2, 2)
-    out["yaw_side"] = np.nan_to_num(yaw)[:, None] * SIDE[None]
-    out["sharpness"] = _per_face(np.log(sharpness(images) + 1.0), n)
+        both = (peaks + peaks_mirrored[:, keypoint_set.flip_order()]) / 2
+        out["face_peak"] = _per_face(np.log(both).mean(axis=1), n, k)
+    p = final.reshape(n, k, 2)
+    left, right, mid = yaw_groups(keypoint_set)
+    if left and right and mid:
+        lp, rp = p[:, left].mean(axis=1), p[:, right].mean(axis=1)
+        iod = np.maximum(np.linalg.norm(lp - rp, axis=1), 1.0)
+        yaw = np.clip((p[:, mid, 0].mean(axis=1) - (lp[:, 0] + rp[:, 0]) / 2) / iod, -2, 2)
+    else:
+        yaw = np.zeros(n)
+    out["yaw_side"] = np.nan_to_num(yaw)[:, None] * sides(keypoint_set)[None]
+    out["sharpness"] = _per_face(np.log(sharpness(images) + 1.0), n, k)
     return out
 
 
@@ -133,8 +159,8 @@ def sharpness(images: np.ndarray) -> np.ndarray:
                      for im in images], np.float64)
 
 
-def _per_face(values: np.ndarray, n: int) -> np.ndarray:
-    return np.broadcast_to(np.asarray(values, np.float64).reshape(n, 1), (n, NUM_KEYPOINTS)).copy()
+def _per_face(values: np.ndarray, n: int, k: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(values, np.float64).reshape(n, 1), (n, k)).copy()
 
 
 # --- the head ---------------------------------------------------------------------------------
@@ -146,15 +172,17 @@ class ConfidenceHead:
     fitted score on other faces (1 and 0 when not recalibrated)."""
     features: tuple[str, ...]
     weights: np.ndarray            # (F,)
-    keypoint_bias: np.ndarray      # (15,)
+    keypoint_bias: np.ndarray      # (K,)
     scale: float = 1.0
     offset: float = 0.0
     threshold_px: float = THRESHOLD_PX
     views: tuple = VIEWS
     info: dict[str, Any] = field(default_factory=dict)
+    #: the K keypoints the bias terms belong to, in the model's order
+    keypoint_names: tuple[str, ...] = DEFAULT_SET.names
 
     def score(self, sig: dict[str, np.ndarray]) -> np.ndarray:
-        """(N, 15) logit of the point being within ``threshold_px``."""
+        """(N, K) logit of the point being within ``threshold_px``."""
         z = np.zeros_like(sig["tta"]) + self.keypoint_bias
         for name, w in zip(self.features, self.weights):
             if name not in sig:
@@ -164,7 +192,7 @@ class ConfidenceHead:
         return self.scale * z + self.offset
 
     def confidence(self, sig: dict[str, np.ndarray]) -> np.ndarray:
-        """(N, 15) float32 confidence in 0..1."""
+        """(N, K) float32 confidence in 0..1."""
         return (1.0 / (1.0 + np.exp(-self.score(sig)))).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,7 +200,8 @@ class ConfidenceHead:
                 f"{self.threshold_px:g} px (96x96 crop) of its label",
                 "threshold_px": self.threshold_px, "features": list(self.features),
                 "weights": [float(w) for w in self.weights],
-                "keypoint_bias": {n: float(b) for n, b in zip(NAMES, self.keypoint_bias)},
+                "keypoint_bias": {n: float(b)
+                                  for n, b in zip(self.keypoint_names, self.keypoint_bias)},
                 "scale": self.scale, "offset": self.offset,
                 "views": [list(v) for v in self.views], "info": self.info}
 
@@ -186,11 +215,14 @@ class ConfidenceHead:
             if unknown or len(d["weights"]) != len(d["features"]):
                 raise ValueError(f"features {d['features']} with {len(d['weights'])} weights; "
                                  f"known features: {', '.join(FEATURES)}")
+            bias = d["keypoint_bias"]
+            if not isinstance(bias, dict) or not bias:
+                raise ValueError("keypoint_bias must name each keypoint")
             return cls(tuple(d["features"]), np.asarray(d["weights"], np.float64),
-                       np.asarray([d["keypoint_bias"][n] for n in NAMES], np.float64),
+                       np.asarray([float(b) for b in bias.values()], np.float64),
                        float(d["scale"]), float(d["offset"]), float(d["threshold_px"]),
                        tuple(tuple(float(x) for x in v) for v in d["views"]),
-                       dict(d.get("info", {})))
+                       dict(d.get("info", {})), tuple(str(n) for n in bias))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(source, f"not a confidence head ({exc})") from None
 
@@ -216,10 +248,9 @@ def load_head(path: str | Path) -> ConfidenceHead:
 # --- fitting and scoring ----------------------------------------------------------------------
 
 def _design(sig: dict[str, np.ndarray], features) -> np.ndarray:
-    n = len(sig["tta"])
+    n, k = sig["tta"].shape
     cols = [sig[f] for f in features]
-    cols += [np.broadcast_to(np.eye(NUM_KEYPOINTS)[k], (n, NUM_KEYPOINTS))
-             for k in range(NUM_KEYPOINTS)]
+    cols += [np.broadcast_to(np.eye(k)[i], (n, k)) for i in range(k)]
     return np.stack(cols, axis=-1).reshape(-1, len(cols))
 
 
@@ -240,8 +271,10 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3,
 
 
 def fit_head(sig: dict[str, np.ndarray], errors: np.ndarray, features=FEATURES,
-             threshold_px: float = THRESHOLD_PX, info: dict | None = None) -> ConfidenceHead:
-    """Fit a head on signals (each (N, 15)) and the points' errors (N, 15; NaN skipped)."""
+             threshold_px: float = THRESHOLD_PX, info: dict | None = None,
+             keypoint_names: tuple[str, ...] = DEFAULT_SET.names) -> ConfidenceHead:
+    """Fit a head on signals (each (N, K)) and the points' errors (N, K; NaN skipped) of the
+    K keypoints ``keypoint_names``."""
     features = tuple(f for f in features if f in sig)
     x, e = _design(sig, features), np.asarray(errors, np.float64).ravel()
     keep = np.isfinite(e)
@@ -250,7 +283,8 @@ def fit_head(sig: dict[str, np.ndarray], errors: np.ndarray, features=FEATURES,
                          f"{threshold_px:g} px) to fit a confidence head")
     w = logistic_fit(x[keep], (e[keep] <= threshold_px).astype(np.float64))
     f = len(features)
-    return ConfidenceHead(features, w[:f], w[f:], threshold_px=threshold_px, info=info or {})
+    return ConfidenceHead(features, w[:f], w[f:], threshold_px=threshold_px, info=info or {},
+                          keypoint_names=tuple(keypoint_names))
 
 
 def recalibrate(head: ConfidenceHead, sig: dict[str, np.ndarray],
@@ -258,13 +292,13 @@ def recalibrate(head: ConfidenceHead, sig: dict[str, np.ndarray],
     """The head with ``scale`` and ``offset`` refitted (Platt) on other faces' errors, so its
     probabilities match faces the model did not train on; the ranking is unchanged."""
     raw = ConfidenceHead(head.features, head.weights, head.keypoint_bias, 1.0, 0.0,
-                         head.threshold_px, head.views, head.info)
+                         head.threshold_px, head.views, head.info, head.keypoint_names)
     z, e = raw.score(sig).ravel(), np.asarray(errors, np.float64).ravel()
     keep = np.isfinite(e)
     a, b = logistic_fit(np.c_[z[keep], np.ones(keep.sum())],
                         (e[keep] <= head.threshold_px).astype(np.float64))
     return ConfidenceHead(head.features, head.weights, head.keypoint_bias, float(a), float(b),
-                          head.threshold_px, head.views, head.info)
+                          head.threshold_px, head.views, head.info, head.keypoint_names)
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
@@ -297,7 +331,7 @@ def auroc(positive: np.ndarray, score: np.ndarray) -> float:
 
 def ranking_scores(confidence: np.ndarray, errors: np.ndarray,
                    threshold_px: float = THRESHOLD_PX) -> dict[str, float]:
-    """How well ``confidence`` (N, 15) ranks the points' ``errors`` (N, 15, px; NaN skipped):
+    """How well ``confidence`` (N, K) ranks the points' ``errors`` (N, K, px; NaN skipped):
 
     - ``spearman``: Spearman rank correlation between (1 - confidence) and the error (1 when
       less sure always means further off);
@@ -328,7 +362,8 @@ def fit_for_predictor(predictor, fit_faces, calibration_faces=None, features=FEA
     features = tuple(f for f in features if f != "face_peak" or "heatmaps" in names)
     maps = "face_peak" in features
     kp, sig = predictor.confidence_signals(fit_faces.images, VIEWS, maps, stop=stop)
-    head = fit_head(sig, point_errors(kp, fit_faces.keypoints), features, info=info)
+    head = fit_head(sig, point_errors(kp, fit_faces.keypoints), features, info=info,
+                    keypoint_names=predictor.keypoint_set.names)
     if calibration_faces is not None and len(calibration_faces):
         kp, sig = predictor.confidence_signals(calibration_faces.images, head.views, maps,
                                                stop=stop)

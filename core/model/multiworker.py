@@ -20,7 +20,7 @@ def fit_across_workers(model, strategy) -> None:
 
     from facekp.core.model.architectures import IMAGE_SIZE
 
-    batch = (np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32), np.zeros((1, 30), np.float32))
+    batch = (np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32), np.zeros((1, int(model.output_shape[-1])), np.float32))
     with strategy.scope():
         model._symbolic_build(data_batch=batch)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

@@ -12,8 +12,9 @@ from facekp.core.errors import FacekpError
 def pipeline(ds, batch_size: int, shuffle: bool, seed: int = 0, augment: float = 0.0,
               repeat: bool = False, preset: str = "basic", shard: tuple[int, int] | None = None,
               workers: int = 1):
-    """Faces -> batches of float32 (B, 96, 96, 1), (B, 30), augmented (``facekp.core.model.augment``, its
-    ``preset``) at ``augment`` times its strength when above 0.
+    """Faces -> batches of float32 (B, 96, 96, 1), (B, 2K), augmented (``facekp.core.model.augment``,
+    its ``preset``, flipping by the faces' keypoint set) at ``augment`` times its strength when
+    above 0.
     ``repeat``: pass after pass without end, each reshuffled (one iterator for the whole fit,
     with ``steps_per_epoch`` = batches per pass, so epochs still begin at a pass's start).
 
@@ -49,7 +50,9 @@ def pipeline(ds, batch_size: int, shuffle: bool, seed: int = 0, augment: float =
         from facekp.core.model.augment import PRESETS, augment_batch
 
         strength = PRESETS[preset].scaled(float(augment))
-        d = d.map(no_autograph(lambda x, y: augment_batch(x, y, config=strength)),
+        kset = ds.keypoint_set
+        d = d.map(no_autograph(lambda x, y: augment_batch(x, y, config=strength,
+                                                          keypoint_set=kset)),
                   num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         d = d.repeat()

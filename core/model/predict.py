@@ -1,7 +1,9 @@
 """Predictor: a saved ``.keras`` model -> keypoints for 96x96 crops or for whole photos.
 
-Crops: :meth:`Predictor.predict` takes uint8 (N, 96, 96) faces and returns float32 (N, 30)
-keypoints in pixels of the crop. The model is called directly (one traced function, no
+Crops: :meth:`Predictor.predict` takes uint8 (N, 96, 96) faces and returns float32 (N, 2K)
+keypoints in pixels of the crop, K the points of the model's keypoint set
+(:attr:`Predictor.keypoint_set`, named by the model's training record; Kaggle's 15 for models
+that name none). The model is called directly (one traced function, no
 ``model.predict``, whose fixed overhead is larger than the whole forward pass of one face).
 
 With ``flip_average`` each crop is also predicted mirrored (one batch of both), the mirrored
@@ -31,7 +33,7 @@ from facekp.core.errors import DataError
 from facekp.core.faces.framing import (
     Box, Crop, crop_for_box, crop_for_landmarks, crop_for_points, crop_image, to_gray,
 )
-from facekp.core.data.keypoints import IMAGE_SIZE, NUM_KEYPOINTS, flip_keypoints
+from facekp.core.data.keypoints import IMAGE_SIZE
 
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
@@ -41,13 +43,13 @@ BATCH = 256
 @dataclass
 class FaceResult:
     """One face: the detector (or given) box, the crop the final keypoints came from, the
-    15 keypoints (15, 2) in photo pixels (pixel centres, x then y, Kaggle order), and the
-    detector's confidence and five points (None where the detector gives none)."""
+    model's K keypoints (K, 2) in photo pixels (pixel centres, x then y, in its set's order),
+    and the detector's confidence and five points (None where the detector gives none)."""
     box: Box
     crop: Crop
     keypoints: np.ndarray
     detection: Any = None  # facekp.core.faces.detect.Detection
-    #: (15,) confidence of each keypoint, 0..1 (facekp.core.model.confidence; None without a head)
+    #: (K,) confidence of each keypoint, 0..1 (facekp.core.model.confidence; None without a head)
     keypoint_confidence: np.ndarray | None = None
 
     @property
@@ -74,14 +76,15 @@ class Predictor:
     """Keypoints from a Keras model (a ``.keras`` path or a model object)."""
 
     def __init__(self, model: Any, detector: Any = None, flip_average: bool = True,
-                 min_confidence: float = 0.0, confidence: Any = "auto"):
+                 min_confidence: float = 0.0, confidence: Any = "auto", keypoint_set=None):
         """``detector``: a name of :data:`facekp.core.faces.detect.DETECTORS` or a detector object (None:
         MTCNN, made when a photo first needs it); ``flip_average``: average each crop with its
         mirror image (on by default: the default model's test RMSE 1.505 -> 1.475 px, README);
         ``min_confidence``: faces the detector is less sure of are left out;
         ``confidence``: the keypoint confidence head (:mod:`facekp.core.model.confidence`): "auto"
         (the ``NAME.confidence.json`` beside a model file, if there is one), None (no confidence),
-        a path or a :class:`facekp.core.model.confidence.ConfidenceHead`."""
+        a path or a :class:`facekp.core.model.confidence.ConfidenceHead`;
+        ``keypoint_set``: the set a model object predicts (a file's record names its own)."""
         import tensorflow as tf
 
         from facekp.core.model.confidence import ConfidenceHead, head_path, load_head
@@ -98,6 +101,21 @@ class Predictor:
             load_head(confidence) if isinstance(confidence, (str, Path)) else confidence)
         self._maps_forward = None
         self.model = model
+        if keypoint_set is not None:
+            self.keypoint_set = keypoint_set
+        k2 = int(model.output_shape[-1])
+        if 2 * self.keypoint_set.size != k2:
+            raise DataError(self.path, f"the model gives {k2} values per face and its keypoint "
+                                       f"set {self.keypoint_set.name!r} has "
+                                       f"{self.keypoint_set.size} points (expected "
+                                       f"{2 * self.keypoint_set.size})")
+        self._flip_order = self.keypoint_set.flip_order()
+        head = self.confidence_head
+        if head is not None and tuple(head.keypoint_names) != self.keypoint_set.names:
+            raise DataError(confidence if isinstance(confidence, (str, Path)) else None,
+                            f"a confidence head for {len(head.keypoint_names)} keypoints "
+                            f"({', '.join(head.keypoint_names[:2])}, ...), not for the "
+                            f"model's set {self.keypoint_set.name!r}")
         self._detector = detector
         self.flip_average = bool(flip_average)
         self.min_confidence = float(min_confidence)
@@ -125,22 +143,22 @@ class Predictor:
     @functools.cached_property
     def keypoint_set(self):
         """The keypoint set the model predicts: the one its training record names (models
-        trained before sets travelled, and model objects without a file: kaggle15, which
-        every architecture outputs today)."""
-        from facekp.core.data.keypoint_sets import KAGGLE15, from_dict
-        from facekp.core.model.checkpoints import read_record
+        trained before sets travelled, and model objects without a file and without a set
+        given: kaggle15)."""
+        return model_keypoint_set(self.path)
 
-        record = read_record(self.path) if self.path is not None else None
-        if record and isinstance(record.get("keypoint_set"), dict):
-            return from_dict(record["keypoint_set"], self.path)
-        return KAGGLE15
+    def _flip(self, keypoints: np.ndarray) -> np.ndarray:
+        """Keypoints (N, 2K) predicted on mirrored crops, mapped back to the crops."""
+        from facekp.core.data.keypoints import flip_columns
+
+        return flip_columns(keypoints, self._flip_order)
 
     # -- crops --
 
     def predict(self, images: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
-        """uint8 (N, 96, 96) faces (or (N, 96, 96, 1)) -> float32 (N, 30) keypoints, pixels."""
+        """uint8 (N, 96, 96) faces (or (N, 96, 96, 1)) -> float32 (N, 2K) keypoints, pixels."""
         x = _faces(images)
-        out = np.empty((len(x), 2 * NUM_KEYPOINTS), np.float32)
+        out = np.empty((len(x), 2 * self.keypoint_set.size), np.float32)
         for a in range(0, len(x), batch_size):
             chunk = x[a:a + batch_size, :, :, None].astype(np.float32)
             if not self.flip_average:
@@ -148,12 +166,12 @@ class Predictor:
                 continue
             both = self._forward(self._to_tensor(
                 np.concatenate([chunk, chunk[:, :, ::-1]]))).numpy()
-            out[a:a + len(chunk)] = (both[:len(chunk)] + flip_keypoints(both[len(chunk):])) / 2
+            out[a:a + len(chunk)] = (both[:len(chunk)] + self._flip(both[len(chunk):])) / 2
         return out
 
     def predict_with_confidence(self, images: np.ndarray, batch_size: int = BATCH
                                 ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict`'s keypoints (N, 30) and each keypoint's confidence (N, 15), 0..1:
+        """:meth:`predict`'s keypoints (N, 2K) and each keypoint's confidence (N, K), 0..1:
         the estimated probability that the point is within 3 px of its label
         (:mod:`facekp.core.model.confidence`). Each crop is also predicted mirrored and under the
         head's re-crops (8 by default), so this costs about 5 times :meth:`predict`. FacekpError
@@ -170,7 +188,7 @@ class Predictor:
 
     def confidence_signals(self, images: np.ndarray, views=None, maps: bool = True,
                            batch_size: int = BATCH, stop=None) -> tuple[np.ndarray, dict]:
-        """:meth:`predict`'s keypoints (N, 30) and the signals a confidence head reads
+        """:meth:`predict`'s keypoints (N, 2K) and the signals a confidence head reads
         (:func:`facekp.core.model.confidence.signals`), from the re-crops ``views`` (default
         :data:`facekp.core.model.confidence.VIEWS`) and, with ``maps``, the model's heatmaps.
         ``stop``: a callable asked before each chunk of faces; when it says True, this raises
@@ -182,7 +200,8 @@ class Predictor:
 
         views = VIEWS if views is None else views
         x = _faces(images)
-        kp = np.empty((len(x), 2 * NUM_KEYPOINTS), np.float32)
+        kset = self.keypoint_set
+        kp = np.empty((len(x), 2 * kset.size), np.float32)
         parts: list[dict] = []
         step = max(1, batch_size // (2 + len(views)))
         for a in range(0, len(x), step):
@@ -191,16 +210,16 @@ class Predictor:
             chunk = x[a:a + step].astype(np.float32)
             n = len(chunk)
             out, logits = self._maps(np.concatenate([chunk, chunk[:, :, ::-1]])[..., None], maps)
-            final = (out[:n] + flip_keypoints(out[n:])) / 2 if self.flip_average else out[:n]
+            final = (out[:n] + self._flip(out[n:])) / 2 if self.flip_average else out[:n]
             moved = self._forward(self._to_tensor(warp_views(chunk, views)[..., None]))
             moved = np.asarray(moved).reshape(len(views), n, -1)
             moved = np.stack([unwarp(v, view) for v, view in zip(moved, views)])
             peaks = None if logits is None else heatmap_peaks(logits)
             parts.append(signals(final, moved, None if peaks is None else peaks[:n],
-                                 None if peaks is None else peaks[n:], chunk))
+                                 None if peaks is None else peaks[n:], chunk, kset))
             kp[a:a + n] = final
         names = parts[0].keys() if parts else FEATURES
-        empty = np.zeros((0, NUM_KEYPOINTS))
+        empty = np.zeros((0, kset.size))
         return kp, {k: np.concatenate([p[k] for p in parts]) if parts else empty for k in names}
 
     def _maps(self, x: np.ndarray, want_maps: bool):
@@ -298,7 +317,7 @@ class Predictor:
                     conf[i] = (conf[i] + new_conf[j]) / 2
 
     def predict_crops(self, gray: np.ndarray, crops: list[Crop]) -> list[np.ndarray]:
-        """The 15 keypoints (15, 2), photo pixels, of each crop of a 2-D uint8 photo."""
+        """The K keypoints (K, 2), photo pixels, of each crop of a 2-D uint8 photo."""
         return self._crops(gray, crops)[0]
 
     def _crops(self, gray: np.ndarray, crops: list[Crop], confidence: bool = False
@@ -309,7 +328,7 @@ class Predictor:
             kp, conf = self.predict_with_confidence(images)
         else:
             kp, conf = self.predict(images), [None] * len(crops)
-        kp = kp.reshape(len(crops), NUM_KEYPOINTS, 2)
+        kp = kp.reshape(len(crops), self.keypoint_set.size, 2)
         return [c.to_photo(k) for c, k in zip(crops, kp)], list(conf)
 
 
@@ -361,7 +380,21 @@ def load_model(path: str | Path, compile: bool = False):
         raise DataError(path, "a Keras file this version cannot load"
                         + (f" ({reason[:160]})" if reason else "")) from None
     ins, outs = tuple(model.input_shape), tuple(model.output_shape)
-    if ins[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1) or outs[1:] != (2 * NUM_KEYPOINTS,):
+    if ins[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1) or len(outs) != 2 or not outs[1] \
+            or outs[1] % 2:
         raise DataError(path, f"model maps {ins} -> {outs}; expected (None, 96, 96, 1) -> "
-                              "(None, 30): 96x96 faces to 15 keypoints")
+                              "(None, 2K): 96x96 faces to K keypoints (30 for Kaggle's 15)")
     return model
+
+
+def model_keypoint_set(path: str | Path | None):
+    """The keypoint set a model file predicts: the one its training record (inside the file,
+    or the card beside a shipped one) names; kaggle15 for models that name none (trained
+    before sets travelled) and for no file."""
+    from facekp.core.data.keypoint_sets import KAGGLE15, from_dict
+    from facekp.core.model.checkpoints import read_record
+
+    record = read_record(path) if path is not None else None
+    if record and isinstance(record.get("keypoint_set"), dict):
+        return from_dict(record["keypoint_set"], path)
+    return KAGGLE15

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facekp.core.data.dataset import Dataset
-from facekp.core.data.keypoint_sets import KAGGLE15
 from facekp.core.errors import FacekpError
 from facekp.core.fileio import check_writable, remove_stale_partials
 from facekp.core.model.checkpoints import Checkpointer, read_record, record_path
@@ -49,8 +48,9 @@ class Trainer:
     """Trains ``config.arch`` on ``train``, validating on ``val``, saving the best to ``out``.
 
     ``train``, ``val``: a :class:`facekp.core.data.dataset.Dataset` (in memory) or streamed
-    faces (:class:`facekp.core.data.shards.ShardSplit`). ``config.complete_only`` keeps the
-    training faces with all 15 keypoints; validation uses every face (missing keypoints masked).
+    faces (:class:`facekp.core.data.shards.ShardSplit`), labelled in one keypoint set (the
+    model's outputs are sized from it and its record names it). ``config.complete_only``
+    keeps the training faces with all their keypoints; validation uses every face (missing keypoints masked).
     ``resume``: a ``.keras`` model saved by a Trainer (or any compatible model): training goes
     on from its weights and optimizer state, at the epoch after the one it was saved at (read
     from its training record when there is one). ``fine_tune``: a ``.keras`` model whose
@@ -201,12 +201,13 @@ class Trainer:
 def _check_before_training(trainer: Trainer, train: Dataset, val: Dataset) -> None:
     """Data to train and validate on, an output that can be written (found now, not at the
     first checkpoint), and no temporary files left there by a killed run."""
-    if train.keypoint_set != KAGGLE15:
-        raise FacekpError(f"the faces hold keypoint set {train.keypoint_set.name!r}; facekp's "
-                          "architectures predict kaggle15's 15 points, and training for other "
-                          "sets is not built yet")
+    if val.keypoint_set != train.keypoint_set:
+        raise FacekpError(f"the training faces hold keypoint set {train.keypoint_set.name!r} "
+                          f"and the validation faces {val.keypoint_set.name!r}; train and "
+                          "validate on one set")
     if len(train) == 0:
-        what = "faces with all 15 keypoints" if trainer.config.complete_only else "faces"
+        what = (f"faces with all {train.keypoint_set.size} keypoints"
+                if trainer.config.complete_only else "faces")
         raise FacekpError(f"no training {what}")
     if len(val) == 0 or val.labelled == 0:
         raise FacekpError("no labelled validation faces (validation RMSE decides which "
@@ -228,6 +229,7 @@ def _compiled_model(trainer: Trainer, steps: int, strategy):
     initial_epoch, arch = 0, cfg.arch
     with strategy.scope():
         if trainer.resume is not None:
+            _check_model_set(trainer.resume, trainer.train_data.keypoint_set)
             model = _load_for_training(trainer.resume)
             record = read_record(trainer.resume) or {}
             initial_epoch = int(record.get("best_epoch") or 0)
@@ -243,14 +245,27 @@ def _compiled_model(trainer: Trainer, steps: int, strategy):
         elif trainer.fine_tune is not None:
             from facekp.core.model.predict import load_model
 
+            _check_model_set(trainer.fine_tune, trainer.train_data.keypoint_set)
             model = load_model(trainer.fine_tune)
             arch = (read_record(trainer.fine_tune) or {}).get("arch") or model.name
             opt = optimizer(cfg, steps)
         else:
-            model = build_model(cfg.arch)
+            model = build_model(cfg.arch, trainer.train_data.keypoint_set.size)
             opt = optimizer(cfg, steps)
         model.compile(optimizer=opt, loss=masked_rmse, metrics=[MaskedRMSE()])
     return model, initial_epoch, arch
+
+
+def _check_model_set(path: Path, keypoint_set) -> None:
+    """A model to go on training predicts the faces' keypoint set; one line naming both
+    sets otherwise."""
+    from facekp.core.model.predict import model_keypoint_set
+
+    have = model_keypoint_set(path)
+    if have != keypoint_set:
+        raise FacekpError(f"{path} predicts keypoint set {have.name!r} ({have.size} points) "
+                          f"and the faces hold {keypoint_set.name!r} ({keypoint_set.size} "
+                          "points); train it on faces of its own set, or train a new model")
 
 
 def _base_record(trainer: Trainer, arch: str, model, train, val) -> dict:

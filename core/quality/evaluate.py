@@ -1,5 +1,6 @@
 """A model scored on a dataset's faces: RMSE in pixels overall, per keypoint and per face (the
-metrics themselves: :mod:`facekp.core.model.metrics`), its report, and left/right diagnostics.
+metrics themselves: :mod:`facekp.core.model.metrics`), the normalised mean error (NME) by the
+set's normaliser, its report, and left/right diagnostics.
 """
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ import numpy as np
 
 from facekp.core.data.keypoint_sets import check_compatible
 from facekp.core.errors import DataError, FacekpError
-from facekp.core.data.keypoints import NAMES
-from facekp.core.model.metrics import per_keypoint, point_errors, rmse
+from facekp.core.model.metrics import nme, per_keypoint, point_errors, rmse
 
 
 def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
-    """Predict ``dataset`` and score it: ``{"rmse_px", "per_keypoint": {name: px}, "faces",
-    "confidence"}``.
+    """Predict ``dataset`` and score it: ``{"keypoint_set", "rmse_px", "nme", "nme_by",
+    "per_keypoint": {name: px}, "faces", "confidence"}``.
+
+    ``nme``: each face's mean point distance over the labelled distance between the two points
+    ``nme_by`` names (the set's ``normalise_by``: the outer eye corners for ibug68, the eye
+    centres for kaggle15), averaged over faces that have both; None (with ``nme_by`` None) for
+    a set without such a pair.
 
     ``predictor_or_model_path``: a :class:`facekp.core.model.predict.Predictor`, a ``.keras`` path
     or a Keras model. ``dataset``: a :class:`facekp.core.data.dataset.Dataset`, or streamed faces
@@ -38,21 +43,26 @@ def evaluate(predictor_or_model_path: Any, dataset) -> dict[str, Any]:
                  else Predictor(predictor_or_model_path))
     dataset = in_model_set(dataset, predictor.keypoint_set)
     pred, truth, conf = _predicted(predictor, dataset)
+    kset = predictor.keypoint_set
+    names = kset.names
     conf_scores = None
     if conf is not None:
         from facekp.core.model.confidence import ranking_scores
 
         conf_scores = ranking_scores(conf, point_errors(pred, truth),
                                      predictor.confidence_head.threshold_px)
-        conf_scores["per_keypoint"] = {n: float(v) for n, v in zip(NAMES, conf.mean(axis=0))}
+        conf_scores["per_keypoint"] = {n: float(v) for n, v in zip(names, conf.mean(axis=0))}
     kp = per_keypoint(pred, truth)
     # None: never labelled; NaN (null in the JSON, and counted in its warning): labelled, but
     # the model's output is not finite
     labelled = ~np.isnan(np.asarray(truth, np.float64)).reshape(len(truth), -1, 2).all(axis=(0, 2))
     return {
+        "keypoint_set": kset.name,
         "rmse_px": rmse(pred, truth),
+        "nme": nme(pred, truth, kset) if kset.normalise_by else None,
+        "nme_by": list(kset.normalise_by) if kset.normalise_by else None,
         "per_keypoint": {name: float(v) if seen else None
-                         for name, v, seen in zip(NAMES, kp, labelled)},
+                         for name, v, seen in zip(names, kp, labelled)},
         "faces": int(len(truth)),
         "confidence": conf_scores,
     }
@@ -73,7 +83,7 @@ def in_model_set(dataset, model_set):
 
 
 def _predicted(predictor, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(predictions, ground truth), both (N, 30), and the keypoint confidences (N, 15; None
+    """(predictions, ground truth), both (N, 2K), and the keypoint confidences (N, K; None
     without a confidence head): in one go for faces in memory, batch by batch for a stream."""
     sure = predictor.confidence_head is not None
 
@@ -99,8 +109,12 @@ def format_report(result: dict[str, Any], title: str | Path | None = None) -> st
     lines = []
     if title:
         lines.append(str(title))
-    lines.append(f"RMSE {result['rmse_px']:.3f} px over {result['faces']} faces")
-    width = max(len(n) for n in NAMES)
+    lines.append(f"RMSE {result['rmse_px']:.3f} px over {result['faces']} faces"
+                 + (f" ({result['keypoint_set']})" if result.get("keypoint_set") else ""))
+    if result.get("nme") is not None:
+        lines.append(f"NME {result['nme']:.4f} (mean point distance / distance "
+                     f"{' - '.join(result['nme_by'])})")
+    width = max(len(n) for n in result["per_keypoint"])
     for name, v in result["per_keypoint"].items():
         lines.append(f"  {name:<{width}}  " + ("   n/a" if v is None else f"{v:6.3f} px"))
     c = result.get("confidence")
@@ -123,15 +137,15 @@ def flip_diagnostics(predictor_or_model: Any, dataset) -> dict[str, float]:
     - ``rmse``, ``rmse_flipped``, ``rmse_averaged``: direct, mirrored-and-mapped-back, and the
       mean of the two (test-time flip averaging).
     """
-    from facekp.core.data.keypoints import flip_images, flip_keypoints
-    from facekp.core.model.predict import Predictor
+    from facekp.core.data.keypoints import flip_images
+    from facekp.core.quality.review import single_view
 
-    model = (predictor_or_model.model if isinstance(predictor_or_model, Predictor)
-             else predictor_or_model)
-    predictor = Predictor(model, flip_average=False)  # the model alone
+    predictor = single_view(predictor_or_model)  # the model alone, without flip averaging
+    dataset = in_model_set(dataset, predictor.keypoint_set)
     truth = dataset.keypoints.astype(np.float64)
     direct = predictor.predict(dataset.images).astype(np.float64)
-    mirrored = flip_keypoints(predictor.predict(flip_images(dataset.images))).astype(np.float64)
+    mirrored = predictor.keypoint_set.flip(
+        predictor.predict(flip_images(dataset.images))).astype(np.float64)
     err = direct - truth
     moved = (mirrored - direct)[:, 0::2]
     return {"mean_dx": float(np.nanmean(err[:, 0::2])), "mean_dy": float(np.nanmean(err[:, 1::2])),

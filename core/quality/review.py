@@ -10,7 +10,10 @@ Four kinds (:data:`KINDS`):
   prediction the model is sure of;
 - ``missing``: faces with missing points, most missing first.
 
-Confidence is an input, not computed here: ``confidence`` is (N, 15), one number per keypoint,
+Keypoints are those of a keypoint set (``keypoint_set``, Kaggle's 15 by default): ground truth
+and predictions (N, 2K); reasons name its points and left/right swaps use its flip pairs.
+
+Confidence is an input, not computed here: ``confidence`` is (N, K), one number per keypoint,
 higher = surer, NaN where unknown; only its order matters (the ``suspect`` queue turns it into
 a rank between 0 and 1). Until the model gives a confidence of its own,
 :func:`flip_confidence` is the stand-in: how well the prediction of a face agrees with the
@@ -24,8 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facekp.core.data.keypoint_sets import DEFAULT as DEFAULT_SET, KeypointSet
+from facekp.core.data.keypoints import column_permutation
 from facekp.core.model.metrics import point_errors
-from facekp.core.data.keypoints import FLIP_KEYPOINT_ORDER, FLIP_PERMUTATION, NAMES, NUM_KEYPOINTS
 
 #: Queue kinds, as people read them.
 KINDS: dict[str, str] = {
@@ -48,12 +52,16 @@ SWAP_MIN_GAIN_PX = 2.0
 #: The stand-in confidence is exp(-disagreement / this many px).
 FLIP_SCALE_PX = 2.0
 
-#: Keypoints that have a left/right partner (the others map to themselves).
-PAIRED = np.flatnonzero(FLIP_KEYPOINT_ORDER != np.arange(NUM_KEYPOINTS))
 
 
-def _name(k: int) -> str:
-    return NAMES[k].replace("_", " ")
+def paired(keypoint_set: KeypointSet = DEFAULT_SET) -> np.ndarray:
+    """Indices of the keypoints that have a left/right partner (the others map to
+    themselves)."""
+    return np.flatnonzero(keypoint_set.flip_order() != np.arange(keypoint_set.size))
+
+
+def _namer(keypoint_set: KeypointSet):
+    return lambda k: keypoint_set.names[k].replace("_", " ")
 
 
 @dataclass
@@ -68,30 +76,32 @@ class Queue:
 
 
 def build(kind: str, truth: np.ndarray, predictions: np.ndarray | None = None,
-          confidence: np.ndarray | None = None) -> Queue:
-    """The queue of ``kind`` for ground truth (N, 30), predictions (N, 30; NaN rows: not
-    predicted) and per-keypoint confidence (N, 15, higher = surer)."""
+          confidence: np.ndarray | None = None,
+          keypoint_set: KeypointSet = DEFAULT_SET) -> Queue:
+    """The queue of ``kind`` for ground truth (N, 2K), predictions (N, 2K; NaN rows: not
+    predicted) and per-keypoint confidence (N, K, higher = surer) of ``keypoint_set``."""
     if kind not in KINDS:
         raise ValueError(f"unknown review queue {kind!r}; expected one of {', '.join(KINDS)}")
     truth = np.asarray(truth, dtype=np.float64)
     if kind == "missing":
-        return missing_queue(truth)
+        return missing_queue(truth, keypoint_set)
     if predictions is None:
         return Queue(kind)
     predictions = np.asarray(predictions, dtype=np.float64)
     if kind == "worst":
-        return worst_queue(truth, predictions)
+        return worst_queue(truth, predictions, keypoint_set)
     if confidence is None:
         return Queue(kind)
     confidence = np.asarray(confidence, dtype=np.float64)
     if kind == "unsure":
-        return unsure_queue(face_confidence(confidence), confidence)
-    return suspect_queue(truth, predictions, confidence)
+        return unsure_queue(face_confidence(confidence), confidence, keypoint_set)
+    return suspect_queue(truth, predictions, confidence, keypoint_set)
 
 
-def missing_queue(truth: np.ndarray) -> Queue:
+def missing_queue(truth: np.ndarray, keypoint_set: KeypointSet = DEFAULT_SET) -> Queue:
     """Faces with missing points, most missing first (then in dataset order)."""
-    missing = np.isnan(truth.reshape(len(truth), NUM_KEYPOINTS, 2)).any(axis=2)
+    _name = _namer(keypoint_set)
+    missing = np.isnan(truth.reshape(len(truth), keypoint_set.size, 2)).any(axis=2)
     count = missing.sum(axis=1)
     rows = np.flatnonzero(count)
     rows = rows[np.argsort(-count[rows], kind="stable")]
@@ -110,8 +120,10 @@ def _face_rmse(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
         return np.sqrt(np.where(count > 0, np.nansum(sq, axis=1) / np.maximum(count, 1), np.nan))
 
 
-def worst_queue(truth: np.ndarray, predictions: np.ndarray) -> Queue:
+def worst_queue(truth: np.ndarray, predictions: np.ndarray,
+                keypoint_set: KeypointSet = DEFAULT_SET) -> Queue:
     """Faces with ground truth and a prediction, largest per-face RMSE first."""
+    _name = _namer(keypoint_set)
     err = _face_rmse(truth, predictions)
     rows = np.flatnonzero(np.isfinite(err))
     rows = rows[np.argsort(-err[rows], kind="stable")]
@@ -132,9 +144,11 @@ def face_confidence(confidence: np.ndarray) -> np.ndarray:
     return out
 
 
-def unsure_queue(face_score: np.ndarray, confidence: np.ndarray | None = None) -> Queue:
+def unsure_queue(face_score: np.ndarray, confidence: np.ndarray | None = None,
+                 keypoint_set: KeypointSet = DEFAULT_SET) -> Queue:
     """Faces by ``face_score`` (a per-face confidence, higher = surer), least sure first;
     with the per-keypoint ``confidence`` the reason names the least sure point."""
+    _name = _namer(keypoint_set)
     face_score = np.asarray(face_score, dtype=np.float64)
     rows = np.flatnonzero(np.isfinite(face_score))
     rows = rows[np.argsort(face_score[rows], kind="stable")]
@@ -147,22 +161,24 @@ def unsure_queue(face_score: np.ndarray, confidence: np.ndarray | None = None) -
     return Queue("unsure", rows, reasons)
 
 
-def swap_left_right(keypoints: np.ndarray) -> np.ndarray:
+def swap_left_right(keypoints: np.ndarray,
+                    keypoint_set: KeypointSet = DEFAULT_SET) -> np.ndarray:
     """Labels with each left keypoint exchanged with its right partner (no mirroring)."""
-    return np.asarray(keypoints)[..., FLIP_PERMUTATION]
+    return np.asarray(keypoints)[..., column_permutation(keypoint_set.flip_order())]
 
 
-def swapped_gain(truth: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def swapped_gain(truth: np.ndarray, predictions: np.ndarray,
+                 keypoint_set: KeypointSet = DEFAULT_SET) -> tuple[np.ndarray, np.ndarray]:
     """(RMSE as labelled, RMSE with left and right exchanged) over each face's left/right
     keypoints, px; NaN where no pair is labelled and predicted."""
-    cols = np.stack([2 * PAIRED, 2 * PAIRED + 1], axis=1).ravel()
-    swapped = swap_left_right(truth)
+    cols = column_permutation(paired(keypoint_set))
+    swapped = swap_left_right(truth, keypoint_set)
     return (_face_rmse(truth[:, cols], predictions[:, cols]),
             _face_rmse(swapped[:, cols], predictions[:, cols]))
 
 
 def confidence_rank(confidence: np.ndarray) -> np.ndarray:
-    """(N, 15) each confidence as its rank among all known ones, 0 (least sure) to 1; equal
+    """(N, K) each confidence as its rank among all known ones, 0 (least sure) to 1; equal
     values share their average rank."""
     confidence = np.asarray(confidence, dtype=np.float64)
     out = np.full(confidence.shape, np.nan)
@@ -176,11 +192,13 @@ def confidence_rank(confidence: np.ndarray) -> np.ndarray:
     return out
 
 
-def suspect_queue(truth: np.ndarray, predictions: np.ndarray, confidence: np.ndarray) -> Queue:
+def suspect_queue(truth: np.ndarray, predictions: np.ndarray, confidence: np.ndarray,
+                  keypoint_set: KeypointSet = DEFAULT_SET) -> Queue:
     """Suspected label errors: swapped left/right labels first (largest gain first), then
     faces with a labelled point more than :data:`FAR_PX` from a prediction in the surer half
     (by distance times confidence rank)."""
-    as_labelled, swapped = swapped_gain(truth, predictions)
+    _name = _namer(keypoint_set)
+    as_labelled, swapped = swapped_gain(truth, predictions, keypoint_set)
     with np.errstate(invalid="ignore"):
         is_swap = (swapped <= 0.5 * as_labelled) & (as_labelled - swapped >= SWAP_MIN_GAIN_PX)
     swap_rows = np.flatnonzero(is_swap)
@@ -213,19 +231,21 @@ def single_view(predictor):
 
     if isinstance(predictor, Predictor) and not predictor.flip_average:
         return predictor
-    model = predictor.model if isinstance(predictor, Predictor) else predictor
-    return Predictor(model, flip_average=False)
+    if isinstance(predictor, Predictor):
+        return Predictor(predictor.model, flip_average=False, confidence=None,
+                         keypoint_set=predictor.keypoint_set)
+    return Predictor(predictor, flip_average=False, confidence=None)
 
 
 def flip_disagreement(predictor, images: np.ndarray) -> np.ndarray:
-    """(N, 15) px between each keypoint predicted on the face and on its mirror image mapped
+    """(N, K) px between each keypoint predicted on the face and on its mirror image mapped
     back (left and right exchanged), by the model of ``predictor`` without flip averaging
     (:func:`single_view`; pass its result to avoid tracing the model again)."""
-    from facekp.core.data.keypoints import flip_images, flip_keypoints
+    from facekp.core.data.keypoints import flip_images
 
     single = single_view(predictor)
     direct = single.predict(images).astype(np.float64)
-    mirrored = flip_keypoints(single.predict(flip_images(images))).astype(np.float64)
+    mirrored = single.keypoint_set.flip(single.predict(flip_images(images))).astype(np.float64)
     return point_errors(direct, mirrored)
 
 
