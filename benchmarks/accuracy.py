@@ -1,4 +1,6 @@
-"""Accuracy: the reference recipe against the new one, trained and scored in one run.
+"""Accuracy: the reference recipe against the new one, trained and scored in one run
+(``--keypoints ibug68``: the new recipe in another keypoint set against dlib's 68-point
+predictor, benchmarks/accuracy_sets.py).
 
 Both are trained with facekp.core.model.train.Trainer on the embedded dataset's training people
 (validation: its 'val' people, which pick the kept epoch) and scored on its 'test' people, whom
@@ -75,8 +77,10 @@ def log(msg: str) -> None:
 
 # --- training (each in its own process) -----------------------------------------------------
 
-def train_one(role: str, arch: str, overrides: dict, data_path: str, out: str, queue) -> None:
-    """Train one recipe and put its summary on ``queue`` (runs in a child process)."""
+def train_one(role: str, arch: str, overrides: dict, data_path: str, out: str, queue,
+              keypoints: str | None = None) -> None:
+    """Train one recipe (in keypoint set ``keypoints``; None: kaggle15) and put its summary
+    on ``queue`` (runs in a child process)."""
     from facekp.core.data import opener
     from facekp.core.model.train import Trainer
     from facekp.core.model.train_types import TrainConfig, TrainingListener
@@ -94,7 +98,9 @@ def train_one(role: str, arch: str, overrides: dict, data_path: str, out: str, q
                 f"val {val_rmse_px:.3f} px{' (best)' if best else ''}, "
                 f"{elapsed_s:.0f} s elapsed, at most {eta:.0f} s to go")
 
-    dataset = opener.load(data_path)
+    from facekp.core.data.keypoint_sets import load_set
+
+    dataset = opener.load(data_path, keypoint_set=load_set(keypoints) if keypoints else None)
     config = TrainConfig.for_arch(arch, **overrides)
     t0 = time.perf_counter()
     result = Trainer(config, dataset.split("train"), dataset.split("val"), out,
@@ -116,7 +122,8 @@ def train_all(jobs: list[tuple], parallel: bool) -> dict:
     queue = ctx.Queue()
     results: dict = {}
     if parallel:
-        procs = [ctx.Process(target=train_one, args=job + (queue,)) for job in jobs]
+        procs = [ctx.Process(target=train_one, args=job[:5] + (queue,) + job[5:])
+                 for job in jobs]
         for p in procs:
             p.start()
         while len(results) < len(jobs):
@@ -130,7 +137,7 @@ def train_all(jobs: list[tuple], parallel: bool) -> dict:
             p.join()
     else:
         for job in jobs:
-            p = ctx.Process(target=train_one, args=job + (queue,))
+            p = ctx.Process(target=train_one, args=job[:5] + (queue,) + job[5:])
             p.start()
             role, res = queue.get()
             results[role] = res
@@ -434,16 +441,21 @@ def fmt_table(rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def smoke_data(folder: Path, train: int = 48, val: int = 16, test: int = 4) -> Path:
-    """A few faces of each split of the embedded dataset (training faces complete), as an .npz
-    in ``folder``."""
+def smoke_data(folder: Path, keypoints: str = "kaggle15", train: int = 48, val: int = 16,
+               test: int = 4) -> Path:
+    """A few faces of each split of the embedded dataset (training faces complete in
+    kaggle15), in keypoint set ``keypoints``, as an .npz in ``folder``."""
     from facekp.core.data import dataset as data
     from facekp.core.resources import DEFAULT_DATASET
 
     from facekp.core.data import opener as _opener  # the embedded dataset as kaggle15
     faces = _opener.load(DEFAULT_DATASET)
     rng = np.random.default_rng(0)
-    pools = [(faces.splits == "train") & faces.present.all(1), faces.splits == "val",
+    if keypoints != "kaggle15":
+        from facekp.core.data.keypoint_sets import load_set
+        faces = _opener.load(DEFAULT_DATASET, keypoint_set=load_set(keypoints))
+    pools = [(faces.splits == "train") & _opener.load(DEFAULT_DATASET).present.all(1),
+             faces.splits == "val",
              faces.splits == "test"]
     idx = np.concatenate([rng.choice(np.flatnonzero(pool), n, replace=False)
                           for pool, n in zip(pools, (train, val, test))])
@@ -459,8 +471,15 @@ def main(argv=None) -> int:
             raise SystemExit("--smoke trains throw-away models: not with --save-default or "
                              "--score-only")
         with temporary_folder("accuracy") as tmp:
-            args.data, args.out_dir = str(smoke_data(Path(tmp))), str(Path(tmp) / "models")
+            args.data, args.out_dir = str(smoke_data(Path(tmp), args.keypoints)), \
+                str(Path(tmp) / "models")
+            if args.keypoints != "kaggle15":
+                from accuracy_sets import run_set
+                return run_set(args, train_one, train_all)
             return confidence_only(args) if args.confidence_only else run(args, argv)
+    if args.keypoints != "kaggle15":
+        from accuracy_sets import run_set
+        return run_set(args, train_one, train_all)
     if args.confidence_only:
         return confidence_only(args)
     return run(args, argv)
@@ -468,6 +487,11 @@ def main(argv=None) -> int:
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keypoints", default="kaggle15", metavar="SET",
+                        help="the keypoint set: kaggle15 (the reference against the new "
+                             "recipe), or ibug68 / a set's .json: the new recipe in that set, "
+                             "scored with dlib's 68-point predictor beside it for ibug68 "
+                             "(benchmarks/accuracy_sets.py)")
     parser.add_argument("--arch-new", default="heatmap",
                         help="new architecture (default heatmap)")
     parser.add_argument("--epochs-new", type=int, default=None,

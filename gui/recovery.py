@@ -99,7 +99,8 @@ def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
         restored = Dataset(images, f["keypoints"], f["names"], f["persons"], f["splits"],
                            json.loads(str(f["meta"])), f.get("checked"), f.get("sources"),
                            keypoint_set=(from_dict(json.loads(str(f["keypoint_set"])), rec)
-                                         if "keypoint_set" in f else dataset.keypoint_set))
+                                         if "keypoint_set" in f else dataset.keypoint_set),
+                           hidden=f.get("hidden"))
     except Exception as exc:  # an unreadable recovery file is reported, never fatal
         return rec, None, f"{rec} could not be read ({exc}); it is left as it is"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(f["saved_at"])))

@@ -41,6 +41,12 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         rf"^new, test\s+{NUMBER}",
         rf"^confidence \(the head\)\s+{NUMBER}\s+{NUMBER}",
         r"^targets: test rmse <= 1\.55 px: (yes|NO)"]),
+    "accuracy_ibug68": (["accuracy.py", "--smoke", "--keypoints", "ibug68"], [
+        rf"^crops \(96x96, labelled points\): test RMSE {NUMBER} px, NME {NUMBER} by "
+        r"left_eye_3 - right_eye_0",
+        rf"^  facekp\s+\d+\s+{NUMBER}\s+{NUMBER}",
+        r"^  (dlib\s+\d+|dlib: not installed here)",
+        r"^targets: file <= 10 MB: (yes|NO)"]),
     "folder": (["folder.py", "--smoke"], [
         rf"^--workers 1: 3 photos in {NUMBER} s = {NUMBER} photos/s",
         rf"^--workers 2: 3 photos in {NUMBER} s = {NUMBER} photos/s",
@@ -101,7 +107,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
 def test_every_benchmark_is_listed():
     """A new script in benchmarks/ needs a smoke run here (common.py is no benchmark; a mode of
     a script, like ``loader.py shards``, runs as its own entry)."""
-    scripts = {p.name for p in (ROOT / "benchmarks").glob("*.py")} - {"common.py"}
+    scripts = {p.name for p in (ROOT / "benchmarks").glob("*.py")} - {"common.py",
+                                                                     "accuracy_sets.py"}
     # loader_shards.py runs as ``loader.py shards``
     listed = {argv[0] for argv, _ in BENCHMARKS.values()} | {"loader_shards.py"}
     assert scripts == listed

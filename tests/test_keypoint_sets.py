@@ -347,3 +347,51 @@ def test_a_trained_model_records_its_set_and_a_predictor_reads_it(one_epoch_mode
     with pytest.raises(DataError, match="gives 30 values per face and its keypoint set "
                                         "'ibug68' has 68 points"):
         Predictor(other, confidence=None)  # a record that does not fit the model's outputs
+
+
+# --- hidden points and a set that changes ----------------------------------------------------
+
+def test_a_hidden_point_travels_through_the_npz_subsets_and_the_derivation(tmp_path):
+    """A labelled point marked hidden (occluded) stays hidden on disk, in a subset, joined to
+    other faces, and in the points derived from it; a missing point is never hidden."""
+    from facekp.core.data import dataset as data
+
+    faces = _ibug68_faces(3)
+    faces.hidden[1, 42] = True          # the subject's left eye, one of its six points
+    faces.hidden[0, 5] = True           # point 5 is missing on face 0: not hidden
+    back = read_npz(data.write_npz(faces, tmp_path / "h.npz"))
+    assert back.hidden[1, 42] and not back.hidden[0, 5] and back.hidden.sum() == 1
+    assert back.subset([1]).hidden[0, 42] and back.concat(back).hidden.sum() == 2
+    k15 = back.in_set(ks.KAGGLE15)
+    hidden = {ks.KAGGLE15.names[i] for i in np.flatnonzero(k15.hidden[1])}
+    assert hidden == {"left_eye_center", "left_eye_inner_corner"}  # 42: centre and corner
+
+
+def test_a_set_that_gains_and_renames_points_migrates_its_dataset(tmp_path):
+    from facekp.core.data.dataset import Dataset
+
+    hand = ks.KeypointSet("hand", ("thumb", "index", "palm"))
+    faces = _embedded().subset(np.arange(2))
+    d = Dataset.from_arrays(faces.images, np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]],
+                                                   np.float32), keypoint_set=hand)
+    d.hidden[0, 2] = True
+    v2 = ks.KeypointSet("hand", ("thumb", "pointer", "palm", "wrist"))
+    moved = d.migrate(v2, {"index": "pointer"})
+    assert moved.keypoint_set == v2
+    np.testing.assert_array_equal(moved.keypoints[0, :6], [1, 2, 3, 4, 5, 6])
+    assert np.isnan(moved.keypoints[:, 6:]).all()          # the new point starts missing
+    assert moved.hidden[0, 2] and moved.hidden.sum() == 1
+    with pytest.raises(DataError, match="no keypoint 'index'.*--rename OLD:NEW.*--drop"):
+        d.migrate(v2)
+    dropped = d.migrate(v2, drop=True)
+    assert np.isnan(dropped.keypoints[:, 2:4]).all()
+    assert cli.main(["keypoints", "init", "hand", "--names", "thumb,pointer,palm,wrist",
+                     "--out", str(tmp_path / "v2.json")]) == 0
+    from facekp.core.data import dataset as data
+    data.write_npz(d, tmp_path / "d.npz")
+    assert cli.main(["keypoints", "migrate", str(tmp_path / "d.npz"), "--to",
+                     str(tmp_path / "v2.json"), "--rename", "index:pointer",
+                     "--out", str(tmp_path / "d2.npz")]) == 0
+    again = read_npz(tmp_path / "d2.npz")
+    assert again.keypoint_set.names == v2.names
+    np.testing.assert_array_equal(again.keypoints, moved.keypoints)

@@ -1,5 +1,6 @@
-"""``facekp keypoints init | show``: a person's own keypoint set as a small JSON file, and any
-set (built in or a file) shown point by point."""
+"""``facekp keypoints init | show | migrate``: a person's own keypoint set as a small JSON file,
+any set (built in or a file) shown point by point, and a dataset moved to a new version of its
+set (points added or renamed)."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +28,8 @@ def cmd_keypoints(args: argparse.Namespace) -> int:
         s = ks.load_set(args.set)
         print(json.dumps(s.to_dict(), indent=1) if args.json else ks.describe_set(s))
         return 0
+    if args.action == "migrate":
+        return _migrate(args)
     names = tuple(n.strip() for n in (args.names or "").split(",") if n.strip())
     try:
         s = ks.KeypointSet(name=args.name, names=names,
@@ -40,9 +43,30 @@ def cmd_keypoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    """``facekp keypoints migrate DATA --to SET.json [--rename OLD:NEW] [--drop] --out D.npz``."""
+    from facekp.core.data import keypoint_sets as ks
+    from facekp.core.data import opener
+    from facekp.core.fileio import check_output, refuse_input_as_output
+
+    refuse_input_as_output(args.out, {"DATA": [args.data]})
+    check_output(args.out, args.overwrite)
+    dataset = opener.load(args.data)
+    target = ks.load_set(args.to)
+    moved = dataset.migrate(target, dict(_pairs(args.rename, ":", "--rename")), args.drop)
+    opener.save(moved, args.out)
+    old, new = dataset.keypoint_set, target
+    added = [n for n in new.names if n not in old.names
+             and n not in dict(_pairs(args.rename, ":", "--rename")).values()]
+    print(f"wrote {len(moved)} faces in keypoint set {new.name!r} ({new.size} points) to "
+          f"{args.out}" + (f"; new points start missing: {', '.join(added)}" if added else ""))
+    return 0
+
+
 def add_parser(sub) -> None:
-    """``keypoints`` and its two actions."""
-    p = sub.add_parser("keypoints", help="define a keypoint set (init) or show one (show)")
+    """``keypoints`` and its actions."""
+    p = sub.add_parser("keypoints", help="define a keypoint set (init), show one (show) or "
+                                         "move a dataset to a new version of its set (migrate)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     init = actions.add_parser("init", help="write a new keypoint set's JSON file")
     init.add_argument("name", help="the set's name")
@@ -57,3 +81,14 @@ def add_parser(sub) -> None:
     show = actions.add_parser("show", help="a set's points, flips and edges")
     show.add_argument("set", metavar="SET", help="kaggle15, ibug68 or a set's .json file")
     show.add_argument("--json", action="store_true", help="print the set's JSON")
+    mig = actions.add_parser("migrate", help="a dataset in a new version of its keypoint set: "
+                                             "points matched by name, new points missing")
+    mig.add_argument("data", metavar="DATA", help="the dataset (.npz)")
+    mig.add_argument("--to", required=True, metavar="SET",
+                     help="the new version of the set (a set's .json, or a built-in name)")
+    mig.add_argument("--rename", action="append", metavar="OLD:NEW",
+                     help="a point that changed its name (repeat)")
+    mig.add_argument("--drop", action="store_true",
+                     help="let points the new set lacks lose their labels")
+    mig.add_argument("--out", required=True, help="the migrated dataset (.npz)")
+    mig.add_argument("--overwrite", action="store_true", help="replace an existing --out")

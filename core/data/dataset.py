@@ -27,7 +27,8 @@ from facekp.core.data.keypoints import IMAGE_SIZE
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 SPLITS = ("train", "val", "test")
 #: The arrays an .npz holds per face; beside them ``meta`` and ``keypoint_set`` as JSON strings.
-NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits", "checked", "sources")
+NPZ_FIELDS = ("images", "keypoints", "names", "persons", "splits", "checked", "sources",
+              "hidden")
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Dataset:
     sources: np.ndarray | None = None
     #: the keypoints' set: K names in order (``keypoints`` is N x 2K), flips, skeleton
     keypoint_set: KeypointSet = KAGGLE15
+    #: N x K: a labelled point the labeller marked hidden (occluded: COCO visibility 1); it is
+    #: trained on as any labelled point and drawn differently. False where not labelled.
+    hidden: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images)
@@ -65,6 +69,12 @@ class Dataset:
                         else np.asarray(self.checked, dtype=bool))
         self.sources = (np.full(n, "", dtype=str) if self.sources is None
                         else np.asarray(self.sources, dtype=str))
+        k = self.keypoint_set.size
+        self.hidden = (np.zeros((n, k), bool) if self.hidden is None
+                       else np.asarray(self.hidden, dtype=bool))
+        if self.hidden.shape != (n, k):
+            raise ValueError(f"hidden must be N x K = {n} x {k}, got {self.hidden.shape}")
+        self.hidden = self.hidden & ~np.isnan(self.keypoints.reshape(n, k, 2)).any(axis=2)
         for label, arr in (("names", self.names), ("persons", self.persons),
                            ("splits", self.splits), ("checked", self.checked),
                            ("sources", self.sources)):
@@ -77,7 +87,8 @@ class Dataset:
                     splits: Sequence[str] | None = None, meta: dict | None = None,
                     checked: Sequence[bool] | None = None,
                     sources: Sequence[str] | None = None,
-                    keypoint_set: KeypointSet = KAGGLE15) -> "Dataset":
+                    keypoint_set: KeypointSet = KAGGLE15,
+                    hidden: np.ndarray | None = None) -> "Dataset":
         n = len(images)
         k2 = 2 * keypoint_set.size
         return cls(
@@ -87,6 +98,7 @@ class Dataset:
             persons=[""] * n if persons is None else persons,
             splits=[""] * n if splits is None else splits,
             meta=dict(meta or {}), checked=checked, sources=sources, keypoint_set=keypoint_set,
+            hidden=hidden,
         )
 
     def __len__(self) -> int:
@@ -97,7 +109,8 @@ class Dataset:
         return replace(self, images=self.images[idx], keypoints=self.keypoints[idx],
                        names=self.names[idx], persons=self.persons[idx],
                        splits=self.splits[idx], meta=dict(self.meta),
-                       checked=self.checked[idx], sources=self.sources[idx])
+                       checked=self.checked[idx], sources=self.sources[idx],
+                       hidden=self.hidden[idx])
 
     def split(self, name: str) -> "Dataset":
         """Rows of one split ('train', 'val' or 'test'); 'all' returns every row."""
@@ -138,15 +151,52 @@ class Dataset:
 
         return replace(self, images=cat("images"), keypoints=cat("keypoints"),
                        names=cat("names"), persons=cat("persons"), splits=cat("splits"),
-                       meta=dict(self.meta), checked=cat("checked"), sources=cat("sources"))
+                       meta=dict(self.meta), checked=cat("checked"), sources=cat("sources"),
+                       hidden=cat("hidden"))
 
     def in_set(self, target: KeypointSet) -> "Dataset":
         """The same faces with their keypoints in ``target``'s set (derived: an ibug68 dataset
         gives kaggle15 keypoints; ValueError when the sets cannot be derived)."""
         if target == self.keypoint_set:
             return self
-        return replace(self, keypoints=derive_keypoints(self.keypoints, self.keypoint_set, target),
-                       keypoint_set=target)
+        keypoints = derive_keypoints(self.keypoints, self.keypoint_set, target)
+        # a derived point is hidden when any point it comes from is
+        used = (target.from_68_matrix() > 0).astype(float)
+        hidden = (self.hidden.astype(float) @ used.T) > 0
+        return replace(self, keypoints=keypoints, keypoint_set=target, hidden=hidden)
+
+    def migrate(self, target: KeypointSet, renames: dict[str, str] | None = None,
+                drop: bool = False) -> "Dataset":
+        """The same faces in ``target``, a new version of this dataset's set: each point keeps
+        its labels under its name (or under the new name ``renames`` gives it, old -> new);
+        a point new in ``target`` starts missing. A point ``target`` no longer has is a
+        DataError naming it, unless ``drop``."""
+        renames = dict(renames or {})
+        old = self.keypoint_set
+        for a, b in renames.items():
+            if a not in old.names:
+                raise DataError(None, f"--rename {a}:{b}: {a!r} is not a keypoint of "
+                                      f"{old.name!r}")
+            if b not in target.names:
+                raise DataError(None, f"--rename {a}:{b}: {b!r} is not a keypoint of "
+                                      f"{target.name!r}")
+        new_name = {n: renames.get(n, n) for n in old.names}
+        lost = [n for n in old.names if new_name[n] not in target.names]
+        if lost and not drop:
+            raise DataError(None, f"{target.name!r} has no keypoint {lost[0]!r}"
+                                  + (f" (nor {len(lost) - 1} more)" if len(lost) > 1 else "")
+                                  + "; rename it (--rename OLD:NEW) or give --drop to lose "
+                                    "its labels")
+        n, k = len(self), target.size
+        pts = np.full((n, k, 2), np.nan, np.float32)
+        hidden = np.zeros((n, k), bool)
+        here = self.keypoints.reshape(n, old.size, 2)
+        for i, name in enumerate(old.names):
+            if new_name[name] in target.names:
+                j = target.index(new_name[name])
+                pts[:, j], hidden[:, j] = here[:, i], self.hidden[:, i]
+        return replace(self, keypoints=pts.reshape(n, 2 * k), keypoint_set=target,
+                       hidden=hidden)
 
     @property
     def unchecked(self) -> np.ndarray:
@@ -333,7 +383,7 @@ def write_npz(dataset: Dataset, path: str | Path) -> Path:
                 fh, images=dataset.images, keypoints=dataset.keypoints,
                 names=dataset.names.astype(str), persons=dataset.persons.astype(str),
                 splits=dataset.splits.astype(str), checked=dataset.checked.astype(bool),
-                sources=dataset.sources.astype(str),
+                sources=dataset.sources.astype(str), hidden=dataset.hidden.astype(bool),
                 meta=np.array(json.dumps(dataset.meta, sort_keys=True)),
                 keypoint_set=np.array(json.dumps(dataset.keypoint_set.to_dict())))
     return path
@@ -397,6 +447,12 @@ def read_npz(path: str | Path) -> Dataset:
                                           "true/false per face", column=name)
                 fields[name] = arr if name == "checked" else arr.astype(str)
         _check_split_names(path, fields.get("splits"))
+        hidden = None
+        if "hidden" in keys:
+            hidden = _npz_array(npz, path, "hidden")
+            if hidden.dtype != bool or hidden.shape != (n, kset.size):
+                raise DataError(path, f"hidden has {hidden.dtype} {hidden.shape}, expected true/"
+                                      f"false for {n} x {kset.size} keypoints", column="hidden")
         meta = {}
         if "meta" in keys:
             try:
@@ -412,7 +468,7 @@ def read_npz(path: str | Path) -> Dataset:
                         column=kset.columns[c])
     return Dataset.from_arrays(images, keypoints, fields.get("names"), fields.get("persons"),
                                fields.get("splits"), meta, fields.get("checked"),
-                               fields.get("sources"), keypoint_set=kset)
+                               fields.get("sources"), keypoint_set=kset, hidden=hidden)
 
 
 def _npz_keypoint_set(npz, path: Path) -> KeypointSet:
