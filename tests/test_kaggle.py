@@ -114,3 +114,40 @@ def test_a_training_file_is_not_a_test_file(faces, tmp_path, kaggle, pixel_mean_
     with pytest.raises(DataError, match="test.csv layout"):
         make_submission(pixel_mean_model, train_csv, kaggle / "IdLookupTable.csv",
                         tmp_path / "s.csv")
+
+
+def test_a_68_point_model_submits_its_derived_15_and_another_set_is_refused(
+        kaggle, test_csv, faces, tmp_path):
+    """An ibug68 model's points give Kaggle's 15 (each the mean of the 68 points it comes
+    from); a model of a set that cannot give them is refused naming its set, nothing
+    written."""
+    import keras
+
+    from facekp.core.data.keypoint_sets import IBUG68, KAGGLE15, KeypointSet
+    from facekp.core.model.predict import Predictor
+    from facekp.core.quality.kaggle import make_submission
+
+    inputs = keras.Input((96, 96, 1))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    slope = np.linspace(0.1, 0.5, 136).astype(np.float32)
+    offset = np.linspace(5, 40, 136).astype(np.float32)
+    model = keras.Model(inputs, keras.layers.Dense(136)(x))
+    model.layers[-1].set_weights([slope[None], offset])
+    out = tmp_path / "submission.csv"
+    make_submission(Predictor(model, flip_average=False, keypoint_set=IBUG68), test_csv,
+                    kaggle / "IdLookupTable.csv", out)
+    sub, lookup = pd.read_csv(out), pd.read_csv(kaggle / "IdLookupTable.csv")
+    weights = KAGGLE15.from_68_matrix()
+    for i in np.random.default_rng(1).choice(len(lookup), 100, replace=False):
+        row = lookup.iloc[i]
+        pts = (faces.images[int(row.ImageId) - 1].mean(dtype=np.float64) * slope
+               + offset).reshape(68, 2)
+        j = COLUMNS.index(row.FeatureName)
+        assert sub["Location"].iloc[i] == pytest.approx(
+            np.clip((weights @ pts).reshape(-1)[j], 0, 96), abs=2e-3)
+    hand = KeypointSet("hand", ("thumb", "index"))
+    small = keras.Model(inputs, keras.layers.Dense(4)(x))
+    with pytest.raises(DataError, match="keypoint set 'hand' .2 points.; a Kaggle submission"):
+        make_submission(Predictor(small, keypoint_set=hand), test_csv,
+                        kaggle / "IdLookupTable.csv", tmp_path / "no.csv")
+    assert not (tmp_path / "no.csv").exists()

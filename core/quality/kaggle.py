@@ -18,6 +18,7 @@ import pandas as pd
 
 from facekp.core.errors import DataError
 from facekp.core.fileio import atomic_path, check_input_file
+from facekp.core.data.keypoint_sets import KAGGLE15, derivable, derive_keypoints
 from facekp.core.data.keypoints import COLUMNS, IMAGE_SIZE
 
 LOOKUP_COLUMNS = ("RowId", "ImageId", "FeatureName")
@@ -125,8 +126,15 @@ def make_submission(model: Any, test: Any, lookup: str | Path, out: str | Path,
     rows_of_images = order[pos]
     needed = np.unique(rows_of_images)
     predictor = model if isinstance(model, Predictor) else Predictor(model)
+    kset = predictor.keypoint_set
+    if not derivable(kset, KAGGLE15):
+        raise DataError(predictor.path, f"the model predicts keypoint set {kset.name!r} "
+                                        f"({kset.size} points); a Kaggle submission needs "
+                                        "kaggle15's 15 points (a kaggle15 model, or an ibug68 "
+                                        "one whose points give them)")
     pred = np.full((len(dataset), len(COLUMNS)), np.nan, np.float32)
-    pred[needed] = predictor.predict(dataset.images[needed])
+    # a 68-point model's points give Kaggle's 15 (each the mean of the points it comes from)
+    pred[needed] = derive_keypoints(predictor.predict(dataset.images[needed]), kset, KAGGLE15)
     values = pred[rows_of_images, table.columns].astype(np.float64)
     clipped = int(((values < 0) | (values > IMAGE_SIZE)).sum())
     values = np.clip(values, 0.0, float(IMAGE_SIZE))
