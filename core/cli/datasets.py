@@ -28,7 +28,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise FacekpError("give one --images folder for each --labels CSV (in the same order)")
     if not images:
         raise FacekpError("give at least one --images folder")
-    keypoint_set = load_set(args.keypoints)
+    keypoint_set = load_set(args.keypoints) if args.keypoints else None
     fractions = _split_fractions(args.split) if args.split else None
     meta = _meta_object(args.meta) if args.meta else {}
     refuse_input_as_output(args.out, {"--labels": labels, "--images": images})
@@ -70,12 +70,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _mirror_axis(dataset, recentre: bool):
     """(dataset, offset): with --recentre the labels' x moved onto the faces' mirror axis;
     otherwise the labels as the source has them, the offset only measured, to be reported."""
+    from facekp.core.data.keypoint_sets import KAGGLE15, derivable
     from facekp.core.photos import importers
 
     if not len(dataset):
         return dataset, None
     if recentre:
         return importers.recentre_labels(dataset)
+    if not derivable(dataset.keypoint_set, KAGGLE15):  # measured on kaggle15's points only
+        return dataset, None
     return dataset, importers.dataset_mirror_offset(dataset)
 
 
@@ -351,9 +354,12 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--detector", choices=["mtcnn", "haar", "none"], default="mtcnn",
                    help="frame faces as this detector frames photos (default mtcnn; none: "
                         "from the labelled points)")
-    p.add_argument("--keypoints", default="kaggle15", metavar="SET",
-                   help="the keypoint set to import into: kaggle15 (default), ibug68, or a "
-                        "set's .json file (68-point labels map to it by its from_68)")
+    p.add_argument("--keypoints", metavar="SET",
+                   help="the keypoint set to import into: kaggle15, ibug68, or a set's .json "
+                        "file (68-point labels map to it by its from_68). Default: kaggle15 "
+                        "for photos, a 96x96 export's own set (the set a COCO file carries or "
+                        "names; dlib parts 00-67 and 68-point .pts: ibug68). With --predict: "
+                        "the faces' set; without a model of it every point is missing")
     p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=False,
                    help="move the labels' x onto the faces' mirror axis, measured over the "
                         "import (default: off, the labels are kept as the source has them and "
