@@ -291,3 +291,200 @@ def test_pts_reader_rejects_other_point_counts(tmp_path):
     path.write_text("version: 1\nn_points: 3\n{\n1 2\n3 4\n5 6\n}\n")
     with pytest.raises(DataError, match="holds 3 points, expected 15 or 68"):
         formats.read_pts(path, counts=(15, 68))
+
+
+# --- keypoint sets other than kaggle15: ibug68 and a set of one's own ---------------------
+
+from facekp.core.cli import main as cli  # noqa: E402
+from facekp.core.data import keypoint_sets as ks  # noqa: E402
+
+#: How each format's file is read back by `facekp import` (COCO's PNGs beside the JSON).
+IMPORT_ARGS = {"coco": lambda out: ["--labels", out, "--images", formats.images_folder(out)],
+               "dlib": lambda out: ["--labels", out, "--images", out.parent],
+               "pts": lambda out: ["--images", out]}
+
+
+@pytest.fixture(scope="module")
+def ibug_npz(tmp_path_factory, shared_data) -> Path:
+    """Eight real ytf68 faces imported into ibug68 (the lower jaw often cut off: missing)."""
+    with open(shared_data / "ytf68" / "test_frames_keypoints.csv", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        rows = list(reader)[::80][:8]
+    root = tmp_path_factory.mktemp("ibug")
+    for row in rows:
+        shutil.copy(shared_data / "ytf68" / "test" / row[0], root / row[0])
+    with open(root / "labels.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([header] + rows)
+    ds, _ = importers.import_folder(root, root / "labels.csv", detector=None,
+                                    keypoint_set=ks.IBUG68)
+    assert len(ds) == 8 and ds.keypoint_set == ks.IBUG68
+    assert 0 < np.isnan(ds.keypoints).sum() and np.isfinite(ds.keypoints).mean() > 0.8
+    return data.write_npz(ds, root / "ibug68.npz")
+
+
+@pytest.fixture(scope="module")
+def own_set(tmp_path_factory) -> Path:
+    """A 4-point set of one's own, made as README shows: `facekp keypoints init`."""
+    path = tmp_path_factory.mktemp("set") / "eyes_nose_lip.json"
+    assert cli.main(["keypoints", "init", "eyes_nose_lip", "--names", "leye,reye,nose,lip",
+                     "--flip", "leye:reye", "--edge", "leye-reye", "--edge", "nose-lip",
+                     "--out", str(path)]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def own_npz(subset, own_set, tmp_path_factory) -> Path:
+    """The 24 real faces of ``subset`` with 4 of their points in the set of one's own."""
+    columns = [NAMES.index(n) for n in ("left_eye_center", "right_eye_center", "nose_tip",
+                                        "mouth_center_bottom_lip")]
+    points = subset.keypoints.reshape(-1, 15, 2)[:, columns].reshape(len(subset), -1)
+    assert np.isnan(points).any()
+    ds = data.Dataset.from_arrays(subset.images, points, names=subset.names,
+                                  persons=subset.persons, splits=subset.splits,
+                                  keypoint_set=ks.load_set(own_set))
+    return data.write_npz(ds, tmp_path_factory.mktemp("own") / "own.npz")
+
+
+def export_set(capsys, source: Path, fmt: str, folder: Path) -> Path:
+    out = folder / OUT[fmt]
+    code, stdout, stderr = run(capsys, "export", source, "--format", fmt, "--out", out)
+    assert code == 0, stderr
+    return out
+
+
+def import_set(capsys, fmt: str, out: Path, tmp_path: Path, *keypoints) -> data.Dataset:
+    back = tmp_path / "back.npz"
+    code, stdout, stderr = run(capsys, "import", *IMPORT_ARGS[fmt](out), *keypoints,
+                               "--out", back, "--overwrite")
+    assert code == 0, stderr
+    assert "96x96 crops as given" in stdout
+    return opener.load(back)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "dlib", "pts"])
+@pytest.mark.parametrize("which", ["ibug68", "own"])
+def test_round_trips_of_ibug68_and_a_set_of_ones_own(capsys, ibug_npz, own_npz, own_set,
+                                                     tmp_path, fmt, which):
+    """Export, then import: the same faces, points (to the format's precision) and set. ibug68
+    reads back by itself (COCO's names, dlib parts 00-67, 68 points in a .pts); a set of one's
+    own from the set a COCO file carries, or with its .json given (dlib, .pts)."""
+    source = ibug_npz if which == "ibug68" else own_npz
+    ds = opener.load(source)
+    out = export_set(capsys, source, fmt, tmp_path)
+    given = ["--keypoints", own_set] if which == "own" and fmt != "coco" else []
+    back = import_set(capsys, fmt, out, tmp_path, *given)
+    assert back.keypoint_set == ds.keypoint_set
+    np.testing.assert_array_equal(back.images, ds.images)
+    np.testing.assert_array_equal(np.isnan(back.keypoints), np.isnan(ds.keypoints))
+    np.testing.assert_allclose(back.keypoints, ds.keypoints, atol=TOLERANCE[fmt], rtol=0)
+    if fmt == "coco":
+        assert list(back.names) == list(ds.names) and list(back.splits) == list(ds.splits)
+        again = import_set(capsys, fmt, out, tmp_path, "--keypoints",
+                           own_set if which == "own" else "ibug68")
+        np.testing.assert_array_equal(again.keypoints, back.keypoints)
+
+
+def test_files_of_each_format_say_the_sets_points(capsys, ibug_npz, own_npz, tmp_path):
+    """What the files hold: 68 parts 00-67 (dlib), the set's names (dlib of another set),
+    `n_points: K` (.pts)."""
+    ibug = export_set(capsys, ibug_npz, "dlib", tmp_path / "i")
+    own = export_set(capsys, own_npz, "dlib", tmp_path / "o")
+    parts = {p.get("name") for p in ET.parse(ibug).getroot().iter("part")}
+    labelled = np.flatnonzero(opener.load(ibug_npz).present.any(axis=0))
+    assert len(labelled) > 60 and parts == {f"{i:02d}" for i in labelled}
+    assert {p.get("name") for p in ET.parse(own).getroot().iter("part")} == {
+        "leye", "reye", "nose", "lip"}
+    pts = sorted(export_set(capsys, ibug_npz, "pts", tmp_path / "p").glob("*.pts"))
+    assert len(pts) == 8 and "n_points: 68" in pts[0].read_text()
+    pts = sorted(export_set(capsys, own_npz, "pts", tmp_path / "q").glob("*.pts"))
+    assert "n_points: 4" in pts[0].read_text()
+
+
+def test_coco_export_of_ibug68_loads_in_pycocotools_with_68_points_and_skeleton(
+        capsys, ibug_npz, tmp_path):
+    from pycocotools.coco import COCO
+
+    ds = opener.load(ibug_npz)
+    out = export_set(capsys, ibug_npz, "coco", tmp_path)
+    coco = COCO(str(out))
+    (cat,) = coco.loadCats(coco.getCatIds())
+    assert cat["keypoints"] == list(ks.IBUG68.names) and len(cat["keypoints"]) == 68
+    assert len(cat["skeleton"]) == len(ks.IBUG68.edges)
+    assert [36 + 1, 37 + 1] in cat["skeleton"] and [41 + 1, 36 + 1] in cat["skeleton"]
+    assert {tuple(e) for e in cat["skeleton"]} == {
+        (ks.IBUG68.index(a) + 1, ks.IBUG68.index(b) + 1) for a, b in ks.IBUG68.edges}
+    for i, image_id in enumerate(sorted(coco.getImgIds())):
+        (ann,) = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        kp = np.asarray(ann["keypoints"], np.float64).reshape(68, 3)
+        present = ds.present[i]
+        np.testing.assert_array_equal(kp[:, 2], np.where(present, 2, 0))
+        np.testing.assert_array_equal(kp[present, :2], ds.keypoints[i].reshape(68, 2)[present])
+        assert ann["num_keypoints"] == present.sum()
+    assert json.loads(out.read_text())["info"]["description"].endswith("68 keypoints")
+
+
+def test_dlib_reads_an_ibug68_export_with_its_68_numbered_parts(capsys, ibug_npz, tmp_path):
+    import dlib
+
+    ds = opener.load(ibug_npz)
+    meta = dlib.image_dataset_metadata.load_image_dataset_metadata(
+        str(export_set(capsys, ibug_npz, "dlib", tmp_path)))
+    (box,) = meta.images[0].boxes
+    parts = {int(name): (p.x, p.y) for name, p in box.parts.items()}
+    assert set(parts) == set(np.flatnonzero(ds.present[0]))
+    for i, xy in parts.items():
+        np.testing.assert_allclose(xy, ds.keypoints[0].reshape(68, 2)[i], atol=0.5)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "dlib", "pts"])
+def test_an_ibug68_export_derives_into_kaggle15_when_asked(capsys, ibug_npz, tmp_path, fmt):
+    ds = opener.load(ibug_npz)
+    out = export_set(capsys, ibug_npz, fmt, tmp_path)
+    back = import_set(capsys, fmt, out, tmp_path, "--keypoints", "kaggle15")
+    want = ds.in_set(ks.KAGGLE15)
+    assert back.keypoint_set == ks.KAGGLE15
+    np.testing.assert_array_equal(np.isnan(back.keypoints), np.isnan(want.keypoints))
+    assert np.isfinite(back.keypoints).mean() > 0.9
+    np.testing.assert_allclose(back.keypoints, want.keypoints, atol=TOLERANCE[fmt] + 1e-4)
+
+
+def test_kaggle_csv_export_of_ibug68_is_refused_naming_the_formats_that_fit(capsys, ibug_npz,
+                                                                             tmp_path):
+    out = tmp_path / "faces.csv"
+    code, _, err = run(capsys, "export", ibug_npz, "--format", "csv", "--out", out)
+    assert_one_line_error(code, err, "ibug68", "kaggle15", "COCO", "dlib", ".pts")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_set_of_ones_own_without_its_file_is_one_line(capsys, own_npz, tmp_path):
+    """dlib names and .pts counts of a set the file does not carry: one line saying to give
+    the set's .json; a set whose points cannot come from the file's: one line naming both."""
+    xml = export_set(capsys, own_npz, "dlib", tmp_path)
+    code, _, err = run(capsys, "import", *IMPORT_ARGS["dlib"](xml), "--out", tmp_path / "a.npz")
+    assert_one_line_error(code, err, xml, "part name", "--keypoints SET.json")
+    folder = export_set(capsys, own_npz, "pts", tmp_path)
+    code, _, err = run(capsys, "import", "--images", folder, "--out", tmp_path / "b.npz")
+    assert_one_line_error(code, err, "000001.pts", "holds 4 points", "15 (kaggle15)",
+                          "68 (ibug68)", "--keypoints SET.json")
+    code, _, err = run(capsys, "import", "--images", folder, "--keypoints", "ibug68",
+                       "--out", tmp_path / "c.npz")
+    assert_one_line_error(code, err, "000001.pts", "holds 4 points", "68 (ibug68)")
+    assert not any((tmp_path / n).exists() for n in ("a.npz", "b.npz", "c.npz"))
+
+
+def test_a_pts_count_unlike_the_given_sets_names_the_file_and_both_counts(
+        capsys, ibug_npz, own_set, tmp_path):
+    folder = tmp_path / "faces_pts"
+    folder.mkdir()
+    Image.new("L", (96, 96)).save(folder / "a.png")
+    (folder / "a.pts").write_text("version: 1\nn_points: 5\n{\n" + "10 10\n" * 5 + "}\n")
+    code, _, err = run(capsys, "import", "--images", folder, "--keypoints", own_set,
+                       "--out", tmp_path / "o.npz")
+    assert_one_line_error(code, err, folder / "a.pts", "holds 5 points", "4 (eyes_nose_lip)")
+    # ibug68's points cannot give a set that says nothing of them: both sets named
+    out = export_set(capsys, ibug_npz, "pts", tmp_path / "x")
+    code, _, err = run(capsys, "import", "--images", out, "--keypoints", own_set,
+                       "--out", tmp_path / "o.npz")
+    assert_one_line_error(code, err, "'ibug68' (68 points)", "'eyes_nose_lip' (4 points)")
+    assert not (tmp_path / "o.npz").exists()

@@ -28,7 +28,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise FacekpError("give one --images folder for each --labels CSV (in the same order)")
     if not images:
         raise FacekpError("give at least one --images folder")
-    keypoint_set = load_set(args.keypoints)
+    keypoint_set = load_set(args.keypoints) if args.keypoints else None
     fractions = _split_fractions(args.split) if args.split else None
     meta = _meta_object(args.meta) if args.meta else {}
     refuse_input_as_output(args.out, {"--labels": labels, "--images": images})
@@ -70,12 +70,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _mirror_axis(dataset, recentre: bool):
     """(dataset, offset): with --recentre the labels' x moved onto the faces' mirror axis;
     otherwise the labels as the source has them, the offset only measured, to be reported."""
+    from facekp.core.data.keypoint_sets import KAGGLE15, derivable
     from facekp.core.photos import importers
 
     if not len(dataset):
         return dataset, None
     if recentre:
         return importers.recentre_labels(dataset)
+    if not derivable(dataset.keypoint_set, KAGGLE15):  # measured on kaggle15's points only
+        return dataset, None
     return dataset, importers.dataset_mirror_offset(dataset)
 
 
@@ -133,34 +136,83 @@ def _write_dataset(dataset, args: argparse.Namespace) -> None:
 
 def _import_predicted(args: argparse.Namespace) -> int:
     """``facekp import --predict PHOTO...``: the photos' faces as a dataset whose labels are a
-    model's keypoints, marked as not yet checked; ``--add-to`` puts them after a dataset's."""
-    from facekp.core.data import dataset as data
-    from facekp.core.data import opener
-    from facekp.core.photos.photo_faces import add_faces, predict_photos
-    from facekp.core.model.predict import Predictor
-
+    model's keypoints, marked as not yet checked; ``--add-to`` puts them after a dataset's.
+    With ``--keypoints SET`` and no model of that set, every point is missing (label from
+    zero)."""
     if args.images or args.labels:
         raise FacekpError("--predict takes photos, not --images or --labels")
+    return _photo_faces(args, args.predict, "--predict")
+
+
+def _photo_faces(args: argparse.Namespace, photos: list, option: str) -> int:
+    """``facekp import --predict`` and ``facekp new``: the faces the detector finds in
+    ``photos`` (given by ``option``) as unchecked faces, labelled by a model of the set
+    (:func:`_predictor_for`) or with every point missing, written to --out."""
+    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
+    from facekp.core.data.keypoint_sets import load_set
+    from facekp.core.photos.photo_faces import add_faces, find_photo_faces
+
     if args.detector == "none":
-        raise FacekpError("--predict finds faces with a detector: use --detector mtcnn or haar")
-    refuse_input_as_output(args.out, {"--predict": args.predict,
-                                      "--add-to": [args.add_to] if args.add_to else []})
+        raise FacekpError(f"{option} finds faces with a detector: use --detector mtcnn or haar")
+    add_to = getattr(args, "add_to", None)
+    refuse_input_as_output(args.out, {option: photos, "--add-to": [add_to] if add_to else []})
     check_output(args.out, args.overwrite)
-    base = opener.load(args.add_to) if args.add_to else None
-    predictor = Predictor(model_path(args), detector=args.detector)
-    new, lines = predict_photos(predictor, args.predict, progress=progress_line("predict"))
+    keypoint_set = load_set(args.keypoints) if args.keypoints else None
+    base = opener.load(add_to) if add_to else None
+    predictor = _predictor_for(args, keypoint_set)
+    new, lines = find_photo_faces(photos, keypoint_set or predictor.keypoint_set,
+                                  detector=args.detector, predictor=predictor,
+                                  progress=progress_line("predict" if predictor else "find"))
     if len(new) == 0:
-        raise FacekpError("no face found in " + ", ".join(map(str, args.predict))
-                          + "; nothing written")
+        raise FacekpError("no face found in " + ", ".join(map(str, photos)) + "; nothing written")
     dataset = add_faces(base, new)
-    if base is None and args.split:
+    if base is None and getattr(args, "split", None):
         dataset = data.split_by_person(dataset, _split_fractions(args.split), seed=args.seed)
     opener.save(dataset, args.out)
     print("\n".join(lines))
-    where = f" after the {len(base)} of {args.add_to}" if base is not None else ""
-    print(f"wrote {len(dataset)} faces to {args.out}: {len(new)} predicted faces (not yet "
-          f"checked){where}")
+    where = f" after the {len(base)} of {add_to}" if base is not None else ""
+    what = ("predicted faces (not yet checked)" if predictor else
+            f"faces with all {new.keypoint_set.size} points of {new.keypoint_set.name} missing "
+            "(no model of that set), to label")
+    print(f"wrote {len(dataset)} faces to {args.out}: {len(new)} {what}{where}")
     return 0
+
+
+def _predictor_for(args: argparse.Namespace, keypoint_set):
+    """The model that labels new photo faces: --model (whatever its set: a set it does not
+    predict is refused later, naming both), else the installed model when it predicts
+    ``keypoint_set`` (or no set is asked); None when no model of the set is there."""
+    from facekp.core.model.predict import Predictor
+    from facekp.core.resources import default_model
+
+    if args.model or keypoint_set is None:
+        return Predictor(model_path(args), detector=args.detector)
+    installed = default_model()
+    if installed is None or _model_set(installed) != keypoint_set:
+        return None
+    return Predictor(installed, detector=args.detector)
+
+
+def _model_set(path):
+    """The keypoint set a model file's record names (kaggle15 for models from before sets
+    travelled), read without loading the model (as Predictor.keypoint_set reads it)."""
+    from facekp.core.data.keypoint_sets import KAGGLE15, from_dict
+    from facekp.core.model.checkpoints import read_record
+
+    record = read_record(path)
+    if record and isinstance(record.get("keypoint_set"), dict):
+        return from_dict(record["keypoint_set"], path)
+    return KAGGLE15
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    """``facekp new --keypoints SET --images DIR... --out D.npz``: a dataset to label from
+    zero, every face the detector finds in the photos (files, or folders of them), named after
+    its photo; ``facekp import --predict`` on those photos (a model of the set labels them)."""
+    from facekp.core.photos.batch import photo_paths
+
+    return _photo_faces(args, photo_paths(args.images), "--images")
 
 
 def _split_fractions(text: str) -> tuple[float, float, float]:
@@ -292,13 +344,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"import": cmd_import, "info": cmd_info, "montage": cmd_montage,
+COMMANDS = {"import": cmd_import, "new": cmd_new, "info": cmd_info, "montage": cmd_montage,
             "export": cmd_export, "convert": cmd_convert}
 
 
 def add_parsers(sub) -> None:
-    """import, info, montage, export and convert."""
+    """import, new, info, montage, export and convert."""
     _add_import_parser(sub)
+    _add_new_parser(sub)
     p = sub.add_parser("info", help="faces, splits, missing values and keypoint statistics")
     p.add_argument("file", help=".npz dataset, Kaggle .csv or shard folder")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -351,9 +404,12 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--detector", choices=["mtcnn", "haar", "none"], default="mtcnn",
                    help="frame faces as this detector frames photos (default mtcnn; none: "
                         "from the labelled points)")
-    p.add_argument("--keypoints", default="kaggle15", metavar="SET",
-                   help="the keypoint set to import into: kaggle15 (default), ibug68, or a "
-                        "set's .json file (68-point labels map to it by its from_68)")
+    p.add_argument("--keypoints", metavar="SET",
+                   help="the keypoint set to import into: kaggle15, ibug68, or a set's .json "
+                        "file (68-point labels map to it by its from_68). Default: kaggle15 "
+                        "for photos, a 96x96 export's own set (the set a COCO file carries or "
+                        "names; dlib parts 00-67 and 68-point .pts: ibug68). With --predict: "
+                        "the faces' set; without a model of it every point is missing")
     p.add_argument("--recentre", action=argparse.BooleanOptionalAction, default=False,
                    help="move the labels' x onto the faces' mirror axis, measured over the "
                         "import (default: off, the labels are kept as the source has them and "
@@ -367,3 +423,23 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--model", help="with --predict: model .keras (default: the installed one)")
     p.add_argument("--add-to", metavar="DATASET",
                    help="with --predict: write DATASET's faces, then the new ones, to --out")
+
+
+def _add_new_parser(sub) -> None:
+    p = sub.add_parser("new", help="a dataset to label from zero: the faces in photos",
+                       description="Every face the detector finds in the photos, cropped as "
+                                   "photos are, named after its photo and marked not yet "
+                                   "checked, with all points of --keypoints missing (or, where "
+                                   "a model of that set is given or installed, its points). "
+                                   "The same as 'facekp import --predict PHOTO... --keypoints "
+                                   "SET'.")
+    p.add_argument("--keypoints", required=True, metavar="SET",
+                   help="kaggle15, ibug68 or a set's .json file (facekp keypoints init)")
+    p.add_argument("--images", required=True, nargs="+", metavar="DIR|PHOTO",
+                   help="folders of photos (JPEG, PNG, ...) and/or photo files")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn",
+                   help="face detector (default mtcnn)")
+    p.add_argument("--model", help="a model .keras of the set, whose points label the faces "
+                                   "(default: the installed model when it predicts the set)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

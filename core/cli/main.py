@@ -14,7 +14,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     **datasets.COMMANDS, **models.COMMANDS, **photos.COMMANDS,
     "keypoints": keypoints.cmd_keypoints}
 #: Commands that open photos (and so read $FACEKP_MAX_PHOTO_MEGAPIXELS).
-PHOTO_COMMANDS = ("import", "predict")
+PHOTO_COMMANDS = ("import", "new", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:

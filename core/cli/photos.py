@@ -63,7 +63,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"facekp predict: error: {exc}", file=sys.stderr)
             results.append({**photo_record(photo, []), "error": exc.reason})
             continue
-        entry, truth_error = result_record(photo, res)  # a non-finite keypoint is null there
+        # keypoints named by the model's set; a non-finite keypoint is null there
+        entry, truth_error = result_record(photo, res, predictor.keypoint_set)
         if truth_error is not None:
             print(f"facekp predict: warning: ground truth not used: {truth_error}",
                   file=sys.stderr)
@@ -72,7 +73,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             entry["drawn"] = _draw_photo(res, drawn[photo])
         results.append(entry)
         if not args.json:
-            _print_faces(photo, res, entry.get("drawn"))
+            _print_faces(photo, res, entry.get("drawn"), predictor.keypoint_set)
     if args.json:
         warn_non_finite(args.command, non_finite)
         print_json(results, args.command)
@@ -112,14 +113,27 @@ def _refuse_video_options(args) -> None:
                               "not to photos")
 
 
-def _print_faces(photo, res, drawn: str | None) -> None:
-    """A photo's faces as text: box, the detector's confidence and four keypoints each."""
+#: The keypoints the text output shows of each face, where the model's set has them.
+SHOWN = ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")
+
+
+def _shown(keypoint_set) -> list[str]:
+    """The points printed per face: :data:`SHOWN` (kaggle15), else the set's normalising pair
+    (ibug68: the outer eye corners) or its first two points."""
+    if all(n in keypoint_set.names for n in SHOWN):
+        return list(SHOWN)
+    return list(keypoint_set.normalise_by or keypoint_set.names[:2])
+
+
+def _print_faces(photo, res, drawn: str | None, keypoint_set) -> None:
+    """A photo's faces as text: box, the detector's confidence and a few keypoints each."""
     print(f"{photo}: {res.message}" + (f" -> {drawn}" if drawn else ""))
+    names = _shown(keypoint_set)
     for i, face in enumerate(res.faces, 1):
         box = ", ".join(f"{v:.0f}" for v in face.box.as_list())
+        kp = np.asarray(face.keypoints).reshape(keypoint_set.size, 2)
         pts = "  ".join(f"{n} ({x:.1f}, {y:.1f})" for n, (x, y) in
-                        zip(("left_eye_center", "right_eye_center", "nose_tip",
-                             "mouth_center_bottom_lip"), face.keypoints[[0, 1, 10, 14]]))
+                        zip(names, kp[[keypoint_set.index(n) for n in names]]))
         conf = "" if face.confidence is None else f"  confidence {face.confidence:.3f}"
         print(f"  face {i}: box [{box}]{conf}  {pts}")
 

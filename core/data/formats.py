@@ -1,6 +1,22 @@
 """Standard annotation formats: COCO Keypoints JSON, dlib imglab XML, iBUG-style .pts and
 Kaggle CSV, written from a dataset and (the first three) read back.
 
+Keypoint sets. A dataset's K points in its set's order (facekp.core.data.keypoint_sets):
+COCO's category lists the set's names and its skeleton (the set's edges, 1-based), and a set
+other than kaggle15 is also written whole as ``facekp_keypoint_set`` in the category (COCO
+tools ignore it), so the file reads back into the same set; dlib parts are named ``00``-``67``
+for ibug68 (as dlib's own 68-point files) and by the points' names for every other set; .pts
+holds K points. Kaggle CSV holds kaggle15 only (another set is refused, naming the formats
+that fit). A kaggle15 export is what it was before sets travelled, byte for byte.
+
+Reading back (:func:`read_coco`, :func:`read_dlib`, :func:`read_pts_folder`), each face comes
+with the set its points are in: the set asked for (``keypoint_set``; ``facekp import
+--keypoints``) when the file names its points (COCO, dlib) or holds its count (.pts); else the
+set a COCO category carries or whose names it lists; kaggle15 for Kaggle's names (dlib) or 15
+points (.pts); ibug68 for 68 points (COCO by position, dlib parts 00-67, .pts). A set of one's
+own that the file does not carry needs ``keypoint_set``; a point count that fits no set is one
+line naming the file and both counts.
+
 Coordinates. Ours are pixels of the 96x96 crop with integer values at pixel *centres*
 (facekp.core.data.keypoints). COCO keypoints (as detectron2 and the COCO tools read them) and dlib
 parts use the same convention, so they are written unchanged: COCO as floats, dlib as the integers
@@ -33,17 +49,27 @@ import numpy as np
 
 from facekp.core.data.dataset import Dataset
 from facekp.core.data.kaggle_csv import write_kaggle_csv
-from facekp.core.data.keypoint_sets import KAGGLE15
+from facekp.core.data.keypoint_sets import IBUG68, KAGGLE15, KeypointSet, from_dict
 from facekp.core.errors import DataError
 from facekp.core.fileio import (atomic_folder, atomic_path, check_input_file, check_output,
                                 check_output_folder)
-from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from facekp.core.data.keypoints import IMAGE_SIZE, NAMES
 
 FORMATS = ("coco", "dlib", "pts", "csv")
 CATEGORY = "face"
-#: Lines drawn between keypoints (COCO's skeleton, 1-based keypoint indices): kaggle15's edges.
+#: The key of a COCO category that carries a set other than kaggle15 (its JSON form).
+SET_KEY = "facekp_keypoint_set"
+
+
+def skeleton(keypoint_set: KeypointSet) -> list[list[int]]:
+    """COCO's skeleton of a set: its edges as pairs of 1-based keypoint indices."""
+    return [[keypoint_set.index(a) + 1, keypoint_set.index(b) + 1]
+            for a, b in keypoint_set.edges]
+
+
+#: Lines drawn between kaggle15's keypoints (COCO's skeleton, 1-based keypoint indices).
 SKELETON_NAMES = KAGGLE15.edges
-SKELETON = [[NAMES.index(a) + 1, NAMES.index(b) + 1] for a, b in SKELETON_NAMES]
+SKELETON = skeleton(KAGGLE15)
 VISIBLE = 2
 #: The names of the files an export writes into its folder (:func:`png_names`, .pts).
 EXPORT_FILE = re.compile(r"\d{6}\.(png|pts)")
@@ -108,11 +134,14 @@ def write_pngs(dataset: Dataset, folder: Path, names: list[str]) -> None:
 
 
 def coco_document(dataset: Dataset, names: list[str]) -> dict:
-    """The COCO Keypoints JSON of ``dataset``: one image and one annotation per face. Each
-    image also keeps the face's name, person and split (``facekp_*``), which COCO tools ignore."""
+    """The COCO Keypoints JSON of ``dataset``: one image and one annotation per face, one
+    category with the set's K keypoint names and skeleton (and, for a set other than kaggle15,
+    the set itself). Each image also keeps the face's name, person and split (``facekp_*``),
+    which COCO tools ignore."""
+    ks = dataset.keypoint_set
     images, annotations = [], []
     for i, (kp, name) in enumerate(zip(dataset.keypoints, names)):
-        pts = kp.reshape(NUM_KEYPOINTS, 2)
+        pts = kp.reshape(ks.size, 2)
         flat: list[float] = []
         for x, y in pts:
             flat += [0, 0, 0] if np.isnan(x) or np.isnan(y) else [float(x), float(y), VISIBLE]
@@ -124,11 +153,14 @@ def coco_document(dataset: Dataset, names: list[str]) -> dict:
                             "keypoints": flat, "num_keypoints": int(np.sum(flat[2::3])) // 2,
                             "bbox": [0, 0, IMAGE_SIZE, IMAGE_SIZE],
                             "area": IMAGE_SIZE * IMAGE_SIZE, "iscrowd": 0})
-    return {"info": {"description": "facekp export: 96x96 face crops, 15 keypoints",
+    category = {"id": 1, "name": CATEGORY, "supercategory": CATEGORY,
+                "keypoints": list(ks.names), "skeleton": skeleton(ks)}
+    if ks != KAGGLE15:
+        category[SET_KEY] = ks.to_dict()
+    return {"info": {"description": f"facekp export: 96x96 face crops, {ks.size} keypoints",
                      "version": "1.0"},
             "licenses": [], "images": images, "annotations": annotations,
-            "categories": [{"id": 1, "name": CATEGORY, "supercategory": CATEGORY,
-                            "keypoints": list(NAMES), "skeleton": SKELETON}]}
+            "categories": [category]}
 
 
 def write_coco(dataset: Dataset, out: Path) -> list[Path]:
@@ -142,18 +174,28 @@ def write_coco(dataset: Dataset, out: Path) -> list[Path]:
     return [out, folder]
 
 
+def part_names(keypoint_set: KeypointSet) -> list[str]:
+    """The dlib part names of a set's points: ``00``-``67`` for ibug68 (dlib's own 68-point
+    files), the points' names for every other set."""
+    if keypoint_set == IBUG68:
+        return [f"{i:02d}" for i in range(68)]
+    return list(keypoint_set.names)
+
+
 def dlib_document(dataset: Dataset, files: list[str]) -> ET.ElementTree:
     """dlib imglab XML: per face an image, a box round the whole crop and a part for each
-    labelled keypoint (named as in facekp.core.data.keypoints, integer pixel-centre coordinates)."""
+    labelled keypoint (named by :func:`part_names`, integer pixel-centre coordinates)."""
+    ks = dataset.keypoint_set
     root = ET.Element("dataset")
     ET.SubElement(root, "name").text = "facekp export"
-    ET.SubElement(root, "comment").text = ("96x96 face crops with 15 keypoints; part "
+    ET.SubElement(root, "comment").text = (f"96x96 face crops with {ks.size} keypoints; part "
                                            "coordinates are pixel centres")
     images = ET.SubElement(root, "images")
+    parts = part_names(ks)
     for kp, file in zip(dataset.keypoints, files):
         box = ET.SubElement(ET.SubElement(images, "image", file=file), "box", top="0",
                             left="0", width=str(IMAGE_SIZE), height=str(IMAGE_SIZE))
-        for name, (x, y) in zip(NAMES, kp.reshape(NUM_KEYPOINTS, 2)):
+        for name, (x, y) in zip(parts, kp.reshape(ks.size, 2)):
             if not (np.isnan(x) or np.isnan(y)):
                 ET.SubElement(box, "part", name=name, x=str(int(round(float(x)))),
                               y=str(int(round(float(y)))))
@@ -173,9 +215,11 @@ def write_dlib(dataset: Dataset, out: Path) -> list[Path]:
 
 
 def pts_text(keypoints: np.ndarray) -> str:
-    """An iBUG-style .pts file of one face's 15 keypoints: 1-based, ``nan nan`` if missing."""
-    lines = ["version: 1", f"n_points: {NUM_KEYPOINTS}", "{"]
-    for x, y in np.asarray(keypoints, np.float64).reshape(NUM_KEYPOINTS, 2):
+    """An iBUG-style .pts file of one face's K keypoints (2K values, x then y): 1-based,
+    ``nan nan`` if missing."""
+    points = np.asarray(keypoints, np.float64).reshape(-1, 2)
+    lines = ["version: 1", f"n_points: {len(points)}", "{"]
+    for x, y in points:
         lines.append("nan nan" if np.isnan(x) or np.isnan(y) else f"{x + 1:.4f} {y + 1:.4f}")
     return "\n".join(lines + ["}", ""])
 
@@ -194,17 +238,21 @@ def write_pts(dataset: Dataset, out: Path) -> Path:
 
 @dataclass
 class LabelledFace:
-    """One annotated face of a label file: its image, and 15 or 68 points (NaN = missing)."""
+    """One annotated face of a label file: its image, and its K points (K x 2, NaN = missing)
+    in ``keypoint_set``'s order (68-point labels: ibug68, iBUG's order)."""
     path: Path
     name: str
     points: np.ndarray
     person: str = ""
     split: str = ""
+    keypoint_set: KeypointSet = KAGGLE15
 
 
-def read_coco(path: str | Path, images: str | Path | None = None) -> list[LabelledFace]:
+def read_coco(path: str | Path, images: str | Path | None = None,
+              keypoint_set: KeypointSet | None = None) -> list[LabelledFace]:
     """Faces of a COCO Keypoints JSON; ``file_name`` resolved under ``images`` (default: the
-    JSON's folder). Visibility 0 gives NaN; the keypoint names say the layout (15 or 68)."""
+    JSON's folder). Visibility 0 gives NaN; the category's keypoint names say the set
+    (:func:`_coco_layout`: ``keypoint_set`` when it names that set's points)."""
     path = check_input_file(path, "COCO keypoints JSON")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -214,7 +262,7 @@ def read_coco(path: str | Path, images: str | Path | None = None) -> list[Labell
                                             ("images", "annotations", "categories")):
         raise DataError(path, "not a COCO keypoints file: expected 'images', 'annotations' "
                               "and 'categories' lists")
-    layouts = {c.get("id"): (_layout(path, c.get("keypoints")), len(c["keypoints"]))
+    layouts = {c.get("id"): _coco_layout(path, c, keypoint_set)
                for c in doc["categories"] if isinstance(c, dict) and c.get("keypoints")}
     if not layouts:
         raise DataError(path, "no category with 'keypoints' names: not a COCO keypoints file")
@@ -228,23 +276,34 @@ def read_coco(path: str | Path, images: str | Path | None = None) -> list[Labell
         if im is None or "file_name" not in im:
             raise DataError(path, f"annotation {ann.get('id')} names image "
                                   f"{ann.get('image_id')}, which is not in 'images'")
-        points = _coco_points(path, ann, *layout)
+        source, order, count = layout
+        points = _coco_points(path, ann, order, count)
         name = str(im.get("facekp_name") or im["file_name"])
         faces.append(LabelledFace(_resolve(im["file_name"], images, path), name, points,
-                                  str(im.get("facekp_person", "")), str(im.get("facekp_split", ""))))
+                                  str(im.get("facekp_person", "")), str(im.get("facekp_split", "")),
+                                  source))
     return faces
 
 
-def _layout(path: Path, names) -> list[int]:
-    """For each point of the layout (15 by name, or iBUG 68 by position), its index in a label
-    file's keypoint list ``names``; a DataError when it is neither."""
+def _coco_layout(path: Path, category: dict, asked: KeypointSet | None
+                 ) -> tuple[KeypointSet, list[int], int]:
+    """(the set of a COCO category's points, for each of the set's points its index in the
+    category's ``keypoints``, how many the category has): the first of ``asked``, the set the
+    category carries (:data:`SET_KEY`), kaggle15 and ibug68 whose names it lists all of; else
+    68 unnamed points as ibug68 (by position); a DataError when none fits."""
+    names = category.get("keypoints")
     names = [str(n) for n in names] if isinstance(names, list) else []
-    if set(NAMES) <= set(names):
-        return [names.index(n) for n in NAMES]
+    carried = (from_dict(category[SET_KEY], path) if category.get(SET_KEY) is not None
+               else None)
+    for candidate in (asked, carried, KAGGLE15, IBUG68):
+        if candidate is not None and set(candidate.names) <= set(names):
+            return candidate, [names.index(n) for n in candidate.names], len(names)
     if len(names) == 68:
-        return list(range(68))
-    raise DataError(path, f"keypoints {names[:3]}... are neither the 15 names "
-                          f"({', '.join(NAMES[:2])}, ...) nor 68 iBUG points")
+        return IBUG68, list(range(68)), 68
+    wanted = (f", nor the {asked.size} of keypoint set {asked.name!r}" if asked else
+              "; a set of one's own: give its .json (--keypoints SET.json)")
+    raise DataError(path, f"keypoints {names[:3]}... are neither the 15 names of kaggle15 "
+                          f"({', '.join(NAMES[:2])}, ...) nor 68 iBUG points{wanted}")
 
 
 def _coco_points(path: Path, ann: dict, layout: list[int], count: int) -> np.ndarray:
@@ -285,9 +344,11 @@ def _resolve(name: str, images: str | Path | None, label_file: Path) -> Path:
     return label_file.parent / name
 
 
-def read_dlib(path: str | Path, images: str | Path | None = None) -> list[LabelledFace]:
-    """Faces (boxes) of a dlib imglab XML. Parts named as facekp.core.data.keypoints give the 15
-    keypoints; parts named 00-67 the iBUG 68. Parts left out are NaN."""
+def read_dlib(path: str | Path, images: str | Path | None = None,
+              keypoint_set: KeypointSet | None = None) -> list[LabelledFace]:
+    """Faces (boxes) of a dlib imglab XML. Parts named 00-67 give ibug68's points; parts
+    named by ``keypoint_set``'s names give that set's, by kaggle15's names kaggle15's
+    (:func:`_dlib_points`). Parts left out are NaN."""
     path = check_input_file(path, "dlib XML")
     try:
         root = ET.parse(path).getroot()
@@ -304,25 +365,33 @@ def read_dlib(path: str | Path, images: str | Path | None = None) -> list[Labell
             if not parts or box.get("ignore") == "1":
                 continue
             name = image.get("file") + (f"#{k + 1}" if k else "")
+            points, source = _dlib_points(path, parts, keypoint_set)
             faces.append(LabelledFace(_resolve(image.get("file"), images, path), name,
-                                      _dlib_points(path, parts)))
+                                      points, keypoint_set=source))
     return faces
 
 
-def _dlib_points(path: Path, parts: dict) -> np.ndarray:
-    """Parts {name: (x, y)} -> 15 x 2 (names of facekp.core.data.keypoints) or 68 x 2 (00-67)."""
+def _dlib_points(path: Path, parts: dict, asked: KeypointSet | None = None
+                 ) -> tuple[np.ndarray, KeypointSet]:
+    """Parts {name: (x, y)} -> (K x 2 points, their set): 00-67 ibug68; names all of one set,
+    ``asked`` (when given) before kaggle15."""
     numbered = all(n.isdigit() for n in parts)
-    if not numbered and not set(parts) <= set(NAMES):
-        bad = next(n for n in parts if n not in NAMES)
+    sets = [s for s in (asked, KAGGLE15) if s is not None and s != IBUG68]
+    source = IBUG68 if numbered else next((s for s in sets if set(parts) <= set(s.names)), None)
+    if source is None:
+        bad = next(n for n in parts if n not in sets[0].names)
         if bad.isdigit():
             named = next(n for n in parts if not n.isdigit())
             raise DataError(path, f"a box mixes numbered parts ({bad!r}, iBUG's 00-67) with "
                                   f"named ones ({named!r}); expected one kind in each box")
-        raise DataError(path, f"part name {bad!r}: expected the 15 keypoint names "
-                              f"({NAMES[0]}, ...) or 00-67")
-    pts = np.full((68 if numbered else NUM_KEYPOINTS, 2), np.nan)
+        wanted = (f"the names of keypoint set {asked.name!r} ({asked.names[0]}, ...), "
+                  if asked is not None and asked not in (KAGGLE15, IBUG68) else "")
+        own = "" if wanted else "; a set of one's own: give its .json (--keypoints SET.json)"
+        raise DataError(path, f"part name {bad!r}: expected {wanted}the 15 keypoint names "
+                              f"({NAMES[0]}, ...) or 00-67{own}")
+    pts = np.full((source.size, 2), np.nan)
     for name, (x, y) in parts.items():
-        i = int(name) if numbered else NAMES.index(name)
+        i = int(name) if numbered else source.index(name)
         if i >= len(pts):
             raise DataError(path, f"part name {name!r}: expected 00-67")
         try:
@@ -330,17 +399,42 @@ def _dlib_points(path: Path, parts: dict) -> np.ndarray:
         except (TypeError, ValueError):
             raise DataError(path, f"part {name!r}: x and y must be numbers, got {x!r}, "
                                   f"{y!r}") from None
-    return pts
+    return pts, source
 
 
-def read_pts(path: str | Path, counts: tuple[int, ...] = (68,)) -> np.ndarray:
-    """An iBUG .pts file -> n x 2 points, n one of ``counts``. iBUG files are 1-based: 1 is
-    subtracted. A point written ``nan nan`` (a missing one, as facekp export writes) is NaN."""
+def pts_counts(asked: KeypointSet | None = None) -> dict[int, KeypointSet]:
+    """The point counts a .pts file may hold and the set each says: ``asked``'s K (when
+    given), 15 (kaggle15) and 68 (ibug68), the first set of a count winning."""
+    counts: dict[int, KeypointSet] = {}
+    for s in (asked, KAGGLE15, IBUG68):
+        if s is not None:
+            counts.setdefault(s.size, s)
+    return counts
+
+
+def read_pts_set(path: str | Path, asked: KeypointSet | None = None
+                 ) -> tuple[np.ndarray, KeypointSet]:
+    """An iBUG .pts file -> (K x 2 points, their set by the count: :func:`pts_counts`). A
+    count that fits none is a DataError naming the file, its count and the counts that fit."""
+    counts = pts_counts(asked)
+    said = [f"{n} ({s.name})" for n, s in counts.items()]
+    own = ("" if asked not in (None, KAGGLE15, IBUG68)
+           else "; a set of one's own: give its .json (--keypoints SET.json)")
+    points = read_pts(path, tuple(counts),
+                      expected=", ".join(said[:-1]) + " or " + said[-1] + own)
+    return points, counts[len(points)]
+
+
+def read_pts(path: str | Path, counts: tuple[int, ...] = (68,),
+             expected: str | None = None) -> np.ndarray:
+    """An iBUG .pts file -> n x 2 points, n one of ``counts`` (``expected``: how the error of
+    another count says them). iBUG files are 1-based: 1 is subtracted. A point written
+    ``nan nan`` (a missing one, as facekp export writes) is NaN."""
     path = check_input_file(path, ".pts file")
-    expected = " or ".join(str(n) for n in counts)
+    numbers = " or ".join(str(n) for n in counts)
     text = path.read_text(encoding="utf-8", errors="replace").split("{", 1)
     if len(text) != 2 or "}" not in text[1]:
-        raise DataError(path, f"not an iBUG .pts file: expected 'n_points: {expected}' and "
+        raise DataError(path, f"not an iBUG .pts file: expected 'n_points: {numbers}' and "
                               "points between { and }")
     body = text[1].split("}", 1)[0].split()
     try:
@@ -348,7 +442,7 @@ def read_pts(path: str | Path, counts: tuple[int, ...] = (68,)) -> np.ndarray:
     except ValueError:
         raise DataError(path, "points must be numbers") from None
     if pts.size % 2 or pts.size // 2 not in counts:
-        raise DataError(path, f"holds {pts.size / 2:g} points, expected {expected}")
+        raise DataError(path, f"holds {pts.size / 2:g} points, expected {expected or numbers}")
     return pts.reshape(-1, 2) - 1.0
 
 
@@ -369,24 +463,43 @@ def pts_beside_images(images: str | Path) -> list[tuple[Path, Path]]:
     return out
 
 
-def read_pts_folder(folder: str | Path) -> list[LabelledFace]:
-    """The 15- or 68-point .pts files in a folder (recursively) with an image beside them."""
-    return [LabelledFace(img, str(img.relative_to(folder)),
-                         read_pts(pts, counts=(NUM_KEYPOINTS, 68)))
-            for pts, img in pts_beside_images(folder)]
+def read_pts_folder(folder: str | Path, keypoint_set: KeypointSet | None = None
+                    ) -> list[LabelledFace]:
+    """The .pts files in a folder (recursively) with an image beside them, each in the set
+    its point count says (:func:`read_pts_set`)."""
+    faces = []
+    for pts, img in pts_beside_images(folder):
+        points, source = read_pts_set(pts, keypoint_set)
+        faces.append(LabelledFace(img, str(img.relative_to(folder)), points,
+                                  keypoint_set=source))
+    return faces
 
 
-def load_crop(path: Path) -> np.ndarray:
-    """A 96x96 face crop image -> uint8 grayscale; a DataError naming it if it is not one."""
+def load_crop(path: Path, keypoint_set: KeypointSet = KAGGLE15) -> np.ndarray:
+    """A 96x96 face crop image -> uint8 grayscale; a DataError naming it if it is not one
+    (``keypoint_set``: the labels' set, named in that error)."""
     from PIL import Image, UnidentifiedImageError
 
     check_input_file(path, "image file")
     try:
         with Image.open(path) as im:
             if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-                raise DataError(path, f"is {im.size[0]}x{im.size[1]} px; faces with 15 "
-                                      "keypoints are read as 96x96 face crops (as facekp export "
-                                      "writes them); photos need 68-point labels")
+                raise DataError(path, f"is {im.size[0]}x{im.size[1]} px; faces with "
+                                      f"{keypoint_set.name}'s {keypoint_set.size} keypoints are "
+                                      "read as 96x96 face crops (as facekp export writes them); "
+                                      "photos need 68-point labels")
             return np.array(im.convert("L"))
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(path, f"not an image file Pillow can read ({exc})") from None
+
+
+def is_crop(path: Path) -> bool | None:
+    """Whether an image is a 96x96 face crop (as facekp export writes them); None when it
+    cannot be read (the importer says so where it reads it)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size == (IMAGE_SIZE, IMAGE_SIZE)
+    except (OSError, ValueError):
+        return None

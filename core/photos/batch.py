@@ -1,7 +1,8 @@
 """Keypoints for folders, lists and shards of photos, streamed to a JSON Lines file.
 
 ``facekp predict DIR... --jsonl OUT.jsonl`` writes one
-:func:`facekp.core.photos.photo_json.photo_record` per line (a photo that cannot be read gets
+:func:`facekp.core.photos.photo_json.photo_record` per line (keypoints named by the model's
+keypoint set) (a photo that cannot be read gets
 ``"faces": []`` and an ``"error"``), flushed after each photo, so a killed run keeps every photo it
 finished:
 
@@ -180,7 +181,8 @@ def predict_one(photo: str) -> dict:
                                       confidence=predictor.confidence_head is not None)
     except DataError as exc:
         return {**photo_record(photo, []), "error": exc.reason}
-    return result_record(photo, res)[0]  # a broken truth file: "truth_error" in the record
+    # keypoints named by the model's set; a broken truth file: "truth_error" in the record
+    return result_record(photo, res, predictor.keypoint_set)[0]
 
 
 def _init_worker(config: tuple, threads: int) -> None:

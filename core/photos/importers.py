@@ -22,9 +22,12 @@ import numpy as np
 from facekp.core.faces import framing as faces
 from facekp.core.data.dataset import SPLITS, Dataset, describe
 from facekp.core.data.formats import (
-    LabelledFace, load_crop, pts_beside_images, read_coco, read_dlib, read_pts, read_pts_folder,
+    LabelledFace, is_crop, load_crop, pts_beside_images, read_coco, read_dlib, read_pts,
+    read_pts_folder,
 )
-from facekp.core.data.keypoint_sets import KAGGLE15, KeypointSet
+from facekp.core.data.keypoint_sets import (
+    KAGGLE15, KeypointSet, derivable, derive_keypoints,
+)
 from facekp.core.data.keypoints import IMAGE_SIZE, NOSE_TIP_68, from_68, outside_crop
 from facekp.core.errors import DataError
 from facekp.core.fileio import check_input_file
@@ -328,52 +331,87 @@ def import_folder(images: str | Path, labels: str | Path | None = None, **kwargs
     return import_faces(photos, **kwargs)
 
 
-def import_labels(images: str | Path | None, labels: str | Path | None = None, **kwargs):
+def import_labels(images: str | Path | None, labels: str | Path | None = None,
+                  keypoint_set: KeypointSet | None = None, **kwargs):
     """``facekp import``'s reader -> (Dataset, ImportReport): ``labels`` a COCO JSON (.json) or
     dlib XML (.xml), or no labels and a folder of .pts files; a ytf68 CSV as
-    :func:`import_folder` reads it. ``kwargs``: prefix, progress, detector (68-point
-    photos), keypoint_set (default kaggle15)."""
+    :func:`import_folder` reads it. ``keypoint_set``: the set to import into (None: kaggle15
+    for photos, the file's own set for 96x96 crops; see :func:`import_labelled_faces`);
+    ``kwargs``: prefix, progress, detector (68-point photos)."""
     suffix = Path(labels).suffix.lower() if labels is not None else ""
     if suffix == ".json":
-        faces = read_coco(labels, images)
+        faces = read_coco(labels, images, keypoint_set)
     elif suffix == ".xml":
-        faces = read_dlib(labels, images)
+        faces = read_dlib(labels, images, keypoint_set)
     elif labels is None:
-        faces = read_pts_folder(images)
+        faces = read_pts_folder(images, keypoint_set)
     else:
-        return import_folder(images, labels, **kwargs)
-    return import_labelled_faces(faces, Path(labels if labels is not None else images), **kwargs)
+        return import_folder(images, labels, keypoint_set=keypoint_set or KAGGLE15, **kwargs)
+    return import_labelled_faces(faces, Path(labels if labels is not None else images),
+                                 keypoint_set=keypoint_set, **kwargs)
 
 
 def import_labelled_faces(faces: list[LabelledFace], source: Path, *, prefix: str = "",
                           progress=None, detector: str | None = "mtcnn",
-                          keypoint_set: KeypointSet = KAGGLE15):
-    """68-point faces are photos, framed as :func:`import_faces` frames photos and mapped to
-    ``keypoint_set``; faces with the set's own K points (15 for kaggle15) are 96x96 crops taken
-    as they are (as facekp export writes them)."""
+                          keypoint_set: KeypointSet | None = None):
+    """Faces of a label file (all of one keypoint set) into ``keypoint_set``. 68-point faces
+    on photos are framed as :func:`import_faces` frames photos and mapped to ``keypoint_set``
+    (None: kaggle15); 96x96 crops (as facekp export writes them; 68-point faces whose images are
+    all 96x96 px) are taken as they are, in their own set or derived into ``keypoint_set``
+    (an ibug68 crop's points into a set with ``from_68``); a set that cannot be derived is
+    a DataError naming both sets."""
     if not faces:
         raise DataError(source, "holds no annotated faces")
-    sizes = {len(f.points) for f in faces}
-    if sizes == {68}:
+    sets = list(dict.fromkeys(f.keypoint_set for f in faces))
+    if len(sets) > 1:
+        raise DataError(source, f"holds faces of keypoint sets {sets[0].name!r} "
+                                f"({sets[0].size} points) and {sets[1].name!r} "
+                                f"({sets[1].size} points); one set per label file")
+    if sets[0].size == 68 and not _are_crops(faces):
         photos = [LabelledPhoto(f.path, f.name, f.person or person_of(f.name), f.points)
                   for f in faces]
         return import_faces(photos, prefix=prefix, progress=progress, detector=detector,
-                            keypoint_set=keypoint_set)
-    if sizes != {keypoint_set.size}:
-        raise DataError(source, f"holds faces of {' and '.join(map(str, sorted(sizes)))} points; "
-                                f"expected 68-point photos or 96x96 crops with the "
-                                f"{keypoint_set.size} points of {keypoint_set.name}")
+                            keypoint_set=keypoint_set or KAGGLE15)
+    target = keypoint_set or sets[0]
+    points = _in_set(np.stack([f.points for f in faces]), sets[0], target, source)
     report = ImportReport(faces_in=len(faces), faces_out=len(faces))
     dataset = Dataset.from_arrays(
-        np.stack([load_crop(f.path) for f in faces]),
-        _inside_crop(np.stack([f.points for f in faces]), report).reshape(len(faces), -1),
+        np.stack([load_crop(f.path, sets[0]) for f in faces]),
+        _inside_crop(points, report).reshape(len(faces), -1),
         names=[prefix + f.name for f in faces],
         persons=[f.person or person_of(f.name) for f in faces],
         splits=[f.split if f.split in SPLITS else "" for f in faces],
-        meta={"framing": {"rule": "96x96 crops as given"}}, keypoint_set=keypoint_set)
+        meta={"framing": {"rule": "96x96 crops as given"}}, keypoint_set=target)
     report.summary = describe(dataset)
     report.framing["96x96 crops as given"] = len(faces)
     return dataset, report
+
+
+def _are_crops(faces: list[LabelledFace]) -> bool:
+    """68-point faces are 96x96 crops when every image of theirs that can be read is 96x96
+    px (and one can); otherwise photos, to be framed."""
+    seen = False
+    for f in faces:
+        crop = is_crop(f.path)
+        if crop is False:
+            return False
+        seen = seen or bool(crop)
+    return seen
+
+
+def _in_set(points: np.ndarray, source: KeypointSet, target: KeypointSet,
+            label_file: Path) -> np.ndarray:
+    """(N, K, 2) points of ``source`` -> (N, K', 2) of ``target`` (the same, or derived); a
+    DataError naming both sets when ``source`` cannot give ``target``'s points."""
+    if source == target:
+        return points
+    if not derivable(source, target):
+        raise DataError(label_file, f"holds keypoint set {source.name!r} ({source.size} "
+                                    f"points), which cannot be turned into {target.name!r} "
+                                    f"({target.size} points)")
+    with np.errstate(invalid="ignore", over="ignore"):
+        derived = derive_keypoints(points.reshape(len(points), -1), source, target)
+    return derived.reshape(len(points), target.size, 2)
 
 
 def _inside_crop(points: np.ndarray, report) -> np.ndarray:

@@ -22,6 +22,11 @@ each truth face goes to one predicted face at most, nearest pairs first.
 NME (:func:`nme`): the mean, over keypoints both labelled and predicted, of the distance from
 prediction to truth, divided by the distance between the labelled eye centres; NaN when
 either eye centre is unlabelled or no keypoint can be compared.
+
+Truth is kept and scored as kaggle15's 15 points. A model of another keypoint set is scored
+through its kaggle15 points where the set gives them (ibug68: each the mean of the 68 points
+it comes from); a set that cannot give them is refused with a DataError naming it
+(:func:`score_faces`), which the photo's record reports as its ``truth_error``.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
+from facekp.core.data.keypoint_sets import (IBUG68, KAGGLE15, KeypointSet, derivable,
+                                            derive_keypoints)
 from facekp.core.errors import DataError
 from facekp.core.model.metrics import point_errors
 from facekp.core.data.keypoints import NAMES, NUM_KEYPOINTS, from_68
@@ -140,15 +147,34 @@ def match_faces(truth_faces: Sequence[np.ndarray], boxes: Sequence) -> list[int 
     return out
 
 
-def score_faces(truth: PhotoTruth | None, faces: Sequence) -> list[FaceScore]:
-    """Each predicted face ``(box, keypoints (15, 2) or None, ...)`` scored against the truth
-    face matched to it (:func:`match_faces`)."""
+def as_kaggle15(keypoints, keypoint_set: KeypointSet | None = None) -> np.ndarray:
+    """A face's predicted keypoints (K, 2) of ``keypoint_set`` as kaggle15's (15, 2), derived
+    where the set gives them (None: kaggle15 for 15 points, ibug68 for 68); a DataError naming
+    a set that cannot give them."""
+    points = np.asarray(keypoints, np.float64).reshape(-1, 2)
+    if keypoint_set is None:
+        keypoint_set = IBUG68 if len(points) == 68 else KAGGLE15
+    if not derivable(keypoint_set, KAGGLE15) or len(points) != keypoint_set.size:
+        raise DataError(None, f"ground truth beside photos is scored on kaggle15's points, "
+                              f"which keypoint set {keypoint_set.name!r} ({keypoint_set.size} "
+                              "points) cannot give; truth not used")
+    if keypoint_set == KAGGLE15:
+        return points.copy()
+    return derive_keypoints(points.reshape(1, -1), keypoint_set, KAGGLE15).reshape(
+        NUM_KEYPOINTS, 2).astype(np.float64)
+
+
+def score_faces(truth: PhotoTruth | None, faces: Sequence,
+                keypoint_set: KeypointSet | None = None) -> list[FaceScore]:
+    """Each predicted face ``(box, keypoints (K, 2) of keypoint_set or None, ...)`` scored
+    against the truth face matched to it (:func:`match_faces`), on kaggle15's points
+    (:func:`as_kaggle15`; a DataError for a set that cannot give them)."""
     truth_faces = [] if truth is None else truth.faces
     matched = match_faces(truth_faces, [face[0] for face in faces])
     scores = []
     for face, t in zip(faces, matched):
         kp = (np.full((NUM_KEYPOINTS, 2), np.nan) if face[1] is None
-              else np.asarray(face[1], np.float64).reshape(NUM_KEYPOINTS, 2))
+              else as_kaggle15(face[1], keypoint_set))
         if t is None:
             scores.append(FaceScore(None, np.full(NUM_KEYPOINTS, np.nan), float("nan")))
             continue

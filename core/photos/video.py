@@ -35,7 +35,6 @@ import numpy as np
 
 from facekp.core.errors import DataError, FacekpError
 from facekp.core.faces.framing import Box, Crop, crop_for_points, to_gray
-from facekp.core.data.keypoints import NUM_KEYPOINTS
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 #: The detector runs on every this many processed frames (and whenever a track is lost).
@@ -133,7 +132,7 @@ class VideoReader:
 # --- smoothing ----------------------------------------------------------------------------
 
 class KeypointSmoother:
-    """Smooths one track's (15, 2) keypoints over time: ``"one-euro"`` (:data:`ONE_EURO`, on
+    """Smooths one track's (K, 2) keypoints over time: ``"one-euro"`` (:data:`ONE_EURO`, on
     coordinates in units of ``scale``, the face's crop side) or ``"ema"`` (:data:`EMA_ALPHA`).
     A missing (non-finite) keypoint passes through and restarts its filter."""
 
@@ -143,11 +142,12 @@ class KeypointSmoother:
         self.kind, self.fps, self.scale = kind, float(fps), float(scale)
         self.settings = dict(ONE_EURO if kind == "one-euro" else {"alpha": EMA_ALPHA},
                              **settings)
-        self._state: list[Any] = [None] * (2 * NUM_KEYPOINTS)
+        self._state: list[Any] = []          # one filter per coordinate, made as they come
 
     def __call__(self, points: np.ndarray, time: float) -> np.ndarray:
         flat = np.asarray(points, np.float64).reshape(-1)
         out = flat.copy()
+        self._state += [None] * (len(flat) - len(self._state))
         for i, v in enumerate(flat):
             if not math.isfinite(v):
                 self._state[i] = None
@@ -173,7 +173,7 @@ class KeypointSmoother:
 @dataclass
 class Track:
     """A face followed from frame to frame: the crop its current keypoints came from, the
-    keypoints (15, 2) in frame pixels as predicted and as smoothed, its box relative to its
+    keypoints (K, 2) in frame pixels as predicted and as smoothed, its box relative to its
     crop, and the detection of this frame (None on frames the detector did not run or miss)."""
     id: int
     crop: Crop
@@ -329,13 +329,16 @@ class FaceTracker:
 
 # --- records and drawing ------------------------------------------------------------------
 
-def frame_record(video: str | Path, index: int, time: float, tracks: list[Track]) -> dict:
-    """One frame's JSON record: the photo record's faces (facekp.core.photos.photo_json) with their track
-    id; ``detector_*`` are null on frames where the detector did not run (or missed)."""
+def frame_record(video: str | Path, index: int, time: float, tracks: list[Track],
+                 keypoint_set=None) -> dict:
+    """One frame's JSON record: the photo record's faces (facekp.core.photos.photo_json) with
+    their track id, keypoints named by ``keypoint_set`` (the model's; None: the built-in set of
+    their count); ``detector_*`` are null on frames where the detector did not run (or missed)."""
     from facekp.core.photos.photo_json import detection_record, keypoints_record, rounded
 
     faces = [{"face": i, "track": t.id, "box": [rounded(v) for v in t.box.as_list()],
-              **detection_record(t.detection), "keypoints": keypoints_record(t.keypoints)}
+              **detection_record(t.detection),
+              "keypoints": keypoints_record(t.keypoints, keypoint_set)}
              for i, t in enumerate(tracks, 1)]
     n = len(faces)
     return {"video": str(video), "frame": int(index), "time": round(float(time), 3),
@@ -440,6 +443,7 @@ def predict_video(reader: VideoReader, tracker: FaceTracker, jsonl: str | Path |
     total = -(-reader.frame_count // step) if reader.frame_count else None
     counts = {"frames": 0, "with_faces": 0, "tracks": 0}
     ids: set[int] = set()
+    keypoint_set = tracker.predictor.keypoint_set  # names the keypoints of every record
     with contextlib.ExitStack() as stack:
         records = None if jsonl is None else stack.enter_context(
             open(stack.enter_context(atomic_path(jsonl)), "w", encoding="utf-8"))
@@ -450,7 +454,8 @@ def predict_video(reader: VideoReader, tracker: FaceTracker, jsonl: str | Path |
             tracks = _track_frame(tracker, bgr, index / reader.fps)
             if records is not None:
                 records.write(json.dumps(frame_record(reader.path, index, index / reader.fps,
-                                                      tracks), allow_nan=False) + "\n")
+                                                      tracks, keypoint_set),
+                                         allow_nan=False) + "\n")
             if writer is not None:
                 writer.write(draw_tracks(bgr, tracks))
             counts["frames"] += 1
