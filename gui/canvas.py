@@ -375,7 +375,7 @@ class Canvas(QGraphicsView):
         nme = self.face_nme(f)
         rect.setToolTip(f"face {f + 1}" + ("" if conf is None else
                                            f": the detector is {100 * conf:.1f} % sure")
-                        + ("" if nme is None else f"; NME {nme:.3f} against ground truth"))
+                        + ("" if nme is None else f"; NME {nme:.3f} against ground truth (by eye-centre distance)"))
         text = (f"face {f + 1}" + ("" if conf is None else f" · {conf:.2f}")
                 + ("" if nme is None else f" · NME {nme:.3f}"))
         label = QGraphicsSimpleTextItem(text, self.layers["boxes"])

@@ -141,6 +141,7 @@ def test_predict_json_adds_truth_and_nme(photo, shared_data, tmp_path):
     assert rc == 0, stderr
     with_truth, without = json.loads(stdout)
     assert with_truth["truth_file"] == str(photo.with_suffix(".pts"))
+    assert with_truth["nme_by"] == ["left_eye_center", "right_eye_center"]  # says which NME
     face = with_truth["faces"][0]
     truth = np.array([face["truth"][n] for n in NAMES], float)
     np.testing.assert_allclose(truth, from_68(points), atol=0.006)      # rounded to 2 decimals
@@ -150,6 +151,7 @@ def test_predict_json_adds_truth_and_nme(photo, shared_data, tmp_path):
     assert face["nme"] == pytest.approx(np.hypot(*(pred - truth).T).mean() / eyes, abs=2e-4)
     assert 0 < face["nme"] < 0.15                  # the shipped model is close on a real face
     assert "truth_file" not in without and "nme" not in without["faces"][0]
+    assert "nme_by" not in without
 
     photo.with_suffix(".pts").write_text("not a pts file")
     rc, stdout, stderr = run(["predict", "--model", DEFAULT_MODEL, photo, "--json"])

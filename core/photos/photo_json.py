@@ -150,6 +150,7 @@ def add_truth(record: dict[str, Any], faces: Iterable,
     if truth is None:
         return None
     record["truth_file"] = str(truth.source)
+    record["nme_by"] = ["left_eye_center", "right_eye_center"]  # what "nme" is divided by
     for face, score in zip(record["faces"], scores):
         face["truth"] = None if score.truth is None else keypoints_record(score.truth)
         face["nme"] = (round(score.nme, NME_DECIMALS) if math.isfinite(score.nme) else None)
