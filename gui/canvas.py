@@ -48,6 +48,8 @@ SKELETON_COLOR = QColor(40, 220, 60, 150)
 PRED_SKELETON_COLOR = QColor(240, 40, 40, 110)
 BOX_COLOR = QColor(255, 200, 0)
 DRAW_BOX_COLOR = QColor(80, 170, 255)
+#: A set of more points than this gets smaller ground-truth circles.
+DENSE = 20
 LAYERS = ("image", "truth", "prediction", "lines", "boxes", "skeleton")
 
 
@@ -83,8 +85,9 @@ class TruthItem(QGraphicsEllipseItem):
 
     RADIUS = 6.0
 
-    def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem):
-        r = self.RADIUS
+    def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem,
+                 radius: float = RADIUS):
+        r = radius
         super().__init__(-r, -r, 2 * r, 2 * r, parent)
         self.canvas = canvas
         self.index = index
@@ -267,7 +270,9 @@ class Canvas(QGraphicsView):
         for item in self._face_items():
             scene.removeItem(item)
         k, kp = self.keypoint_set.size, self.prediction_set.size
-        self.truth_items = [TruthItem(self, i, self.layers["truth"]) for i in range(k)]
+        dense = 0.75 if k > DENSE else 1.0      # 68 points: smaller circles, still clickable
+        self.truth_items = [TruthItem(self, i, self.layers["truth"], TruthItem.RADIUS * dense)
+                            for i in range(k)]
         self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in range(kp)]
         self.compare_items = [PredictionItem(self, i, self.layers["prediction"],
                                              color=COMPARE_COLOR) for i in range(kp)]

@@ -294,11 +294,14 @@ class Session:
         if ds is None:
             self.queue = ReviewQueue(kind)
             return self.queue
-        predicted = self.predictions if self.all_predicted() and self.same_set else None
-        if self.keypoint_set == KAGGLE15:
+        predicted = self.predictions if self.all_predicted() and not self.model_problem \
+            else None
+        if self.keypoint_set == KAGGLE15 and self.same_set:
             q = review.build(kind, ds.keypoints, predicted, self.confidence)
-        else:
-            q = any_set_queue(kind, ds.keypoints, predicted, self.keypoint_set)
+        else:          # worst RMSE against the truth in the model's set (derived if need be)
+            truth = self.truth_for_predictions(slice(None)) if kind == "worst" and \
+                predicted is not None else ds.keypoints
+            q = any_set_queue(kind, truth, predicted, self.keypoint_set)
         keep = np.ones(len(q.rows), bool) if rows is None else np.isin(q.rows, rows)
         at = self.queue.current_row
         self.queue = ReviewQueue(kind, q.rows[keep], np.asarray(q.reasons, dtype=object)[keep],
@@ -311,6 +314,8 @@ class Session:
         """What the queue of ``kind`` still waits for ("" when it is complete)."""
         from facekp.core.quality import review
 
+        if kind in review.NEEDS_PREDICTIONS and self.model_problem:
+            return f"a model of {self.keypoint_set.name}"
         if kind in review.NEEDS_PREDICTIONS and not self.all_predicted():
             return "predictions"
         if kind in review.NEEDS_CONFIDENCE and self.confidence is None:

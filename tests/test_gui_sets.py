@@ -117,6 +117,8 @@ def test_an_ibug68_dataset_shows_68_rows_points_skeleton_legend_and_kaggle15_pre
     np.testing.assert_allclose(s.errors, face_rmse(s.predictions, truth15), rtol=1e-5)
     assert np.isfinite(s.errors).sum() >= 10
     assert not any(i.isVisible() for i in canvas.line_items)
+    qtbot.waitUntil(lambda: s.queue.kind == "worst" and len(s.queue) == np.isfinite(
+        s.errors).sum(), timeout=10_000)                  # the worst-RMSE queue, across sets
     legend = canvas.legend_entries()
     assert legend[:2] == ["ground truth (drag to move)", "prediction"]
     assert "skeleton (ibug68)" in legend and "subject's" in legend[-1]
@@ -152,6 +154,7 @@ def test_a_four_point_set_number_key_click_m_and_a_model_it_cannot_use(qtbot, fo
     assert any(m == s.model_problem for m in w.said)
     assert "\n" not in s.model_problem
     assert np.isnan(s.predictions).all() and not any(i.isVisible() for i in canvas.pred_items)
+    assert s.queue.describe() == "waiting for a model of four…"
     assert w.kp_view.rowCount() == 4 and len(canvas.truth_items) == 4
     assert w.acts["pick_4"].text() == "Pick 4 · mouth" and not w.acts["pick_5"].isEnabled()
     assert w.dataset_panel.model.data(w.dataset_panel.model.index(
