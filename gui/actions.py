@@ -40,9 +40,25 @@ def _pick(k: int) -> Spec:
     from .correct import pick_key
     from .session import display_name
 
-    return Spec(f"pick_{k + 1}", f"Pick {k + 1} · {display_name(k)}", f"correct.pick:{k}",
+    return Spec(f"pick_{k + 1}", _pick_text(k, display_name(k)), f"correct.pick:{k}",
                 pick_key(k), "select this keypoint; the next click on the face places it",
                 enabled="face")
+
+
+def _pick_text(k: int, name: str) -> str:
+    return f"Pick {k + 1} · {name}"
+
+
+def retitle_picks(window, keypoint_set) -> None:
+    """The pick actions name the points of the dataset's set (those past its size: "—")."""
+    from .correct import PICK_KEYS
+    from .session import display_name
+
+    window.pick_count = keypoint_set.size
+    for k in range(PICK_KEYS):
+        window.acts[f"pick_{k + 1}"].setText(
+            _pick_text(k, display_name(k, keypoint_set) if k < keypoint_set.size else "—"))
+    update_enabled(window)
 
 
 REVIEW_ACTIONS: tuple[Spec, ...] = (
@@ -58,7 +74,12 @@ REVIEW_ACTIONS: tuple[Spec, ...] = (
          "position (one undoable edit)", enabled="face"),
     Spec("place", "Place &missing points by clicking", "correct.place_missing", "M",
          "each click places the next missing keypoint, in keypoint order; number keys pick "
-         "a keypoint; M again stops", enabled="face"),
+         "a keypoint; M again (or Esc) stops", enabled="face"),
+    Spec("pick_name", "Pick a keypoint by &name…", "correct.pick_by_name", "K",
+         "a searchable list of the set's keypoints (number keys pick the first ten, Alt+1-5 "
+         "the next five); the next click on the face places the one picked", enabled="face"),
+    Spec("cancel_place", "&Stop placing points", "correct.cancel", "Escape",
+         "the next click on the face places nothing", enabled="placing"),
 ) + tuple(_pick(k) for k in range(15))
 
 ACTIONS: tuple[Spec, ...] = (
@@ -84,6 +105,9 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("quit", "&Quit", "close", K.Quit),
     Spec("delete", "&Delete selected point", "editing.delete_selected", (K.Delete, "Backspace"),
          "delete the selected ground-truth point (click it first)", enabled="face"),
+    Spec("delete_face", "Delete &face", "editing.delete_face", "Shift+Delete",
+         "remove the face on screen from the dataset (a false detection, a duplicate); "
+         "Ctrl+Z puts it back", enabled="face"),
     Spec("add", "&Add missing keypoint", "editing.add_missing", "Insert",
          "place the next missing keypoint at its average position; then drag it into place "
          "(or right-click the face)", enabled="face"),
@@ -93,6 +117,10 @@ ACTIONS: tuple[Spec, ...] = (
     _layer("lines", "lines", "Error &lines", "L",
            "a line from each labelled point to its prediction"),
     _layer("boxes", "boxes", "Face &boxes", "Shift+B"),
+    _layer("skeleton", "skeleton", "S&keleton lines", "E",
+           "lines between the keypoints the keypoint set joins (eyes, brows, nose, lips, jaw)"),
+    Spec("legend", "L&egend", "canvas.set_legend_visible", "Shift+L",
+         "what each marker on the face is; left and right are the subject's", True, True),
     Spec("smooth", "&Smooth pixels", "canvas.set_smooth", "S",
          "smooth interpolation instead of crisp (nearest) pixels", True, False),
     Spec("fit", "&Fit to window", "canvas.fit", ("F", "Ctrl+0")),
@@ -142,13 +170,14 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open", "@recent", "open_dataset", "open_model", "-", "save", "save_as",
                "export_csv", "export_coco", "export_dlib", "export_pts", "-", "export_view",
                "export_pred", "export_loss", "-", "quit")),
-    ("&Edit", ("@undo", "@redo", "-", "add", "delete")),
-    ("&View", ("image", "truth", "pred", "lines", "boxes", "-", "smooth", "fit", "zoom_in",
-               "zoom_out", "-", "@docks", "reset_layout")),
+    ("&Edit", ("@undo", "@redo", "-", "add", "delete", "-", "delete_face")),
+    ("&View", ("image", "truth", "pred", "lines", "skeleton", "boxes", "legend", "-", "smooth",
+               "fit", "zoom_in", "zoom_out", "-", "@docks", "reset_layout")),
     ("&Go", ("next", "prev", "worst", "back")),
     ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure", "hide_unsure_points")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
-    ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place")),
+    ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place",
+                 "pick_name", "cancel_place")),
     ("&Help", ("shortcuts", "about")),
 )
 
@@ -157,7 +186,8 @@ TOOLBAR = ("open", "save", "-", "@undo", "@redo", "-", "prev", "next", "back", "
 
 #: View toggles kept between sessions (settings key -> action name).
 REMEMBERED_TOGGLES = {"truth": "truth", "prediction": "pred", "lines": "lines",
-                      "boxes": "boxes", "smooth": "smooth", "haar_detector": "haar",
+                      "boxes": "boxes", "skeleton": "skeleton", "legend": "legend",
+                      "smooth": "smooth", "haar_detector": "haar",
                       "hide_unsure": "hide_unsure", "hide_unsure_points": "hide_unsure_points"}
 
 
@@ -303,6 +333,7 @@ def state_of(window) -> dict[str, bool]:
         # Space is then its own, and a video's Space plays and pauses
         "browsing": browsing,
         "face": browsing and session.row is not None,
+        "placing": browsing and window.correct.picked is not None,
         "photo": photo,
         "photo_faces": window.photo_faces.can_add(),
         "model": has_model,
@@ -318,6 +349,8 @@ def update_enabled(window) -> None:
     state = state_of(window)
     for spec in ACTIONS:
         window.acts[spec.name].setEnabled(state[spec.enabled])
+    for k in range(getattr(window, "pick_count", 15), 15):   # past the set's last point
+        window.acts[f"pick_{k + 1}"].setEnabled(False)
     window.dataset_panel.predict_button.setEnabled(state["model_and_dataset"])
     if not state["training"]:          # while it runs, the panel's buttons are its own
         window.training_panel.start_button.setEnabled(state["can_train"])

@@ -5,8 +5,13 @@ keypoint at pixel centre (x, y) (core's convention) sits at scene (x + 0.5, y + 
 
 Layers (each toggled on its own): the image, ground truth (green circles, draggable on a
 face; green rings on a photo with ground truth beside it), predictions (red crosses), error
-lines (thin, from each ground-truth point to its prediction) and face boxes (photos). Markers keep
-their size on screen at any zoom.
+lines (thin, from each ground-truth point to its prediction), the skeleton (lines between the
+points the keypoint set's edges join) and face boxes (photos). Markers keep their size on
+screen at any zoom. A legend in the corner says what each marker is, and that left and right
+are the subject's.
+
+The face follows a keypoint set (:meth:`Canvas.set_keypoint_set`): K ground-truth points of
+the dataset's set, and predictions in the model's set (the same, or one derived from it).
 
 The canvas never edits data itself: it reports what the user did (a point dragged, a point to
 add or delete, a box drawn) through signals, and the window turns those into undoable commands
@@ -22,11 +27,12 @@ from PySide6.QtGui import (QAction, QBrush, QColor, QImage, QPainter, QPainterPa
                            QPixmap)
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem,
                                QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsRectItem,
-                               QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QMenu)
+                               QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QLabel,
+                               QMenu)
 
-from facekp.core.data.keypoints import NUM_KEYPOINTS
+from facekp.core.data.keypoint_sets import KAGGLE15, KeypointSet
 
-from .session import display_name
+from .session import display_name, point_label
 
 TRUTH_COLOR = QColor(40, 220, 60)
 PRED_COLOR = QColor(240, 40, 40)
@@ -37,9 +43,14 @@ UNSURE_POINT_BELOW = 0.5
 #: A second model's predictions, when two models are compared on one face.
 COMPARE_COLOR = QColor(60, 160, 255)
 LINE_COLOR = QColor(255, 230, 80, 220)
+#: Skeleton lines between ground-truth points (and, fainter, between predicted ones).
+SKELETON_COLOR = QColor(40, 220, 60, 150)
+PRED_SKELETON_COLOR = QColor(240, 40, 40, 110)
 BOX_COLOR = QColor(255, 200, 0)
 DRAW_BOX_COLOR = QColor(80, 170, 255)
-LAYERS = ("image", "truth", "prediction", "lines", "boxes")
+#: A set of more points than this gets smaller ground-truth circles.
+DENSE = 20
+LAYERS = ("image", "truth", "prediction", "lines", "boxes", "skeleton")
 
 
 def gray_qimage(image: np.ndarray) -> QImage:
@@ -74,8 +85,9 @@ class TruthItem(QGraphicsEllipseItem):
 
     RADIUS = 6.0
 
-    def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem):
-        r = self.RADIUS
+    def __init__(self, canvas: "Canvas", index: int, parent: QGraphicsItem,
+                 radius: float = RADIUS):
+        r = radius
         super().__init__(-r, -r, 2 * r, 2 * r, parent)
         self.canvas = canvas
         self.index = index
@@ -113,6 +125,8 @@ class TruthItem(QGraphicsEllipseItem):
         start, self._press_pos = self._press_pos, None
         if start is not None and (self.pos() - start).manhattanLength() > 1e-6:
             self.canvas._truth_item_dropped(self.index, start, QPointF(self.pos()))
+        elif start is not None:
+            self.canvas._truth_item_clicked(self.index, event.scenePos())
 
     def hoverEnterEvent(self, event) -> None:
         self.setScale(1.35)
@@ -178,6 +192,7 @@ class Canvas(QGraphicsView):
     """Shows one face crop (editable ground truth) or one photo (boxes and predictions)."""
 
     pointMoved = Signal(int, object, object)      # keypoint, old (x, y), new (x, y) in px
+    truthClicked = Signal(int, object)            # keypoint clicked (not dragged), (x, y) px
     pointAddRequested = Signal(int, object)       # keypoint, (x, y)
     pointDeleteRequested = Signal(int)            # keypoint
     boxDrawn = Signal(object)                     # (x0, y0, x1, y1) photo px
@@ -202,8 +217,13 @@ class Canvas(QGraphicsView):
         self.smooth = False
         self._auto_fit = True
         self._visible = {name: True for name in LAYERS}
-        self._truth = np.full((NUM_KEYPOINTS, 2), np.nan)
-        self._pred = np.full((NUM_KEYPOINTS, 2), np.nan)
+        self.keypoint_set: KeypointSet = KAGGLE15      # the ground truth's (the dataset's)
+        self.prediction_set: KeypointSet = KAGGLE15    # the predictions' (the model's)
+        self._truth = np.full((KAGGLE15.size, 2), np.nan)
+        self._pred = np.full((KAGGLE15.size, 2), np.nan)
+        self._pred2 = np.full((KAGGLE15.size, 2), np.nan)
+        self._point_conf: np.ndarray | None = None   # the face's predicted points' confidence
+        self.photo_set: KeypointSet = KAGGLE15         # a photo's predictions' (the model's)
         self._faces: list[tuple[tuple[float, float, float, float], np.ndarray]] = []
         self._scores: list = []       # photo faces' facekp.core.photos.photo_truth.FaceScore (or None)
         self._face_confidence: list = []
@@ -217,37 +237,78 @@ class Canvas(QGraphicsView):
         self._message.setBrush(QColor(200, 200, 200))
         self._message.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.scene().addItem(self._message)
+        self.legend = QLabel(self.viewport())
+        self.legend.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.legend.setStyleSheet("QLabel { background: rgba(20, 20, 24, 190); color: #ddd; "
+                                  "border-radius: 4px; padding: 4px 6px; }")
+        self.legend.move(6, 6)
+        self._legend_on = True
         self.show_message("Loading…")
 
     # --- scene construction -------------------------------------------------------------
     def _build_scene(self) -> None:
         scene = self.scene()
         self.layers = {name: Layer(z) for name, z in
-                       zip(LAYERS, (0, 3, 4, 2, 1))}
+                       zip(LAYERS, (0, 3, 4, 2, 1, 1.5))}
         for layer in self.layers.values():
             scene.addItem(layer)
         self.pixmap_item = QGraphicsPixmapItem(self.layers["image"])
         self.pixmap_item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
-        k = range(NUM_KEYPOINTS)
-        self.truth_items = [TruthItem(self, i, self.layers["truth"]) for i in k]
-        self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in k]
+        self.truth_items: list[TruthItem] = []
+        self.pred_items: list[PredictionItem] = []
+        self.compare_items: list[PredictionItem] = []
+        self.line_items: list[QGraphicsLineItem] = []
+        self.skeleton_items: list[QGraphicsLineItem] = []
+        self.pred_skeleton_items: list[QGraphicsLineItem] = []
+        self._photo_items: list[QGraphicsItem] = []
+        self._build_points()
+
+    def _build_points(self) -> None:
+        """The face's markers: K truth circles, error lines and skeleton lines of the dataset's
+        set; prediction crosses (and their skeleton) of the predictions' set."""
+        scene = self.scene()
+        for item in self._face_items():
+            scene.removeItem(item)
+        k, kp = self.keypoint_set.size, self.prediction_set.size
+        dense = 0.75 if k > DENSE else 1.0      # 68 points: smaller circles, still clickable
+        self.truth_items = [TruthItem(self, i, self.layers["truth"], TruthItem.RADIUS * dense)
+                            for i in range(k)]
+        self.pred_items = [PredictionItem(self, i, self.layers["prediction"]) for i in range(kp)]
         self.compare_items = [PredictionItem(self, i, self.layers["prediction"],
-                                             color=COMPARE_COLOR) for i in k]
+                                             color=COMPARE_COLOR) for i in range(kp)]
         for item in self.compare_items:     # a larger "+" under the red "x": both show
             item.setPath(_cross_path(PredictionItem.SIZE * 1.6))
             item.setRotation(45)
             item.setZValue(-1)
-        self._pred2 = np.full((NUM_KEYPOINTS, 2), np.nan)
-        self.line_items = []
-        for _ in range(NUM_KEYPOINTS):
-            line = QGraphicsLineItem(self.layers["lines"])
-            pen = QPen(LINE_COLOR, 1.2)
-            pen.setCosmetic(True)
-            line.setPen(pen)
-            self.line_items.append(line)
-        self._photo_items: list[QGraphicsItem] = []
-        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
+        self.line_items = [_line(self.layers["lines"], LINE_COLOR, 1.2) for _ in range(k)]
+        self.edges = _edge_index(self.keypoint_set)
+        self.pred_edges = _edge_index(self.prediction_set)
+        self.skeleton_items = [_line(self.layers["skeleton"], SKELETON_COLOR, 1.3)
+                               for _ in self.edges]
+        self.pred_skeleton_items = [_line(self.layers["skeleton"], PRED_SKELETON_COLOR, 1.0,
+                                          Qt.PenStyle.DashLine) for _ in self.pred_edges]
+        # points of an unchanged set stay (a model of another set was loaded)
+        self._truth = self._truth if len(self._truth) == k else np.full((k, 2), np.nan)
+        self._pred = self._pred if len(self._pred) == kp else np.full((kp, 2), np.nan)
+        self._pred2 = self._pred2 if len(self._pred2) == kp else np.full((kp, 2), np.nan)
+        for item in self._face_items():
             item.hide()
+        self._update_face_items()
+
+    def _face_items(self) -> list[QGraphicsItem]:
+        return (self.truth_items + self.pred_items + self.line_items + self.compare_items
+                + self.skeleton_items + self.pred_skeleton_items)
+
+    def set_keypoint_set(self, keypoint_set: KeypointSet,
+                         prediction_set: KeypointSet | None = None) -> None:
+        """The dataset's set (ground truth) and the model's (predictions; None: the same)."""
+        prediction_set = prediction_set or keypoint_set
+        if (keypoint_set, prediction_set) == (self.keypoint_set, self.prediction_set):
+            return
+        self.keypoint_set, self.prediction_set = keypoint_set, prediction_set
+        self._point_conf = None
+        self._build_points()
+        self._update_legend()
 
     # --- public API ---------------------------------------------------------------------
     def show_message(self, text: str) -> None:
@@ -255,8 +316,9 @@ class Canvas(QGraphicsView):
         self.mode = "empty"
         self.pixmap_item.setPixmap(QPixmap())
         self._clear_photo_items()
-        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
+        for item in self._face_items():
             item.hide()
+        self._update_legend()
         self._message.setText(text)
         self._message.show()
         br = self._message.boundingRect()
@@ -267,7 +329,8 @@ class Canvas(QGraphicsView):
 
     def show_face(self, image: np.ndarray, truth: np.ndarray | None,
                   prediction: np.ndarray | None, editable: bool = True) -> None:
-        """A 96x96 crop; ``truth`` and ``prediction`` are (NUM_KEYPOINTS, 2) or flat px, NaN = missing."""
+        """A 96x96 crop; ``truth`` (the keypoint set's K points) and ``prediction`` (the
+        prediction set's) are (K, 2) or flat px, NaN = missing."""
         was_face = self.mode == "face"
         self.mode = "face"
         self.editable = editable
@@ -285,16 +348,25 @@ class Canvas(QGraphicsView):
             self.fit()
 
     def set_truth(self, truth: np.ndarray | None) -> None:
-        self._truth = _points(truth)
+        self._truth = _points(truth, self.keypoint_set.size)
         self._update_face_items()
 
     def set_prediction(self, prediction: np.ndarray | None) -> None:
-        self._pred = _points(prediction)
+        self._pred = _points(prediction, self.prediction_set.size)
         self._update_face_items()
 
     def set_compare(self, prediction: np.ndarray | None) -> None:
-        """A second model's keypoints on the face (blue crosses); None hides them."""
-        self._pred2 = _points(prediction)
+        """A second model's keypoints on the face (blue crosses); None hides them (and so
+        do keypoints of another set than the predictions')."""
+        self._pred2 = _points(prediction, self.prediction_set.size)
+        self._update_face_items()
+
+    def set_point_confidence(self, values: np.ndarray | None) -> None:
+        """The face's predicted points' confidences (K of the prediction set, 0..1; None:
+        unknown): in the hover text, and points under UNSURE_POINT_BELOW drawn magenta."""
+        values = None if values is None else np.asarray(values, np.float64).ravel()
+        self._point_conf = values if values is not None and \
+            len(values) == self.prediction_set.size else None
         self._update_face_items()
 
     @property
@@ -319,7 +391,7 @@ class Canvas(QGraphicsView):
             (image.shape[1], image.shape[0]) or self.pixmap_item.scale() != scale
         self.mode = "photo"
         self._message.hide()
-        for item in self.truth_items + self.pred_items + self.line_items + self.compare_items:
+        for item in self._face_items():
             item.hide()
         if new_image:
             self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)), scale)
@@ -331,8 +403,8 @@ class Canvas(QGraphicsView):
         """Draw each face's box, its number (and the detector's confidence, also as the box's
         hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
         or None)``, ``(box, keypoints, facekp.core.faces.detect.Detection or None)``, that and the
-        crop, or that and the keypoints' confidences (15,) or None (facekp.core.model.confidence;
-        shown in the hover text). ``truth``: the photo's labelled faces ((15, 2) photo px each),
+        crop, or that and the keypoints' confidences (K,) or None (facekp.core.model.confidence;
+        shown in the hover text). ``truth``: the photo's labelled faces ((K, 2) photo px each),
         drawn as green rings; ``scores``: each face's facekp.core.photos.photo_truth.FaceScore (or
         None): error lines from its labelled points to its prediction, and its NME by its number and
         in the hover
@@ -364,6 +436,7 @@ class Canvas(QGraphicsView):
                 self._draw_error_lines(kp, score.truth)
         for points in truth or []:
             self._draw_truth(np.asarray(points, np.float64))
+        self._update_legend()
 
     def _draw_box(self, f: int, box, conf: float | None) -> None:
         """Face ``f``'s box and label: number, the detector's confidence, the NME."""
@@ -398,7 +471,8 @@ class Canvas(QGraphicsView):
             ring = QGraphicsEllipseItem(QRectF(-r, -r, 2 * r, 2 * r), self.layers["truth"])
             ring.setPen(pen)
             ring.setPos(x + 0.5, y + 0.5)
-            ring.setToolTip(f"{display_name(i)}: ground truth ({x:.1f}, {y:.1f})")
+            ring.setToolTip(f"{point_label(i, self.photo_set)}: ground truth "
+                            f"({x:.1f}, {y:.1f})")
             self._photo_items.append(ring)
 
     def _draw_error_lines(self, prediction: np.ndarray, truth: np.ndarray) -> None:
@@ -423,6 +497,52 @@ class Canvas(QGraphicsView):
     def set_layer_visible(self, name: str, visible: bool) -> None:
         self._visible[name] = bool(visible)
         self.layers[name].setVisible(bool(visible))
+        self._update_legend()
+
+    def set_legend_visible(self, visible: bool) -> None:
+        """The legend in the canvas's corner (View > Legend)."""
+        self._legend_on = bool(visible)
+        self._update_legend()
+
+    def legend_entries(self) -> list[str]:
+        """What the legend says, one entry per line (markers on screen, then left/right)."""
+        return [text for _, text in self._legend()]
+
+    def _legend(self) -> list[tuple[str, str]]:
+        """(marker as rich text, words) for the markers on screen."""
+        def shown(items, layer):
+            return self._visible[layer] and any(i.isVisible() for i in items)
+
+        photo_items = [i for i in self._photo_items if isinstance(i, PredictionItem)]
+        rings = [i for i in self._photo_items if isinstance(i, QGraphicsEllipseItem)]
+        pred = self.pred_items + [i for i in photo_items if i.pen().color() == PRED_COLOR]
+        unsure = ([i for i in self.pred_items if i.pen().color() == UNSURE_POINT_COLOR]
+                  + [i for i in photo_items if i.pen().color() == UNSURE_POINT_COLOR])
+        out = []
+        if shown(self.truth_items + rings, "truth"):
+            out.append((_dot(TRUTH_COLOR, "●"), "ground truth" + (" (drag to move)" if
+                                                                   self.mode == "face" and
+                                                                   self.editable else "")))
+        if shown(pred, "prediction"):
+            out.append((_dot(PRED_COLOR, "✕"), "prediction"))
+        if shown(self.compare_items, "prediction"):
+            out.append((_dot(COMPARE_COLOR, "+"), "second model"))
+        if shown(unsure, "prediction"):
+            out.append((_dot(UNSURE_POINT_COLOR, "✕"),
+                        f"unsure (confidence below {UNSURE_POINT_BELOW:g})"))
+        if shown(self.skeleton_items + self.pred_skeleton_items, "skeleton"):
+            out.append((_dot(SKELETON_COLOR, "—"), f"skeleton ({self.keypoint_set.name})"))
+        if out:
+            out.append(("", "left / right: the subject's (left is the image's right)"))
+        return out
+
+    def _update_legend(self) -> None:
+        entries = self._legend() if self._legend_on and self.mode != "empty" else []
+        self.legend.setVisible(bool(entries))
+        if entries:
+            self.legend.setText("<br>".join(f"{m}&nbsp;{t}" if m else f"<i>{t}</i>"
+                                            for m, t in entries))
+            self.legend.adjustSize()
 
     def layer_visible(self, name: str) -> bool:
         return self._visible[name]
@@ -495,10 +615,11 @@ class Canvas(QGraphicsView):
         return None
 
     def describe_point(self, index: int, kind: str, face: int = -1) -> str:
-        """Hover text of keypoint ``index``: its name, truth and prediction and their error
-        (a photo face's: with its ground truth and NME where a truth file was found)."""
-        name = display_name(index)
+        """Hover text of keypoint ``index``: its name (with whose left or right it is), truth
+        and prediction, their error and the prediction's confidence where known (a photo
+        face's: with its ground truth and NME where a truth file was found)."""
         if kind == "prediction" and face >= 0:
+            name = point_label(index, self.photo_set)
             x, y = self._faces[face][1][index]
             text = f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f})"
             conf = self._face_confidence[face] if face < len(self._face_confidence) else None
@@ -513,12 +634,19 @@ class Canvas(QGraphicsView):
                          f" · error {score.errors[index]:.2f} px")
             nme = self.face_nme(face)
             return text + ("" if nme is None else f" · face NME {nme:.3f}")
-        t, p = self._truth[index], self._pred[index]
-        parts = [name]
-        if kind == "truth" and not np.isnan(t).any():
+        name = point_label(index, self.prediction_set if kind == "prediction"
+                           else self.keypoint_set)
+        same = self.keypoint_set == self.prediction_set
+        nan = np.full(2, np.nan)
+        t = self._truth[index] if kind == "truth" or same else nan
+        p = self._pred[index] if kind == "prediction" or same else nan
+        parts = [f"{index + 1} · {name}"]
+        if not np.isnan(t).any():
             parts.append(f"ground truth ({t[0]:.1f}, {t[1]:.1f})")
         if not np.isnan(p).any():
             parts.append(f"predicted ({p[0]:.1f}, {p[1]:.1f})")
+            if self._point_conf is not None:
+                parts.append(f"confidence {self._point_conf[index]:.2f}")
         if not np.isnan(t).any() and not np.isnan(p).any():
             parts.append(f"error {math.hypot(*(p - t)):.2f} px")
         return " · ".join(parts)
@@ -547,31 +675,49 @@ class Canvas(QGraphicsView):
     def _update_face_items(self) -> None:
         if self.mode != "face":
             return
-        for i in range(NUM_KEYPOINTS):
-            t, p = self._truth[i], self._pred[i]
-            t_ok, p_ok = not np.isnan(t).any(), not np.isnan(p).any()
-            ti, pi_, li = self.truth_items[i], self.pred_items[i], self.line_items[i]
+        same = self.keypoint_set == self.prediction_set
+        for i, (t, ti, li) in enumerate(zip(self._truth, self.truth_items, self.line_items)):
+            t_ok = not np.isnan(t).any()
             if t_ok:
                 ti.setPos(t[0] + 0.5, t[1] + 0.5)
             ti.setVisible(t_ok)
+            p = self._pred[i] if same else np.full(2, np.nan)
+            if t_ok and not np.isnan(p).any():
+                li.setLine(t[0] + 0.5, t[1] + 0.5, p[0] + 0.5, p[1] + 0.5)
+            li.setVisible(t_ok and not np.isnan(p).any())
+        conf = self._point_conf
+        for i, (p, pi_) in enumerate(zip(self._pred, self.pred_items)):
+            p_ok = not np.isnan(p).any()
             if p_ok:
                 pi_.setPos(p[0] + 0.5, p[1] + 0.5)
+                unsure = conf is not None and conf[i] < UNSURE_POINT_BELOW
+                pen = pi_.pen()
+                pen.setColor(UNSURE_POINT_COLOR if unsure else PRED_COLOR)
+                pi_.setPen(pen)
             pi_.setVisible(p_ok)
-            if t_ok and p_ok:
-                li.setLine(t[0] + 0.5, t[1] + 0.5, p[0] + 0.5, p[1] + 0.5)
-            li.setVisible(t_ok and p_ok)
-            q = self._pred2[i]
-            q_ok = not np.isnan(q).any()
-            if q_ok:
-                self.compare_items[i].setPos(q[0] + 0.5, q[1] + 0.5)
-            self.compare_items[i].setVisible(q_ok)
+        for q, item in zip(self._pred2, self.compare_items):
+            if not np.isnan(q).any():
+                item.setPos(q[0] + 0.5, q[1] + 0.5)
+            item.setVisible(not np.isnan(q).any())
+        _join(self.skeleton_items, self.edges, self._truth)
+        _join(self.pred_skeleton_items, self.pred_edges, self._pred)
+        self._update_legend()
 
     def _truth_item_moved(self, index: int) -> None:
-        """Live feedback while dragging: the error line follows the point."""
+        """Live feedback while dragging: the error line and skeleton lines follow the point."""
         item = self.truth_items[index]
-        p = self._pred[index]
+        p = self._pred[index] if self.keypoint_set == self.prediction_set and \
+            index < len(self._pred) else np.full(2, np.nan)
         if not np.isnan(p).any():
             self.line_items[index].setLine(item.pos().x(), item.pos().y(), p[0] + 0.5, p[1] + 0.5)
+        for line, (a, b) in zip(self.skeleton_items, self.edges):
+            if index in (a, b) and line.isVisible():
+                pa, pb = self.truth_items[a].pos(), self.truth_items[b].pos()
+                line.setLine(pa.x(), pa.y(), pb.x(), pb.y())
+
+    def _truth_item_clicked(self, index: int, pos: QPointF) -> None:
+        xy = self.scene_to_pixel(self._clamp(pos))
+        QTimer.singleShot(0, lambda: self.truthClicked.emit(index, xy))
 
     def _truth_item_dropped(self, index: int, start: QPointF, end: QPointF) -> None:
         old = (start.x() - 0.5, start.y() - 0.5)
@@ -599,8 +745,11 @@ class Canvas(QGraphicsView):
             self.fit()
 
     def mousePressEvent(self, event) -> None:
-        """A click places a point (place mode) or starts a box (box mode); else Qt's own."""
-        if self._place_mode and self.mode == "face" and event.button() == Qt.MouseButton.LeftButton:
+        """A click places a point (place mode) or starts a box (box mode); else Qt's own. In
+        place mode a press on a green point is the point's own (it is dragged, or a click on
+        it reported by ``truthClicked``): no labelled point jumps to a stray click."""
+        if self._place_mode and self.mode == "face" and event.button() == Qt.MouseButton.LeftButton \
+                and not self._truth_under(event.position().toPoint()):
             pos = self.scene_to_pixel(self._clamp(self.mapToScene(event.position().toPoint())))
             event.accept()
             QTimer.singleShot(0, lambda: self.placeClicked.emit(pos))
@@ -640,6 +789,12 @@ class Canvas(QGraphicsView):
         """As if the user dragged a box from (x0, y0) to (x1, y1) in photo pixels."""
         self.boxDrawn.emit((float(x0), float(y0), float(x1), float(y1)))
 
+    def _truth_under(self, pos) -> "TruthItem | None":
+        for item in self.items(pos):
+            if isinstance(item, TruthItem) and item.isVisible() and self._visible["truth"]:
+                return item
+        return None
+
     def _clamp(self, p: QPointF) -> QPointF:
         r = self.image_rect
         return QPointF(min(max(p.x(), r.left()), r.right()), min(max(p.y(), r.top()), r.bottom()))
@@ -653,25 +808,53 @@ class Canvas(QGraphicsView):
         while item is not None and not isinstance(item, TruthItem):
             item = item.parentItem()
         if isinstance(item, TruthItem) and item.isVisible():
-            act = QAction(f"Delete {display_name(item.index)}", menu)
+            act = QAction(f"Delete {display_name(item.index, self.keypoint_set)}", menu)
             act.triggered.connect(lambda _=False, k=item.index: self.pointDeleteRequested.emit(k))
             menu.addAction(act)
-        missing = [i for i in range(NUM_KEYPOINTS) if np.isnan(self._truth[i]).any()]
+        missing = [i for i in range(len(self._truth)) if np.isnan(self._truth[i]).any()]
         pos = self.scene_to_pixel(self._clamp(self.mapToScene(event.pos())))
         if missing:
             sub = menu.addMenu("Add missing keypoint here")
             for k in missing:
-                act = QAction(display_name(k), sub)
+                act = QAction(display_name(k, self.keypoint_set), sub)
                 act.triggered.connect(lambda _=False, k=k: self.pointAddRequested.emit(k, pos))
                 sub.addAction(act)
         if not menu.isEmpty():
             menu.exec(event.globalPos())
 
 
-def _points(values) -> np.ndarray:
+def _points(values, k: int | None = None) -> np.ndarray:
+    """(K, 2) px of flat or (K, 2) values; all missing for None or another count than ``k``."""
     if values is None:
-        return np.full((NUM_KEYPOINTS, 2), np.nan)
-    return np.asarray(values, dtype=np.float64).reshape(NUM_KEYPOINTS, 2).copy()
+        return np.full((k or 0, 2), np.nan)
+    points = np.asarray(values, dtype=np.float64).reshape(-1, 2).copy()
+    return points if k is None or len(points) == k else np.full((k, 2), np.nan)
+
+
+def _line(parent, color: QColor, width: float, style=Qt.PenStyle.SolidLine) -> QGraphicsLineItem:
+    line = QGraphicsLineItem(parent)
+    pen = QPen(color, width, style)
+    pen.setCosmetic(True)
+    line.setPen(pen)
+    return line
+
+
+def _edge_index(keypoint_set: KeypointSet) -> list[tuple[int, int]]:
+    return [(keypoint_set.index(a), keypoint_set.index(b)) for a, b in keypoint_set.edges]
+
+
+def _join(lines, edges, points: np.ndarray) -> None:
+    """Skeleton ``lines`` between ``points`` (K, 2) px where both ends are there."""
+    for line, (a, b) in zip(lines, edges):
+        ok = a < len(points) and b < len(points) and np.isfinite(points[[a, b]]).all()
+        if ok:
+            line.setLine(points[a, 0] + 0.5, points[a, 1] + 0.5,
+                         points[b, 0] + 0.5, points[b, 1] + 0.5)
+        line.setVisible(bool(ok))
+
+
+def _dot(color: QColor, symbol: str) -> str:
+    return f'<span style="color:{color.name()}; font-weight:bold">{symbol}</span>'
 
 
 def _marker_size(box) -> float:

@@ -9,9 +9,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QProgressBar, QPushButton, QStyledItemDelegate, QTableView,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from facekp.core.data.keypoints import NUM_KEYPOINTS
+from facekp.core.data.keypoint_sets import KAGGLE15, KeypointSet
 
-from .session import display_name, split_label
+from .session import display_name, point_label, split_label
 
 
 class DatasetModel(QAbstractTableModel):
@@ -101,7 +101,7 @@ class DatasetModel(QAbstractTableModel):
             if c == self.COL_SPLIT:
                 return split_label(ds.splits[r])
             if c == self.COL_POINTS:
-                return f"{self._present[r]}/{NUM_KEYPOINTS}"
+                return f"{self._present[r]}/{ds.keypoint_set.size}"
             if c == self.COL_RMSE:
                 e = self.errors[r]
                 return "" if np.isnan(e) else f"{e:.2f}"
@@ -398,9 +398,11 @@ class KeypointErrorView(QTableWidget):
     3 px of where a labeller would put it; points under one half in the unsure colour)."""
 
     SURE = 3
+    #: picked = Signal(int): a row was double-clicked (the window picks that keypoint)
+    picked = Signal(int)
 
     def __init__(self, parent=None):
-        super().__init__(NUM_KEYPOINTS, 4, parent)
+        super().__init__(0, 4, parent)
         self.setHorizontalHeaderLabels(["keypoint", "this face", "split", "sure"])
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(20)
@@ -413,29 +415,47 @@ class KeypointErrorView(QTableWidget):
         self.bar_max = 0.0
         self.setItemDelegateForColumn(1, _BarDelegate(self, QColor(240, 40, 40, 90)))
         self.setItemDelegateForColumn(2, _BarDelegate(self, QColor(120, 140, 255, 90)))
-        for i in range(NUM_KEYPOINTS):
-            self.setItem(i, 0, QTableWidgetItem(display_name(i)))
+        self.keypoint_set: KeypointSet | None = None
+        self.split_label = "split"
+        self.cellDoubleClicked.connect(lambda row, _col: self.picked.emit(row))
+        self.set_keypoint_set(KAGGLE15)
+
+    def set_keypoint_set(self, keypoint_set: KeypointSet) -> None:
+        """One row per keypoint of ``keypoint_set`` (numbered as the number keys pick them)."""
+        if keypoint_set == self.keypoint_set:
+            return
+        self.keypoint_set = keypoint_set
+        k = keypoint_set.size
+        self.setRowCount(k)
+        for i in range(k):
+            name = QTableWidgetItem(f"{i + 1} {display_name(i, keypoint_set)}")
+            name.setToolTip(point_label(i, keypoint_set) + " — double-click to pick it")
+            self.setItem(i, 0, name)
             for c in (1, 2, self.SURE):
                 item = QTableWidgetItem("")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.setItem(i, c, item)
-        self.split_label = "split"
-        self.current = np.full(NUM_KEYPOINTS, np.nan)
-        self.split_values = np.full(NUM_KEYPOINTS, np.nan)
-        self.confidence = np.full(NUM_KEYPOINTS, np.nan)
+        self.current = np.full(k, np.nan)
+        self.split_values = np.full(k, np.nan)
+        self.confidence = np.full(k, np.nan)
+
+    def _fit(self, values) -> np.ndarray:
+        """K values as floats; NaN for None or a count that is not this set's."""
+        k = self.rowCount()
+        v = None if values is None else np.asarray(values, float).ravel()
+        return v if v is not None and len(v) == k else np.full(k, np.nan)
 
     def set_values(self, current: np.ndarray | None, split: np.ndarray | None,
                    split_label: str = "split", face_label: str = "this face") -> None:
         """Per-keypoint errors of the face on screen and of the split (None: empty)."""
-        empty = np.full(NUM_KEYPOINTS, np.nan)
-        self.current = empty if current is None else np.asarray(current, float)
-        self.split_values = empty if split is None else np.asarray(split, float)
+        self.current = self._fit(current)
+        self.split_values = self._fit(split)
         self.split_label = split_label
         self.setHorizontalHeaderLabels(["keypoint", face_label, split_label,
                                         self.horizontalHeaderItem(self.SURE).text()])
         both = np.concatenate([self.current, self.split_values])
         self.bar_max = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
-        for i in range(NUM_KEYPOINTS):
+        for i in range(self.rowCount()):
             for c, values in ((1, self.current), (2, self.split_values)):
                 v = values[i]
                 item = self.item(i, c)
@@ -445,12 +465,11 @@ class KeypointErrorView(QTableWidget):
 
     def set_confidence(self, values: np.ndarray | None, source: str = "",
                        title: str = "sure") -> None:
-        """The "sure" column: keypoint confidences (15,) of the face on screen, 0..1 (None or
+        """The "sure" column: keypoint confidences (K,) of the face on screen, 0..1 (None or
         NaN: none to show); ``source`` says where they come from (the column's tooltip)."""
         from .canvas import UNSURE_POINT_BELOW, UNSURE_POINT_COLOR
 
-        self.confidence = np.full(NUM_KEYPOINTS, np.nan) if values is None \
-            else np.asarray(values, float).reshape(NUM_KEYPOINTS)
+        self.confidence = self._fit(values)
         unsure = QColor(UNSURE_POINT_COLOR)
         unsure.setAlpha(70)
         for i, v in enumerate(self.confidence):

@@ -42,16 +42,24 @@ class Datasets:
         w.jobs.run(Job("dataset", lambda: load_with_recovery(path), on_done=done,
                        on_failed=failed))
 
-    def show(self, dataset, path: Path | None, keep_undo: bool = False) -> None:
+    def show(self, dataset, path: Path | None, keep_undo: bool = False,
+             predictions=None) -> None:
         """Show ``dataset``: the table, the first (or --image) face, then its predictions
-        (``keep_undo``: the undo stack stays, when an undoable step changed the dataset)."""
+        (``keep_undo``: the undo stack stays, when an undoable step changed the dataset;
+        ``predictions``: Session.predictions_state of these faces, kept instead of predicting
+        again)."""
         w = self.window
         if not keep_undo:
             w.undo_stack.clear()
         w.jobs.engine.new_generation()
         s = w.session
         s.set_dataset(dataset, path)
+        if predictions is not None:
+            s.restore_predictions(predictions)
+        self.follow_set()
         w.dataset_panel.set_dataset(dataset)
+        if predictions is not None:
+            w.dataset_panel.set_errors(s.errors)
         w.update_title()
         w.training_panel.set_data_description(s.training_description())
         n = len(dataset)
@@ -78,7 +86,22 @@ class Datasets:
             w.update_keypoint_errors()
         w.statusBar().showMessage(f"{s.label}: {n} faces", 5000)
         w.update_enabled()
-        w.models.predict_dataset()
+        if s.model_problem:
+            w.show_error(s.model_problem)
+        elif predictions is None or not s.all_predicted():
+            w.models.predict_dataset()
+
+    def follow_set(self) -> None:
+        """The canvas, the Keypoint errors dock and the pick actions follow the dataset's
+        keypoint set (and the canvas's crosses the model's, unless it cannot be used here)."""
+        from . import actions as app_actions
+
+        w, s = self.window, self.window.session
+        w.canvas.set_keypoint_set(s.keypoint_set,
+                                  s.keypoint_set if s.model_problem else s.prediction_set)
+        w.canvas.photo_set = s.model_set or s.keypoint_set
+        w.kp_view.set_keypoint_set(s.keypoint_set)
+        app_actions.retitle_picks(w, s.keypoint_set)
 
     def training_data(self):
         """(train, val, note) for the training panel, by core's one rule; None (said in the

@@ -1,4 +1,5 @@
-"""Editing ground truth with undo: move, add and delete keypoints of dataset faces."""
+"""Editing ground truth with undo: move, add and delete keypoints of dataset faces, and delete
+a whole face (a false detection, a duplicate)."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,6 +38,36 @@ class SetFaceCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.editing.set_face(self.row, self.old)
+
+
+class DeleteFaceCommand(QUndoCommand):
+    """Face ``row`` removed from the window's dataset; undo puts it back where it was. The
+    other faces keep their predictions (nothing is predicted again)."""
+
+    def __init__(self, window, row: int):
+        super().__init__(f"delete face {row}")
+        self.window, self.row = window, row
+        self.before = window.session.dataset
+        self.state = None
+
+    def redo(self) -> None:
+        w, s = self.window, self.window.session
+        self.before, self.state = s.dataset, s.predictions_state()
+        keep = np.delete(np.arange(len(self.before)), self.row)
+        preds, errors, confidence, source = self.state
+        kept = (preds[keep], errors[keep], None if confidence is None else confidence[keep],
+                source)
+        self._show(self.before.subset(keep), kept, min(self.row, len(keep) - 1))
+
+    def undo(self) -> None:
+        self._show(self.before, self.state, self.row)
+
+    def _show(self, dataset, state, row: int) -> None:
+        w = self.window
+        w.datasets.show(dataset, w.session.dataset_path, keep_undo=True, predictions=state)
+        if row >= 0 and len(dataset):
+            w.select_row(row)
+            w.show_row(row)
 
 
 class ReplaceDatasetCommand(QUndoCommand):
@@ -82,7 +113,8 @@ class Editing:
         row = self._row
         if row is None:
             return
-        text = f"{verb} {display_name(k)} {'to' if verb == 'add' else 'of'} face {row}"
+        text = (f"{verb} {display_name(k, self.window.session.keypoint_set)} "
+                f"{'to' if verb == 'add' else 'of'} face {row}")
         self.window.undo_stack.push(SetPointCommand(self, row, k, old, new, text))
 
     def point_moved(self, k: int, old, new) -> None:
@@ -102,14 +134,28 @@ class Editing:
         old = None if row is None else self.window.session.point(row, k)
         if old is not None:
             self._push(k, old, None, "delete")
+            self.window.statusBar().showMessage(
+                f"Deleted {k + 1} · {display_name(k, self.window.session.keypoint_set)} of "
+                f"face {row}: it is missing now (Ctrl+Z puts it back)", 8000)
 
     def delete_selected(self) -> None:
         k = self.window.canvas.selected_truth()
         if k is None:
-            self.window.statusBar().showMessage("Click a green ground-truth point first, "
-                                                "then Delete", 5000)
+            self.window.statusBar().showMessage("Click a green ground-truth point first (or "
+                                                "press its number), then Delete", 5000)
             return
         self.delete_requested(k)
+
+    def delete_face(self) -> None:
+        """Remove the face on screen from the dataset, as one undoable edit."""
+        w, row = self.window, self._row
+        if row is None:
+            return
+        w.correct.stop()
+        name = w.session.dataset.names[row]
+        w.undo_stack.push(DeleteFaceCommand(w, row))
+        w.statusBar().showMessage(f"Deleted face {row} ({name}) from the dataset: "
+                                  f"{len(w.session)} faces left (Ctrl+Z puts it back)", 8000)
 
     def add_missing(self) -> None:
         """Add the first missing keypoint of the face at its average position."""
@@ -122,11 +168,12 @@ class Editing:
             return
         k = missing[0]
         self.add_requested(k, tuple(w.session.mean_points[k]))
-        w.statusBar().showMessage(f"Added {display_name(k)} at its average position: drag "
+        w.statusBar().showMessage(f"Added {display_name(k, w.session.keypoint_set)} at its "
+                                  "average position: drag "
                                   "it into place", 8000)
 
     def set_face_points(self, values, text: str) -> None:
-        """All 30 coordinates of the face on screen, as one undoable edit."""
+        """All 2K coordinates of the face on screen, as one undoable edit."""
         row = self._row
         if row is None:
             return

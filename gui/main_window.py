@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         c, e = self.canvas, self.editing
         c.pointMoved.connect(e.point_moved)
+        c.truthClicked.connect(self.correct.truth_clicked)
         c.pointAddRequested.connect(e.add_requested)
         c.pointDeleteRequested.connect(e.delete_requested)
         c.boxDrawn.connect(self.photos.box_drawn)
@@ -146,6 +147,7 @@ class MainWindow(QMainWindow):
         p.table.clicked.connect(self._table_clicked)
         p.predictRequested.connect(self.models.predict_dataset)
         p.splitChanged.connect(lambda _split: self.update_keypoint_errors(split_changed=True))
+        self.kp_view.picked.connect(self.correct.pick)
         t = self.training_panel
         t.modelTrained.connect(self._model_trained)
         self.modelChanged.connect(t.set_loaded_model)
@@ -282,8 +284,13 @@ class MainWindow(QMainWindow):
     def update_keypoint_errors(self, split_changed: bool = False) -> None:
         """The Keypoint errors dock: the face on screen (and its keypoint confidences) and its
         split; a photo's face against the ground truth beside it; nothing for a video."""
+        s = self.session
+        self.kp_view.set_keypoint_set(s.keypoint_set if s.view_mode == "dataset"
+                                      else s.model_set or s.keypoint_set)
         self._keypoint_errors(split_changed)
-        self.kp_view.set_confidence(*self.review.face_confidence())
+        confidence = self.review.face_confidence()
+        self.kp_view.set_confidence(*confidence)
+        self.canvas.set_point_confidence(confidence[0] if s.view_mode == "dataset" else None)
 
     def _keypoint_errors(self, split_changed: bool) -> None:
         s = self.session

@@ -54,11 +54,15 @@ class Models:
         w = self.window
         w.predictor, w.model_path = predictor, Path(path)
         w.jobs.engine.new_generation()  # pending predictions of the old model are dropped
-        w.session.clear_predictions()
+        w.session.set_model_set(predictor.keypoint_set)   # (predictions cleared)
+        w.datasets.follow_set()
         if w.session.dataset is not None:
             w.dataset_panel.set_errors(w.session.errors)
         self.update_state()
-        w.statusBar().showMessage(f"Model {w.model_path.name} loaded", 5000)
+        if w.session.model_problem:
+            w.show_error(w.session.model_problem)
+        else:
+            w.statusBar().showMessage(f"Model {w.model_path.name} loaded", 5000)
         w.files.add_recent(w.model_path)
         w.modelChanged.emit(w.model_path)
         if w.session.view_mode == "photo" and w.session.photo is not None:
@@ -114,7 +118,7 @@ class Models:
         """Predict every face (in chunks, the faces the table shows first)."""
         w = self.window
         n = len(w.session)
-        if w.predictor is None or not n:
+        if w.predictor is None or not n or w.session.model_problem:
             return
         generation = w.jobs.engine.new_generation()
         visible = w.dataset_panel.visible_rows()
@@ -129,6 +133,8 @@ class Models:
 
     def predict_rows(self, rows, generation: int | None = None, chunk: bool = False) -> None:
         w = self.window
+        if w.session.model_problem:       # a model of a set this dataset cannot be scored in
+            return
         rows = np.asarray(rows, dtype=int)
         predictor, images = w.predictor, w.session.dataset.images
         generation = w.jobs.engine.generation if generation is None else generation

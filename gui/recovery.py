@@ -124,15 +124,8 @@ def load_with_recovery(path):
     """For the loading job: (dataset, the file's stamp before reading, find_recovery's)."""
     from facekp.core.data import opener
 
-    from facekp.core.data.keypoint_sets import KAGGLE15
-    from facekp.core.errors import DataError
-
     stamp = file_stamp(path)
-    dataset = opener.load(path)
-    if dataset.keypoint_set != KAGGLE15:  # the canvas, docks and queues draw Kaggle's 15
-        raise DataError(path, f"holds keypoint set {dataset.keypoint_set.name!r} "
-                              f"({dataset.keypoint_set.size} points); the app opens kaggle15 "
-                              "datasets so far (the command line reads every set)")
+    dataset = opener.load(path)     # any keypoint set: the window follows the dataset's
     return dataset, stamp, find_recovery(path, dataset)
 
 

@@ -220,7 +220,7 @@ class Review:
             return
         self._confidence_for = s.predictions
         n = len(s)
-        buffer = np.full((n, 15), np.nan)
+        buffer = np.full((n, s.prediction_set.size), np.nan)
         left = {"chunks": -(-n // CHUNK)}
         images, predictor, holder = s.dataset.images, w.predictor, {}
         predictions = s.predictions
@@ -281,7 +281,7 @@ class Review:
             cache[row] = values[0]
             if s.face_confidence is cache and s.row == row and s.view_mode == "dataset":
                 w.update_keypoint_errors()
-        cache.setdefault(row, np.full(15, np.nan))  # asked for once
+        cache.setdefault(row, np.full(s.prediction_set.size, np.nan))  # asked for once
         w.jobs.submit(Job("face confidence", lambda: predictor.predict_with_confidence(image)[1],
                           on_done=done, on_failed=w.show_error, priority=Job.NOW))
         return None, "", "sure"

@@ -13,15 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from facekp.core.data.keypoints import IMAGE_SIZE, NAMES, NUM_KEYPOINTS
+from facekp.core.data.keypoint_sets import KAGGLE15, KeypointSet, derivable, derive_keypoints
+from facekp.core.data.keypoints import IMAGE_SIZE
 
 #: How a split is written for people ("val" -> "validation"); one place for the table, the
 #: split filter and the keypoint errors dock.
 SPLIT_NAMES = {"all": "all splits", "train": "train", "val": "validation", "test": "test",
                "": "—"}
-
-#: Keypoint names as people read them ("left_eye_center" -> "left eye center").
-DISPLAY_NAMES = {n: n.replace("_", " ") for n in NAMES}
 
 #: Where a keypoint goes when no face of the dataset has it labelled: the crop's centre.
 CENTRE = IMAGE_SIZE / 2
@@ -32,14 +30,34 @@ def split_label(split) -> str:
     return SPLIT_NAMES.get(str(split), str(split))
 
 
-def display_name(k: int) -> str:
-    """Keypoint ``k`` (0-based, Kaggle order) as people read it."""
-    return DISPLAY_NAMES[NAMES[k]]
+def display_name(k: int, keypoint_set: KeypointSet | None = None) -> str:
+    """Keypoint ``k`` (0-based, in the set's order; kaggle15 by default) as people read it
+    ("left_eye_center" -> "left eye center")."""
+    return (keypoint_set or KAGGLE15).names[k].replace("_", " ")
+
+
+def side_note(name: str) -> str:
+    """Left and right are the subject's: what that means on screen, for a point's name ("" for
+    a point of neither side)."""
+    words = name.replace("_", " ").split()
+    if "left" in words:
+        return "the subject's left: the image's right"
+    if "right" in words:
+        return "the subject's right: the image's left"
+    return ""
+
+
+def point_label(k: int, keypoint_set: KeypointSet | None = None) -> str:
+    """Keypoint ``k``'s name with its side spelled out: "left eye center (the subject's left:
+    the image's right)"."""
+    name = display_name(k, keypoint_set)
+    note = side_note(name)
+    return f"{name} ({note})" if note else name
 
 
 @dataclass
 class Photo:
-    """A photo on screen: ``faces`` are ``(box [x0, y0, x1, y1], keypoints (15, 2) or None,
+    """A photo on screen: ``faces`` are ``(box [x0, y0, x1, y1], keypoints (K, 2) or None,
     detection or None, facekp.core.faces.framing.Crop the keypoints came from or None)`` in photo
     pixels; ``array`` is what is drawn (RGB, perhaps smaller: ``scale`` photo pixels per drawn
     pixel)."""
@@ -68,9 +86,13 @@ class Session:
         self.row: int | None = None
         self.view_mode = "dataset"          # or "photo"
         self.photo: Photo | None = None
-        self.mean_points = np.full((NUM_KEYPOINTS, 2), CENTRE)
+        self.mean_points = np.full((KAGGLE15.size, 2), CENTRE)
+        #: the keypoint set of the loaded model (None: no model); ``model_problem``: why it
+        #: cannot predict this dataset's faces ("" when it can)
+        self.model_set: KeypointSet | None = None
+        self.model_problem = ""
         self._kp_cache: tuple | None = None
-        #: (N, 15) per-keypoint confidence of the predictions (higher = surer, NaN: not yet)
+        #: (N, K of the model's set) per-keypoint confidence of the predictions (higher = surer, NaN: not yet)
         #: and where it comes from; None until computed for the current model.
         self.confidence: np.ndarray | None = None
         self.confidence_source = ""
@@ -83,13 +105,60 @@ class Session:
         """A new dataset: predictions forgotten, average points recomputed."""
         self.dataset = dataset
         self.dataset_path = Path(path) if path is not None else None
+        self._check_model()
         self.clear_predictions()
         self.mean_points = mean_keypoints(dataset.keypoints)
+
+    # --- keypoint sets ------------------------------------------------------------------------
+    @property
+    def keypoint_set(self) -> KeypointSet:
+        """The dataset's set (what the canvas, the docks and editing follow); kaggle15 before
+        a dataset is open."""
+        return self.dataset.keypoint_set if self.dataset is not None else KAGGLE15
+
+    @property
+    def prediction_set(self) -> KeypointSet:
+        """The set predictions are in: the model's, else the dataset's."""
+        return self.model_set or self.keypoint_set
+
+    @property
+    def same_set(self) -> bool:
+        """Predictions and ground truth are in one set (errors per keypoint, accepting a
+        prediction, error lines)."""
+        return self.prediction_set == self.keypoint_set
+
+    def set_model_set(self, keypoint_set: KeypointSet | None) -> None:
+        """The loaded model's set (None: no model); predictions forgotten."""
+        self.model_set = keypoint_set
+        self._check_model()
+        self.clear_predictions()
+
+    def _check_model(self) -> None:
+        """``model_problem``: one line when the model's set is not the dataset's and cannot
+        be derived from it (facekp.core.data.keypoint_sets.check_compatible)."""
+        from facekp.core.data.keypoint_sets import check_compatible
+        from facekp.core.errors import DataError
+
+        self.model_problem = ""
+        if self.model_set is None or self.dataset is None:
+            return
+        try:
+            check_compatible(self.keypoint_set, self.model_set, self.label, "the model")
+        except DataError as exc:
+            self.model_problem = f"{exc.reason}: the model is not used on this dataset"
+
+    def truth_for_predictions(self, rows) -> np.ndarray:
+        """Ground truth of ``rows`` in the predictions' set (derived when it differs)."""
+        truth = self.dataset.keypoints[rows]
+        if self.same_set or not derivable(self.keypoint_set, self.prediction_set):
+            return truth
+        return derive_keypoints(truth, self.keypoint_set, self.prediction_set)
 
     def clear_predictions(self) -> None:
         if self.dataset is None:
             return
-        self.predictions = np.full_like(self.dataset.keypoints, np.nan)
+        k2 = 2 * self.prediction_set.size
+        self.predictions = np.full((len(self.dataset), k2), np.nan, np.float32)
         self.errors = np.full(len(self.dataset), np.nan)
         self.confidence, self.confidence_source = None, ""
         self.face_confidence = {}
@@ -117,7 +186,7 @@ class Session:
                     "validate when training starts")
         tr, va = int((ds.splits == "train").sum()), int((ds.splits == "val").sum())
         complete = int(ds.present.all(axis=1)[ds.splits == "train"].sum())
-        return (f"{tr} train faces ({complete} with all {NUM_KEYPOINTS} points), {va} "
+        return (f"{tr} train faces ({complete} with all {self.keypoint_set.size} points), {va} "
                 f"validation faces from {self.label}")
 
     def validation_faces(self):
@@ -133,12 +202,23 @@ class Session:
 
     # --- predictions ----------------------------------------------------------------------
     def store_predictions(self, rows, preds) -> None:
-        from facekp.core.model import metrics
-
         rows = np.asarray(rows, dtype=int)
         self.predictions[rows] = preds
-        self.errors[rows] = metrics.per_image(self.predictions[rows],
-                                               self.dataset.keypoints[rows])
+        self.errors[rows] = face_rmse(self.predictions[rows], self.truth_for_predictions(rows))
+        self._kp_cache = None
+
+    def predictions_state(self) -> tuple:
+        """Copies of the predictions, errors and confidence (a face deleted and put back
+        keeps them)."""
+        copy = (lambda a: None if a is None else a.copy())
+        return (copy(self.predictions), copy(self.errors), copy(self.confidence),
+                self.confidence_source)
+
+    def restore_predictions(self, state) -> None:
+        """Predictions, errors and confidence from :meth:`predictions_state` (of as many faces
+        as the dataset has now)."""
+        self.predictions, self.errors, self.confidence, self.confidence_source = state
+        self.face_confidence = {}
         self._kp_cache = None
 
     def has_prediction(self, row: int) -> bool:
@@ -153,23 +233,21 @@ class Session:
 
     # --- keypoint errors ----------------------------------------------------------------
     def face_keypoint_errors(self) -> np.ndarray | None:
-        """Per-keypoint error of the face on screen; None for a photo or before prediction."""
-        from facekp.core.model import metrics
-
+        """Per-keypoint error of the face on screen; None for a photo, before prediction or
+        when the model predicts another set."""
         r = self.row
-        if self.view_mode != "dataset" or r is None or not self.has_prediction(r):
+        if self.view_mode != "dataset" or r is None or not self.has_prediction(r) or \
+                not self.same_set:
             return None
-        return metrics.per_keypoint(self.predictions[r:r + 1], self.dataset.keypoints[r:r + 1])
+        return keypoint_rmse(self.predictions[r:r + 1], self.dataset.keypoints[r:r + 1])
 
     def split_keypoint_errors(self, split: str, rows) -> tuple[np.ndarray | None, int]:
         """Per-keypoint error over the predicted faces among ``rows`` (the faces of ``split``
         the table shows), cached until a prediction or a point changes."""
-        from facekp.core.model import metrics
-
         if self._kp_cache is None or self._kp_cache[0] != split:
             rows = self.predicted_rows(rows)
-            values = (metrics.per_keypoint(self.predictions[rows], self.dataset.keypoints[rows])
-                      if len(rows) else None)
+            values = (keypoint_rmse(self.predictions[rows], self.dataset.keypoints[rows])
+                      if len(rows) and self.same_set else None)
             self._kp_cache = (split, values, len(rows))
         return self._kp_cache[1], self._kp_cache[2]
 
@@ -188,19 +266,17 @@ class Session:
         return self._refresh_error(row)
 
     def set_face(self, row: int, values) -> float | None:
-        """Set all 30 ground-truth coordinates of a face (NaN = missing); its new error."""
+        """Set all 2K ground-truth coordinates of a face (NaN = missing); its new error."""
         self.dataset.keypoints[row] = np.asarray(values, dtype=np.float32)
         return self._refresh_error(row)
 
     def _refresh_error(self, row: int) -> float | None:
         """After an edit of face ``row``'s truth: its error again (None without a prediction)."""
-        from facekp.core.model import metrics
-
         self._kp_cache = None
         if not self.has_prediction(row):
             return None
-        err = float(metrics.per_image(self.predictions[row:row + 1],
-                                       self.dataset.keypoints[row:row + 1])[0])
+        err = float(face_rmse(self.predictions[row:row + 1],
+                              self.truth_for_predictions(slice(row, row + 1)))[0])
         self.errors[row] = err
         return err
 
@@ -218,8 +294,14 @@ class Session:
         if ds is None:
             self.queue = ReviewQueue(kind)
             return self.queue
-        predicted = self.predictions if self.all_predicted() else None
-        q = review.build(kind, ds.keypoints, predicted, self.confidence)
+        predicted = self.predictions if self.all_predicted() and not self.model_problem \
+            else None
+        if self.keypoint_set == KAGGLE15 and self.same_set:
+            q = review.build(kind, ds.keypoints, predicted, self.confidence)
+        else:          # worst RMSE against the truth in the model's set (derived if need be)
+            truth = self.truth_for_predictions(slice(None)) if kind == "worst" and \
+                predicted is not None else ds.keypoints
+            q = any_set_queue(kind, truth, predicted, self.keypoint_set)
         keep = np.ones(len(q.rows), bool) if rows is None else np.isin(q.rows, rows)
         at = self.queue.current_row
         self.queue = ReviewQueue(kind, q.rows[keep], np.asarray(q.reasons, dtype=object)[keep],
@@ -232,6 +314,8 @@ class Session:
         """What the queue of ``kind`` still waits for ("" when it is complete)."""
         from facekp.core.quality import review
 
+        if kind in review.NEEDS_PREDICTIONS and self.model_problem:
+            return f"a model of {self.keypoint_set.name}"
         if kind in review.NEEDS_PREDICTIONS and not self.all_predicted():
             return "predictions"
         if kind in review.NEEDS_CONFIDENCE and self.confidence is None:
@@ -239,8 +323,8 @@ class Session:
         return ""
 
     def missing_keypoints(self, row: int) -> list[int]:
-        kp = self.dataset.keypoints[row].reshape(NUM_KEYPOINTS, 2)
-        return [k for k in range(NUM_KEYPOINTS) if np.isnan(kp[k]).any()]
+        kp = self.dataset.keypoints[row].reshape(-1, 2)
+        return [k for k in range(len(kp)) if np.isnan(kp[k]).any()]
 
     # --- text -----------------------------------------------------------------------------
     def face_text(self, row: int) -> str:
@@ -316,9 +400,63 @@ class ReviewQueue:
 
 
 def mean_keypoints(keypoints: np.ndarray) -> np.ndarray:
-    """(15, 2) average of each labelled keypoint; the crop's centre where none is labelled."""
+    """(K, 2) average of each labelled keypoint; the crop's centre where none is labelled."""
+    keypoints = np.asarray(keypoints, np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = (np.nanmean(keypoints, axis=0) if len(keypoints)
-                else np.full(2 * NUM_KEYPOINTS, np.nan))
-    return np.where(np.isnan(mean), CENTRE, mean).reshape(NUM_KEYPOINTS, 2)
+                else np.full(keypoints.shape[1], np.nan))
+    return np.where(np.isnan(mean), CENTRE, mean).reshape(-1, 2)
+
+
+# Errors of any keypoint set: the RMSE over labelled coordinates, as core's metrics compute it
+# for kaggle15 (which take N x 30 only so far).
+
+def _squared(pred, truth) -> tuple[np.ndarray, np.ndarray]:
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    mask = ~np.isnan(truth) & ~np.isnan(pred)
+    return np.where(mask, (np.nan_to_num(pred) - np.nan_to_num(truth)) ** 2, 0.0), mask
+
+
+def _rmse(sq, mask, axis) -> np.ndarray:
+    count = mask.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(np.where(count > 0, sq.sum(axis=axis) / np.maximum(count, 1), np.nan))
+
+
+def face_rmse(pred, truth) -> np.ndarray:
+    """(N,) RMSE in px of each face over its labelled coordinates (N x 2K each), NaN if none."""
+    sq, mask = _squared(pred, truth)
+    return _rmse(sq, mask, 1)
+
+
+def keypoint_rmse(pred, truth) -> np.ndarray:
+    """(K,) RMSE in px of each keypoint over its labelled x and y, NaN if never labelled."""
+    sq, mask = _squared(pred, truth)
+    n = len(sq)
+    return _rmse(sq.reshape(n, -1, 2), mask.reshape(n, -1, 2), (0, 2))
+
+
+def any_set_queue(kind: str, truth: np.ndarray, predictions, keypoint_set: KeypointSet):
+    """The review queues that need nothing of kaggle15 (missing points; worst RMSE), for any
+    set; the others (confidence, swapped left/right) are empty for sets other than kaggle15."""
+    from facekp.core.quality.review import Queue
+
+    present = ~np.isnan(np.asarray(truth).reshape(len(truth), -1, 2)).any(axis=2)
+    if kind == "missing":
+        count = (~present).sum(axis=1)
+        rows = np.flatnonzero(count)
+        rows = rows[np.argsort(-count[rows], kind="stable")]
+        reasons = []
+        for r in rows:
+            names = [display_name(k, keypoint_set) for k in np.flatnonzero(~present[r])]
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3
+                                            else "")
+            reasons.append(f"{count[r]} point{'s' if count[r] > 1 else ''} missing: {shown}")
+        return Queue("missing", rows, reasons)
+    if kind == "worst" and predictions is not None:
+        err = face_rmse(predictions, truth)
+        rows = np.flatnonzero(np.isfinite(err))
+        rows = rows[np.argsort(-err[rows], kind="stable")]
+        return Queue("worst", rows, [f"RMSE {err[r]:.2f} px" for r in rows])
+    return Queue(kind)

@@ -315,16 +315,15 @@ def test_a_model_trained_on_another_set_predicts_it_and_says_so(tmp_path):
         and "'kaggle15' (15 points)" in again.message
 
 
-def test_the_app_refuses_another_set_with_one_line_naming_it(tmp_path):
-    """The app draws Kaggle's 15 points so far: an ibug68 dataset is refused with a message
-    (shown in its error dialog), not opened half-working."""
+def test_the_app_opens_a_dataset_of_any_set(tmp_path):
+    """The app follows the dataset's set: an ibug68 dataset is read for the window as it is
+    (the window itself: tests/test_gui_sets.py)."""
     from facekp.core.data import dataset as data
     from facekp.gui.recovery import load_with_recovery
 
     path = data.write_npz(_ibug68_faces(), tmp_path / "f.npz")
-    with pytest.raises(DataError, match=r"keypoint set 'ibug68' \(68 points\); the app opens "
-                                        "kaggle15 datasets so far"):
-        load_with_recovery(path)
+    opened = load_with_recovery(path)[0]
+    assert opened.keypoint_set == ks.IBUG68 and opened.keypoints.shape == (6, 136)
     kaggle = data.write_npz(_embedded().subset([0, 1]), tmp_path / "k.npz")
     assert len(load_with_recovery(kaggle)[0]) == 2
 
