@@ -296,12 +296,11 @@ class Session:
             return self.queue
         predicted = self.predictions if self.all_predicted() and not self.model_problem \
             else None
-        if self.keypoint_set == KAGGLE15 and self.same_set:
-            q = review.build(kind, ds.keypoints, predicted, self.confidence)
-        else:          # worst RMSE against the truth in the model's set (derived if need be)
-            truth = self.truth_for_predictions(slice(None)) if kind == "worst" and \
-                predicted is not None else ds.keypoints
-            q = any_set_queue(kind, truth, predicted, self.keypoint_set)
+        if kind == "missing" or self.same_set:
+            q = review.build(kind, ds.keypoints, predicted, self.confidence, self.keypoint_set)
+        else:   # a model of a set derived from the dataset's: against the derived truth
+            q = review.build(kind, self.truth_for_predictions(slice(None)), predicted,
+                             self.confidence, self.prediction_set)
         keep = np.ones(len(q.rows), bool) if rows is None else np.isin(q.rows, rows)
         at = self.queue.current_row
         self.queue = ReviewQueue(kind, q.rows[keep], np.asarray(q.reasons, dtype=object)[keep],
@@ -409,8 +408,8 @@ def mean_keypoints(keypoints: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(mean), CENTRE, mean).reshape(-1, 2)
 
 
-# Errors of any keypoint set: the RMSE over labelled coordinates, as core's metrics compute it
-# for kaggle15 (which take N x 30 only so far).
+# Errors of any keypoint set: the RMSE over the coordinates both labelled and predicted (a face
+# being predicted has NaN rows until its turn, which core's metrics would count as errors).
 
 def _squared(pred, truth) -> tuple[np.ndarray, np.ndarray]:
     pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
@@ -435,28 +434,3 @@ def keypoint_rmse(pred, truth) -> np.ndarray:
     sq, mask = _squared(pred, truth)
     n = len(sq)
     return _rmse(sq.reshape(n, -1, 2), mask.reshape(n, -1, 2), (0, 2))
-
-
-def any_set_queue(kind: str, truth: np.ndarray, predictions, keypoint_set: KeypointSet):
-    """The review queues that need nothing of kaggle15 (missing points; worst RMSE), for any
-    set; the others (confidence, swapped left/right) are empty for sets other than kaggle15."""
-    from facekp.core.quality.review import Queue
-
-    present = ~np.isnan(np.asarray(truth).reshape(len(truth), -1, 2)).any(axis=2)
-    if kind == "missing":
-        count = (~present).sum(axis=1)
-        rows = np.flatnonzero(count)
-        rows = rows[np.argsort(-count[rows], kind="stable")]
-        reasons = []
-        for r in rows:
-            names = [display_name(k, keypoint_set) for k in np.flatnonzero(~present[r])]
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3
-                                            else "")
-            reasons.append(f"{count[r]} point{'s' if count[r] > 1 else ''} missing: {shown}")
-        return Queue("missing", rows, reasons)
-    if kind == "worst" and predictions is not None:
-        err = face_rmse(predictions, truth)
-        rows = np.flatnonzero(np.isfinite(err))
-        rows = rows[np.argsort(-err[rows], kind="stable")]
-        return Queue("worst", rows, [f"RMSE {err[r]:.2f} px" for r in rows])
-    return Queue(kind)
