@@ -86,6 +86,9 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("open", "&Open…", "files.open_dialog", K.Open,
          "open a photo, a video, a dataset (.npz, Kaggle .csv) or a model (.keras)"),
     Spec("open_dataset", "Open &dataset…", "files.open_dataset_dialog", "Ctrl+Shift+O"),
+    Spec("new_dataset", "&New dataset from photos…", "datasets.new_from_photos_dialog",
+         "Ctrl+N", "choose a keypoint set, then a folder of photos: every face found becomes a "
+         "face to label, all its points missing"),
     Spec("open_model", "Open &model…", "files.open_model_dialog", "Ctrl+M"),
     Spec("save", "&Save dataset", "files.save_dataset", K.Save,
          "save the dataset with your edits (.npz)", enabled="dataset", short="Save"),
@@ -167,7 +170,8 @@ ACTIONS: tuple[Spec, ...] = (
 #: Menus: action names, "-" for a separator, "@recent" for the recent-files menu, "@docks"
 #: for the docks' show/hide toggles, "@undo" / "@redo" for the undo stack's own actions.
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open", "@recent", "open_dataset", "open_model", "-", "save", "save_as",
+    ("&File", ("open", "@recent", "open_dataset", "open_model", "new_dataset", "-", "save",
+               "save_as",
                "export_csv", "export_coco", "export_dlib", "export_pts", "-", "export_view",
                "export_pred", "export_loss", "-", "quit")),
     ("&Edit", ("@undo", "@redo", "-", "add", "delete", "-", "delete_face")),

@@ -91,6 +91,86 @@ class Datasets:
         elif predictions is None or not s.all_predicted():
             w.models.predict_dataset()
 
+    # --- File > New dataset from photos --------------------------------------------------
+    def new_from_photos_dialog(self) -> None:
+        """Choose the keypoint set, then the folder of photos; their faces become a new
+        dataset with every point missing, to be labelled from the first click."""
+        from PySide6.QtWidgets import QFileDialog
+
+        w = self.window
+        if not w.confirm_discard_edits():
+            return
+        keypoint_set = self.ask_keypoint_set()
+        if keypoint_set is None:
+            return
+        folder = QFileDialog.getExistingDirectory(w, "New dataset: the folder of photos",
+                                                  w.files.last_dir())
+        if folder:
+            self.new_from_photos(keypoint_set, folder)
+
+    def ask_keypoint_set(self):
+        """The keypoint set for a new dataset: a built-in one or a set's .json (None: cancel).
+        Replaced in tests."""
+        from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+        from facekp.core.data.keypoint_sets import BUILTIN, load_set
+        from facekp.core.errors import FacekpError
+
+        w = self.window
+        choices = [f"{s.name} ({s.size} points)" for s in BUILTIN.values()]
+        choices.append("a keypoint set file (.json)…")
+        choice, ok = QInputDialog.getItem(w, "New dataset from photos",
+                                          "The points to label on every face:", choices, 0,
+                                          False)
+        if not ok:
+            return None
+        if choice == choices[-1]:
+            path, _ = QFileDialog.getOpenFileName(w, "A keypoint set", w.files.last_dir(),
+                                                  "Keypoint sets (*.json)")
+            if not path:
+                return None
+            try:
+                return load_set(path)
+            except FacekpError as exc:
+                w.show_error(str(exc))
+                return None
+        return list(BUILTIN.values())[choices.index(choice)]
+
+    def new_from_photos(self, keypoint_set, folder: str | Path) -> None:
+        """Find the faces of every photo in ``folder`` (the Photo menu's detector, in the
+        engine's thread) and show them as a new, unsaved dataset of ``keypoint_set``: every
+        point missing, every face not yet checked, named after its photo
+        (:func:`facekp.core.photos.photo_faces.find_photo_faces`)."""
+        from facekp.core.errors import FacekpError
+        from facekp.core.photos.batch import photo_paths
+
+        w = self.window
+        try:
+            photos = photo_paths([folder])
+        except FacekpError as exc:
+            w.show_error(str(exc))
+            return
+        name = w.photos.detector_name()
+        w.statusBar().showMessage(f"Finding the faces of {len(photos)} photos in {folder}…")
+
+        def job():
+            from facekp.core.photos.photo_faces import find_photo_faces
+
+            return find_photo_faces(photos, keypoint_set, detector=w.photos._detector(name))
+
+        def done(result):
+            dataset, _lines = result
+            if len(dataset) == 0:
+                w.show_error(f"no face found in the {len(photos)} photos of {folder}")
+                return
+            self.show(dataset, None)
+            w.statusBar().showMessage(
+                f"New dataset: {len(dataset)} faces from {len(photos)} photos, keypoint set "
+                f"{keypoint_set.name}; M places the points of a face in order, Ctrl+S saves",
+                20000)
+
+        w.jobs.submit(Job("new dataset", job, on_done=done, on_failed=w.show_error))
+
     def follow_set(self) -> None:
         """The canvas, the Keypoint errors dock and the pick actions follow the dataset's
         keypoint set (and the canvas's crosses the model's, unless it cannot be used here)."""

@@ -254,3 +254,85 @@ def test_skeleton_and_legend_toggles_are_kept_like_the_other_view_toggles(qtbot,
     w2 = _window(qtbot, ibug_npz, predicted=False, remember=True)
     assert not w2.acts["skeleton"].isChecked() and not w2.canvas.layers["skeleton"].isVisible()
     assert not w2.acts["legend"].isChecked() and not w2.canvas.legend.isVisible()
+
+
+def test_label_from_zero_a_four_point_set_from_init_to_coco_and_pts(qtbot, tmp_path,
+                                                                     shared_data):
+    """The whole path for a set of a person's own: ``facekp keypoints init``, File > New
+    dataset from photos on a folder of two real photos (every point missing), points placed
+    by clicks, saved, exported to COCO (pycocotools reads 4 keypoints and the skeleton) and
+    .pts, and both imported back equal."""
+    import json
+    import shutil
+
+    from pycocotools.coco import COCO
+
+    from facekp.core.cli import main as cli
+    from facekp.core.data import dataset as data
+    from facekp.core.data.keypoint_sets import load_set
+
+    set_file = tmp_path / "four.json"
+    assert cli.main(["keypoints", "init", "four", "--names", "left_eye,right_eye,nose,mouth",
+                     "--flip", "left_eye:right_eye", "--edge", "left_eye-right_eye",
+                     "--edge", "nose-mouth", "--out", str(set_file)]) == 0
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("Tom_Cruise_avp_2014_4.jpg", "dogs.jpg"):      # one face, and none
+        shutil.copy(shared_data / "photos" / name, photos / name)
+    four = load_set(set_file)
+
+    w = _window(qtbot, four_npz_path(tmp_path), predicted=False)
+    w.datasets.ask_keypoint_set = lambda: four
+    w.datasets.new_from_photos(four, photos)
+    qtbot.waitUntil(lambda: w.session.dataset is not None
+                    and w.session.keypoint_set == four, timeout=120_000)
+    s, canvas = w.session, w.canvas
+    assert len(s.dataset) == 1 and s.dataset.names[0] == "Tom_Cruise_avp_2014_4.jpg#1"
+    assert np.isnan(s.dataset.keypoints).all() and not s.dataset.checked.any()
+    assert s.dataset.sources[0].endswith("Tom_Cruise_avp_2014_4.jpg")
+    assert "New dataset: 1 faces from 2 photos" in " ".join(w.said)
+
+    _zoom(canvas)
+    _press(qtbot, w, Qt.Key.Key_M)                        # M: every point, in order
+    spots = {0: (62, 38), 1: (33, 38), 2: (48, 58), 3: (48, 75)}
+    for k, xy in spots.items():
+        assert w.correct.picked == k
+        _click(qtbot, canvas, xy)
+        qtbot.waitUntil(lambda k=k: s.point(0, k) is not None, timeout=5000)
+    assert s.missing_keypoints(0) == []
+    out = tmp_path / "labelled.npz"
+    assert w.files.write_dataset(out)
+    saved = data.read_npz(out)
+    assert saved.keypoint_set == four
+    np.testing.assert_allclose(saved.keypoints[0].reshape(4, 2),
+                               np.array(list(spots.values()), float), atol=0.3)
+
+    coco = tmp_path / "four.coco.json"
+    assert cli.main(["export", str(out), "--format", "coco", "--out", str(coco)]) == 0
+    api = COCO(str(coco))
+    (cat,) = api.loadCats(api.getCatIds())
+    assert cat["keypoints"] == list(four.names) and len(cat["skeleton"]) == 2
+    (ann,) = api.loadAnns(api.getAnnIds())
+    assert ann["num_keypoints"] == 4 and len(ann["keypoints"]) == 12
+    pts = tmp_path / "pts"
+    assert cli.main(["export", str(out), "--format", "pts", "--out", str(pts)]) == 0
+    from facekp.core.data.formats import images_folder
+
+    for source, args in ((coco, ["--labels", str(coco), "--images", str(images_folder(coco))]),
+                         (pts, ["--images", str(pts), "--keypoints", str(set_file)])):
+        back_path = tmp_path / f"back-{source.name}.npz"
+        assert cli.main(["import", *args, "--out", str(back_path)]) == 0, source
+        back = data.read_npz(back_path)
+        assert back.keypoint_set.names == four.names, source
+        np.testing.assert_allclose(back.keypoints, saved.keypoints, atol=0.01)
+        np.testing.assert_array_equal(back.images, saved.images)
+    json.loads(coco.read_text())  # a plain JSON file
+
+
+def four_npz_path(tmp_path):
+    """A one-face kaggle15 dataset to start the window on (the new dataset replaces it)."""
+    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
+    from facekp.core.resources import DEFAULT_DATASET
+
+    return data.write_npz(opener.load(DEFAULT_DATASET).subset([0]), tmp_path / "start.npz")
