@@ -22,3 +22,18 @@ def shipped_model(name: str) -> Path | None:
     such name or this checkout lacks the file."""
     path = SHIPPED_MODELS.get(name)
     return path if path is not None and path.exists() else None
+
+
+def resolve_model(spec: str | Path) -> Path:
+    """A model file, or the shipped model a name stands for (``kaggle15``, ``ibug68``): a
+    file of that name in the current folder wins, as any path does."""
+    from facekp.core.errors import FacekpError
+
+    path = Path(spec)
+    if str(spec) in SHIPPED_MODELS and not path.exists():
+        found = shipped_model(str(spec))
+        if found is None:
+            raise FacekpError(f"--model {spec}: this installation has no shipped {spec} model "
+                              f"({SHIPPED_MODELS[str(spec)].name})")
+        return found
+    return path

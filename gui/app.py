@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "folder) or model (.keras) to open")
     p.add_argument("--data", metavar="D", help="dataset to open (.npz, Kaggle .csv or shard "
                    "folder, read whole); default: the embedded dataset")
-    p.add_argument("--model", metavar="M", help="model to load (.keras); default: the shipped "
-                   "model when there is one")
+    p.add_argument("--model", metavar="M", help="model to load (.keras), or a shipped one by its "
+                   "keypoint set's name (kaggle15, ibug68); default: the shipped model of the "
+                   "dataset's set when there is one")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--image", metavar="N", type=int, help="show dataset face N (0-based)")
     which.add_argument("--photo", metavar="P", help="open this photo")
@@ -60,6 +61,13 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
         print(f"facekp-gui: {msg}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
 
+    if args.model is not None:        # a shipped model by its set's name: kaggle15, ibug68
+        from facekp.core.errors import FacekpError
+        from facekp.core.resources import resolve_model
+        try:
+            args.model = str(resolve_model(args.model))
+        except FacekpError as exc:
+            fail(str(exc))
     for label, value in (("--data", args.data), ("--model", args.model), ("--photo", args.photo),
                          ("file", args.file)):
         folder_ok = label in ("--data", "file")  # a dataset may be a shard folder

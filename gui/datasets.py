@@ -86,6 +86,8 @@ class Datasets:
             w.update_keypoint_errors()
         w.statusBar().showMessage(f"{s.label}: {n} faces", 5000)
         w.update_enabled()
+        if w.models.follow_dataset():    # the shipped model of this set: it predicts
+            return
         if s.model_problem:
             w.show_error(s.model_problem)
         elif predictions is None or not s.all_predicted():

@@ -62,14 +62,14 @@ class ModelList(QWidget):
     def refresh(self, *_args) -> None:
         """Fill the table again (the window's model, once loaded, counts as opened)."""
         from facekp.core.quality.model_info import known_models
-        from facekp.core.resources import default_model
+        from facekp.core.resources import SHIPPED_MODELS
 
         from . import settings as app_settings
 
         w = self.window
         if w.model_path is not None and w.model_path not in self.opened:
             self.opened.append(Path(w.model_path))
-        shipped = [p for p in [default_model()] if p is not None]
+        shipped = [p for p in SHIPPED_MODELS.values() if p.exists()]   # kaggle15, ibug68
         self.infos = known_models(shipped, app_settings.models_dir(), self.opened,
                                   trained=w.training_panel.created)
         self.table.setRowCount(len(self.infos))

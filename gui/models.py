@@ -81,10 +81,7 @@ class Models:
         w.engine_info = info
         w.training_panel.set_engine_info(info)
         w.engine_label.setText(f"TensorFlow {info['tensorflow']} ready")
-        path = w.options.model
-        if path is None:
-            from facekp.core.resources import default_model
-            path = default_model()
+        path = w.options.model or self.shipped_for_dataset()
         if path is not None and not info.get("prediction"):
             self.load(path)
         else:
@@ -92,6 +89,35 @@ class Models:
             if info.get("prediction"):
                 w.statusBar().showMessage(info["prediction"], 10000)
         w.set_loading("engine", False)
+
+    def shipped_for_dataset(self) -> Path | None:
+        """The shipped model of the dataset's keypoint set (``ibug68.keras`` for ibug68 faces),
+        else the shipped default (kaggle15), else None."""
+        from facekp.core.resources import default_model, shipped_model
+
+        s = self.window.session
+        own = shipped_model(s.keypoint_set.name) if s.dataset is not None else None
+        return own or default_model()
+
+    def follow_dataset(self) -> bool:
+        """A dataset was shown: when the loaded model is a shipped one of another keypoint
+        set and a shipped model of the dataset's set exists, load that one instead (a model
+        the person chose stays). True when a model is being loaded."""
+        from facekp.core.resources import SHIPPED_MODELS
+
+        w = self.window
+        if w.model_path is None or w.predictor is None or w.session.dataset is None:
+            return False
+        shipped = {p.resolve() for p in SHIPPED_MODELS.values() if p.exists()}
+        better = self.shipped_for_dataset()
+        if Path(w.model_path).resolve() in shipped and better is not None and \
+                better.resolve() != Path(w.model_path).resolve() and \
+                w.predictor.keypoint_set != w.session.keypoint_set:
+            w.statusBar().showMessage(f"Loading the shipped {w.session.keypoint_set.name} model "
+                                      "for these faces…")
+            self.load(better)
+            return True
+        return False
 
     def engine_failed(self, message: str) -> None:
         w = self.window

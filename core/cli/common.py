@@ -42,18 +42,10 @@ def model_path(args: argparse.Namespace) -> Path:
 
 
 def resolve_model(spec: str | Path) -> Path:
-    """A model file, or the shipped model a name stands for (``kaggle15``, ``ibug68``): a
-    file of that name in the current folder wins, as any path does."""
-    from facekp.core.resources import SHIPPED_MODELS, shipped_model
+    """A model file, or a shipped model by its set's name (:func:`facekp.core.resources.resolve_model`)."""
+    from facekp.core.resources import resolve_model as resolve
 
-    path = Path(spec)
-    if str(spec) in SHIPPED_MODELS and not path.exists():
-        found = shipped_model(str(spec))
-        if found is None:
-            raise FacekpError(f"--model {spec}: this installation has no shipped {spec} model "
-                              f"({SHIPPED_MODELS[str(spec)].name})")
-        return found
-    return path
+    return resolve(spec)
 
 
 def dataset_path(args: argparse.Namespace) -> Path:
