@@ -344,7 +344,8 @@ def run_set(args, train_one, train_all) -> int:
                                                "config")},
                 "test_rmse_px": round(crops["rmse_px"], 4), "test_nme": round(crops["nme"], 5),
                 "nme_by": crops["nme_by"], "val_rmse_px": round(val_crops["rmse_px"], 4),
-                "photo_nme": photos, "command": trained.get("command"),
+                "crops_nme_vs_dlib": crops_vs, "photo_nme": photos,
+                "command": trained.get("command"),
                 "scored_by": "python benchmarks/accuracy.py " + " ".join(sys.argv[1:]),
                 "machine": "2 CPU cores, no GPU", "date": time.strftime("%Y-%m-%d"),
                 "image_rights": "trained on frames of the YouTube Faces dataset via ytf68; "
