@@ -373,6 +373,20 @@ class DatasetPanel(QWidget):
             self.currentChanged.emit(self.view.dataset_row(current.row()))
 
 
+def point_distances(pred, truth) -> tuple[np.ndarray, np.ndarray]:
+    """A point's error, the one figure the app shows for it (the canvas's hover, this dock):
+    the distance in px from its label to its prediction. Returns ((N, 15) distances, NaN where
+    either is missing; (15,) mean over the faces that have the point)."""
+    from facekp.core.model import metrics
+
+    pred = np.asarray(pred, np.float64).reshape(-1, 2 * NUM_KEYPOINTS)
+    truth = np.asarray(truth, np.float64).reshape(-1, 2 * NUM_KEYPOINTS)
+    d = metrics.point_errors(pred, truth).reshape(len(pred), NUM_KEYPOINTS)
+    n = np.isfinite(d).sum(axis=0)
+    mean = np.where(n > 0, np.nansum(d, axis=0) / np.maximum(n, 1), np.nan)
+    return d, mean
+
+
 class _BarDelegate(QStyledItemDelegate):
     """Draws a number as a horizontal bar scaled to the column's maximum."""
 
@@ -392,8 +406,13 @@ class _BarDelegate(QStyledItemDelegate):
         super().paint(painter, option, index)
 
 
+#: What the dock's error columns hold (their header tooltip).
+DISTANCE_TIP = "distance in px from the labelled point to the predicted one"
+
+
 class KeypointErrorView(QTableWidget):
-    """Per-keypoint RMSE (px) for the current face and the mean over the current split, and
+    """Each keypoint's error, the distance in px from its label to its prediction
+    (:func:`point_distances`), for the current face and its mean over the current split, and
     the keypoint confidence of the face's prediction ("sure": the chance the point is within
     3 px of where a labeller would put it; points under one half in the unsure colour)."""
 
@@ -401,15 +420,15 @@ class KeypointErrorView(QTableWidget):
 
     def __init__(self, parent=None):
         super().__init__(NUM_KEYPOINTS, 4, parent)
-        self.setHorizontalHeaderLabels(["keypoint", "this face", "split", "sure"])
+        self.setHorizontalHeaderLabels(["keypoint · error px", "this face", "split", "sure"])
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(20)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.setColumnWidth(1, 80)
-        self.setColumnWidth(2, 80)
-        self.setColumnWidth(self.SURE, 80)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in (1, 2, self.SURE):     # each header whole ("validation (403)"), not cut
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         self.bar_max = 0.0
         self.setItemDelegateForColumn(1, _BarDelegate(self, QColor(240, 40, 40, 90)))
         self.setItemDelegateForColumn(2, _BarDelegate(self, QColor(120, 140, 255, 90)))
@@ -431,8 +450,12 @@ class KeypointErrorView(QTableWidget):
         self.current = empty if current is None else np.asarray(current, float)
         self.split_values = empty if split is None else np.asarray(split, float)
         self.split_label = split_label
-        self.setHorizontalHeaderLabels(["keypoint", face_label, split_label,
+        self.setHorizontalHeaderLabels(["keypoint · error px", face_label, split_label,
                                         self.horizontalHeaderItem(self.SURE).text()])
+        self.horizontalHeaderItem(0).setToolTip(f"Each keypoint's error: the {DISTANCE_TIP}")
+        self.horizontalHeaderItem(1).setToolTip(f"{face_label}: {DISTANCE_TIP}")
+        self.horizontalHeaderItem(2).setToolTip(f"{split_label}: {DISTANCE_TIP}, mean over "
+                                                "the faces that have the point")
         both = np.concatenate([self.current, self.split_values])
         self.bar_max = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
         for i in range(NUM_KEYPOINTS):

@@ -25,7 +25,7 @@ from . import settings as app_settings
 from .canvas import Canvas
 from .correct import Correct
 from .datasets import Datasets
-from .dataset_panel import DatasetPanel, KeypointErrorView
+from .dataset_panel import DatasetPanel, KeypointErrorView, point_distances
 from .editing import Editing
 from .files import Files, kind_of
 from .model_list import ModelList
@@ -282,10 +282,10 @@ class MainWindow(QMainWindow):
     def update_keypoint_errors(self, split_changed: bool = False) -> None:
         """The Keypoint errors dock: the face on screen (and its keypoint confidences) and its
         split; a photo's face against the ground truth beside it; nothing for a video."""
-        self._keypoint_errors(split_changed)
+        self._keypoint_errors()  # (computed anew each time: ``split_changed`` needs no cache)
         self.kp_view.set_confidence(*self.review.face_confidence())
 
-    def _keypoint_errors(self, split_changed: bool) -> None:
+    def _keypoint_errors(self) -> None:
         s = self.session
         if self.model_list.comparing() and s.view_mode == "dataset" and s.row is not None:
             return self.model_list.update_table()
@@ -294,11 +294,14 @@ class MainWindow(QMainWindow):
         if s.dataset is None or s.predictions is None or s.row is None:
             return self.kp_view.set_values(None, None)
         split = self.dataset_panel.split
-        if split_changed:
-            s.forget_split_errors()
-        values, count = s.split_keypoint_errors(split, self.dataset_panel.visible_rows())
-        self.kp_view.set_values(s.face_keypoint_errors(), values,
-                                f"{split_label(split) if split != 'all' else 'all'} ({count})")
+        rows = s.predicted_rows(self.dataset_panel.visible_rows())
+        face = s.row if s.has_prediction(s.row) else None
+        values = point_distances(s.predictions[rows], s.dataset.keypoints[rows])[1] \
+            if len(rows) else None
+        current = None if face is None else \
+            point_distances(s.predictions[face], s.dataset.keypoints[face])[1]
+        self.kp_view.set_values(current, values,
+                                f"{split_label(split) if split != 'all' else 'all'} ({len(rows)})")
 
     # --- training -----------------------------------------------------------------------------
     def start_training(self) -> bool:

@@ -11,14 +11,30 @@ from .workers import Job
 PREDICT_CHUNK = 256
 
 
-def compare_models(old, new_path: Path, faces) -> tuple[object, float, float]:
-    """(new Predictor, RMSE px of the loaded model, RMSE px of the new one) on ``faces``."""
+#: What "validation RMSE" means wherever the app shows a model's (the Training dock, the
+#: Models dock, the question after training): one pass of the model over the validation
+#: faces, every labelled coordinate, as training measures it and its record keeps it (the
+#: app's own predictions also average each face with its mirror image, a little lower).
+VALIDATION_RMSE = ("one pass of the model over the validation faces, every labelled "
+                   "coordinate, as training measures it")
+
+
+def validation_rmse(predictor, faces) -> float:
+    """A model's validation RMSE in px (:data:`VALIDATION_RMSE`): ``predictor``'s model
+    without the mirror-image average, over every labelled coordinate of ``faces``."""
     from facekp.core.model.metrics import rmse
     from facekp.core.model.predict import Predictor
 
+    one_pass = Predictor(predictor.model, flip_average=False, confidence=None)
+    return rmse(one_pass.predict(faces.images), faces.keypoints)
+
+
+def compare_models(old, new_path: Path, faces) -> tuple[object, float, float]:
+    """(new Predictor, validation RMSE px of the loaded model, of the new one) on ``faces``."""
+    from facekp.core.model.predict import Predictor
+
     new = Predictor(new_path)
-    return new, rmse(old.predict(faces.images), faces.keypoints), \
-        rmse(new.predict(faces.images), faces.keypoints)
+    return new, validation_rmse(old, faces), validation_rmse(new, faces)
 
 
 class Models:
@@ -190,8 +206,10 @@ class Models:
     def _compared(self, path: Path, old_name: str, n: int, new, old_px, new_px) -> None:
         w = self.window
         verdict = "better" if new_px < old_px else "not better"
-        text = (f"The new model {path.name} has RMSE {new_px:.2f} px on {n} validation faces; "
-                f"the loaded model {old_name} has {old_px:.2f} px ({verdict}).")
+        text = (f"On the {n} validation faces of {w.session.label}, the new model {path.name} "
+                f"has validation RMSE {new_px:.2f} px; the loaded model {old_name} has "
+                f"{old_px:.2f} px ({verdict}). Validation RMSE here and in the Training and "
+                f"Models docks: {VALIDATION_RMSE}.")
         if w.ask_switch_model(text + " Switch to the new model?"):
             self.use(path, new)
         else:

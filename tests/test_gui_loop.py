@@ -135,13 +135,15 @@ def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
     from facekp.core.model.predict import Predictor
 
     truth = window.dataset.keypoints[:1]
-    expected = metrics.per_keypoint(Predictor(out).predict(window.dataset.images[:1]), truth)
+    expected = metrics.point_errors(Predictor(out).predict(window.dataset.images[:1]), truth)[0]
     view = window.kp_view
     np.testing.assert_allclose(view.split_values, expected, rtol=1e-3, atol=1e-3)
     assert np.isfinite(view.current).all()
-    rmse_b = np.sqrt(np.nanmean(expected ** 2))
-    assert view.horizontalHeaderItem(2).text() == f"blue {rmse_b:.2f}"
+    rmse_b = np.sqrt(np.nanmean(expected ** 2) / 2)
+    assert view.horizontalHeaderItem(2).text() == "tuned +"        # the models' names
+    assert view.horizontalHeaderItem(1).text() == "start ×"
     assert view.horizontalHeaderItem(2).toolTip().startswith("tuned.keras")
+    assert f"face RMSE {rmse_b:.2f} px" in view.horizontalHeaderItem(2).toolTip()
     assert view.horizontalHeaderItem(1).toolTip().startswith("start.keras")
     models.stop_comparing()
     assert np.isnan(window.canvas.compare).all()
