@@ -59,6 +59,9 @@ REVIEW_ACTIONS: tuple[Spec, ...] = (
     Spec("place", "Place &missing points by clicking", "correct.place_missing", "M",
          "each click places the next missing keypoint, in keypoint order; number keys pick "
          "a keypoint; M again stops", enabled="face"),
+    Spec("mark_checked", "Mark face as &checked", "review.toggle_checked", "C",
+         "mark the face's points as checked by a person, or (when they are) as not checked; "
+         "the Review dock's \"Not yet checked\" queue lists the others", enabled="face"),
 ) + tuple(_pick(k) for k in range(15))
 
 ACTIONS: tuple[Spec, ...] = (
@@ -148,7 +151,8 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&Go", ("next", "prev", "worst", "back")),
     ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure", "hide_unsure_points")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
-    ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place")),
+    ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place",
+                 "mark_checked")),
     ("&Help", ("shortcuts", "about")),
 )
 

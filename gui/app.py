@@ -37,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--photo", metavar="P", help="open this photo")
     p.add_argument("--split", choices=("all", "train", "val", "test"),
                    help="show only this split in the table")
-    p.add_argument("--queue", choices=("worst", "unsure", "suspect", "missing"),
+    p.add_argument("--queue", choices=("worst", "unsure", "suspect", "missing", "unchecked"),
                    help="start on this review queue, at its first face once it is ready "
-                   "(worst RMSE, least sure, suspected label errors, missing points)")
+                   "(worst RMSE, least sure, suspected label errors, missing points, "
+                   "not yet checked)")
     p.add_argument("--screenshot", metavar="OUT.png", help="render the window offscreen once "
                    "everything has loaded, save it as PNG and exit")
     p.add_argument("--overwrite", action="store_true", help="with --screenshot: replace "

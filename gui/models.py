@@ -180,6 +180,7 @@ class Models:
             return
         s.store_predictions(rows, preds)
         w.dataset_panel.set_errors(s.errors)
+        w.review.update_panel()              # how far the predictions a queue waits for are
         if s.row is not None and s.row in set(int(r) for r in rows) and s.view_mode == "dataset":
             w.canvas.set_prediction(s.predictions[s.row])
             w.update_keypoint_errors()
