@@ -2,7 +2,10 @@
 hand its training faces to the training panel by core's one rule."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+
+from PySide6.QtCore import QTimer
 
 from .editing import ReplaceDatasetCommand
 from .workers import Job
@@ -50,8 +53,12 @@ class Datasets:
             w.undo_stack.clear()
         w.jobs.engine.new_generation()
         s = w.session
+        carried = carried_predictions(s.dataset, s.predictions, dataset) if keep_undo else None
         s.set_dataset(dataset, path)
         w.dataset_panel.set_dataset(dataset)
+        if carried is not None and len(carried[0]):
+            s.store_predictions(*carried)
+            w.dataset_panel.set_errors(s.errors)
         w.update_title()
         w.training_panel.set_data_description(s.training_description())
         n = len(dataset)
@@ -78,7 +85,10 @@ class Datasets:
             w.update_keypoint_errors()
         w.statusBar().showMessage(f"{s.label}: {n} faces", 5000)
         w.update_enabled()
-        w.models.predict_dataset()
+        if keep_undo:   # after the step has chosen its face (predicted first, on its own)
+            QTimer.singleShot(0, partial(w.models.predict_dataset, only_missing=True))
+        else:
+            w.models.predict_dataset()
 
     def training_data(self):
         """(train, val, note) for the training panel, by core's one rule; None (said in the
@@ -92,3 +102,19 @@ class Datasets:
         except Exception as exc:
             w.show_error(f"{w.session.label}: {exc}")
             return None
+
+
+def carried_predictions(old, predictions, new) -> tuple | None:
+    """The predictions of ``old``'s faces that ``new`` (the dataset an undoable step put in its
+    place: faces added, edits restored) holds unchanged at the same rows: (rows, their
+    predictions); None when there are none. The model sees only the image, so an unchanged
+    image keeps its prediction, whatever its labels became."""
+    import numpy as np
+
+    if old is None or predictions is None or new is None:
+        return None
+    m = min(len(old), len(new))
+    same = (old.images[:m] == new.images[:m]).reshape(m, -1).all(axis=1) if m else \
+        np.zeros(0, bool)
+    rows = np.flatnonzero(same & ~np.isnan(predictions[:m]).all(axis=1))
+    return rows, predictions[rows].copy()

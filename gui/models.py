@@ -44,6 +44,7 @@ class Models:
     def __init__(self, window):
         self.window = window
         self._remaining = self._total = self._done = 0
+        self._pending: tuple[int, set] = (-1, set())  # (generation, faces asked for alone)
 
     def load(self, path: str | Path) -> None:
         """Load a .keras model in the engine; predictions refresh when it is ready."""
@@ -126,20 +127,30 @@ class Models:
         w.update_enabled()
 
     # --- dataset predictions ----------------------------------------------------------------
-    def predict_dataset(self) -> None:
-        """Predict every face (in chunks, the faces the table shows first)."""
-        w = self.window
-        n = len(w.session)
-        if w.predictor is None or not n:
+    def predict_dataset(self, only_missing: bool = False) -> None:
+        """Predict every face (``only_missing``: those without a prediction, e.g. faces just
+        added), in chunks, the faces the table shows first."""
+        w, s = self.window, self.window.session
+        if w.predictor is None or not len(s):
             return
-        generation = w.jobs.engine.new_generation()
         visible = w.dataset_panel.visible_rows()
-        order = np.concatenate([visible, np.setdiff1d(np.arange(n), visible)]).astype(int)
+        order = np.concatenate([visible, np.setdiff1d(np.arange(len(s)), visible)]).astype(int)
+        if only_missing:         # the current predictions stay: so do those asked for
+            generation = w.jobs.engine.generation
+            asked = self._pending[1] if self._pending[0] == generation else set()
+            order = order[np.isnan(s.predictions[order]).all(axis=1)
+                          & ~np.isin(order, list(asked))]
+            if not len(order):
+                return w.update_keypoint_errors()
+        else:
+            generation = w.jobs.engine.new_generation()
+        if s.row is not None and s.row in set(order.tolist()):
+            self.predict_rows([s.row], generation)      # the face on screen first, alone
+            order = order[order != s.row]
+        n = len(order)
         chunks = [order[i:i + PREDICT_CHUNK] for i in range(0, n, PREDICT_CHUNK)]
         self._remaining, self._total, self._done = len(chunks), n, 0
         w.dataset_panel.set_progress(0, n)
-        if w.session.row is not None:
-            self.predict_rows([w.session.row], generation)
         for rows in chunks:
             self.predict_rows(rows, generation, chunk=True)
 
@@ -148,6 +159,14 @@ class Models:
         rows = np.asarray(rows, dtype=int)
         predictor, images = w.predictor, w.session.dataset.images
         generation = w.jobs.engine.generation if generation is None else generation
+        if self._pending[0] != generation:
+            self._pending = (generation, set())
+        if not chunk:   # a face on screen asked for alone in this generation: once
+            asked = self._pending[1]
+            rows = np.asarray([r for r in rows.tolist() if r not in asked], dtype=int)
+            if not len(rows):
+                return
+            asked.update(rows.tolist())
         on_done = self._chunk_done if chunk else self.store
         w.jobs.submit(Job("predict", lambda: (rows, predictor.predict(images[rows])),
                           on_done=lambda r: on_done(*r), on_failed=self._predict_failed,
