@@ -70,7 +70,7 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("open_dataset", "Open &dataset…", "files.open_dataset_dialog", "Ctrl+Shift+O"),
     Spec("open_model", "Open &model…", "files.open_model_dialog", "Ctrl+M"),
     Spec("save", "&Save dataset", "files.save_dataset", K.Save,
-         "save the dataset with your edits (.npz)", enabled="dataset", short="Save"),
+         "save the dataset with your edits (.npz)", enabled="unsaved", short="Save"),
     Spec("save_as", "Save dataset &as…", "files.save_dataset_as", K.SaveAs, enabled="dataset"),
     Spec("export_csv", "Export dataset as &Kaggle CSV…", "files.export_kaggle_csv",
          enabled="dataset"),
@@ -303,6 +303,9 @@ def state_of(window) -> dict[str, bool]:
     return {
         "always": True,
         "dataset": has_dataset,
+        # edits not saved yet (or faces without a file of their own): Save has work to do
+        "unsaved": has_dataset and (not window.undo_stack.isClean()
+                                    or session.dataset_path is None),
         # the dataset's faces are on screen (not a photo or a video): the review queue's
         # Space is then its own, and a video's Space plays and pauses
         "browsing": browsing,

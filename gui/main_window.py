@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
 
     def _clean_changed(self, clean: bool) -> None:  # a method: disconnected when we are gone
         self.setWindowModified(not clean)
+        self.update_enabled()                        # Save: only with something to save
 
     # --- state the tests and parts read ----------------------------------------------------
     dataset = property(lambda self: self.session.dataset)
@@ -323,7 +324,16 @@ class MainWindow(QMainWindow):
 
     # --- questions and messages ------------------------------------------------------------
     def update_title(self) -> None:
-        title = self.session.title()
+        """One pattern in every mode: "facekp — DATASET[*] · what is on screen" ("face 12",
+        a photo's or a video's name); the * of unsaved edits stands by the dataset they are
+        of, whatever is on screen."""
+        s = self.session
+        shown = {"photo": s.photo.path.name if s.photo is not None else None,
+                 "video": self.video.reader.path.name if self.video.reader is not None
+                 else None}.get(s.view_mode) if s.view_mode in ("photo", "video") else \
+            (f"face {s.row}" if s.dataset is not None and s.row is not None else None)
+        parts = ([f"{s.label}[*]"] if s.dataset is not None else []) + ([shown] if shown else [])
+        title = "facekp — " + " · ".join(parts) if parts else "facekp[*]"
         self.setWindowTitle(title if "[*]" in title else title + "[*]")
 
     def show_error(self, message: str, option: bool = False) -> None:
@@ -355,10 +365,19 @@ class MainWindow(QMainWindow):
     def ask_unsaved(self):
         """The question asked about unsaved edits (tests replace it)."""
         B = QMessageBox.StandardButton
-        return QMessageBox.question(
-            self, "Unsaved edits",
-            f"The dataset has {self.undo_stack.index()} unsaved edit(s). Save them?",
-            B.Save | B.Discard | B.Cancel, B.Save)
+        return QMessageBox.question(self, "Unsaved edits", self.unsaved_text(),
+                                    B.Save | B.Discard | B.Cancel, B.Save)
+
+    def unsaved_text(self) -> str:
+        """What the question about unsaved edits says: how many steps away from the file the
+        dataset is (a restore of kept edits is one of them) and the last one."""
+        stack = self.undo_stack
+        clean = stack.cleanIndex()
+        n = abs(stack.index() - clean) if clean >= 0 else max(stack.index(), 1)
+        last = stack.text(stack.index() - 1) if stack.index() > 0 else ""
+        what = f"{n} unsaved change{'s' if n != 1 else ''}"
+        return (f"{self.session.label} has {what}" + (f" (the last: {last})" if last else "")
+                + ". Save them?")
 
     def ask_switch_model(self, text: str) -> bool:
         """Whether to use a newly trained model (tests and --screenshot replace it)."""

@@ -62,3 +62,82 @@ def test_a_models_validation_rmse_is_the_same_in_the_dialog_and_the_models_dock(
     assert (new_px, old_px) == (dock[new.name], dock[loaded.name]), (asked[0], dock)
     assert "one pass" in asked[0]
     assert "one pass" in window.model_list.table.horizontalHeaderItem(4).toolTip()
+
+
+# --- 15: texts that say what they mean ------------------------------------------------------
+
+def test_recovery_texts_count_in_words_and_each_answer_says_what_it_does(qtbot, tiny, tmp_path):
+    import shutil
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from facekp.core.data import dataset as data
+    from facekp.gui.recovery import find_recovery, images_checksum, recovery_path, \
+        restore_box, write_recovery
+
+    path = tmp_path / "mine.npz"
+    shutil.copy(tiny, path)
+    ds = data.read_npz(path)
+    edited = ds.subset(slice(None))
+    edited.keypoints = ds.keypoints.copy()
+    edited.keypoints[2, :2] += 3.0
+    write_recovery(recovery_path(path), edited, path, images_checksum(ds.images), False)
+    _rec, restored, text = find_recovery(path, ds)
+    assert restored is not None and "(1 face differs from the file)" in text, text
+    box = restore_box(None, text)
+    B = QMessageBox.StandardButton
+    assert [box.button(b).text() for b in (B.Yes, B.Discard, B.Cancel)] == \
+        ["Restore", "Discard them", "Not now"]
+    assert "Not now: the file is shown as it is and the edits stay kept" in box.informativeText()
+
+
+def test_save_title_and_the_unsaved_question(qtbot, tiny, tmp_path, shared_data, open_window):
+    import shutil
+
+    path = tmp_path / "mine.npz"
+    shutil.copy(tiny, path)
+    window = open_window(qtbot, data=str(path))
+    wait_idle(qtbot, window)
+    save = window.acts["save"]
+    assert not save.isEnabled()                              # nothing to save yet
+    assert window.windowTitle() == "facekp — mine.npz[*] · face 0"
+    window.editing.delete_requested(10)
+    assert save.isEnabled() and window.isWindowModified()
+    assert window.unsaved_text() == ("mine.npz has 1 unsaved change (the last: delete nose "
+                                     "tip of face 0). Save them?")
+    window.files.save_dataset()
+    assert not save.isEnabled()
+    window.undo_stack.undo()                                 # the file now holds the edit
+    assert save.isEnabled() and window.unsaved_text().startswith("mine.npz has 1 unsaved "
+                                                                 "change")
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.open_photo(shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg")
+    assert window.windowTitle() == "facekp — mine.npz[*] · Tom_Cruise_avp_2014_4.jpg"
+
+
+def test_headers_and_the_shortcuts_table_are_not_cut(qtbot, tiny, open_window):
+    from facekp.gui.shortcuts import ShortcutsDialog
+
+    window = open_window(qtbot, data=str(tiny))
+    wait_idle(qtbot, window)
+    window.dataset_panel.set_split("val")
+    view = window.kp_view
+    assert view.horizontalHeaderItem(2).text() == "validation (12)"
+    metrics = view.horizontalHeader().fontMetrics()
+    for c in (1, 2, view.SURE):
+        text = view.horizontalHeaderItem(c).text()
+        assert view.columnWidth(c) >= metrics.horizontalAdvance(text) + 8, (c, text)
+
+    dialog = ShortcutsDialog(window)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    table = dialog.table
+    width = table.columnWidth(3)
+    fm = table.fontMetrics()
+    from PySide6.QtCore import QRect, Qt
+    for r in range(table.rowCount()):
+        text = table.item(r, 3).text()
+        needed = fm.boundingRect(QRect(0, 0, width - 8, 10_000),
+                                 int(Qt.TextFlag.TextWordWrap), text).height()
+        assert table.rowHeight(r) >= needed, (r, text)
+    dialog.close()

@@ -205,7 +205,7 @@ def test_autosave_writes_a_recovery_file_that_the_next_start_restores(qtbot, cop
 
     asked = []
     w = _window(qtbot, copy_npz, restore=lambda text: asked.append(text) or True)
-    assert asked and "1 faces differ" in asked[0]
+    assert asked and "1 face differs" in asked[0]
     assert np.isnan(w.dataset.keypoints[4, 20:22]).all() and w.isWindowModified()
     assert w.files.write_dataset(copy_npz)                   # saved: the recovery file goes
     assert not rec.exists() and np.isnan(data.read_npz(copy_npz).keypoints[4, 20:22]).all()
