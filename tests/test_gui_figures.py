@@ -141,3 +141,51 @@ def test_headers_and_the_shortcuts_table_are_not_cut(qtbot, tiny, open_window):
                                  int(Qt.TextFlag.TextWordWrap), text).height()
         assert table.rowHeight(r) >= needed, (r, text)
     dialog.close()
+
+
+# --- 16: the loss plot ------------------------------------------------------------------------
+
+def test_loss_plot_counts_epochs_and_its_legend_covers_no_point(qtbot):
+    from facekp.gui.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(500, 320)
+    plot.show()
+    plot.ensure()
+    plot.add_batches([(1, b, 40.0 / b) for b in range(1, 9)], steps=10)   # epoch 0.1 - 0.8
+    plot.add_epoch({"epoch": 1, "train_rmse_px": 6.0, "val_rmse_px": 7.0, "best": True})
+    plot.redraw()
+    qtbot.wait(50)
+    item = plot.plot.getPlotItem()
+    bottom = item.getAxis("bottom")
+    assert not bottom.autoSIPrefix and "x0.001" not in bottom.labelString()
+    assert bottom.labelString().startswith("<span") and "epoch" in bottom.labelString()
+    names = [label.text for _sample, label in plot.legend.items]
+    assert names == ["batch (train)", "train (epoch)", "validation", "best"]
+    viewbox = item.getViewBox().sceneBoundingRect()
+    assert not plot.legend.sceneBoundingRect().intersects(viewbox)
+
+
+def test_no_eta_once_stop_is_asked(qtbot, tiny, open_window):
+    import time
+
+    window = open_window(qtbot, data=str(tiny))
+    panel = window.training_panel
+    panel.ensure_plot()
+
+    class Thread:                  # a run in its second epoch (no training in this file)
+        stop_requested = False
+
+        def stop(self):
+            self.stop_requested = True
+
+    panel.thread, panel._running = Thread(), True
+    panel.started_at = panel.first_batch_at = time.monotonic() - 20
+    panel.steps, panel.planned_epochs, panel.last_batch = 10, 5, (2, 3)
+    title = panel.loss.plot.getPlotItem().titleLabel
+    panel._update_title()
+    assert "ETA" in title.text
+    panel.stop()
+    assert "ETA" not in title.text and "elapsed" in title.text
+    panel.thread, panel._running = None, False
