@@ -82,7 +82,8 @@ class DatasetModel(QAbstractTableModel):
             return self.COLUMNS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
             return ("Root-mean-square error of the predicted coordinates against the ground "
-                    "truth, in pixels of the 96x96 face" if section == self.COL_RMSE else None)
+                    "truth, in pixels of the 96x96 face. Click: worst first; again: best first"
+                    if section == self.COL_RMSE else None)
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -105,6 +106,8 @@ class DatasetModel(QAbstractTableModel):
             if c == self.COL_RMSE:
                 e = self.errors[r]
                 return "" if np.isnan(e) else f"{e:.2f}"
+        elif role == Qt.ItemDataRole.ToolTipRole and c in (self.COL_NAME, self.COL_PERSON):
+            return str(ds.names[r] if c == self.COL_NAME else ds.persons[r])
         elif role == Qt.ItemDataRole.TextAlignmentRole:
             if c in (self.COL_INDEX, self.COL_POINTS, self.COL_RMSE):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -255,7 +258,11 @@ class DatasetPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # a long name keeps its start (the person, the clip); the whole name is its tooltip
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self._sorted_by = DatasetModel.COL_INDEX
+        header.sortIndicatorChanged.connect(self._sort_changed)
+        self.view.layoutChanged.connect(self._keep_current_in_view)
         for col, width in enumerate((40, 150, 110, 70, 46, 56)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
@@ -367,6 +374,20 @@ class DatasetPanel(QWidget):
 
     def sort_worst_first(self) -> None:
         self.table.sortByColumn(DatasetModel.COL_RMSE, Qt.SortOrder.DescendingOrder)
+
+    def _sort_changed(self, column: int, order) -> None:
+        """A first click on "RMSE px" sorts worst first, as its tooltip and Sort worst first
+        (W) say; a second click best first."""
+        first = column != self._sorted_by
+        self._sorted_by = column
+        if first and column == DatasetModel.COL_RMSE and order == Qt.SortOrder.AscendingOrder:
+            self.table.horizontalHeader().setSortIndicator(column, Qt.SortOrder.DescendingOrder)
+
+    def _keep_current_in_view(self) -> None:
+        """After a re-sort (an edit changed a face's error), the current face stays in view."""
+        idx = self.table.selectionModel().currentIndex()
+        if idx.isValid():
+            self.table.scrollTo(idx, QAbstractItemView.ScrollHint.EnsureVisible)
 
     def _current_row_changed(self, current, _previous) -> None:
         if current.isValid():

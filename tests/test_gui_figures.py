@@ -189,3 +189,45 @@ def test_no_eta_once_stop_is_asked(qtbot, tiny, open_window):
     panel.stop()
     assert "ETA" not in title.text and "elapsed" in title.text
     panel.thread, panel._running = None, False
+
+
+# --- 17: the dataset table --------------------------------------------------------------------
+
+def test_table_rmse_first_click_is_worst_first_and_an_edit_keeps_the_face_in_view(
+        qtbot, tiny, open_window):
+    from PySide6.QtCore import QPoint, Qt
+
+    from facekp.gui.dataset_panel import DatasetModel
+
+    window = open_window(qtbot, data=str(tiny))
+    wait_idle(qtbot, window)
+    panel = window.dataset_panel
+    table, errors = panel.table, window.session.errors
+    panel.resize(panel.width(), 260)                      # a short table: rows out of view
+    header = table.horizontalHeader()
+    x = header.sectionViewportPosition(DatasetModel.COL_RMSE) + 5
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
+                     pos=QPoint(x, header.height() // 2))
+    assert panel.visible_rows()[0] == int(np.nanargmax(errors))           # worst first
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
+                     pos=QPoint(x, header.height() // 2))
+    assert panel.visible_rows()[0] == int(np.nanargmin(errors))           # then best first
+
+    row = int(panel.visible_rows()[-1])                    # the worst face, at the bottom
+    window.select_row(row)
+    window.acts["accept_face"].trigger()   # now the best face: re-sorted to the top ...
+    qtbot.wait(50)
+    index = table.selectionModel().currentIndex()
+    assert panel.view.dataset_row(index.row()) == row == panel.visible_rows()[0]
+    assert table.viewport().rect().intersects(table.visualRect(index))
+
+
+def test_table_names_keep_their_start(qtbot, tiny, open_window):
+    from PySide6.QtCore import Qt
+
+    window = open_window(qtbot, data=str(tiny))
+    table = window.dataset_panel.table
+    assert table.textElideMode() == Qt.TextElideMode.ElideRight
+    index = window.dataset_panel.view.index(0, 1)
+    assert index.data(Qt.ItemDataRole.ToolTipRole) == str(window.dataset.names[
+        window.dataset_panel.view.dataset_row(0)])
