@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "model with MODEL_B on the face (Models dock; MODEL_B in blue)")
     p.add_argument("--size", default="1400x900", help="window size for --screenshot "
                    "(default 1400x900)")
+    p.add_argument("--verbose", action="store_true", help="TensorFlow's own start-up and "
+                   "log lines on stderr too (also FACEKP_DEBUG=1)")
     p.add_argument("--timeout", type=float, default=900.0, help=argparse.SUPPRESS)
     p.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
     return p
@@ -111,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     _check_args(parser, args)
     if (args.screenshot or args.startup_probe) and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from facekp.core.logs import quiet_tensorflow, verbose_wanted
+
+    quiet_tensorflow(args.verbose or verbose_wanted())   # before the engine imports it
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
