@@ -70,3 +70,37 @@ def test_the_start_up_lines_are_recognised_and_nothing_else():
                  "I like this"):
         assert not STARTUP_LINE.match(line), line
 
+
+# --- Qt's X11 plugin: what to install, not an abort -------------------------------------------
+
+APT = ("libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1")
+
+
+def _broken_xcb(tmp_path) -> dict:
+    """An environment whose X11 platform plugin cannot load (as when its libraries are not
+    installed: the dynamic linker refuses it)."""
+    (tmp_path / "libqxcb.so").write_bytes(b"not a shared library")
+    return {"QT_QPA_PLATFORM": "xcb", "QT_QPA_PLATFORM_PLUGIN_PATH": str(tmp_path),
+            "DISPLAY": ":99"}
+
+
+def test_an_x11_plugin_that_cannot_load_is_one_paragraph_naming_the_packages(tmp_path):
+    from facekp.gui.app import platform_problem
+
+    text = platform_problem(_broken_xcb(tmp_path))
+    assert text and "xcb" in text and "sudo apt-get install" in text and "\n" not in text
+    assert all(package in text for package in APT), text
+    assert platform_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QT_")}
+    app = subprocess.run([sys.executable, "-m", "facekp.gui.app"], capture_output=True,
+                         text=True, env={**env, **_broken_xcb(tmp_path)}, timeout=120, cwd=ROOT)
+    assert app.returncode == 1, app.stderr
+    lines = app.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facekp-gui: Qt cannot load"), app.stderr
+    assert "Aborted" not in app.stderr and "could not be initialized" not in app.stderr
+
+
+def test_readme_names_the_x11_packages():
+    readme = (ROOT / "README.md").read_text()
+    assert all(package in readme for package in APT)
