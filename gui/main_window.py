@@ -32,7 +32,7 @@ from .model_list import ModelList
 from .models import Models
 from .photo_faces import PhotoFaces
 from .photos import Photos
-from .recovery import Recovery
+from .recovery import Recovery, unsaved_text
 from .review import Review
 from .session import Session, split_label
 from .training_panel import TrainingPanel
@@ -294,14 +294,10 @@ class MainWindow(QMainWindow):
             return self.kp_view.set_values(*self.photos.keypoint_errors(s.view_mode))
         if s.dataset is None or s.predictions is None or s.row is None:
             return self.kp_view.set_values(None, None)
-        split = self.dataset_panel.split
-        rows = s.predicted_rows(self.dataset_panel.visible_rows())
-        face = s.row if s.has_prediction(s.row) else None
-        values = point_distances(s.predictions[rows], s.dataset.keypoints[rows])[1] \
-            if len(rows) else None
-        current = None if face is None else \
-            point_distances(s.predictions[face], s.dataset.keypoints[face])[1]
-        self.kp_view.set_values(current, values,
+        split, rows = self.dataset_panel.split, s.predicted_rows(self.dataset_panel.visible_rows())
+        values = point_distances(s.predictions[rows], s.dataset.keypoints[rows])[1]
+        current = point_distances(s.predictions[s.row], s.dataset.keypoints[s.row])[1]
+        self.kp_view.set_values(current, values if len(rows) else None,
                                 f"{split_label(split) if split != 'all' else 'all'} ({len(rows)})")
 
     # --- training -----------------------------------------------------------------------------
@@ -327,11 +323,10 @@ class MainWindow(QMainWindow):
         """One pattern in every mode: "facekp — DATASET[*] · what is on screen" ("face 12",
         a photo's or a video's name); the * of unsaved edits stands by the dataset they are
         of, whatever is on screen."""
-        s = self.session
-        shown = {"photo": s.photo.path.name if s.photo is not None else None,
-                 "video": self.video.reader.path.name if self.video.reader is not None
-                 else None}.get(s.view_mode) if s.view_mode in ("photo", "video") else \
-            (f"face {s.row}" if s.dataset is not None and s.row is not None else None)
+        s, reader = self.session, self.video.reader
+        shown = {"photo": s.photo and s.photo.path.name,
+                 "video": reader and reader.path.name}.get(s.view_mode) or \
+            (f"face {s.row}" if s.view_mode == "dataset" and s.row is not None else None)
         parts = ([f"{s.label}[*]"] if s.dataset is not None else []) + ([shown] if shown else [])
         title = "facekp — " + " · ".join(parts) if parts else "facekp[*]"
         self.setWindowTitle(title if "[*]" in title else title + "[*]")
@@ -365,19 +360,8 @@ class MainWindow(QMainWindow):
     def ask_unsaved(self):
         """The question asked about unsaved edits (tests replace it)."""
         B = QMessageBox.StandardButton
-        return QMessageBox.question(self, "Unsaved edits", self.unsaved_text(),
+        return QMessageBox.question(self, "Unsaved edits", unsaved_text(self),
                                     B.Save | B.Discard | B.Cancel, B.Save)
-
-    def unsaved_text(self) -> str:
-        """What the question about unsaved edits says: how many steps away from the file the
-        dataset is (a restore of kept edits is one of them) and the last one."""
-        stack = self.undo_stack
-        clean = stack.cleanIndex()
-        n = abs(stack.index() - clean) if clean >= 0 else max(stack.index(), 1)
-        last = stack.text(stack.index() - 1) if stack.index() > 0 else ""
-        what = f"{n} unsaved change{'s' if n != 1 else ''}"
-        return (f"{self.session.label} has {what}" + (f" (the last: {last})" if last else "")
-                + ". Save them?")
 
     def ask_switch_model(self, text: str) -> bool:
         """Whether to use a newly trained model (tests and --screenshot replace it)."""

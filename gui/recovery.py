@@ -109,6 +109,18 @@ def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
                            f"differ{'s' if n == 1 else ''} from the file). Restore them?")
 
 
+def unsaved_text(window) -> str:
+    """What the question about unsaved edits says: how many steps away from the file the
+    dataset is (a restore of kept edits is one of them) and the last one."""
+    stack = window.undo_stack
+    clean = stack.cleanIndex()
+    n = abs(stack.index() - clean) if clean >= 0 else max(stack.index(), 1)
+    last = stack.text(stack.index() - 1) if stack.index() > 0 else ""
+    what = f"{n} unsaved change{'s' if n != 1 else ''}"
+    return (f"{window.session.label} has {what}" + (f" (the last: {last})" if last else "")
+            + ". Save them?")
+
+
 def restore_box(parent, text: str) -> QMessageBox:
     """The question about a recovery file, each answer saying what it does."""
     B = QMessageBox.StandardButton

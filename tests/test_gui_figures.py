@@ -94,6 +94,8 @@ def test_recovery_texts_count_in_words_and_each_answer_says_what_it_does(qtbot, 
 def test_save_title_and_the_unsaved_question(qtbot, tiny, tmp_path, shared_data, open_window):
     import shutil
 
+    from facekp.gui.recovery import unsaved_text
+
     path = tmp_path / "mine.npz"
     shutil.copy(tiny, path)
     window = open_window(qtbot, data=str(path))
@@ -103,12 +105,12 @@ def test_save_title_and_the_unsaved_question(qtbot, tiny, tmp_path, shared_data,
     assert window.windowTitle() == "facekp — mine.npz[*] · face 0"
     window.editing.delete_requested(10)
     assert save.isEnabled() and window.isWindowModified()
-    assert window.unsaved_text() == ("mine.npz has 1 unsaved change (the last: delete nose "
+    assert unsaved_text(window) == ("mine.npz has 1 unsaved change (the last: delete nose "
                                      "tip of face 0). Save them?")
     window.files.save_dataset()
     assert not save.isEnabled()
     window.undo_stack.undo()                                 # the file now holds the edit
-    assert save.isEnabled() and window.unsaved_text().startswith("mine.npz has 1 unsaved "
+    assert save.isEnabled() and unsaved_text(window).startswith("mine.npz has 1 unsaved "
                                                                  "change")
     with qtbot.waitSignal(window.photoShown, timeout=60_000):
         window.open_photo(shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg")

@@ -47,7 +47,8 @@ def test_verbose_is_an_option_before_or_after_the_command(capsys, monkeypatch):
     seen = []
     monkeypatch.setattr(cli, "quiet_tensorflow", lambda verbose: seen.append(verbose))
     for argv in (["--verbose", "keypoints", "show", "kaggle15"],
-                 ["keypoints", "show", "kaggle15", "--verbose"], ["keypoints", "show", "kaggle15"]):
+                 ["keypoints", "show", "kaggle15", "--verbose"],
+                 ["keypoints", "show", "kaggle15"]):
         assert cli.main(argv) == 0
     assert seen == [True, True, False]
     monkeypatch.setenv(logs.DEBUG_ENV, "1")
