@@ -80,6 +80,9 @@ REVIEW_ACTIONS: tuple[Spec, ...] = (
          "the next five); the next click on the face places the one picked", enabled="face"),
     Spec("cancel_place", "&Stop placing points", "correct.cancel", "Escape",
          "the next click on the face places nothing", enabled="placing"),
+    Spec("mark_checked", "Mark face as &checked", "review.toggle_checked", "C",
+         "mark the face's points as checked by a person, or (when they are) as not checked; "
+         "the Review dock's \"Not yet checked\" queue lists the others", enabled="face"),
 ) + tuple(_pick(k) for k in range(15))
 
 ACTIONS: tuple[Spec, ...] = (
@@ -91,7 +94,7 @@ ACTIONS: tuple[Spec, ...] = (
          "face to label, all its points missing"),
     Spec("open_model", "Open &model…", "files.open_model_dialog", "Ctrl+M"),
     Spec("save", "&Save dataset", "files.save_dataset", K.Save,
-         "save the dataset with your edits (.npz)", enabled="dataset", short="Save"),
+         "save the dataset with your edits (.npz)", enabled="unsaved", short="Save"),
     Spec("save_as", "Save dataset &as…", "files.save_dataset_as", K.SaveAs, enabled="dataset"),
     Spec("export_csv", "Export dataset as &Kaggle CSV…", "files.export_kaggle_csv",
          enabled="dataset"),
@@ -181,7 +184,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure", "hide_unsure_points")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
     ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place",
-                 "pick_name", "cancel_place")),
+                 "pick_name", "cancel_place", "-", "mark_checked")),
     ("&Help", ("shortcuts", "about")),
 )
 
@@ -333,6 +336,9 @@ def state_of(window) -> dict[str, bool]:
     return {
         "always": True,
         "dataset": has_dataset,
+        # edits not saved yet (or faces without a file of their own): Save has work to do
+        "unsaved": has_dataset and (not window.undo_stack.isClean()
+                                    or session.dataset_path is None),
         # the dataset's faces are on screen (not a photo or a video): the review queue's
         # Space is then its own, and a video's Space plays and pauses
         "browsing": browsing,

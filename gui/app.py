@@ -38,9 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--photo", metavar="P", help="open this photo")
     p.add_argument("--split", choices=("all", "train", "val", "test"),
                    help="show only this split in the table")
-    p.add_argument("--queue", choices=("worst", "unsure", "suspect", "missing"),
+    p.add_argument("--queue", choices=("worst", "unsure", "suspect", "missing", "unchecked"),
                    help="start on this review queue, at its first face once it is ready "
-                   "(worst RMSE, least sure, suspected label errors, missing points)")
+                   "(worst RMSE, least sure, suspected label errors, missing points, "
+                   "not yet checked)")
     p.add_argument("--screenshot", metavar="OUT.png", help="render the window offscreen once "
                    "everything has loaded, save it as PNG and exit")
     p.add_argument("--overwrite", action="store_true", help="with --screenshot: replace "
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "model with MODEL_B on the face (Models dock; MODEL_B in blue)")
     p.add_argument("--size", default="1400x900", help="window size for --screenshot "
                    "(default 1400x900)")
+    p.add_argument("--verbose", action="store_true", help="TensorFlow's own start-up and "
+                   "log lines on stderr too (also FACEKP_DEBUG=1)")
     p.add_argument("--timeout", type=float, default=900.0, help=argparse.SUPPRESS)
     p.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
     return p
@@ -110,6 +113,58 @@ def _check_screenshot_out(args, fail) -> None:
         fail(f"error: {exc}")
 
 
+#: What Qt's X11 platform plugin needs on Debian/Ubuntu besides Qt itself (README, Quick start).
+XCB_PACKAGES = ("libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 "
+                "libgl1 libfontconfig1 libdbus-1-3")
+
+
+def platform_problem(env=None) -> str | None:
+    """Why Qt's platform plugin would not load, in one paragraph (None: no problem seen).
+
+    Qt aborts the process with a terse "Could not load the Qt platform plugin "xcb"" when the
+    X11 plugin's libraries are missing; here the plugin is loaded the way Qt loads it (the
+    dynamic linker), before any QApplication, so that the person reads which packages to
+    install. Only the X11 plugin ("xcb", Qt's choice on Linux without Wayland) is checked."""
+    env = os.environ if env is None else env
+    platform = env.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or \
+            (platform.split(";")[0].split(":")[0] or
+             ("wayland" if env.get("WAYLAND_DISPLAY") else "xcb")) != "xcb":
+        return None
+    plugin = _xcb_plugin(env)
+    if plugin is None:
+        return None                        # not a Qt we know the layout of: Qt will say
+    import ctypes
+
+    try:
+        ctypes.CDLL(str(plugin), mode=getattr(os, "RTLD_LAZY", 1) | ctypes.RTLD_LOCAL)
+    except OSError as exc:
+        return (f"facekp-gui: Qt cannot load its X11 platform plugin \"xcb\" ({exc}). "
+                f"On Debian or Ubuntu install the libraries it needs: sudo apt-get install "
+                f"{XCB_PACKAGES} (README, Quick start). Without a display, "
+                "QT_QPA_PLATFORM=offscreen runs the app offscreen (--screenshot does so "
+                "itself).")
+    if not env.get("DISPLAY"):
+        return ("facekp-gui: no X11 display to open the window on (DISPLAY is not set). Run "
+                "it in a desktop session, or with QT_QPA_PLATFORM=offscreen (--screenshot "
+                "does so itself).")
+    return None
+
+
+def _xcb_plugin(env) -> Path | None:
+    """The X11 platform plugin Qt would load: in QT_QPA_PLATFORM_PLUGIN_PATH, else PySide6's."""
+    folders = [Path(p) for p in env.get("QT_QPA_PLATFORM_PLUGIN_PATH", "").split(os.pathsep)
+               if p]
+    try:
+        from PySide6.QtCore import QLibraryInfo
+
+        folders.append(Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
+                       / "platforms")
+    except ImportError:
+        pass
+    return next((f / "libqxcb.so" for f in folders if (f / "libqxcb.so").exists()), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the app (or render one screenshot and exit); the exit status."""
     t0 = time.time()
@@ -118,7 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     _check_args(parser, args)
     if (args.screenshot or args.startup_probe) and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from facekp.core.logs import quiet_tensorflow, verbose_wanted
+
+    quiet_tensorflow(args.verbose or verbose_wanted())   # before the engine imports it
+    problem = platform_problem()
+    if problem:                        # rather than Qt's abort, what to install
+        print(problem, file=sys.stderr)
+        return 1
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

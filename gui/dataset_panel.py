@@ -82,7 +82,8 @@ class DatasetModel(QAbstractTableModel):
             return self.COLUMNS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
             return ("Root-mean-square error of the predicted coordinates against the ground "
-                    "truth, in pixels of the 96x96 face" if section == self.COL_RMSE else None)
+                    "truth, in pixels of the 96x96 face. Click: worst first; again: best first"
+                    if section == self.COL_RMSE else None)
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -105,6 +106,8 @@ class DatasetModel(QAbstractTableModel):
             if c == self.COL_RMSE:
                 e = self.errors[r]
                 return "" if np.isnan(e) else f"{e:.2f}"
+        elif role == Qt.ItemDataRole.ToolTipRole and c in (self.COL_NAME, self.COL_PERSON):
+            return str(ds.names[r] if c == self.COL_NAME else ds.persons[r])
         elif role == Qt.ItemDataRole.TextAlignmentRole:
             if c in (self.COL_INDEX, self.COL_POINTS, self.COL_RMSE):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -255,7 +258,11 @@ class DatasetPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # a long name keeps its start (the person, the clip); the whole name is its tooltip
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self._sorted_by = DatasetModel.COL_INDEX
+        header.sortIndicatorChanged.connect(self._sort_changed)
+        self.view.layoutChanged.connect(self._keep_current_in_view)
         for col, width in enumerate((40, 150, 110, 70, 46, 56)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
@@ -368,9 +375,39 @@ class DatasetPanel(QWidget):
     def sort_worst_first(self) -> None:
         self.table.sortByColumn(DatasetModel.COL_RMSE, Qt.SortOrder.DescendingOrder)
 
+    def _sort_changed(self, column: int, order) -> None:
+        """A first click on "RMSE px" sorts worst first, as its tooltip and Sort worst first
+        (W) say; a second click best first."""
+        first = column != self._sorted_by
+        self._sorted_by = column
+        if first and column == DatasetModel.COL_RMSE and order == Qt.SortOrder.AscendingOrder:
+            self.table.horizontalHeader().setSortIndicator(column, Qt.SortOrder.DescendingOrder)
+
+    def _keep_current_in_view(self) -> None:
+        """After a re-sort (an edit changed a face's error), the current face stays in view."""
+        idx = self.table.selectionModel().currentIndex()
+        if idx.isValid():
+            self.table.scrollTo(idx, QAbstractItemView.ScrollHint.EnsureVisible)
+
     def _current_row_changed(self, current, _previous) -> None:
         if current.isValid():
             self.currentChanged.emit(self.view.dataset_row(current.row()))
+
+
+def point_distances(pred, truth) -> tuple[np.ndarray, np.ndarray]:
+    """A point's error, the one figure the app shows for it (the canvas's hover, this dock):
+    the distance in px from its label to its prediction. ``pred``, ``truth``: (N, 2K), or one
+    face's (2K,). Returns ((N, K) distances, NaN where either is missing; (K,) mean over the
+    faces that have the point)."""
+    from facekp.core.model import metrics
+
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    if pred.ndim == 1:
+        pred, truth = pred[None], truth.reshape(1, -1)
+    d = metrics.point_errors(pred, truth).reshape(len(pred), -1)
+    n = np.isfinite(d).sum(axis=0)
+    mean = np.where(n > 0, np.nansum(d, axis=0) / np.maximum(n, 1), np.nan)
+    return d, mean
 
 
 class _BarDelegate(QStyledItemDelegate):
@@ -392,8 +429,13 @@ class _BarDelegate(QStyledItemDelegate):
         super().paint(painter, option, index)
 
 
+#: What the dock's error columns hold (their header tooltip).
+DISTANCE_TIP = "distance in px from the labelled point to the predicted one"
+
+
 class KeypointErrorView(QTableWidget):
-    """Per-keypoint RMSE (px) for the current face and the mean over the current split, and
+    """Each keypoint's error, the distance in px from its label to its prediction
+    (:func:`point_distances`), for the current face and its mean over the current split, and
     the keypoint confidence of the face's prediction ("sure": the chance the point is within
     3 px of where a labeller would put it; points under one half in the unsure colour)."""
 
@@ -403,15 +445,15 @@ class KeypointErrorView(QTableWidget):
 
     def __init__(self, parent=None):
         super().__init__(0, 4, parent)
-        self.setHorizontalHeaderLabels(["keypoint", "this face", "split", "sure"])
+        self.setHorizontalHeaderLabels(["keypoint · error px", "this face", "split", "sure"])
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(20)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.setColumnWidth(1, 80)
-        self.setColumnWidth(2, 80)
-        self.setColumnWidth(self.SURE, 80)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in (1, 2, self.SURE):     # each header whole ("validation (403)"), not cut
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         self.bar_max = 0.0
         self.setItemDelegateForColumn(1, _BarDelegate(self, QColor(240, 40, 40, 90)))
         self.setItemDelegateForColumn(2, _BarDelegate(self, QColor(120, 140, 255, 90)))
@@ -445,14 +487,34 @@ class KeypointErrorView(QTableWidget):
         v = None if values is None else np.asarray(values, float).ravel()
         return v if v is not None and len(v) == k else np.full(k, np.nan)
 
+    def show_errors_of(self, w) -> None:
+        """The errors of window ``w``'s face on screen and of its split (a photo's against
+        the truth beside it; the comparison of two models; nothing across keypoint sets)."""
+        s = w.session
+        if w.model_list.comparing() and s.view_mode == "dataset" and s.row is not None:
+            return w.model_list.update_table()
+        if s.view_mode in ("photo", "video"):
+            return self.set_values(*w.photos.keypoint_errors(s.view_mode))
+        if s.dataset is None or s.predictions is None or s.row is None or not s.same_set:
+            return self.set_values(None, None)   # (a derived set: no point pairs)
+        split, rows = w.dataset_panel.split, s.predicted_rows(w.dataset_panel.visible_rows())
+        values = point_distances(s.predictions[rows], s.dataset.keypoints[rows])[1]
+        current = point_distances(s.predictions[s.row], s.dataset.keypoints[s.row])[1]
+        self.set_values(current, values if len(rows) else None,
+                        f"{split_label(split) if split != 'all' else 'all'} ({len(rows)})")
+
     def set_values(self, current: np.ndarray | None, split: np.ndarray | None,
                    split_label: str = "split", face_label: str = "this face") -> None:
         """Per-keypoint errors of the face on screen and of the split (None: empty)."""
         self.current = self._fit(current)
         self.split_values = self._fit(split)
         self.split_label = split_label
-        self.setHorizontalHeaderLabels(["keypoint", face_label, split_label,
+        self.setHorizontalHeaderLabels(["keypoint · error px", face_label, split_label,
                                         self.horizontalHeaderItem(self.SURE).text()])
+        self.horizontalHeaderItem(0).setToolTip(f"Each keypoint's error: the {DISTANCE_TIP}")
+        self.horizontalHeaderItem(1).setToolTip(f"{face_label}: {DISTANCE_TIP}")
+        self.horizontalHeaderItem(2).setToolTip(f"{split_label}: {DISTANCE_TIP}, mean over "
+                                                "the faces that have the point")
         both = np.concatenate([self.current, self.split_values])
         self.bar_max = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
         for i in range(self.rowCount()):

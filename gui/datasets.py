@@ -2,7 +2,10 @@
 hand its training faces to the training panel by core's one rule."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+
+from PySide6.QtCore import QTimer
 
 from .editing import ReplaceDatasetCommand
 from .workers import Job
@@ -47,18 +50,24 @@ class Datasets:
         """Show ``dataset``: the table, the first (or --image) face, then its predictions
         (``keep_undo``: the undo stack stays, when an undoable step changed the dataset;
         ``predictions``: Session.predictions_state of these faces, kept instead of predicting
-        again)."""
+        again; without them, an undoable step keeps the predictions of the faces it left
+        unchanged)."""
         w = self.window
         if not keep_undo:
             w.undo_stack.clear()
         w.jobs.engine.new_generation()
         s = w.session
+        carried = carried_predictions(s.dataset, s.predictions, dataset) \
+            if keep_undo and predictions is None else None
         s.set_dataset(dataset, path)
         if predictions is not None:
             s.restore_predictions(predictions)
         self.follow_set()
         w.dataset_panel.set_dataset(dataset)
         if predictions is not None:
+            w.dataset_panel.set_errors(s.errors)
+        elif carried is not None and len(carried[0]):
+            s.store_predictions(*carried)
             w.dataset_panel.set_errors(s.errors)
         w.update_title()
         w.training_panel.set_data_description(s.training_description())
@@ -90,6 +99,8 @@ class Datasets:
             return
         if s.model_problem:
             w.show_error(s.model_problem)
+        elif keep_undo:   # after the step has chosen its face (predicted first, on its own)
+            QTimer.singleShot(0, partial(w.models.predict_dataset, only_missing=True))
         elif predictions is None or not s.all_predicted():
             w.models.predict_dataset()
 
@@ -185,6 +196,7 @@ class Datasets:
         w.kp_view.set_keypoint_set(s.keypoint_set)
         app_actions.retitle_picks(w, s.keypoint_set)
 
+
     def training_data(self):
         """(train, val, note) for the training panel, by core's one rule; None (said in the
         status bar) when the dataset cannot train."""
@@ -197,3 +209,19 @@ class Datasets:
         except Exception as exc:
             w.show_error(f"{w.session.label}: {exc}")
             return None
+
+
+def carried_predictions(old, predictions, new) -> tuple | None:
+    """The predictions of ``old``'s faces that ``new`` (the dataset an undoable step put in its
+    place: faces added, edits restored) holds unchanged at the same rows: (rows, their
+    predictions); None when there are none. The model sees only the image, so an unchanged
+    image keeps its prediction, whatever its labels became."""
+    import numpy as np
+
+    if old is None or predictions is None or new is None:
+        return None
+    m = min(len(old), len(new))
+    same = (old.images[:m] == new.images[:m]).reshape(m, -1).all(axis=1) if m else \
+        np.zeros(0, bool)
+    rows = np.flatnonzero(same & ~np.isnan(predictions[:m]).all(axis=1))
+    return rows, predictions[rows].copy()

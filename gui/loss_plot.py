@@ -87,9 +87,10 @@ class LossPlot(QWidget):
             item.getAxis(axis).setStyle(maxTickLevel=1)
         item.setLabel("bottom", "epoch")
         item.setLabel("left", "RMSE", units="px")
-        item.getAxis("left").enableAutoSIPrefix(False)
-        item.addLegend(offset=(-10, 10))
+        for axis in ("left", "bottom"):        # epochs as epochs: never "epoch (x0.001)"
+            item.getAxis(axis).enableAutoSIPrefix(False)
         self._make_curves(pg, item)
+        self.legend = _legend_below(pg, item)   # beside the points, never over them
         item.setLogMode(False, self.log_scale)
         self.plot = plot
         self._layout.removeWidget(self._placeholder)
@@ -185,6 +186,17 @@ class LossPlot(QWidget):
             if not self.plot.grab().save(str(tmp), "PNG"):
                 raise OSError(f"could not write {path}")
         return path
+
+
+def _legend_below(pg, item):
+    """The curves' legend in a row of its own under the plot (a legend inside the plot
+    covered the first epochs' points)."""
+    legend = pg.LegendItem(colCount=4, labelTextColor=(220, 220, 220))
+    item.layout.addItem(legend, 4, 1)
+    for curve in item.listDataItems():
+        if curve.name():
+            legend.addItem(curve, curve.name())
+    return legend
 
 
 def _plain_log_axis(pg):

@@ -32,9 +32,9 @@ from .model_list import ModelList
 from .models import Models
 from .photo_faces import PhotoFaces
 from .photos import Photos
-from .recovery import Recovery
+from .recovery import Recovery, unsaved_text
 from .review import Review
-from .session import Session, split_label
+from .session import Session
 from .training_panel import TrainingPanel
 from .video import Video
 from .window_layout import LEFT, RIGHT, WindowLayout, add_dock, scrollable
@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
 
     def _clean_changed(self, clean: bool) -> None:  # a method: disconnected when we are gone
         self.setWindowModified(not clean)
+        self.update_enabled()                        # Save: only with something to save
 
     # --- state the tests and parts read ----------------------------------------------------
     dataset = property(lambda self: self.session.dataset)
@@ -287,25 +288,10 @@ class MainWindow(QMainWindow):
         s = self.session
         self.kp_view.set_keypoint_set(s.keypoint_set if s.view_mode == "dataset"
                                       else s.model_set or s.keypoint_set)
-        self._keypoint_errors(split_changed)
+        self.kp_view.show_errors_of(self)  # (anew each time: ``split_changed`` needs no cache)
         confidence = self.review.face_confidence()
         self.kp_view.set_confidence(*confidence)
         self.canvas.set_point_confidence(confidence[0] if s.view_mode == "dataset" else None)
-
-    def _keypoint_errors(self, split_changed: bool) -> None:
-        s = self.session
-        if self.model_list.comparing() and s.view_mode == "dataset" and s.row is not None:
-            return self.model_list.update_table()
-        if s.view_mode in ("photo", "video"):
-            return self.kp_view.set_values(*self.photos.keypoint_errors(s.view_mode))
-        if s.dataset is None or s.predictions is None or s.row is None:
-            return self.kp_view.set_values(None, None)
-        split = self.dataset_panel.split
-        if split_changed:
-            s.forget_split_errors()
-        values, count = s.split_keypoint_errors(split, self.dataset_panel.visible_rows())
-        self.kp_view.set_values(s.face_keypoint_errors(), values,
-                                f"{split_label(split) if split != 'all' else 'all'} ({count})")
 
     # --- training -----------------------------------------------------------------------------
     def start_training(self) -> bool:
@@ -327,7 +313,15 @@ class MainWindow(QMainWindow):
 
     # --- questions and messages ------------------------------------------------------------
     def update_title(self) -> None:
-        title = self.session.title()
+        """One pattern in every mode: "facekp — DATASET[*] · what is on screen" ("face 12",
+        a photo's or a video's name); the * of unsaved edits stands by the dataset they are
+        of, whatever is on screen."""
+        s, reader = self.session, self.video.reader
+        shown = {"photo": s.photo and s.photo.path.name,
+                 "video": reader and reader.path.name}.get(s.view_mode) or \
+            (f"face {s.row}" if s.view_mode == "dataset" and s.row is not None else None)
+        parts = ([f"{s.label}[*]"] if s.dataset is not None else []) + ([shown] if shown else [])
+        title = "facekp — " + " · ".join(parts) if parts else "facekp[*]"
         self.setWindowTitle(title if "[*]" in title else title + "[*]")
 
     def show_error(self, message: str, option: bool = False) -> None:
@@ -359,10 +353,8 @@ class MainWindow(QMainWindow):
     def ask_unsaved(self):
         """The question asked about unsaved edits (tests replace it)."""
         B = QMessageBox.StandardButton
-        return QMessageBox.question(
-            self, "Unsaved edits",
-            f"The dataset has {self.undo_stack.index()} unsaved edit(s). Save them?",
-            B.Save | B.Discard | B.Cancel, B.Save)
+        return QMessageBox.question(self, "Unsaved edits", unsaved_text(self),
+                                    B.Save | B.Discard | B.Cancel, B.Save)
 
     def ask_switch_model(self, text: str) -> bool:
         """Whether to use a newly trained model (tests and --screenshot replace it)."""

@@ -35,8 +35,10 @@ class ModelList(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
         self.table.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeaderItem(4).setToolTip("validation RMSE in pixels, from the "
-                                                      "model's training record")
+        from .models import VALIDATION_RMSE
+
+        self.table.horizontalHeaderItem(4).setToolTip(
+            f"validation RMSE in px from the model's training record: {VALIDATION_RMSE}")
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.load_button = QPushButton("Load")
         self.load_button.clicked.connect(lambda: self.load_selected())
@@ -181,27 +183,36 @@ class ModelList(QWidget):
             w.update_keypoint_errors()
 
     def update_table(self) -> None:
-        """The Keypoint errors dock while comparing: both models' errors on this face."""
-        from facekp.core.model import metrics
+        """The Keypoint errors dock while comparing: both models' errors on this face (each
+        point's distance in px from its label), the columns named after the models."""
+        from .dataset_panel import DISTANCE_TIP, point_distances
 
         w, s = self.window, self.window.session
         row = s.row
-        truth = s.dataset.keypoints[row:row + 1] if s.dataset is not None and row is not None \
+        truth = s.dataset.keypoints[row] if s.dataset is not None and row is not None \
             else None
-        a = s.face_keypoint_errors()
-        b = None
+        a = b = None
+        if truth is not None and s.has_prediction(row):
+            a = point_distances(s.predictions[row], truth)[1]
         if truth is not None and row in self._second_rows and s.view_mode == "dataset":
-            b = metrics.per_keypoint(self._second_rows[row][None], truth)
+            b = point_distances(self._second_rows[row], truth)[1]
         name_a = w.model_path.name if w.model_path else "the loaded model"
-        w.kp_view.set_values(a, b, f"blue {_rmse(b)}", f"red {_rmse(a)}")
-        w.kp_view.horizontalHeaderItem(1).setToolTip(f"{name_a}: error per keypoint, px")
-        w.kp_view.horizontalHeaderItem(2).setToolTip(f"{self.second[0].name}: error per "
-                                                     "keypoint, px")
+        name_b = self.second[0].name
+        w.kp_view.set_values(a, b, f"{_short(name_b)} +", f"{_short(name_a)} ×")
+        for column, name, mark, values in ((1, name_a, "red ×", a), (2, name_b, "blue +", b)):
+            w.kp_view.horizontalHeaderItem(column).setToolTip(
+                f"{name} ({mark}): {DISTANCE_TIP}{_face_rmse(values)}")
 
 
-def _rmse(values) -> str:
-    """A face's RMSE from its per-keypoint errors, for a column header."""
-    if values is None or not np.isfinite(values).any():
+def _short(name: str, limit: int = 14) -> str:
+    """A model's file name short enough for a column header (its start, which people name)."""
+    stem = name[:-6] if name.endswith(".keras") else name
+    return stem if len(stem) <= limit else stem[:limit - 1] + "…"
+
+
+def _face_rmse(distances) -> str:
+    """The face's RMSE (the table's figure) from its points' distances, for a tooltip."""
+    if distances is None or not np.isfinite(distances).any():
         return ""
-    v = np.asarray(values, float)
-    return f"{np.sqrt(np.nanmean(v ** 2)):.2f}"
+    d = np.asarray(distances, float)
+    return f"; face RMSE {np.sqrt(np.nanmean(d ** 2) / 2):.2f} px"

@@ -11,14 +11,30 @@ from .workers import Job
 PREDICT_CHUNK = 256
 
 
-def compare_models(old, new_path: Path, faces) -> tuple[object, float, float]:
-    """(new Predictor, RMSE px of the loaded model, RMSE px of the new one) on ``faces``."""
+#: What "validation RMSE" means wherever the app shows a model's (the Training dock, the
+#: Models dock, the question after training): one pass of the model over the validation
+#: faces, every labelled coordinate, as training measures it and its record keeps it (the
+#: app's own predictions also average each face with its mirror image, a little lower).
+VALIDATION_RMSE = ("one pass of the model over the validation faces, every labelled "
+                   "coordinate, as training measures it")
+
+
+def validation_rmse(predictor, faces) -> float:
+    """A model's validation RMSE in px (:data:`VALIDATION_RMSE`): ``predictor``'s model
+    without the mirror-image average, over every labelled coordinate of ``faces``."""
     from facekp.core.model.metrics import rmse
     from facekp.core.model.predict import Predictor
 
+    one_pass = Predictor(predictor.model, flip_average=False, confidence=None)
+    return rmse(one_pass.predict(faces.images), faces.keypoints)
+
+
+def compare_models(old, new_path: Path, faces) -> tuple[object, float, float]:
+    """(new Predictor, validation RMSE px of the loaded model, of the new one) on ``faces``."""
+    from facekp.core.model.predict import Predictor
+
     new = Predictor(new_path)
-    return new, rmse(old.predict(faces.images), faces.keypoints), \
-        rmse(new.predict(faces.images), faces.keypoints)
+    return new, validation_rmse(old, faces), validation_rmse(new, faces)
 
 
 class Models:
@@ -28,6 +44,7 @@ class Models:
     def __init__(self, window):
         self.window = window
         self._remaining = self._total = self._done = 0
+        self._pending: tuple[int, set] = (-1, set())  # (generation, faces asked for alone)
 
     def load(self, path: str | Path) -> None:
         """Load a .keras model in the engine; predictions refresh when it is ready."""
@@ -140,20 +157,30 @@ class Models:
         w.update_enabled()
 
     # --- dataset predictions ----------------------------------------------------------------
-    def predict_dataset(self) -> None:
-        """Predict every face (in chunks, the faces the table shows first)."""
-        w = self.window
-        n = len(w.session)
-        if w.predictor is None or not n or w.session.model_problem:
+    def predict_dataset(self, only_missing: bool = False) -> None:
+        """Predict every face (``only_missing``: those without a prediction, e.g. faces just
+        added), in chunks, the faces the table shows first."""
+        w, s = self.window, self.window.session
+        if w.predictor is None or not len(s) or s.model_problem:
             return
-        generation = w.jobs.engine.new_generation()
         visible = w.dataset_panel.visible_rows()
-        order = np.concatenate([visible, np.setdiff1d(np.arange(n), visible)]).astype(int)
+        order = np.concatenate([visible, np.setdiff1d(np.arange(len(s)), visible)]).astype(int)
+        if only_missing:         # the current predictions stay: so do those asked for
+            generation = w.jobs.engine.generation
+            asked = self._pending[1] if self._pending[0] == generation else set()
+            order = order[np.isnan(s.predictions[order]).all(axis=1)
+                          & ~np.isin(order, list(asked))]
+            if not len(order):
+                return w.update_keypoint_errors()
+        else:
+            generation = w.jobs.engine.new_generation()
+        if s.row is not None and s.row in set(order.tolist()):
+            self.predict_rows([s.row], generation)      # the face on screen first, alone
+            order = order[order != s.row]
+        n = len(order)
         chunks = [order[i:i + PREDICT_CHUNK] for i in range(0, n, PREDICT_CHUNK)]
         self._remaining, self._total, self._done = len(chunks), n, 0
         w.dataset_panel.set_progress(0, n)
-        if w.session.row is not None:
-            self.predict_rows([w.session.row], generation)
         for rows in chunks:
             self.predict_rows(rows, generation, chunk=True)
 
@@ -164,6 +191,14 @@ class Models:
         rows = np.asarray(rows, dtype=int)
         predictor, images = w.predictor, w.session.dataset.images
         generation = w.jobs.engine.generation if generation is None else generation
+        if self._pending[0] != generation:
+            self._pending = (generation, set())
+        if not chunk:   # a face on screen asked for alone in this generation: once
+            asked = self._pending[1]
+            rows = np.asarray([r for r in rows.tolist() if r not in asked], dtype=int)
+            if not len(rows):
+                return
+            asked.update(rows.tolist())
         on_done = self._chunk_done if chunk else self.store
         w.jobs.submit(Job("predict", lambda: (rows, predictor.predict(images[rows])),
                           on_done=lambda r: on_done(*r), on_failed=self._predict_failed,
@@ -196,6 +231,7 @@ class Models:
             return
         s.store_predictions(rows, preds)
         w.dataset_panel.set_errors(s.errors)
+        w.review.update_panel()              # how far the predictions a queue waits for are
         if s.row is not None and s.row in set(int(r) for r in rows) and s.view_mode == "dataset":
             w.canvas.set_prediction(s.predictions[s.row])
             w.update_keypoint_errors()
@@ -222,8 +258,10 @@ class Models:
     def _compared(self, path: Path, old_name: str, n: int, new, old_px, new_px) -> None:
         w = self.window
         verdict = "better" if new_px < old_px else "not better"
-        text = (f"The new model {path.name} has RMSE {new_px:.2f} px on {n} validation faces; "
-                f"the loaded model {old_name} has {old_px:.2f} px ({verdict}).")
+        text = (f"On the {n} validation faces of {w.session.label}, the new model {path.name} "
+                f"has validation RMSE {new_px:.2f} px; the loaded model {old_name} has "
+                f"{old_px:.2f} px ({verdict}). Validation RMSE here and in the Training and "
+                f"Models docks: {VALIDATION_RMSE}.")
         if w.ask_switch_model(text + " Switch to the new model?"):
             self.use(path, new)
         else:

@@ -215,9 +215,10 @@ class Photos:
 
     def keypoint_errors(self, view_mode: str) -> tuple:
         """The Keypoint errors dock's values (facekp.gui.dataset_panel.KeypointErrorView.set_values)
-        for a photo: per-keypoint RMSE in photo pixels (facekp.core.quality.evaluate, as for dataset
-        faces) of its first face with ground truth, and over all its faces with ground truth."""
-        from facekp.core.model import metrics
+        for a photo: each keypoint's distance in photo pixels from its truth to its prediction
+        (:func:`facekp.gui.dataset_panel.point_distances`, as for dataset faces) on its first
+        face with ground truth, and its mean over all its faces with ground truth."""
+        from .dataset_panel import point_distances
 
         photo = self.window.session.photo
         pairs = [(i, s) for i, s in enumerate(photo.scores if photo else [])
@@ -228,9 +229,8 @@ class Photos:
             return None, None, missing, f"this {view_mode}"
         pred = np.stack([np.reshape(photo.faces[i][1], -1) for i, _ in pairs])
         truth = np.stack([np.reshape(s.truth, -1) for _, s in pairs])
-        n = len(pairs)
-        return (metrics.per_keypoint(pred[:1], truth[:1]), metrics.per_keypoint(pred, truth),
-                f"photo ({n})", f"face {pairs[0][0] + 1} (px)")
+        each, mean = point_distances(pred, truth)
+        return each[0], mean, f"photo ({len(pairs)})", f"face {pairs[0][0] + 1} (px)"
 
     def keypoint_confidence(self) -> tuple[np.ndarray | None, int]:
         """Keypoint confidences (15,) of the photo face the Keypoint errors dock shows (the

@@ -104,9 +104,39 @@ def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
     except Exception as exc:  # an unreadable recovery file is reported, never fatal
         return rec, None, f"{rec} could not be read ({exc}); it is left as it is"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(f["saved_at"])))
+    n = _changed_faces(dataset, restored)
     return rec, restored, (f"Unsaved edits of {Path(dataset_path).name} were kept from "
-                           f"{when} ({_changed_faces(dataset, restored)} faces differ from "
-                           "the file). Restore them?")
+                           f"{when} ({n} face{'s' if n != 1 else ''} "
+                           f"differ{'s' if n == 1 else ''} from the file). Restore them?")
+
+
+def unsaved_text(window) -> str:
+    """What the question about unsaved edits says: how many steps away from the file the
+    dataset is (a restore of kept edits is one of them) and the last one."""
+    stack = window.undo_stack
+    clean = stack.cleanIndex()
+    n = abs(stack.index() - clean) if clean >= 0 else max(stack.index(), 1)
+    last = stack.text(stack.index() - 1) if stack.index() > 0 else ""
+    what = f"{n} unsaved change{'s' if n != 1 else ''}"
+    return (f"{window.session.label} has {what}" + (f" (the last: {last})" if last else "")
+            + ". Save them?")
+
+
+def restore_box(parent, text: str) -> QMessageBox:
+    """The question about a recovery file, each answer saying what it does."""
+    B = QMessageBox.StandardButton
+    box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved edits?", text,
+                      B.Yes | B.Discard | B.Cancel, parent)
+    box.setDefaultButton(B.Yes)
+    box.button(B.Yes).setText("Restore")
+    box.button(B.Discard).setText("Discard them")
+    box.button(B.Cancel).setText("Not now")
+    box.setInformativeText(
+        "Restore: the edits are shown, unsaved (Ctrl+Z shows the file as it is).\n"
+        "Discard them: the kept edits are deleted; the file is shown as it is.\n"
+        "Not now: the file is shown as it is and the edits stay kept: the next time it is "
+        "opened, this is asked again.")
+    return box
 
 
 def _changed_faces(old, new) -> int:
@@ -159,10 +189,10 @@ class Recovery:
         interactive session asks; any other keeps the file and shows the file as it is."""
         if not self.window.options.remember:
             return None
+        box = restore_box(self.window, text)
+        box.exec()
         B = QMessageBox.StandardButton
-        answer = QMessageBox.question(self.window, "Restore unsaved edits?", text,
-                                      B.Yes | B.Discard | B.Cancel, B.Yes)
-        return {B.Yes: True, B.Discard: False}.get(answer)
+        return {B.Yes: True, B.Discard: False}.get(box.standardButton(box.clickedButton()))
 
     def ask_overwrite(self, path: Path) -> bool:
         """Whether to overwrite ``path``, which changed on disk since it was opened (never,

@@ -6,6 +6,12 @@ The queues themselves are :mod:`facekp.core.quality.review` (ordering) and
 inputs change (a dataset, a model's predictions, confidence), never while the person edits, so it
 does not jump under them; the "Re-sort" button rebuilds it on request.
 
+Besides core's queues, the app has one of its own: the faces not yet checked (predicted
+points, e.g. a photo's faces added to the dataset), with "Mark as checked" (C) to set or clear
+a face's flag, one undoable step. The dock says where the face on screen is in the queue, how
+far the predictions or confidence a queue waits for have come, and a face's reason again after
+each edit (the queue's order stays until it is rebuilt).
+
 Confidence, computed in the background when a queue needs it: the model's own per-keypoint
 confidence (:mod:`facekp.core.model.confidence`, a head beside the model file) where it has one,
 else the stand-in, the agreement between each face and its mirror image
@@ -13,19 +19,41 @@ else the stand-in, the agreement between each face and its mirror image
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
 
 from facekp.core.quality.review import KINDS, NEEDS_CONFIDENCE
 
 from . import settings as app_settings
+from .session import ReviewQueue
 from .workers import Job
 
 CHUNK = 256
 STAND_IN = "flip agreement (stand-in: this model has no confidence head)"
 HEAD = "the model's confidence head (chance each point is within 3 px)"
+#: The app's own queue: faces whose points were predicted and nobody has checked yet.
+UNCHECKED = "unchecked"
+#: Every queue of the dock: core's (facekp.core.quality.review.KINDS) and the app's own.
+ALL_KINDS = {**KINDS, UNCHECKED: "Not yet checked"}
+
+
+class SetCheckedCommand(QUndoCommand):
+    """Mark one face as checked or not checked (its ``Dataset.checked`` flag)."""
+
+    def __init__(self, review: "Review", dataset, row: int, checked: bool):
+        super().__init__(f"mark face {row} as {'checked' if checked else 'not checked'}")
+        self.review, self.dataset, self.row, self.checked = review, dataset, row, checked
+
+    def redo(self) -> None:
+        self.review.set_checked(self.dataset, self.row, self.checked)
+
+    def undo(self) -> None:
+        self.review.set_checked(self.dataset, self.row, not self.checked)
 
 
 class ReviewPanel(QWidget):
@@ -37,11 +65,12 @@ class ReviewPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.kind_box = QComboBox()
-        for key, text in KINDS.items():
+        for key, text in ALL_KINDS.items():
             self.kind_box.addItem(text, key)
         self.kind_box.currentIndexChanged.connect(
             lambda _i: self.kindChanged.emit(self.kind_box.currentData()))
         self.position = QLabel("")
+        self.position.setWordWrap(True)   # "waiting for predictions: 1,024 / 3,893 faces…"
         self.reason = QLabel("")
         self.reason.setWordWrap(True)
         self.reason.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -52,17 +81,19 @@ class ReviewPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Queue:"))
         top.addWidget(self.kind_box, 1)
-        top.addWidget(self.position)
         grid = QGridLayout()
         for i, (name, text) in enumerate((("queue_prev", "◀ Previous"), ("queue_next", "Next ▶"),
                                           ("accept_point", "Accept point"),
                                           ("accept_face", "Accept face"),
-                                          ("place", "Place missing"), ("resort", "Re-sort"))):
+                                          ("place", "Place missing"),
+                                          ("mark_checked", "Mark as checked"),
+                                          ("resort", "Re-sort"))):
             self.buttons[name] = QPushButton(text)
             grid.addWidget(self.buttons[name], i // 2, i % 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
+        layout.addWidget(self.position)
         layout.addWidget(self.reason)
         layout.addLayout(grid)
         layout.addWidget(self.note)
@@ -90,7 +121,9 @@ class Review:
         self._first_row: int | None = None      # the face a dataset was first shown at
         if window.options.remember and not window.options.queue:
             self.kind = str(app_settings.settings().value("review/kind", self.kind))
-        self.kind = self.kind if self.kind in KINDS else "worst"
+        self.kind = self.kind if self.kind in ALL_KINDS else "worst"
+        self._built_for = None                  # the dataset the session's queue is of
+        self._confidence_done = (0, 0)          # faces with confidence so far, of how many
         self.panel.set_kind(self.kind)
 
     def connect(self) -> None:
@@ -108,6 +141,7 @@ class Review:
         w.idle.connect(self.refresh)
         w.dataset_panel.splitChanged.connect(lambda _split: self.refresh())
         w.dataset_panel.currentChanged.connect(self._face_changed)
+        w.undo_stack.indexChanged.connect(self._edited)
 
     # --- the queue ---------------------------------------------------------------------------
     def set_kind(self, kind: str) -> None:
@@ -121,7 +155,7 @@ class Review:
     def _key(self) -> tuple:
         s = self.window.session
         return (s.dataset, s.predictions, s.all_predicted(), s.confidence, self.kind,
-                self.window.dataset_panel.split)
+                self.window.dataset_panel.split, len(s))
 
     def refresh(self) -> None:
         """When idle: a new dataset, new predictions or confidence rebuild the queue; a queue
@@ -138,7 +172,11 @@ class Review:
         s = self.window.session
         self._inputs = self._key()
         panel = self.window.dataset_panel
-        q = s.build_queue(self.kind, None if panel.split == "all" else panel.visible_rows())
+        started = s.queue.position >= 0 or s.row != self._first_row
+        q = self._build(None if panel.split == "all" else panel.visible_rows())
+        self._built_for = s.dataset
+        if started and s.view_mode == "dataset" and s.row is not None and not self._stepping:
+            q.seek(s.row)    # once the person is in the queue, Space goes on from this face
         if not q.waiting and self._pending_row is not None:
             # only a person who is still where the dataset opened is taken there
             if q.seek(self._pending_row) and s.view_mode == "dataset" and \
@@ -151,6 +189,20 @@ class Review:
             self.step(1)
         self.update_panel()
 
+    def _build(self, rows) -> ReviewQueue:
+        """The session's queue of this kind, built now over ``rows`` (None: every face)."""
+        s = self.window.session
+        if self.kind != UNCHECKED:
+            return s.build_queue(self.kind, rows)
+        ds, at = s.dataset, s.queue.current_row
+        todo = np.zeros(0, int) if ds is None else np.flatnonzero(~ds.checked)
+        if rows is not None:
+            todo = todo[np.isin(todo, rows)]
+        s.queue = ReviewQueue(UNCHECKED, todo, [unchecked_reason(ds, r) for r in todo])
+        if at is not None:
+            s.queue.seek(at)
+        return s.queue
+
     def step(self, delta: int) -> None:
         """Space / Shift+Space: the next or previous face of the queue."""
         s = self.window.session
@@ -161,13 +213,13 @@ class Review:
         q = s.queue
         if q.waiting:
             what = "the predictions are" if q.waiting == "predictions" else "confidence is"
-            self._say(f"The {KINDS[q.kind].lower()} queue fills once {what} ready")
+            self._say(f"The {ALL_KINDS[q.kind].lower()} queue fills once {what} ready")
             return
         before = q.position
         self._pending_row = None                 # the person moves on from here
         row = q.step(delta)
         if row is None:
-            self._say(f"No faces in the {KINDS[q.kind].lower()} queue")
+            self._say(f"No faces in the {ALL_KINDS[q.kind].lower()} queue")
             return
         if q.position == before:
             self._say("End of the queue" if delta > 0 else "Start of the queue", 4000)
@@ -200,6 +252,7 @@ class Review:
         photo) by then."""
         s = self.window.session
         self._dataset, self._inputs, self._confidence_for = s.dataset, (), None
+        self._confidence_done = (0, 0)
         self._first_row = row
         self._pending_row = None
         if opened and self.window.options.remember and s.dataset_path is not None:
@@ -240,6 +293,8 @@ class Review:
             rows, values = result
             buffer[rows] = values
             left["chunks"] -= 1
+            if s.predictions is predictions:
+                self._confidence_done = (self._confidence_done[0] + len(rows), n)
             if left["chunks"] == 0 and s.predictions is predictions:
                 from facekp.core.quality.review import flip_confidence
 
@@ -247,8 +302,11 @@ class Review:
                                                      else (flip_confidence(buffer), STAND_IN))
                 self._say("Review queue: confidence ready", 3000)
                 w.update_keypoint_errors()
+            if s.predictions is predictions:
+                self.update_panel()
         self._say(f"Review queue: computing confidence ({'the model' if own else 'flip agreement'}"
                   ")…", 0)
+        self._confidence_done = (0, n)
         gen = w.jobs.engine.generation
         for a in range(0, n, CHUNK):
             w.jobs.submit(Job("confidence", lambda r=np.arange(a, min(a + CHUNK, n)): job(r),
@@ -288,18 +346,112 @@ class Review:
 
     # --- showing and remembering -------------------------------------------------------------
     def update_panel(self) -> None:
+        """The dock: where the face on screen is in the queue (or how far what the queue
+        waits for has come), why the face is in it, and the checked button's text."""
         s, p = self.window.session, self.panel
         q = s.queue
-        p.position.setText(q.describe())
+        waiting = self.waiting_for()
+        if q.waiting and not waiting and q.kind == self.kind and self._built_for is s.dataset:
+            return self.rebuild()        # what it waited for is here: the queue, at once
         row = s.row if s.view_mode == "dataset" else None
-        reason = q.reason(row) if row is not None else ""
-        if q.waiting or row is None:
+        p.position.setText(self._position(q, waiting, row))
+        if waiting or row is None or self._built_for is not s.dataset:
             p.reason.setText("")
         else:
+            reason = q.reason(row)
             p.reason.setText(f"<b>Face {row}</b>: {reason}" if reason else
                              f"Face {row} is not in this queue")
         p.note.setText(f"Confidence: {s.confidence_source}" if s.confidence_source and
                        self.kind in NEEDS_CONFIDENCE else "")
+        self._update_checked_action()
+
+    def waiting_for(self) -> str:
+        """What this queue waits for now: "predictions", "confidence" or "" (ready)."""
+        s = self.window.session
+        if s.dataset is None or self.kind == UNCHECKED:
+            return ""
+        return s.queue_waiting_for(self.kind)
+
+    def _position(self, q: ReviewQueue, waiting: str, row: int | None) -> str:
+        """"8 / 120" for the face on screen (the queue's position when it is not in it),
+        or how far the predictions or confidence the queue waits for have come."""
+        s = self.window.session
+        if waiting == "predictions":
+            done = 0 if s.predictions is None else \
+                int((~np.isnan(s.predictions).all(axis=1)).sum())
+            return f"waiting for predictions: {done:,} / {len(s):,} faces…"
+        if waiting == "confidence":
+            done, n = self._confidence_done
+            return (f"waiting for confidence: {done:,} / {n:,} faces…" if n else
+                    "waiting for confidence…")
+        if self._built_for is not s.dataset:
+            return "building the queue…"
+        if not len(q):
+            return "no faces in this queue"
+        hits = np.flatnonzero(q.rows == row) if row is not None else []
+        at = int(hits[0]) if len(hits) else -1
+        if at < 0:
+            last = f"{q.position + 1:,}" if q.position >= 0 else "–"
+            return f"– / {len(q):,} (last: {last})"
+        return f"{at + 1:,} / {len(q):,}"
+
+    # --- checked or not --------------------------------------------------------------------
+    def toggle_checked(self) -> None:
+        """Mark the face on screen as checked, or (when it is) as not checked: undoable."""
+        w, s = self.window, self.window.session
+        if s.dataset is None or s.row is None or s.view_mode != "dataset":
+            return
+        w.undo_stack.push(SetCheckedCommand(self, s.dataset, s.row,
+                                            not bool(s.dataset.checked[s.row])))
+
+    def set_checked(self, dataset, row: int, checked: bool) -> None:
+        w, s = self.window, self.window.session
+        dataset.checked[row] = checked
+        if s.dataset is dataset and s.row == row and s.view_mode == "dataset":
+            w.statusBar().showMessage(s.face_text(row))
+        self.update_panel()
+
+    def _update_checked_action(self) -> None:
+        s = self.window.session
+        act = self.window.acts.get("mark_checked") if hasattr(self.window, "acts") else None
+        if act is None:
+            return
+        on_screen = s.dataset is not None and s.row is not None and s.row < len(s) and \
+            s.view_mode == "dataset"
+        checked = on_screen and bool(s.dataset.checked[s.row])
+        act.setText("Mark face as &not checked" if checked else "Mark face as &checked")
+        self.panel.buttons["mark_checked"].setText("Mark not checked" if checked
+                                                   else "Mark as checked")
+
+    # --- reasons after an edit ---------------------------------------------------------------
+    def _edited(self, _index: int) -> None:
+        """An edit (or its undo): each face's reason is said again for the dataset as it is
+        now; the order stays (the queue does not jump under the person) until it is rebuilt.
+        A face the edit took out of the queue says so."""
+        if self.window._closing:           # (a closing window's stack clears itself)
+            return
+        s = self.window.session
+        q = s.queue
+        if s.dataset is None or self._built_for is not s.dataset or not len(q) or \
+                q.kind != self.kind or self.waiting_for():
+            return self.update_panel()
+        fresh = self._fresh_reasons()
+        q.reasons = [fresh.get(int(r), _DONE.get(self.kind, "no longer in this queue "
+                                                  "(after an edit)"))
+                     for r in q.rows]
+        self.update_panel()
+
+    def _fresh_reasons(self) -> dict[int, str]:
+        """Row -> its reason in this kind of queue, for the dataset as it is now."""
+        s = self.window.session
+        if self.kind == UNCHECKED:
+            todo = np.flatnonzero(~s.dataset.checked)
+            return {int(r): unchecked_reason(s.dataset, r) for r in todo}
+        from facekp.core.quality import review
+
+        predicted = s.predictions if s.all_predicted() else None
+        built = review.build(self.kind, s.dataset.keypoints, predicted, s.confidence)
+        return {int(r): text for r, text in zip(built.rows, built.reasons)}
 
     def _say(self, text: str, ms: int = 6000) -> None:
         self.window.statusBar().showMessage(text, ms)
@@ -313,3 +465,15 @@ class Review:
 
         ShortcutsDialog(self.window).show()
 
+
+
+#: What a face that an edit took out of a queue says.
+_DONE = {"missing": "no points missing now", UNCHECKED: "checked",
+         "worst": "no longer comparable (no labelled point with a prediction)"}
+
+
+def unchecked_reason(dataset, row: int) -> str:
+    """Why a face is in the not-yet-checked queue."""
+    source = str(dataset.sources[row]) if dataset is not None else ""
+    return ("predicted points, not yet checked" +
+            (f" (from {Path(source).name})" if source else ""))

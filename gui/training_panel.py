@@ -164,7 +164,7 @@ class TrainingPanel(QWidget):
         parts = []
         if self.started_at is not None:
             parts.append(f"elapsed {format_seconds(time.monotonic() - self.started_at)}")
-            if self.is_running():
+            if self.is_running() and not self.stopping():    # no ETA once Stop is asked
                 parts.append(f"ETA {format_seconds(self.eta())}")
         best = self.loss.best
         if best is not None:
@@ -336,6 +336,10 @@ class TrainingPanel(QWidget):
             self.progress.setRange(0, 0)  # busy until the first batch
             self.progress.setFormat("preparing…")
 
+    def stopping(self) -> bool:
+        """Stop was asked for the run that is still ending."""
+        return self.thread is not None and bool(getattr(self.thread, "stop_requested", False))
+
     def stop(self) -> None:
         if self.is_running():
             self.thread.stop()
@@ -345,6 +349,7 @@ class TrainingPanel(QWidget):
             self.progress.setFormat("stopping…" if self.fitting_head
                                     else "stopping after this batch…")
             self.statusMessage.emit(f"Stopping {what}…")
+            self._update_title()
 
     def shutdown(self) -> None:
         """Stop a run and wait for its thread (closing the window): it ends after the current

@@ -76,7 +76,7 @@ class Video(QObject):
         self.window.session.view_mode = "video"
         self.window.files.add_recent(reader.path)
         self.bar.show()
-        self.window.setWindowTitle(f"{reader.path.name} — facekp[*]")
+        self.window.update_title()
         self.window.update_enabled()  # Space is the video's now, not the review queue's
         self.window.update_keypoint_errors()  # a video has no truth: not the dataset face's
         self.show_frame(0)

@@ -91,14 +91,14 @@ def test_table_fills_with_per_face_rmse_sorts_filters_and_steps(qtbot, tiny, mod
     assert set(ds.splits[rows]) == {"val"}
     assert window.row in set(rows)
 
-    # per-keypoint view: this face and the split, from facekp.core.quality.evaluate
+    # per-keypoint view: each point's distance in px, this face and its mean over the split
     r = window.row
     pred = window.predictions
     np.testing.assert_allclose(window.kp_view.current,
-                               metrics.per_keypoint(pred[r:r + 1], ds.keypoints[r:r + 1]),
-                               rtol=1e-6)
+                               metrics.point_errors(pred[r], ds.keypoints[r]), rtol=1e-6)
     np.testing.assert_allclose(window.kp_view.split_values,
-                               metrics.per_keypoint(pred[rows], ds.keypoints[rows]), rtol=1e-6)
+                               np.nanmean(metrics.point_errors(pred[rows], ds.keypoints[rows]),
+                                          axis=0), rtol=1e-6)
 
     # canvas shows that face's ground truth and prediction
     np.testing.assert_allclose(window.canvas.truth, ds.keypoints[r].reshape(15, 2))

@@ -135,13 +135,15 @@ def _fine_tune_and_compare(qtbot, window, model_path, tmp_path):
     from facekp.core.model.predict import Predictor
 
     truth = window.dataset.keypoints[:1]
-    expected = metrics.per_keypoint(Predictor(out).predict(window.dataset.images[:1]), truth)
+    expected = metrics.point_errors(Predictor(out).predict(window.dataset.images[:1]), truth)[0]
     view = window.kp_view
     np.testing.assert_allclose(view.split_values, expected, rtol=1e-3, atol=1e-3)
     assert np.isfinite(view.current).all()
-    rmse_b = np.sqrt(np.nanmean(expected ** 2))
-    assert view.horizontalHeaderItem(2).text() == f"blue {rmse_b:.2f}"
+    rmse_b = np.sqrt(np.nanmean(expected ** 2) / 2)
+    assert view.horizontalHeaderItem(2).text() == "tuned +"        # the models' names
+    assert view.horizontalHeaderItem(1).text() == "start ×"
     assert view.horizontalHeaderItem(2).toolTip().startswith("tuned.keras")
+    assert f"face RMSE {rmse_b:.2f} px" in view.horizontalHeaderItem(2).toolTip()
     assert view.horizontalHeaderItem(1).toolTip().startswith("start.keras")
     models.stop_comparing()
     assert np.isnan(window.canvas.compare).all()
@@ -164,3 +166,39 @@ def test_faces_are_added_while_unsure_points_are_hidden(qtbot, tiny, shared_data
     np.testing.assert_allclose(window.dataset.keypoints[first].reshape(15, 2), expected,
                                atol=1e-3)
     assert not window.dataset.checked[first]
+
+
+def test_adding_a_face_predicts_only_the_new_face_and_selects_it(qtbot, tiny, shared_data,
+                                                                  open_window):
+    """The faces already predicted keep their predictions (the RMSE column never goes
+    blank); the new face is predicted alone and is the table's current row, in view."""
+    window = open_window(qtbot, data=str(tiny))
+    qtbot.waitUntil(lambda: not window.busy and window.session.all_predicted(), timeout=60_000)
+    panel = window.dataset_panel
+    panel.set_split("val")
+    panel.sort_worst_first()
+    before = window.session.predictions.copy()
+    predicted = []
+    predict = window.predictor.predict
+    window.predictor.predict = lambda images, **kw: predicted.append(len(images)) or \
+        predict(images, **kw)
+    blank = []
+    window.dataset_panel.model.modelReset.connect(
+        lambda: blank.append(np.isnan(window.dataset_panel.model.errors).sum()))
+    photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
+    with qtbot.waitSignal(window.photoShown, timeout=60_000):
+        window.open_photo(photo)
+    predicted.clear()
+    first = len(window.dataset)
+    window.acts["add_faces"].trigger()
+    assert not np.isnan(window.dataset_panel.model.errors[:first]).any()   # never blank
+    qtbot.waitUntil(lambda: not window.busy and window.session.all_predicted(), timeout=60_000)
+    assert sum(predicted) == 1, predicted                       # the new face only
+    np.testing.assert_array_equal(window.session.predictions[:first], before)
+    assert window.row == first and panel.current_row() == first
+    index = panel.table.selectionModel().currentIndex()
+    assert panel.table.viewport().rect().intersects(panel.table.visualRect(index))
+    window.undo_stack.undo()                                    # and back: nothing predicted
+    qtbot.waitUntil(lambda: not window.busy, timeout=60_000)
+    assert sum(predicted) == 1 and len(window.dataset) == first
+    np.testing.assert_array_equal(window.session.predictions, before)

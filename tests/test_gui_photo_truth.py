@@ -31,8 +31,8 @@ def test_photo_with_truth_shows_errors_and_nme(qtbot, open_window, real_subset_n
     kp = window.photo.faces[0][1]
     errors = window.kp_view.current
     assert errors.shape == (15,) and np.isfinite(errors).all() and (errors > 0).all()
-    np.testing.assert_allclose(errors, metrics.per_keypoint(np.reshape(kp, (1, 30)),
-                                                             np.reshape(score.truth, (1, 30))))
+    np.testing.assert_allclose(errors, metrics.point_errors(kp, score.truth))
+    np.testing.assert_allclose(errors, score.errors)          # the hover's figure too
     assert window.kp_view.horizontalHeaderItem(1).text() == "face 1 (px)"
     assert score.nme == pytest.approx(nme(kp, score.truth)) and 0 < score.nme < 0.15
     status = window.statusBar().currentMessage()

@@ -5,6 +5,7 @@ shipped model."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -204,7 +205,7 @@ def test_autosave_writes_a_recovery_file_that_the_next_start_restores(qtbot, cop
 
     asked = []
     w = _window(qtbot, copy_npz, restore=lambda text: asked.append(text) or True)
-    assert asked and "1 faces differ" in asked[0]
+    assert asked and "1 face differs" in asked[0]
     assert np.isnan(w.dataset.keypoints[4, 20:22]).all() and w.isWindowModified()
     assert w.files.write_dataset(copy_npz)                   # saved: the recovery file goes
     assert not rec.exists() and np.isnan(data.read_npz(copy_npz).keypoints[4, 20:22]).all()
@@ -394,4 +395,78 @@ def test_the_remembered_queue_position_never_moves_a_person_who_moved(qtbot, rev
     qtbot.waitUntil(lambda: not w.busy and w.session.all_predicted(), timeout=120_000)
     qtbot.wait(200)
     assert w.row == 6
+    w.close()
+
+
+def test_the_review_dock_shows_progress_and_where_the_face_on_screen_is(qtbot, review_npz):
+    """While predictions run the dock says how far they are (not "no faces in this queue" /
+    "Face 0 is not in this queue"); confidence too; the position is the face on screen's."""
+    from facekp.gui.main_window import MainWindow, Options
+
+    w = MainWindow(Options(data=str(review_npz), remember=False))
+    w.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+    qtbot.addWidget(w)
+    w.show()
+    seen = []
+    qtbot.waitUntil(lambda: w.session.dataset is not None, timeout=60_000)
+    w.models.store = (lambda store: lambda *a: (store(*a), seen.append(
+        (w.review.panel.position.text(), w.review.panel.reason.text()))))(w.models.store)
+    seen.append((w.review.panel.position.text(), w.review.panel.reason.text()))
+    qtbot.waitUntil(lambda: not w.busy and w.session.all_predicted(), timeout=120_000)
+    waiting = [(p, r) for p, r in seen if p.startswith("waiting for predictions")]
+    assert waiting, seen
+    assert all(re.fullmatch(r"waiting for predictions: \d+ / 12 faces…", p) and r == ""
+               for p, r in waiting), seen
+    assert not any("no faces" in p or "not in this queue" in r for p, r in seen), seen
+
+    qtbot.waitUntil(lambda: len(w.session.queue) == 12, timeout=10_000)   # built when idle
+    q, panel = w.session.queue, w.review.panel
+    at = 4 if q.rows[4] != w.row else 6
+    w.select_row(int(q.rows[at]))                    # a face picked in the table
+    assert panel.position.text() == f"{at + 1} / 12"
+    _press(qtbot, w, Qt.Key.Key_Space)
+    assert w.row == q.rows[at + 1] and panel.position.text() == f"{at + 2} / 12"
+    w.review.set_kind("missing")
+    w.select_row(0)                                  # not in the missing-points queue
+    assert panel.position.text().startswith("– / 1") and "not in this queue" in \
+        panel.reason.text()
+
+    w.review.set_kind("unsure")                      # waits for confidence, says how far
+    assert re.fullmatch(r"waiting for confidence: \d+ / 12 faces…", panel.position.text())
+    qtbot.waitUntil(lambda: w.session.confidence is not None and not w.busy, timeout=120_000)
+    assert re.fullmatch(r"\d+ / 12", panel.position.text())
+    w.close()
+
+
+def test_a_faces_reason_follows_its_edits_and_the_checked_flag_toggles(qtbot, review_npz):
+    w = _window(qtbot, review_npz)
+    s, panel = w.session, w.review.panel
+    w.review.set_kind("missing")
+    assert w.row == MISSING_FACE
+    assert "2 points missing: left eye center, right eye center" in panel.reason.text()
+    w.editing.add_requested(0, (62.0, 38.0))
+    assert "1 point missing: right eye center" in panel.reason.text()
+    w.editing.add_requested(1, (32.0, 38.0))
+    assert "no points missing now" in panel.reason.text()
+    w.undo_stack.undo()
+    assert "1 point missing: right eye center" in panel.reason.text()
+    w.undo_stack.undo()
+
+    # faces not yet checked: a queue of their own, and C marks / unmarks, undoably
+    w.review.set_kind("unchecked")
+    assert s.dataset.checked.all() and panel.position.text() == "no faces in this queue"
+    w.select_row(3)
+    assert w.acts["mark_checked"].text().replace("&", "") == "Mark face as not checked"
+    _press(qtbot, w, Qt.Key.Key_C)
+    assert not s.dataset.checked[3] and w.isWindowModified()
+    assert w.acts["mark_checked"].text().replace("&", "") == "Mark face as checked"
+    panel.buttons["resort"].click()
+    assert list(s.queue.rows) == [3] and panel.position.text() == "1 / 1"
+    assert "not yet checked" in panel.reason.text()
+    panel.buttons["mark_checked"].click()
+    assert s.dataset.checked[3] and "Face 3</b>: checked" in panel.reason.text()
+    w.undo_stack.undo()
+    assert not s.dataset.checked[3] and "not yet checked" in panel.reason.text()
+    w.undo_stack.undo()
+    assert s.dataset.checked[3] and not w.isWindowModified()
     w.close()

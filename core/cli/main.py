@@ -9,6 +9,7 @@ from typing import Callable
 
 from facekp.core.cli import datasets, keypoints, models, photos
 from facekp.core.errors import FacekpError
+from facekp.core.logs import quiet_tensorflow, verbose_wanted
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     **datasets.COMMANDS, **models.COMMANDS, **photos.COMMANDS,
@@ -20,6 +21,8 @@ PHOTO_COMMANDS = ("import", "new", "predict")
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every subcommand and its options."""
     parser = argparse.ArgumentParser(prog="facekp", description="Facial keypoint detection.")
+    parser.add_argument("--verbose", action="store_true", help="TensorFlow's own start-up "
+                        "and log lines too (also FACEKP_DEBUG=1); before or after the command")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     datasets.add_parsers(sub)
     models.add_parsers(sub)
@@ -46,8 +49,10 @@ def _dash_values(argv: list[str], options=("--shard",)) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``facekp`` command: run one subcommand; bad input is one line and exit status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_tensorflow(verbose_wanted(argv))    # before any command imports TensorFlow
     parser = build_parser()
-    args = parser.parse_args(_dash_values(sys.argv[1:] if argv is None else list(argv)))
+    args = parser.parse_args(_dash_values([a for a in argv if a != "--verbose"]))
     try:
         if args.command in PHOTO_COMMANDS:  # a bad limit is said before any work
             from facekp.core.faces.framing import max_photo_pixels

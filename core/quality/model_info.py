@@ -45,8 +45,9 @@ def describe_model(path: str | Path, origin: str = "opened") -> ModelInfo:
             doc = {}
         if isinstance(doc, dict):
             info.arch = doc.get("arch")
-            info.val_rmse_px = _float(doc.get("val_rmse_px")
-                                      or (doc.get("training") or {}).get("best_val_rmse_px"))
+            # the training's own figure first: the one every trained model's record has
+            info.val_rmse_px = _float((doc.get("training") or {}).get("best_val_rmse_px")
+                                      or doc.get("val_rmse_px"))
             info.date = doc.get("date")
     if info.date is None and path.exists():
         info.date = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
