@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="M", help="model to load (.keras), or a shipped one by its "
                    "keypoint set's name (kaggle15, ibug68); default: the shipped model of the "
                    "dataset's set when there is one")
+    p.add_argument("--keypoints", metavar="SET", help="open the dataset in this keypoint set "
+                   "where its points give it (the embedded dataset: kaggle15 by default, "
+                   "ibug68 its own 68 points; or a set's .json)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--image", metavar="N", type=int, help="show dataset face N (0-based)")
     which.add_argument("--photo", metavar="P", help="open this photo")
@@ -71,6 +74,13 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
             args.model = str(resolve_model(args.model))
         except FacekpError as exc:
             fail(str(exc))
+    if args.keypoints is not None:
+        from facekp.core.data.keypoint_sets import load_set
+        from facekp.core.errors import FacekpError
+        try:
+            load_set(args.keypoints)
+        except FacekpError as exc:
+            fail(f"--keypoints: {exc}")
     for label, value in (("--data", args.data), ("--model", args.model), ("--photo", args.photo),
                          ("file", args.file)):
         folder_ok = label in ("--data", "file")  # a dataset may be a shard folder
@@ -203,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             photo = photo or args.file
     options = Options(data=data, model=model, image=args.image, photo=photo, split=args.split,
-                      queue=args.queue, remember=not (args.screenshot or args.startup_probe))
+                      queue=args.queue, keypoints=args.keypoints,
+                      remember=not (args.screenshot or args.startup_probe))
     window = MainWindow(options)
 
     if args.startup_probe:

@@ -404,7 +404,7 @@ def point_distances(pred, truth) -> tuple[np.ndarray, np.ndarray]:
     pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
     if pred.ndim == 1:
         pred, truth = pred[None], truth.reshape(1, -1)
-    d = metrics.point_errors(pred, truth).reshape(len(pred), -1)
+    d = metrics.point_errors(pred, truth).reshape(len(pred), pred.shape[1] // 2)
     n = np.isfinite(d).sum(axis=0)
     mean = np.where(n > 0, np.nansum(d, axis=0) / np.maximum(n, 1), np.nan)
     return d, mean

@@ -42,8 +42,14 @@ class Datasets:
 
         from .recovery import load_with_recovery
 
-        w.jobs.run(Job("dataset", lambda: load_with_recovery(path), on_done=done,
-                       on_failed=failed))
+        kset = w.options.keypoints if initial else None   # --keypoints: the first dataset
+
+        def job():
+            from facekp.core.data.keypoint_sets import load_set
+
+            return load_with_recovery(path, load_set(kset) if kset else None)
+
+        w.jobs.run(Job("dataset", job, on_done=done, on_failed=failed))
 
     def show(self, dataset, path: Path | None, keep_undo: bool = False,
              predictions=None) -> None:

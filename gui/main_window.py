@@ -49,6 +49,7 @@ class Options:
     photo: str | None = None
     split: str | None = None
     queue: str | None = None           # a review queue to start on (facekp.core.quality.review.KINDS)
+    keypoints: str | None = None       # open the dataset in this keypoint set (kaggle15, ibug68)
     #: an interactive session: the saved layout is restored, and layout, view toggles, recent
     #: files and folders are written to the person's settings. Off for --screenshot and tests.
     remember: bool = True

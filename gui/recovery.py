@@ -103,6 +103,10 @@ def find_recovery(dataset_path, dataset) -> tuple[Path, object, str] | None:
                            hidden=f.get("hidden"))
     except Exception as exc:  # an unreadable recovery file is reported, never fatal
         return rec, None, f"{rec} could not be read ({exc}); it is left as it is"
+    if restored.keypoint_set != dataset.keypoint_set:   # the file opened in another set
+        return rec, None, (f"{rec} holds edits in keypoint set {restored.keypoint_set.name!r} "
+                           f"and {Path(dataset_path).name} is open in "
+                           f"{dataset.keypoint_set.name!r}; it is left as it is")
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(f["saved_at"])))
     n = _changed_faces(dataset, restored)
     return rec, restored, (f"Unsaved edits of {Path(dataset_path).name} were kept from "
@@ -150,12 +154,13 @@ def _same(a, b) -> np.ndarray:
     return ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
 
 
-def load_with_recovery(path):
-    """For the loading job: (dataset, the file's stamp before reading, find_recovery's)."""
+def load_with_recovery(path, keypoint_set=None):
+    """For the loading job: (dataset, the file's stamp before reading, find_recovery's);
+    ``keypoint_set``: open the dataset in that set (derived), else in its own."""
     from facekp.core.data import opener
 
     stamp = file_stamp(path)
-    dataset = opener.load(path)     # any keypoint set: the window follows the dataset's
+    dataset = opener.load(path, keypoint_set)  # any set: the window follows the dataset's
     return dataset, stamp, find_recovery(path, dataset)
 
 

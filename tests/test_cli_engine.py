@@ -73,7 +73,9 @@ def test_evaluate_json_and_text(trained, small_npz):
     rc, stdout, _ = run(["evaluate", "--model", model, "--data", small_npz, "--json"])
     assert rc == 0
     result = json.loads(stdout)
-    assert set(result) == {"rmse_px", "per_keypoint", "faces", "confidence"}
+    assert set(result) == {"keypoint_set", "rmse_px", "nme", "nme_by", "per_keypoint", "faces",
+                           "confidence"}
+    assert result["keypoint_set"] == "kaggle15" and result["nme"] > 0   # a one-epoch model
     assert result["confidence"] is None  # trained here without a confidence head
     assert result["faces"] == 16  # the default split is test
     assert list(result["per_keypoint"]) == list(NAMES)

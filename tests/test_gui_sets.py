@@ -336,3 +336,44 @@ def four_npz_path(tmp_path):
     from facekp.core.resources import DEFAULT_DATASET
 
     return data.write_npz(opener.load(DEFAULT_DATASET).subset([0]), tmp_path / "start.npz")
+
+
+def test_the_embedded_dataset_in_68_points_brings_the_shipped_68_point_model(qtbot):
+    """``facekp-gui --keypoints ibug68``: the embedded faces with their 68 points, and the
+    app picks the shipped ibug68 model for them (the Models dock lists both shipped models);
+    its 68 crosses are drawn and scored against the 68 labels."""
+    from facekp.core.data.keypoint_sets import IBUG68
+    from facekp.core.resources import SHIPPED_MODELS
+    from facekp.gui.main_window import MainWindow, Options
+
+    w = MainWindow(Options(keypoints="ibug68", split="test", remember=False))
+    w.ask_unsaved = lambda: QMessageBox.StandardButton.Discard
+    w.recovery.ask_restore = lambda text: None
+    qtbot.addWidget(w)
+    w.show()
+    s = w.session
+    qtbot.waitUntil(lambda: s.dataset is not None and w.predictor is not None
+                    and w.predictor.keypoint_set == IBUG68, timeout=180_000)
+    assert s.keypoint_set == IBUG68 and w.model_path.resolve() == SHIPPED_MODELS[
+        "ibug68"].resolve()
+    qtbot.waitUntil(lambda: s.has_prediction(s.row), timeout=120_000)
+    assert sum(i.isVisible() for i in w.canvas.pred_items) == 68 and s.same_set
+    assert np.isfinite(s.errors[s.row]) and s.errors[s.row] < 5   # a real model, real faces
+    w.model_list.refresh()
+    names = {info.path.resolve() for info in w.model_list.infos if info.origin == "shipped"}
+    assert names == {p.resolve() for p in SHIPPED_MODELS.values()}
+
+
+def test_gui_model_by_name_and_a_bad_keypoint_set_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    for args, said in ((["--keypoints", "nope"], "--keypoints: unknown keypoint set 'nope'"),
+                       (["--model", "ibug68", "--keypoints", str(tmp_path / "x.json")],
+                        "--keypoints:")):
+        out = subprocess.run([sys.executable, "-m", "facekp.gui.app", *args, "--screenshot",
+                              str(tmp_path / "s.png")], capture_output=True, text=True,
+                             timeout=120, env={**__import__("os").environ,
+                                               "QT_QPA_PLATFORM": "offscreen"})
+        assert out.returncode == 2 and said in out.stderr, out.stderr
+        assert not (tmp_path / "s.png").exists()

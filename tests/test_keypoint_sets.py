@@ -394,3 +394,56 @@ def test_a_set_that_gains_and_renames_points_migrates_its_dataset(tmp_path):
     again = read_npz(tmp_path / "d2.npz")
     assert again.keypoint_set.names == v2.names
     np.testing.assert_array_equal(again.keypoints, moved.keypoints)
+
+
+def test_a_hidden_point_round_trips_through_coco_as_visibility_1(tmp_path, capsys):
+    """COCO keeps a hidden (occluded) point as visibility 1 and reads it back hidden; dlib
+    XML, which has no place for it, writes it as a labelled point and says so."""
+    from pycocotools.coco import COCO
+
+    from facekp.core.data import dataset as data
+    from facekp.core.data.formats import images_folder
+
+    faces = _ibug68_faces(3)
+    faces.hidden[1, 42] = faces.hidden[2, 0] = True
+    path = data.write_npz(faces, tmp_path / "h.npz")
+    coco = tmp_path / "h.json"
+    assert cli.main(["export", str(path), "--format", "coco", "--out", str(coco)]) == 0
+    ann = COCO(str(coco)).loadAnns([2])[0]
+    assert ann["keypoints"][3 * 42 + 2] == 1 and ann["keypoints"][3 * 43 + 2] == 2
+    assert cli.main(["import", "--labels", str(coco), "--images", str(images_folder(coco)),
+                     "--out", str(tmp_path / "back.npz")]) == 0
+    back = read_npz(tmp_path / "back.npz")
+    np.testing.assert_array_equal(back.hidden, faces.hidden)
+    capsys.readouterr()
+    assert cli.main(["export", str(path), "--format", "dlib", "--out",
+                     str(tmp_path / "d.xml")]) == 0
+    assert "note: 2 points marked hidden are written as labelled ones" in \
+        capsys.readouterr().out
+
+
+def test_evaluate_the_shipped_68_point_model_by_name_and_refuse_a_custom_one(tmp_path,
+                                                                             capsys):
+    """``facekp evaluate --model ibug68 --json`` scores the shipped 68-point model on the
+    embedded test people (opened in its set) with NME by the outer eye corners; a model of a
+    person's own set on kaggle15 faces is one line naming both sets."""
+    import keras
+
+    from cli_run import assert_one_line_error, run
+    from facekp.core.model.checkpoints import write_model
+
+    code, out, err = run(capsys, "evaluate", "--model", "ibug68", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["keypoint_set"] == "ibug68" and result["faces"] == 389
+    assert result["nme_by"] == ["left_eye_3", "right_eye_0"]
+    assert 0.02 < result["nme"] < 0.06 and result["rmse_px"] < 2.5   # a trained model
+    assert len(result["per_keypoint"]) == 68 and result["confidence"]["auroc"] > 0.6
+
+    hand = ks.KeypointSet("hand", ("thumb", "index", "palm", "wrist"))
+    inputs = keras.Input((96, 96, 1))
+    model = keras.Model(inputs, keras.layers.Dense(8)(keras.layers.Flatten()(inputs)))
+    path = tmp_path / "hand.keras"
+    write_model(model, path, {"arch": "test", "keypoint_set": hand.to_dict()})
+    code, out, err = run(capsys, "evaluate", "--model", path)
+    assert_one_line_error(code, err, "'kaggle15' (15 points)", "'hand' (4 points)")

@@ -322,6 +322,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise FacekpError(f"{args.file}: no faces to export")
     written = formats.export(dataset, args.format, args.out, overwrite=args.overwrite)
     print(f"wrote {len(dataset)} faces ({args.format}) to {', '.join(map(str, written))}")
+    hidden = int(dataset.hidden.sum())
+    if hidden and args.format in ("dlib", "pts"):
+        print(f"note: {hidden} points marked hidden are written as labelled ones ({args.format} "
+              "has no place for hidden points; COCO keeps them, as visibility 1)")
     return 0
 
 

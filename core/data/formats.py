@@ -23,8 +23,10 @@ parts use the same convention, so they are written unchanged: COCO as floats, dl
 its ``point`` holds (rounded, so up to 0.5 px is lost). iBUG .pts files are 1-based (the centre of
 the first pixel is 1, 1): 1 is added on export and subtracted on import.
 
-Missing keypoints: COCO writes ``0, 0, 0`` (visibility 0; labelled points have visibility 2),
-dlib leaves the part out, .pts writes ``nan nan``. Reading any of them gives NaN.
+Missing keypoints: COCO writes ``0, 0, 0`` (visibility 0; labelled points have visibility 2,
+labelled points marked hidden (occluded) visibility 1, as COCO defines it), dlib leaves the part
+out, .pts writes ``nan nan``. Reading any of them gives NaN. dlib XML and .pts have no place
+for a hidden point: they write it as a labelled one (export says how many).
 
 Images. Each face's 96x96 crop is written as a PNG. COCO: ``file_name`` is the bare PNG name
 and the PNGs lie in the folder ``<json stem>_images`` beside the JSON (as COCO's own
@@ -71,6 +73,8 @@ def skeleton(keypoint_set: KeypointSet) -> list[list[int]]:
 SKELETON_NAMES = KAGGLE15.edges
 SKELETON = skeleton(KAGGLE15)
 VISIBLE = 2
+#: COCO's visibility of a point labelled but not visible (occluded)
+HIDDEN = 1
 #: The names of the files an export writes into its folder (:func:`png_names`, .pts).
 EXPORT_FILE = re.compile(r"\d{6}\.(png|pts)")
 
@@ -143,14 +147,16 @@ def coco_document(dataset: Dataset, names: list[str]) -> dict:
     for i, (kp, name) in enumerate(zip(dataset.keypoints, names)):
         pts = kp.reshape(ks.size, 2)
         flat: list[float] = []
-        for x, y in pts:
-            flat += [0, 0, 0] if np.isnan(x) or np.isnan(y) else [float(x), float(y), VISIBLE]
+        for k, (x, y) in enumerate(pts):
+            flat += [0, 0, 0] if np.isnan(x) or np.isnan(y) else \
+                [float(x), float(y), HIDDEN if dataset.hidden[i, k] else VISIBLE]
         images.append({"id": i + 1, "file_name": name, "width": IMAGE_SIZE,
                        "height": IMAGE_SIZE, "facekp_name": str(dataset.names[i]),
                        "facekp_person": str(dataset.persons[i]),
                        "facekp_split": str(dataset.splits[i])})
         annotations.append({"id": i + 1, "image_id": i + 1, "category_id": 1,
-                            "keypoints": flat, "num_keypoints": int(np.sum(flat[2::3])) // 2,
+                            "keypoints": flat,
+                            "num_keypoints": int(np.count_nonzero(flat[2::3])),
                             "bbox": [0, 0, IMAGE_SIZE, IMAGE_SIZE],
                             "area": IMAGE_SIZE * IMAGE_SIZE, "iscrowd": 0})
     category = {"id": 1, "name": CATEGORY, "supercategory": CATEGORY,
@@ -246,6 +252,8 @@ class LabelledFace:
     person: str = ""
     split: str = ""
     keypoint_set: KeypointSet = KAGGLE15
+    #: K: labelled but hidden (COCO visibility 1); None: none is
+    hidden: np.ndarray | None = None
 
 
 def read_coco(path: str | Path, images: str | Path | None = None,
@@ -277,11 +285,11 @@ def read_coco(path: str | Path, images: str | Path | None = None,
             raise DataError(path, f"annotation {ann.get('id')} names image "
                                   f"{ann.get('image_id')}, which is not in 'images'")
         source, order, count = layout
-        points = _coco_points(path, ann, order, count)
+        points, hidden = _coco_points(path, ann, order, count)
         name = str(im.get("facekp_name") or im["file_name"])
         faces.append(LabelledFace(_resolve(im["file_name"], images, path), name, points,
                                   str(im.get("facekp_person", "")), str(im.get("facekp_split", "")),
-                                  source))
+                                  source, hidden if hidden.any() else None))
     return faces
 
 
@@ -306,9 +314,10 @@ def _coco_layout(path: Path, category: dict, asked: KeypointSet | None
                           f"({', '.join(NAMES[:2])}, ...) nor 68 iBUG points{wanted}")
 
 
-def _coco_points(path: Path, ann: dict, layout: list[int], count: int) -> np.ndarray:
+def _coco_points(path: Path, ann: dict, layout: list[int], count: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """An annotation's (x, y, v) triples, one for each of the category's ``count`` keypoints
-    -> len(layout) x 2 points, NaN where v is 0. A number too large for a float is infinite
+    -> (len(layout) x 2 points, NaN where v is 0; which are hidden, v = 1). A number too large for a float is infinite
     (a point outside any crop, made missing where the faces are taken in)."""
     values = ann.get("keypoints")
     numbers = [_number(v) for v in values] if isinstance(values, list) else []
@@ -321,7 +330,7 @@ def _coco_points(path: Path, ann: dict, layout: list[int], count: int) -> np.nda
     triples = np.asarray(numbers, np.float64).reshape(-1, 3)
     pts = triples[layout, :2].copy()
     pts[triples[layout, 2] == 0] = np.nan
-    return pts
+    return pts, triples[layout, 2] == HIDDEN
 
 
 def _number(value) -> float | None:

@@ -48,7 +48,7 @@ def point_errors(pred, truth) -> np.ndarray:
     if p.ndim == 1 or (p.ndim == 2 and p.shape[1] == 2):  # one face
         d = (p - t.reshape(p.shape)).reshape(-1, 2)
         return np.hypot(d[:, 0], d[:, 1])
-    d = (p - t.reshape(p.shape)).reshape(len(p), -1, 2)
+    d = (p - t.reshape(p.shape)).reshape(len(p), p.shape[1] // 2, 2)  # (0 faces: (0, K, 2))
     return np.hypot(d[..., 0], d[..., 1])
 
 

@@ -375,13 +375,18 @@ def import_labelled_faces(faces: list[LabelledFace], source: Path, *, prefix: st
     target = keypoint_set or sets[0]
     points = _in_set(np.stack([f.points for f in faces]), sets[0], target, source)
     report = ImportReport(faces_in=len(faces), faces_out=len(faces))
+    hidden = np.stack([np.zeros(sets[0].size, bool) if f.hidden is None else f.hidden
+                       for f in faces])
+    if target != sets[0]:    # a derived point is hidden when any point it comes from is
+        hidden = (hidden.astype(float) @ (target.from_68_matrix() > 0).T) > 0
     dataset = Dataset.from_arrays(
         np.stack([load_crop(f.path, sets[0]) for f in faces]),
         _inside_crop(points, report).reshape(len(faces), -1),
         names=[prefix + f.name for f in faces],
         persons=[f.person or person_of(f.name) for f in faces],
         splits=[f.split if f.split in SPLITS else "" for f in faces],
-        meta={"framing": {"rule": "96x96 crops as given"}}, keypoint_set=target)
+        meta={"framing": {"rule": "96x96 crops as given"}}, keypoint_set=target,
+        hidden=hidden)
     report.summary = describe(dataset)
     report.framing["96x96 crops as given"] = len(faces)
     return dataset, report
