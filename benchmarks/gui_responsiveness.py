@@ -17,7 +17,13 @@
 
     python benchmarks/gui_responsiveness.py                  # 512 train / 128 val faces, 3 epochs
     python benchmarks/gui_responsiveness.py --train 256 --epochs 2 --repeat 5
+    python benchmarks/gui_responsiveness.py --skip-startup --skip-training --big 1 10
     python benchmarks/gui_responsiveness.py --smoke          # seconds: does it still run?
+
+3. Bigger datasets (``--big``): the same app, idle on the embedded dataset, opens a dataset of
+   the embedded faces (the baseline, in the same run) and then one 10 times as large (38,690
+   faces), each with File > Open's path; every gap from the open until the app is idle with
+   every face predicted. Target: worst gap <= 150 ms at 10 x.
 
 Settings and trained models go to a temporary folder. The machine's load average is printed
 first: other processes competing for the CPU lengthen every figure.
@@ -194,6 +200,89 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
     app.processEvents()
 
 
+def open_big(times: tuple[int, ...], base_faces: int, tmp: Path, limit_s: float = 900) -> None:
+    """Bigger datasets: the app (offscreen, on the embedded dataset, idle) opens datasets of
+    ``times`` x ``base_faces`` embedded faces one after another (File > Open's path) while a
+    20 ms timer ticks in the GUI thread; every gap from the open until the app is idle with
+    every face predicted. The first size is the baseline of the same run."""
+    import numpy as np
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from facekp.core.data import dataset as data
+    from facekp.core.data import opener
+    from facekp.core.resources import DEFAULT_DATASET
+
+    faces = opener.load(DEFAULT_DATASET).subset(np.arange(base_faces))
+    paths = []
+    for n in times:
+        big = faces
+        for _ in range(n - 1):
+            big = big.concat(faces)
+        big.names = np.array([f"{name}~{i // len(faces)}" for i, name in enumerate(big.names)])
+        paths.append(data.write_npz(big, tmp / f"faces-{n}x.npz"))
+        del big
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from facekp.gui.main_window import MainWindow, Options
+
+    window = MainWindow(Options(data=str(paths[0]), remember=False))
+    window.ask_switch_model = lambda text: False
+    window.recovery.ask_restore = lambda text: None
+    fail_on_modal_dialogs(window)
+    s = window.session
+    window.show()
+
+    def settled():
+        return (not window.busy and s.dataset is not None and s.all_predicted()
+                and window.predictor is not None)
+
+    if not wait_until(settled, limit_s):
+        raise SystemExit("the app was still busy after it was shown")
+    clock, timer = QElapsedTimer(), QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    gaps: list[float] = []
+    last = {"t": None}
+
+    def tick():
+        now = clock.nsecsElapsed() / 1e6
+        if last["t"] is not None:
+            gaps.append(now - last["t"])
+        last["t"] = now
+
+    timer.timeout.connect(tick)
+    rows = []
+    for n, path in zip(times, paths):
+        gaps.clear()
+        last["t"] = None
+        clock.start()
+        timer.start(20)
+        t0 = time.monotonic()
+        window.open_path(path)
+        if not wait_until(lambda: s.dataset_path == path and settled()
+                          and len(s.dataset) == n * base_faces, limit_s):
+            raise SystemExit(f"{path.name}: not open and predicted after {limit_s:.0f} s")
+        timer.stop()
+        rows.append((n, len(s.dataset), time.monotonic() - t0, _gaps_summary(gaps),
+                     _rss_mb()))
+    print(f"\nopening bigger datasets in the app (File > Open; offscreen; a 20 ms timer in the "
+          f"GUI thread, until idle with every face predicted):")
+    print(f"  {'faces':>8s} {'to idle s':>10s} {'ticks':>6s} {'p99 ms':>7s} {'worst ms':>9s} "
+          f"{'RSS MB':>7s}")
+    for n, count, wall, g, rss in rows:
+        print(f"  {count:8d} {wall:10.1f} {g['n']:6d} {g['p99']:7.1f} {g['max']:9.1f} "
+              f"{rss:7.0f}   ({n} x {base_faces})")
+    worst = rows[-1][3]["max"]
+    print(f"  target (the largest): worst gap <= 150 ms: {'PASS' if worst <= 150 else 'FAIL'}")
+    window.close()
+    app.processEvents()
+
+
+def _rss_mb() -> float:
+    from common import rss_mb
+    return rss_mb()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeat", type=int, default=3, help="start-up runs of each (default 3)")
@@ -205,8 +294,15 @@ def main() -> int:
     p.add_argument("--train-runs", type=int, default=3,
                    help="training runs whose gaps are pooled (default 3)")
     p.add_argument("--skip-startup", action="store_true")
+    p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--big", type=int, nargs="*", default=[1, 10], metavar="N",
+                   help="open datasets N x --big-faces faces after the others (default 1 10: "
+                        "the embedded dataset, then 10 times it; none: skip)")
+    p.add_argument("--big-faces", type=int, default=3869,
+                   help="faces of the embedded dataset each size is made of (default all)")
     # two training runs: the second starts after the app switched to the first run's model
-    add_smoke(p, repeat=1, train=32, val=16, epochs=1, batch_size=16, idle=0.5, train_runs=2)
+    add_smoke(p, repeat=1, train=32, val=16, epochs=1, batch_size=16, idle=0.5, train_runs=2,
+              big=[1, 2], big_faces=200)
     args = parse_args(p)
 
     with temporary_folder("gui") as tmp:
@@ -216,8 +312,11 @@ def main() -> int:
         print(machine())
         if not args.skip_startup:
             startup(args.repeat, child_env())
-        responsiveness(args.train, args.val, args.epochs, args.batch_size, args.idle, tmp,
-                       args.train_runs)
+        if not args.skip_training:
+            responsiveness(args.train, args.val, args.epochs, args.batch_size, args.idle, tmp,
+                           args.train_runs)
+        if args.big:
+            open_big(tuple(args.big), args.big_faces, tmp)
     return 0
 
 

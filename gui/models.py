@@ -22,11 +22,16 @@ VALIDATION_RMSE = ("one pass of the model over the validation faces, every label
 def validation_rmse(predictor, faces) -> float:
     """A model's validation RMSE in px (:data:`VALIDATION_RMSE`): ``predictor``'s model
     without the mirror-image average, over every labelled coordinate of ``faces``."""
+    from facekp.core.data.keypoint_sets import derivable
     from facekp.core.model.metrics import rmse
     from facekp.core.model.predict import Predictor
 
-    one_pass = Predictor(predictor.model, flip_average=False, confidence=None)
-    return rmse(one_pass.predict(faces.images), faces.keypoints)
+    kset = predictor.keypoint_set
+    if not derivable(faces.keypoint_set, kset):   # a model of another set: no figure here
+        return float("nan")
+    one_pass = Predictor(predictor.model, flip_average=False, confidence=None,
+                         keypoint_set=kset)
+    return rmse(one_pass.predict(faces.images), faces.in_set(kset).keypoints)
 
 
 def compare_models(old, new_path: Path, faces) -> tuple[object, float, float]:
@@ -46,10 +51,13 @@ class Models:
         self._remaining = self._total = self._done = 0
         self._pending: tuple[int, set] = (-1, set())  # (generation, faces asked for alone)
 
-    def load(self, path: str | Path) -> None:
-        """Load a .keras model in the engine; predictions refresh when it is ready."""
+    def load(self, path: str | Path, chosen: bool = True) -> None:
+        """Load a .keras model in the engine; predictions refresh when it is ready.
+        ``chosen``: the person chose it (it stays whatever dataset is opened); False for the
+        shipped model the app picks for a dataset's keypoint set."""
         w = self.window
         path = Path(path)
+        self.chosen = chosen
         if w.engine_info is None:
             w.options.model = str(path)  # picked up when the engine is ready
             return
@@ -76,6 +84,8 @@ class Models:
         if w.session.dataset is not None:
             w.dataset_panel.set_errors(w.session.errors)
         self.update_state()
+        if self.follow_dataset():      # a shipped model of the dataset's own set comes next
+            return
         if w.session.model_problem:
             w.show_error(w.session.model_problem)
         else:
@@ -100,7 +110,7 @@ class Models:
         w.engine_label.setText(f"TensorFlow {info['tensorflow']} ready")
         path = w.options.model or self.shipped_for_dataset()
         if path is not None and not info.get("prediction"):
-            self.load(path)
+            self.load(path, chosen=bool(w.options.model))
         else:
             self.update_state()
             if info.get("prediction"):
@@ -123,7 +133,8 @@ class Models:
         from facekp.core.resources import SHIPPED_MODELS
 
         w = self.window
-        if w.model_path is None or w.predictor is None or w.session.dataset is None:
+        if w.model_path is None or w.predictor is None or w.session.dataset is None or \
+                getattr(self, "chosen", False):
             return False
         shipped = {p.resolve() for p in SHIPPED_MODELS.values() if p.exists()}
         better = self.shipped_for_dataset()
@@ -132,7 +143,7 @@ class Models:
                 w.predictor.keypoint_set != w.session.keypoint_set:
             w.statusBar().showMessage(f"Loading the shipped {w.session.keypoint_set.name} model "
                                       "for these faces…")
-            self.load(better)
+            self.load(better, chosen=False)
             return True
         return False
 

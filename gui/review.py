@@ -447,10 +447,8 @@ class Review:
         if self.kind == UNCHECKED:
             todo = np.flatnonzero(~s.dataset.checked)
             return {int(r): unchecked_reason(s.dataset, r) for r in todo}
-        from facekp.core.quality import review
-
-        predicted = s.predictions if s.all_predicted() else None
-        built = review.build(self.kind, s.dataset.keypoints, predicted, s.confidence)
+        predicted = s.predictions if s.all_predicted() and not s.model_problem else None
+        built = s.core_queue(self.kind, predicted)
         return {int(r): text for r, text in zip(built.rows, built.reasons)}
 
     def _say(self, text: str, ms: int = 6000) -> None:

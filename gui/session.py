@@ -288,7 +288,6 @@ class Session:
         """The review queue of ``kind`` (facekp.core.quality.review) for the dataset as it is now, over
         ``rows`` only (None: every face); the face the queue was at stays its position when
         it is still in it."""
-        from facekp.core.quality import review
 
         ds = self.dataset
         if ds is None:
@@ -296,11 +295,7 @@ class Session:
             return self.queue
         predicted = self.predictions if self.all_predicted() and not self.model_problem \
             else None
-        if kind == "missing" or self.same_set:
-            q = review.build(kind, ds.keypoints, predicted, self.confidence, self.keypoint_set)
-        else:   # a model of a set derived from the dataset's: against the derived truth
-            q = review.build(kind, self.truth_for_predictions(slice(None)), predicted,
-                             self.confidence, self.prediction_set)
+        q = self.core_queue(kind, predicted)
         keep = np.ones(len(q.rows), bool) if rows is None else np.isin(q.rows, rows)
         at = self.queue.current_row
         self.queue = ReviewQueue(kind, q.rows[keep], np.asarray(q.reasons, dtype=object)[keep],
@@ -308,6 +303,18 @@ class Session:
         if at is not None:
             self.queue.seek(at)
         return self.queue
+
+    def core_queue(self, kind: str, predicted):
+        """core's queue of ``kind`` (facekp.core.quality.review.build) for the dataset as it
+        is: in the dataset's set, or for a model of a set derived from it against the
+        derived truth."""
+        from facekp.core.quality import review
+
+        if kind == "missing" or self.same_set:
+            return review.build(kind, self.dataset.keypoints, predicted, self.confidence,
+                                self.keypoint_set)
+        return review.build(kind, self.truth_for_predictions(slice(None)), predicted,
+                            self.confidence, self.prediction_set)
 
     def queue_waiting_for(self, kind: str) -> str:
         """What the queue of ``kind`` still waits for ("" when it is complete)."""

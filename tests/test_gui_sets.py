@@ -98,7 +98,9 @@ def test_an_ibug68_dataset_shows_68_rows_points_skeleton_legend_and_kaggle15_pre
     from facekp.gui.session import face_rmse
 
     ds = data.read_npz(ibug_npz)
-    w = _window(qtbot, ibug_npz, image=3)
+    from facekp.core.resources import DEFAULT_MODEL
+
+    w = _window(qtbot, ibug_npz, image=3, model=str(DEFAULT_MODEL))   # chosen: it stays
     s, canvas, panel = w.session, w.canvas, w.dataset_panel
     assert s.keypoint_set == IBUG68 and w.row == 3
     assert w.kp_view.rowCount() == 68 and "jaw 0" in w.kp_view.item(0, 0).text()

@@ -197,7 +197,7 @@ def test_compare_with_a_nan_model_counts_every_null(capsys, faces, constant_mode
     (line,) = [l for l in err.splitlines() if "non-finite" in l]
     assert "32 values are null" in line
     code, out, err = run(capsys, "evaluate", "--model", bad, "--data", npz, "--json")
-    assert code == 0 and "16 values are null" in err  # the RMSE and the 15 keypoints'
+    assert code == 0 and "17 values are null" in err  # the RMSE, the NME and the 15 keypoints
 
 
 # --- symbolic link loops: named in one line, never a traceback -------------------------------
