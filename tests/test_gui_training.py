@@ -225,3 +225,29 @@ def test_screenshot_after_training_exits_0_with_a_png(tiny, tmp_path):
         assert im.size == (1000, 700)
         # the window is drawn, not blank: many colours (face pixels, green/red markers)
         assert len(im.convert("RGB").getcolors(1 << 20)) > 500
+
+
+def test_continuing_from_the_loaded_model_shows_its_architecture_and_the_measured_settings(
+        qtbot, tiny, open_window):
+    """Ticking "Continue from the loaded model" shows the loaded (shipped, heatmap) model's
+    architecture in the greyed box, not the dock's own choice, and sets the fine-tuning
+    settings measured not to make the shipped model worse (lr 1e-4, no augmentation, 3
+    epochs); unticking gives the architecture's defaults back."""
+    from facekp.gui.training_panel import FINE_TUNE
+
+    window = open_window(qtbot, data=str(tiny))
+    panel = window.training_panel
+    qtbot.waitUntil(lambda: panel.loaded_model is not None and panel.fine_tune.isEnabled(),
+                    timeout=120_000)
+    panel.arch.setCurrentText("seed")
+    assert panel.learning_rate.value() == pytest.approx(1e-3)
+    panel.fine_tune.setChecked(True)
+    assert panel.arch.currentText() == "heatmap" and not panel.arch.isEnabled()
+    assert panel.learning_rate.value() == pytest.approx(1e-4)
+    assert panel.epochs.value() == 3 and panel.augment.currentData() is False
+    cfg = panel.config()
+    assert cfg["arch"] == "heatmap" and cfg["lr_schedule"] == FINE_TUNE["lr_schedule"]
+    assert cfg["augment"] is False and cfg["learning_rate"] == pytest.approx(1e-4)
+    panel.fine_tune.setChecked(False)
+    assert panel.arch.isEnabled() and panel.augment.currentData() is None
+    assert panel.learning_rate.value() == pytest.approx(2e-3)   # heatmap's own default
