@@ -151,9 +151,9 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("haar", "Use the &Haar face detector", "photos.set_haar", None,
          "OpenCV's Haar cascade instead of MTCNN: faster, frontal faces only, no confidence",
          True, False),
-    Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure", None,
+    Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure:faces", None,
          "leave out faces the detector is less than 95 % sure of", True, False),
-    Spec("hide_unsure_points", "Hide unsure &points", "photos.set_hide_unsure", None,
+    Spec("hide_unsure_points", "Hide unsure &points", "photos.set_hide_unsure:points", None,
          "leave out the points the model is unsure of (keypoint confidence below 0.5: drawn "
          "magenta when shown)", True, False),
     Spec("predict", "&Predict dataset", "models.predict_dataset", "Ctrl+R",
