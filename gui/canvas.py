@@ -409,10 +409,10 @@ class Canvas(QGraphicsView):
 
     def show_photo(self, image: np.ndarray,
                    faces: list[tuple[tuple[float, float, float, float], np.ndarray | None]],
-                   scale: float = 1.0, truth=None, scores=None) -> None:
+                   scale: float = 1.0, truth=None, scores=None, compare=None) -> None:
         """A whole photo (H x W x 3 uint8) with each face's box and keypoints (photo px).
         ``scale``: photo pixels per pixel of ``image`` (a large photo is drawn smaller);
-        ``truth`` and ``scores``: the photo's ground truth, as :meth:`set_faces` takes them."""
+        ``truth``, ``scores`` and ``compare``: as :meth:`set_faces` takes them."""
         new_image = self.mode != "photo" or self.pixmap_item.pixmap().size().toTuple() != \
             (image.shape[1], image.shape[0]) or self.pixmap_item.scale() != scale
         self.mode = "photo"
@@ -421,11 +421,11 @@ class Canvas(QGraphicsView):
             item.hide()
         if new_image:
             self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)), scale)
-        self.set_faces(faces, truth, scores)
+        self.set_faces(faces, truth, scores, compare)
         if new_image or self._auto_fit:
             self.fit()
 
-    def set_faces(self, faces, truth=None, scores=None) -> None:
+    def set_faces(self, faces, truth=None, scores=None, compare=None) -> None:
         """Draw each face's box, its number (and the detector's confidence, also as the box's
         hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
         or None)``, ``(box, keypoints, facekp.core.faces.detect.Detection or None)``, that and the
@@ -433,8 +433,8 @@ class Canvas(QGraphicsView):
         shown in the hover text). ``truth``: the photo's labelled faces ((K, 2) photo px each),
         drawn as green rings; ``scores``: each face's facekp.core.photos.photo_truth.FaceScore (or
         None): error lines from its labelled points to its prediction, and its NME by its number and
-        in the hover
-        text."""
+        in the hover text; ``compare``: a second model's keypoints of each face (photo px, or
+        None), drawn as blue crosses, as on a dataset face."""
         self._clear_photo_items()
         self._face_confidence = [face[4] if len(face) > 4 else None for face in faces]
         self._faces = [(tuple(float(v) for v in face[0]),
@@ -463,6 +463,9 @@ class Canvas(QGraphicsView):
                 self._draw_error_lines(kp, score.truth)
         for points in truth or []:
             self._draw_truth(np.asarray(points, np.float64))
+        for (box, _kp), points in zip(self._faces, compare or []):
+            if points is not None:
+                self._draw_compare(_points(points), _marker_size(box))
         self._place_labels()
         self._update_legend()
 
@@ -535,6 +538,20 @@ class Canvas(QGraphicsView):
                             f"({x:.1f}, {y:.1f})")
             self._photo_items.append(ring)
 
+    def _draw_compare(self, points: np.ndarray, size: float) -> None:
+        """A second model's keypoints on a photo face: a larger blue "+" under each red "x"."""
+        for i, (x, y) in enumerate(points):
+            if np.isfinite([x, y]).all():
+                item = PredictionItem(self, i, self.layers["prediction"], scene_size=size * 1.6,
+                                      color=COMPARE_COLOR)
+                item.setRotation(45)
+                item.setZValue(-1)
+                item.setAcceptHoverEvents(False)
+                item.setToolTip(f"point {i + 1} · {self._photo_point_name(i)}: the second "
+                                f"model's ({x:.1f}, {y:.1f})")
+                item.setPos(x + 0.5, y + 0.5)
+                self._photo_items.append(item)
+
     def _draw_error_lines(self, prediction: np.ndarray, truth: np.ndarray) -> None:
         pen = QPen(LINE_COLOR, 1.2)
         pen.setCosmetic(True)
@@ -585,7 +602,8 @@ class Canvas(QGraphicsView):
                                                                    self.editable else "")))
         if shown(pred, "prediction"):
             out.append((_dot(PRED_COLOR, "✕"), "prediction"))
-        if shown(self.compare_items, "prediction"):
+        compare = [i for i in photo_items if i.pen().color() == COMPARE_COLOR]
+        if shown(self.compare_items + compare, "prediction"):
             out.append((_dot(COMPARE_COLOR, "+"), "second model"))
         if shown(unsure, "prediction"):
             out.append((_dot(UNSURE_POINT_COLOR, "✕"),
