@@ -141,19 +141,24 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("worst", "Sort &worst first", "dataset_panel.sort_worst_first", "W",
          "sort the table by per-face RMSE, largest first", enabled="dataset"),
     Spec("back", "Back to &dataset", "back_to_dataset", "Escape",
-         "the dataset's face again, after a photo or a video", enabled="photo", short="Back"),
+         "the dataset's face again, after a photo or a video", enabled="away", short="Back"),
+    Spec("prev_frame", "Previous video &frame", "video.step:-1", ",",
+         "one frame back, while the video is paused", enabled="video_paused"),
+    Spec("next_frame", "Next video fra&me", "video.step:1", ".",
+         "one frame on, while the video is paused", enabled="video_paused"),
     Spec("draw_box", "Draw a face &box", "photos.set_box_mode", "B",
          "drag a square around a face the detector missed; keypoints are predicted inside it",
          True, False, enabled="photo", short="Draw box"),
     Spec("add_faces", "&Add faces to dataset", "photo_faces.add_to_dataset", "Ctrl+Shift+A",
-         "the photo's faces into the dataset, the model's points as labels to check",
+         "the faces of the photo (or of the paused video's frame) into the dataset, the "
+         "model's points as labels to check",
          enabled="photo_faces"),
     Spec("haar", "Use the &Haar face detector", "photos.set_haar", None,
          "OpenCV's Haar cascade instead of MTCNN: faster, frontal faces only, no confidence",
          True, False),
-    Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure", None,
+    Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure:faces", None,
          "leave out faces the detector is less than 95 % sure of", True, False),
-    Spec("hide_unsure_points", "Hide unsure &points", "photos.set_hide_unsure", None,
+    Spec("hide_unsure_points", "Hide unsure &points", "photos.set_hide_unsure:points", None,
          "leave out the points the model is unsure of (keypoint confidence below 0.5: drawn "
          "magenta when shown)", True, False),
     Spec("predict", "&Predict dataset", "models.predict_dataset", "Ctrl+R",
@@ -180,7 +185,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&Edit", ("@undo", "@redo", "-", "add", "delete", "-", "delete_face")),
     ("&View", ("image", "truth", "pred", "lines", "skeleton", "boxes", "legend", "-", "smooth",
                "fit", "zoom_in", "zoom_out", "-", "@docks", "reset_layout")),
-    ("&Go", ("next", "prev", "worst", "back")),
+    ("&Go", ("next", "prev", "worst", "back", "-", "prev_frame", "next_frame")),
     ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure", "hide_unsure_points")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
     ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place",
@@ -263,14 +268,15 @@ def is_text_field(widget) -> bool:
 
 class TypingKeepsEnter(QObject):
     """Enter and Shift+Enter are the window's (accept a prediction) whatever widget has focus,
-    except a field being typed in: there they end the input, as they do in any program.
+    except a field being typed in: there they end the input, as they do in any program. So is
+    Escape (back to the dataset, stop placing points): in a field it leaves the view alone.
 
     A shortcut is looked up before the focus widget sees its key, unless the widget accepts
     the key's ShortcutOverride event first; QLineEdit and the spin boxes accept it for the
-    printable keys, Delete and the arrows, not for Enter, so this filter, installed on each
-    text field as it gets focus, accepts it for Enter."""
+    printable keys, Delete and the arrows, not for Enter or Escape, so this filter, installed
+    on each text field as it gets focus, accepts it for those."""
 
-    KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+    KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape)
 
     def __init__(self, window):
         super().__init__(window)
@@ -331,6 +337,7 @@ def state_of(window) -> dict[str, bool]:
     has_model = window.predictor is not None
     has_dataset = session.dataset is not None and len(session) > 0
     photo = session.view_mode == "photo" and session.photo is not None
+    video = session.view_mode == "video" and window.video.reader is not None
     browsing = has_dataset and session.view_mode not in ("photo", "video")
     training = window.training_panel.is_running()
     return {
@@ -345,6 +352,9 @@ def state_of(window) -> dict[str, bool]:
         "face": browsing and session.row is not None,
         "placing": browsing and window.correct.picked is not None,
         "photo": photo,
+        # a photo or a video on screen: Back to dataset (Esc) leaves it
+        "away": photo or video,
+        "video_paused": video and not window.video.play_action.isChecked(),
         "photo_faces": window.photo_faces.can_add(),
         "model": has_model,
         "model_and_dataset": has_model and has_dataset,

@@ -48,6 +48,7 @@ SKELETON_COLOR = QColor(40, 220, 60, 150)
 PRED_SKELETON_COLOR = QColor(240, 40, 40, 110)
 BOX_COLOR = QColor(255, 200, 0)
 DRAW_BOX_COLOR = QColor(80, 170, 255)
+LABEL_BACKGROUND = QColor(20, 20, 24, 170)
 #: A set of more points than this gets smaller ground-truth circles.
 DENSE = 20
 LAYERS = ("image", "truth", "prediction", "lines", "boxes", "skeleton")
@@ -186,6 +187,31 @@ class PredictionItem(QGraphicsPathItem):
         self.setScale(1.0)
         self.canvas._hover("")
         super().hoverLeaveEvent(event)
+
+
+class FaceLabel(QGraphicsSimpleTextItem):
+    """A photo face's label ("face 1 · 0.99 · NME 0.041"): fixed size on screen, on a
+    translucent dark plate so that it reads over any picture; :meth:`Canvas._place_labels`
+    puts it inside the photo, clear of the other labels, shortened ("1 · 0.99", then "1")
+    when the photo is too crowded on screen for the whole text (which its tooltip keeps)."""
+
+    PAD = 2.0
+
+    def __init__(self, texts: tuple[str, ...], box, parent: QGraphicsItem):
+        super().__init__(texts[0], parent)
+        self.texts = texts
+        self.box = tuple(float(v) for v in box)
+        self.setBrush(BOX_COLOR)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+
+    def boundingRect(self) -> QRectF:
+        return super().boundingRect().adjusted(-self.PAD, -self.PAD, self.PAD, self.PAD)
+
+    def paint(self, painter, option, widget=None) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(LABEL_BACKGROUND)
+        painter.drawRoundedRect(self.boundingRect(), 3, 3)
+        super().paint(painter, option, widget)
 
 
 class Canvas(QGraphicsView):
@@ -383,10 +409,10 @@ class Canvas(QGraphicsView):
 
     def show_photo(self, image: np.ndarray,
                    faces: list[tuple[tuple[float, float, float, float], np.ndarray | None]],
-                   scale: float = 1.0, truth=None, scores=None) -> None:
+                   scale: float = 1.0, truth=None, scores=None, compare=None) -> None:
         """A whole photo (H x W x 3 uint8) with each face's box and keypoints (photo px).
         ``scale``: photo pixels per pixel of ``image`` (a large photo is drawn smaller);
-        ``truth`` and ``scores``: the photo's ground truth, as :meth:`set_faces` takes them."""
+        ``truth``, ``scores`` and ``compare``: as :meth:`set_faces` takes them."""
         new_image = self.mode != "photo" or self.pixmap_item.pixmap().size().toTuple() != \
             (image.shape[1], image.shape[0]) or self.pixmap_item.scale() != scale
         self.mode = "photo"
@@ -395,11 +421,11 @@ class Canvas(QGraphicsView):
             item.hide()
         if new_image:
             self._set_pixmap(QPixmap.fromImage(rgb_qimage(image)), scale)
-        self.set_faces(faces, truth, scores)
+        self.set_faces(faces, truth, scores, compare)
         if new_image or self._auto_fit:
             self.fit()
 
-    def set_faces(self, faces, truth=None, scores=None) -> None:
+    def set_faces(self, faces, truth=None, scores=None, compare=None) -> None:
         """Draw each face's box, its number (and the detector's confidence, also as the box's
         hover text) and its predicted keypoints (photo pixels). A face is ``(box, keypoints
         or None)``, ``(box, keypoints, facekp.core.faces.detect.Detection or None)``, that and the
@@ -407,8 +433,8 @@ class Canvas(QGraphicsView):
         shown in the hover text). ``truth``: the photo's labelled faces ((K, 2) photo px each),
         drawn as green rings; ``scores``: each face's facekp.core.photos.photo_truth.FaceScore (or
         None): error lines from its labelled points to its prediction, and its NME by its number and
-        in the hover
-        text."""
+        in the hover text; ``compare``: a second model's keypoints of each face (photo px, or
+        None), drawn as blue crosses, as on a dataset face."""
         self._clear_photo_items()
         self._face_confidence = [face[4] if len(face) > 4 else None for face in faces]
         self._faces = [(tuple(float(v) for v in face[0]),
@@ -430,12 +456,17 @@ class Canvas(QGraphicsView):
                                       scene_size=size,
                                       color=UNSURE_POINT_COLOR if unsure else PRED_COLOR)
                 item.setPos(x + 0.5, y + 0.5)
+                item.setToolTip(self.describe_point(i, "prediction", f))  # not the box's
                 self._photo_items.append(item)
             score = self._scores[f]
             if score is not None and score.truth is not None:
                 self._draw_error_lines(kp, score.truth)
         for points in truth or []:
             self._draw_truth(np.asarray(points, np.float64))
+        for (box, _kp), points in zip(self._faces, compare or []):
+            if points is not None:
+                self._draw_compare(_points(points), _marker_size(box))
+        self._place_labels()
         self._update_legend()
 
     def _draw_box(self, f: int, box, conf: float | None) -> None:
@@ -451,11 +482,43 @@ class Canvas(QGraphicsView):
                         + ("" if nme is None else f"; NME {nme:.3f} against ground truth (by eye-centre distance)"))
         text = (f"face {f + 1}" + ("" if conf is None else f" · {conf:.2f}")
                 + ("" if nme is None else f" · NME {nme:.3f}"))
-        label = QGraphicsSimpleTextItem(text, self.layers["boxes"])
-        label.setBrush(BOX_COLOR)
-        label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-        label.setPos(box[0], box[1])
+        shorter = f"face {f + 1}" if conf is None else f"{f + 1} · {conf:.2f}"
+        label = FaceLabel((text, shorter, f"{f + 1}"), box, self.layers["boxes"])
+        label.setToolTip(rect.toolTip())
         self._photo_items += [rect, label]
+
+    def _place_labels(self) -> None:
+        """Each photo face's label inside the photo and clear of the others (labels keep
+        their size on screen, so this runs again at each zoom): the whole text where every
+        label finds room, else shorter ones."""
+        labels = [i for i in self._photo_items if isinstance(i, FaceLabel)]
+        for level in range(len(labels[0].texts) if labels else 0):
+            for label in labels:
+                label.setText(label.texts[min(level, len(label.texts) - 1)])
+            if self._try_labels(labels):
+                return
+
+    def _try_labels(self, labels: list) -> bool:
+        """Place ``labels`` in turn, each in the first free spot of: just inside its box's
+        top edge (left, then right), above the box, below it, then lower inside it; False
+        when one found no free spot (it then takes the spot it overlaps least)."""
+        zoom = self.zoom if self.zoom > 0 else 1.0
+        image, placed, all_free = self.image_rect, [], True
+        for label in labels:
+            br = label.boundingRect()
+            w, h = br.width() / zoom, br.height() / zoom
+            x0, y0, x1, y1 = label.box
+            spots = [(x0, y0), (x0, y0 - h), (x0, y1), (x1 - w, y0), (x1 - w, y0 - h),
+                     (x1 - w, y1)]
+            lower = np.arange(y0 + h / 2, y1 - h / 2, h / 2)    # never away from its face
+            spots += [(x, y) for y in lower for x in (x0, x1 - w)]
+            rects = [_inside(QRectF(x, y, w, h), image) for x, y in spots]
+            free = next((r for r in rects if not any(r.intersects(p) for p in placed)), None)
+            all_free = all_free and free is not None
+            rect = free or min(rects, key=lambda r: sum(_overlap(r, p) for p in placed))
+            label.setPos(rect.left() - br.left() / zoom, rect.top() - br.top() / zoom)
+            placed.append(rect)
+        return all_free
 
     def _draw_truth(self, points: np.ndarray) -> None:
         """A labelled photo face: a green ring (sized to the face) on each labelled point."""
@@ -474,6 +537,20 @@ class Canvas(QGraphicsView):
             ring.setToolTip(f"{point_label(i, self.photo_set)}: ground truth "
                             f"({x:.1f}, {y:.1f})")
             self._photo_items.append(ring)
+
+    def _draw_compare(self, points: np.ndarray, size: float) -> None:
+        """A second model's keypoints on a photo face: a larger blue "+" under each red "x"."""
+        for i, (x, y) in enumerate(points):
+            if np.isfinite([x, y]).all():
+                item = PredictionItem(self, i, self.layers["prediction"], scene_size=size * 1.6,
+                                      color=COMPARE_COLOR)
+                item.setRotation(45)
+                item.setZValue(-1)
+                item.setAcceptHoverEvents(False)
+                item.setToolTip(f"point {i + 1} · {self._photo_point_name(i)}: the second "
+                                f"model's ({x:.1f}, {y:.1f})")
+                item.setPos(x + 0.5, y + 0.5)
+                self._photo_items.append(item)
 
     def _draw_error_lines(self, prediction: np.ndarray, truth: np.ndarray) -> None:
         pen = QPen(LINE_COLOR, 1.2)
@@ -525,7 +602,8 @@ class Canvas(QGraphicsView):
                                                                    self.editable else "")))
         if shown(pred, "prediction"):
             out.append((_dot(PRED_COLOR, "✕"), "prediction"))
-        if shown(self.compare_items, "prediction"):
+        compare = [i for i in photo_items if i.pen().color() == COMPARE_COLOR]
+        if shown(self.compare_items + compare, "prediction"):
             out.append((_dot(COMPARE_COLOR, "+"), "second model"))
         if shown(unsure, "prediction"):
             out.append((_dot(UNSURE_POINT_COLOR, "✕"),
@@ -588,6 +666,7 @@ class Canvas(QGraphicsView):
             self.centerOn(0, 0)
             return
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        self._place_labels()
         self.zoomChanged.emit(self.zoom)
 
     def zoom_by(self, factor: float) -> None:
@@ -596,6 +675,7 @@ class Canvas(QGraphicsView):
             return
         self._auto_fit = False
         self.scale(factor, factor)
+        self._place_labels()
         self.zoomChanged.emit(self.zoom)
 
     def zoom_in(self) -> None:
@@ -619,13 +699,13 @@ class Canvas(QGraphicsView):
         and prediction, their error and the prediction's confidence where known (a photo
         face's: with its ground truth and NME where a truth file was found)."""
         if kind == "prediction" and face >= 0:
-            name = point_label(index, self.photo_set)
             x, y = self._faces[face][1][index]
-            text = f"face {face + 1} · {name}: predicted ({x:.1f}, {y:.1f})"
+            text = (f"face {face + 1} · point {index + 1} · {self._photo_point_name(index)}: "
+                    f"predicted ({x:.1f}, {y:.1f})")
             conf = self._face_confidence[face] if face < len(self._face_confidence) else None
-            if conf is not None:
-                text += (f" · confidence {conf[index]:.2f} (chance it is within 3 px of the "
-                         "96 px face)")
+            if conf is not None and index < len(conf):
+                text += (f" · keypoint confidence {conf[index]:.2f} (chance it is within 3 px "
+                         "of the 96 px face)")
             score = self._scores[face] if face < len(self._scores) else None
             if score is not None and score.truth is not None and \
                     np.isfinite(score.truth[index]).all():
@@ -650,6 +730,13 @@ class Canvas(QGraphicsView):
         if not np.isnan(t).any() and not np.isnan(p).any():
             parts.append(f"error {math.hypot(*(p - t)):.2f} px")
         return " · ".join(parts)
+
+    def _photo_point_name(self, index: int) -> str:
+        """A photo keypoint's name in the model's set (its side spelled out), or its number
+        alone for a point past the set's last (a model of another set, not yet followed)."""
+        if index < self.photo_set.size:
+            return point_label(index, self.photo_set)
+        return f"keypoint {index + 1}"
 
     def render_image(self):
         """The visible view as a QImage (what 'Export view' saves)."""
@@ -860,6 +947,18 @@ def _dot(color: QColor, symbol: str) -> str:
 def _marker_size(box) -> float:
     """A photo marker's size in photo pixels: small next to its face at any zoom."""
     return max(0.8, 0.022 * max(box[2] - box[0], box[3] - box[1]))
+
+
+def _inside(rect: QRectF, bounds: QRectF) -> QRectF:
+    """``rect`` moved (not resized) into ``bounds`` as far as it fits (its top-left first)."""
+    x = max(bounds.left(), min(rect.left(), bounds.right() - rect.width()))
+    y = max(bounds.top(), min(rect.top(), bounds.bottom() - rect.height()))
+    return QRectF(x, y, rect.width(), rect.height())
+
+
+def _overlap(a: QRectF, b: QRectF) -> float:
+    both = a.intersected(b)
+    return both.width() * both.height() if not both.isEmpty() else 0.0
 
 
 def _square(a: QPointF, b: QPointF) -> QRectF:

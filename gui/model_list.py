@@ -150,6 +150,8 @@ class ModelList(QWidget):
         self.second = None
         self._second_rows = {}
         self.window.canvas.set_compare(None)
+        if self.window.session.view_mode == "video":
+            self.window.video.redraw()
         self._selection_changed()
         self.note.setText("Select one model to load, or two to compare.")
         self.window.update_keypoint_errors()
@@ -158,6 +160,8 @@ class ModelList(QWidget):
         """The face on screen changed: the second model's keypoints for it (predicted once)."""
         w = self.window
         s = w.session
+        if self.second is not None and s.view_mode == "video":
+            return w.video.redraw()          # the frame again, the second model's points on it
         if self.second is None or s.view_mode != "dataset" or s.row is None:
             return
         row = s.row

@@ -93,11 +93,22 @@ class Photos:
         if self.window.session.photo is not None and self.window.session.view_mode == "photo":
             self.predict()
 
-    def set_hide_unsure(self, on: bool) -> None:
-        photo = self.window.session.photo
-        if photo is not None and self.window.session.view_mode == "photo":
-            self.show(photo)
-            self.window.update_enabled()     # Add faces to dataset adds the faces shown
+    def set_hide_unsure(self, what: str, on: bool) -> None:
+        """Photo > Hide unsure faces (``what`` "faces") or points ("points"): the photo is
+        drawn again and the status bar says how many were hidden (or shown again), or why
+        none were."""
+        w = self.window
+        photo = w.session.photo
+        if photo is None or w.session.view_mode != "photo":
+            if w.isVisible():        # (not as the saved toggles are restored at start)
+                w.statusBar().showMessage(f"Hide unsure {what}: {'on' if on else 'off'} "
+                                          "(for photos: open one to see it)", 8000)
+            return
+        self.show(photo)
+        w.update_enabled()     # Add faces to dataset adds the faces shown
+        text = unsure_faces_text(photo.faces, on) if what == "faces" else \
+            unsure_points_text(self._faces_kept(photo), on, w.predictor)
+        w.statusBar().showMessage(text, 15000)
 
     def show(self, photo) -> None:
         """Draw the photo with its shown faces and its ground truth (if any) against them."""
@@ -110,13 +121,16 @@ class Photos:
     def shown_faces(self, photo) -> list:
         """The photo's faces as drawn: without the unsure ones when the person hides them,
         and without the points the model is unsure of when the person hides those."""
-        faces = photo.faces
-        if self.window.acts["hide_unsure"].isChecked():
-            faces = [f for f in faces if f[2] is None or f[2].confidence is None
-                     or f[2].confidence >= UNSURE_BELOW]
+        faces = self._faces_kept(photo)
         if self.window.acts["hide_unsure_points"].isChecked():
             faces = [_without_unsure_points(f) for f in faces]
         return faces
+
+    def _faces_kept(self, photo) -> list:
+        """The photo's faces, without the unsure ones when the person hides them."""
+        if not self.window.acts["hide_unsure"].isChecked():
+            return list(photo.faces)
+        return [f for f in photo.faces if not _unsure_face(f)]
 
     def open(self, path: str | Path, option: bool = False) -> None:
         """Open a photo: read and scaled in a job; shown, then predicted, when it arrives
@@ -257,6 +271,60 @@ def truth_text(photo: Photo) -> str:
             if np.isfinite(s.nme)]
     return (f" · ground truth from {photo.truth.source.name}: "
             + (", ".join(nmes) if nmes else "no predicted face matches it"))
+
+
+def _unsure_face(face: tuple) -> bool:
+    """Whether the detector is less sure of the face than UNSURE_BELOW (never for a face
+    without a detector's confidence: Haar's, or a box the person drew)."""
+    detection = face[2] if len(face) > 2 else None
+    conf = None if detection is None else detection.confidence
+    return conf is not None and conf < UNSURE_BELOW
+
+
+def unsure_faces_text(faces: list, hiding: bool) -> str:
+    """What Photo > Hide unsure faces did: how many faces it hid (or shows again), or why
+    there is none to hide."""
+    n, sure = len(faces), f"{100 * UNSURE_BELOW:.0f} %"
+    unsure = [i + 1 for i, f in enumerate(faces) if _unsure_face(f)]
+    if not n:
+        return "No face on this photo to hide"
+    if not any(len(f) > 2 and f[2] is not None and f[2].confidence is not None for f in faces):
+        return ("No face is unsure: this detector gives no confidence (Haar, or boxes drawn "
+                f"by hand), so all {n} stay shown")
+    if not unsure:
+        return f"No face is unsure: the detector is at least {sure} sure of all {n}"
+    which = ", ".join(str(i) for i in unsure[:12]) + ("…" if len(unsure) > 12 else "")
+    k = len(unsure)
+    if not hiding:
+        return f"Showing all {n} faces again, the {k} unsure ones too (face {which})"
+    return (f"Hid {k} of {n} faces the detector is less than {sure} sure of (face {which}); "
+            f"{n - k} shown")
+
+
+def unsure_points_text(faces: list, hiding: bool, predictor=None) -> str:
+    """What Photo > Hide unsure points did on the faces shown: how many points it hid (or
+    shows again) on how many faces, or why there is none to hide."""
+    from .canvas import UNSURE_POINT_BELOW
+
+    with_points = [f for f in faces if f[1] is not None]
+    confs = [np.asarray(f[4]) for f in with_points if len(f) > 4 and f[4] is not None]
+    if not with_points:
+        return "No predicted points on this photo to hide"
+    if not confs:
+        head = predictor is not None and getattr(predictor, "confidence_head", None)
+        return ("No point is unsure: " + ("the points have no confidence yet" if head else
+                "the model has no confidence head, so no point can be called unsure"))
+    counts = [int((c < UNSURE_POINT_BELOW).sum()) for c in confs]
+    total, faces_with = sum(counts), sum(1 for c in counts if c)
+    points = sum(len(c) for c in confs)
+    if not total:
+        return (f"No point is unsure: every one of the {points} points has a keypoint "
+                f"confidence of at least {UNSURE_POINT_BELOW:g}")
+    what = f"{total} unsure point{'s' if total != 1 else ''}"
+    why = f"(keypoint confidence below {UNSURE_POINT_BELOW:g}) on {faces_with} of " \
+          f"{len(confs)} faces"
+    return (f"Hid {what} {why}: {points - total} of {points} points shown" if hiding
+            else f"Showing the {what} again {why}, in magenta")
 
 
 def _without_unsure_points(face: tuple) -> tuple:

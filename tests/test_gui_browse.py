@@ -361,8 +361,10 @@ def test_photo_faces_carry_the_detectors_confidence_and_the_detector_is_a_settin
     faces = window.photo.faces
     confidences = [f[2].confidence for f in faces]
     assert len(faces) >= 22 and all(0.8 <= c <= 1 for c in confidences)   # MTCNN's
-    tips = [item.toolTip() for item in window.canvas.items()
-            if item.toolTip().startswith("face ")]
+    from PySide6.QtWidgets import QGraphicsRectItem
+
+    tips = [item.toolTip() for item in window.canvas.items()   # each box's (its label's too)
+            if isinstance(item, QGraphicsRectItem) and item.toolTip().startswith("face ")]
     assert len(tips) == len(faces) and all("% sure" in t for t in tips)
 
     # hiding the unsure faces redraws without them; the photo keeps them all

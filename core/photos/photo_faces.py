@@ -26,11 +26,13 @@ from facekp.core.data.keypoints import IMAGE_SIZE
 
 
 def photo_dataset(image: Any, faces: Sequence[tuple[Crop, np.ndarray | None]],
-                  source: str | Path, keypoint_set: KeypointSet | None = None) -> Dataset:
+                  source: str | Path, keypoint_set: KeypointSet | None = None,
+                  name: str | None = None) -> Dataset:
     """A dataset of one photo's faces: ``faces`` are ``(crop, keypoints (K, 2) in photo
     pixels, or None for a face without points)``; ``image`` the upright photo (PIL image or
     array); ``source`` its path; ``keypoint_set`` the points' set (None: the built-in set of
-    their count, kaggle15 or ibug68)."""
+    their count, kaggle15 or ibug68); ``name`` what the faces are named after, before their
+    ``#<face number>`` (None: the photo's file name; a video's frame: ``clip.mp4@frame12``)."""
     from facekp.core.photos.photo_json import keypoint_set_of
 
     source = Path(source)
@@ -53,7 +55,7 @@ def photo_dataset(image: Any, faces: Sequence[tuple[Crop, np.ndarray | None]],
     return Dataset.from_arrays(
         np.stack(images) if n else empty,
         np.stack(points).astype(np.float32) if n else np.zeros((0, 2 * k)),
-        names=[f"{source.name}#{i + 1}" for i in range(n)], persons=[""] * n,
+        names=[f"{name or source.name}#{i + 1}" for i in range(n)], persons=[""] * n,
         splits=[""] * n, checked=np.zeros(n, bool), sources=[str(source)] * n,
         keypoint_set=keypoint_set)
 
