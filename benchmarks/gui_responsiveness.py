@@ -248,6 +248,8 @@ def open_big(times: tuple[int, ...], base_faces: int, tmp: Path, limit_s: float 
         now = clock.nsecsElapsed() / 1e6
         if last["t"] is not None:
             gaps.append(now - last["t"])
+            if os.environ.get("FACEKP_BENCH_TRACE") and now - last["t"] > 100:
+                print(f"  (gap {now - last['t']:.0f} ms ending {time.perf_counter():.2f})")
         last["t"] = now
 
     timer.timeout.connect(tick)

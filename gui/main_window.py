@@ -55,6 +55,9 @@ class Options:
     remember: bool = True
 
 
+GIL_SWITCH_S = 0.001
+
+
 class MainWindow(QMainWindow):
     """The app. ``idle`` is emitted whenever no loading, prediction or training is pending."""
 
@@ -65,6 +68,10 @@ class MainWindow(QMainWindow):
 
     def __init__(self, options: Options | None = None):
         super().__init__()
+        # Background threads (loading, prediction) hand the GIL back to this thread within
+        # 1 ms instead of Python's 5 (the gaps left opening a big dataset are GIL waits;
+        # benchmarks/gui_responsiveness.py --big, README).
+        sys.setswitchinterval(GIL_SWITCH_S)
         self.options = options or Options()
         self.setObjectName("facekp-main")
         self.setAcceptDrops(True)
