@@ -31,13 +31,15 @@ import numpy as np
 
 from facekp.core.errors import DataError
 from facekp.core.faces.framing import (
-    Box, Crop, crop_for_box, crop_for_landmarks, crop_for_points, crop_image, to_gray,
+    Box, Crop, crop_for_box, crop_for_points, crop_image, to_gray,
 )
 from facekp.core.data.keypoints import IMAGE_SIZE
 
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
 BATCH = 256
+#: How the model is run: TensorFlow Lite (default) or Keras (see :class:`Predictor`).
+ENGINES = ("tflite", "keras")
 
 
 @dataclass
@@ -76,7 +78,8 @@ class Predictor:
     """Keypoints from a Keras model (a ``.keras`` path or a model object)."""
 
     def __init__(self, model: Any, detector: Any = None, flip_average: bool = True,
-                 min_confidence: float = 0.0, confidence: Any = "auto", keypoint_set=None):
+                 min_confidence: float = 0.0, confidence: Any = "auto", keypoint_set=None,
+                 engine: str = "tflite"):
         """``detector``: a name of :data:`facekp.core.faces.detect.DETECTORS` or a detector object (None:
         MTCNN, made when a photo first needs it); ``flip_average``: average each crop with its
         mirror image (on by default: the default model's test RMSE 1.505 -> 1.475 px, README);
@@ -84,7 +87,10 @@ class Predictor:
         ``confidence``: the keypoint confidence head (:mod:`facekp.core.model.confidence`): "auto"
         (the ``NAME.confidence.json`` beside a model file, if there is one), None (no confidence),
         a path or a :class:`facekp.core.model.confidence.ConfidenceHead`;
-        ``keypoint_set``: the set a model object predicts (a file's record names its own)."""
+        ``keypoint_set``: the set a model object predicts (a file's record names its own);
+        ``engine``: "tflite" (default: the model converted to TensorFlow Lite on first use,
+        about 1.5 s, then each call without Keras's per-call overhead; keypoints within 1e-4 px
+        of Keras's) or "keras" (the model's own traced call)."""
         import tensorflow as tf
 
         from facekp.core.model.confidence import ConfidenceHead, head_path, load_head
@@ -119,9 +125,13 @@ class Predictor:
         self._detector = detector
         self.flip_average = bool(flip_average)
         self.min_confidence = float(min_confidence)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.engine = engine
+        self._lite = None       # the model through TensorFlow Lite, made on first use
         # Traced once here; calling the concrete function skips the tf.function's argument
         # binding and dispatch (about 1 ms of a 5 ms single-crop call).
-        self._forward = tf.function(
+        self._keras_forward = tf.function(
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)]
         ).get_concrete_function()
@@ -162,10 +172,9 @@ class Predictor:
         for a in range(0, len(x), batch_size):
             chunk = x[a:a + batch_size, :, :, None].astype(np.float32)
             if not self.flip_average:
-                out[a:a + len(chunk)] = self._forward(self._to_tensor(chunk)).numpy()
+                out[a:a + len(chunk)] = self._forward(chunk)
                 continue
-            both = self._forward(self._to_tensor(
-                np.concatenate([chunk, chunk[:, :, ::-1]]))).numpy()
+            both = self._forward(np.concatenate([chunk, chunk[:, :, ::-1]]))
             out[a:a + len(chunk)] = (both[:len(chunk)] + self._flip(both[len(chunk):])) / 2
         return out
 
@@ -209,10 +218,12 @@ class Predictor:
                 raise StopRequested
             chunk = x[a:a + step].astype(np.float32)
             n = len(chunk)
-            out, logits = self._maps(np.concatenate([chunk, chunk[:, :, ::-1]])[..., None], maps)
-            final = (out[:n] + self._flip(out[n:])) / 2 if self.flip_average else out[:n]
-            moved = self._forward(self._to_tensor(warp_views(chunk, views)[..., None]))
-            moved = np.asarray(moved).reshape(len(views), n, -1)
+            # the faces, their mirror images and the head's re-crops in one call
+            out, logits = self._maps(np.concatenate(
+                [chunk, chunk[:, :, ::-1], warp_views(chunk, views)])[..., None], maps)
+            final = (out[:n] + self._flip(out[n:2 * n])) / 2 if self.flip_average else out[:n]
+            moved = out[2 * n:].reshape(len(views), n, -1)
+            logits = None if logits is None else logits[:2 * n]
             moved = np.stack([unwarp(v, view) for v, view in zip(moved, views)])
             peaks = None if logits is None else heatmap_peaks(logits)
             parts.append(signals(final, moved, None if peaks is None else peaks[:n],
@@ -222,21 +233,41 @@ class Predictor:
         empty = np.zeros((0, kset.size))
         return kp, {k: np.concatenate([p[k] for p in parts]) if parts else empty for k in names}
 
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """Keypoints (N, 2K) of float images (N, 96, 96, 1), by the predictor's engine."""
+        if self.engine == "keras":
+            return self._keras_forward(self._to_tensor(x)).numpy()
+        return self._runner(False)(x)
+
+    def _runner(self, maps: bool):
+        """The model through TensorFlow Lite (with its heatmaps when ``maps``), made once."""
+        from facekp.core.model.export import LiteRunner
+
+        if self._lite is None:
+            self._lite = {}
+        if maps not in self._lite:
+            self._lite[maps] = LiteRunner(self.model, maps=maps)
+        return self._lite[maps]
+
     def _maps(self, x: np.ndarray, want_maps: bool):
         """Keypoints (and heatmap logits when ``want_maps``) of float images (N, 96, 96, 1)."""
         if not want_maps:
-            return self._forward(self._to_tensor(x)).numpy(), None
+            return self._forward(x), None
+        try:
+            self.model.get_layer("heatmaps")
+        except ValueError:
+            from facekp.core.errors import FacekpError
+            raise FacekpError("the confidence head needs heatmaps, and this model has no "
+                              "layer named 'heatmaps'") from None
+        if self.engine == "tflite":
+            logits, out = self._runner(True)(x)
+            return out, logits
         if self._maps_forward is None:
             import keras
             import tensorflow as tf
 
-            try:
-                maps = self.model.get_layer("heatmaps").output
-            except ValueError:
-                from facekp.core.errors import FacekpError
-                raise FacekpError("the confidence head needs heatmaps, and this model has no "
-                                  "layer named 'heatmaps'") from None
-            both = keras.Model(self.model.inputs, [maps, self.model.outputs[0]])
+            both = keras.Model(self.model.inputs, [self.model.get_layer("heatmaps").output,
+                                                   self.model.outputs[0]])
             self._maps_forward = tf.function(
                 lambda t: both(t, training=False),
                 input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)]
@@ -293,8 +324,7 @@ class Predictor:
         framed by the rule its detection allows, predicted, and framed again by ``passes``
         (see :meth:`predict_photo`, also for ``confidence``). Video tracking starts its
         tracks here."""
-        crops = [crop_for_box(d.box) if d.points is None else crop_for_landmarks(d.points)
-                 for d in found]
+        crops = [d.crop() if hasattr(d, "crop") else crop_for_box(d.box) for d in found]
         if not crops:
             return []
         points, conf = self._crops(gray, crops, confidence)
