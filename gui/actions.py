@@ -114,8 +114,11 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("add_faces", "&Add faces to dataset", "photo_faces.add_to_dataset", "Ctrl+Shift+A",
          "the photo's faces into the dataset, the model's points as labels to check",
          enabled="photo_faces"),
+    Spec("mtcnn", "Use the &MTCNN face detector", "photos.set_mtcnn", None,
+         "MTCNN alone instead of BlazeFace (with MTCNN behind it): slower, the detector the "
+         "shipped model's training faces were framed with", True, False),
     Spec("haar", "Use the &Haar face detector", "photos.set_haar", None,
-         "OpenCV's Haar cascade instead of MTCNN: faster, frontal faces only, no confidence",
+         "OpenCV's Haar cascade instead of BlazeFace: frontal faces only, no confidence",
          True, False),
     Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure", None,
          "leave out faces the detector is less than 95 % sure of", True, False),
@@ -146,7 +149,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&View", ("image", "truth", "pred", "lines", "boxes", "-", "smooth", "fit", "zoom_in",
                "zoom_out", "-", "@docks", "reset_layout")),
     ("&Go", ("next", "prev", "worst", "back")),
-    ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure", "hide_unsure_points")),
+    ("&Photo", ("draw_box", "add_faces", "-", "mtcnn", "haar", "hide_unsure", "hide_unsure_points")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
     ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place")),
     ("&Help", ("shortcuts", "about")),
@@ -158,6 +161,7 @@ TOOLBAR = ("open", "save", "-", "@undo", "@redo", "-", "prev", "next", "back", "
 #: View toggles kept between sessions (settings key -> action name).
 REMEMBERED_TOGGLES = {"truth": "truth", "prediction": "pred", "lines": "lines",
                       "boxes": "boxes", "smooth": "smooth", "haar_detector": "haar",
+                      "mtcnn_detector": "mtcnn",
                       "hide_unsure": "hide_unsure", "hide_unsure_points": "hide_unsure_points"}
 
 

@@ -63,8 +63,11 @@ class Photos:
         self._detectors_lock = threading.Lock()  # made in the engine's job or a task thread
 
     def detector_name(self) -> str:
-        """The face detector the Photo menu asks for: "haar" or "mtcnn" (the default)."""
-        return "haar" if self.window.acts["haar"].isChecked() else "mtcnn"
+        """The face detector the Photo menu asks for: "haar", "mtcnn" or "blazeface" (the
+        default)."""
+        if self.window.acts["haar"].isChecked():
+            return "haar"
+        return "mtcnn" if self.window.acts["mtcnn"].isChecked() else "blazeface"
 
     def _detector(self, name: str):
         """The detector by name, made once (in a job: MTCNN loads three networks)."""
@@ -88,8 +91,20 @@ class Photos:
             self._detector(name).detect(np.zeros((60, 80, 3), np.uint8))
         self.window.jobs.submit(Job("detector", job, priority=Job.BACKGROUND))
 
+    def set_mtcnn(self, on: bool) -> None:
+        """MTCNN alone (Haar off); a shown photo is searched again."""
+        self._switch_detector("haar" if on else None)
+
     def set_haar(self, on: bool) -> None:
-        """Switch the face detector; a shown photo is searched again."""
+        """Haar's cascade (MTCNN alone off); a shown photo is searched again."""
+        self._switch_detector("mtcnn" if on else None)
+
+    def _switch_detector(self, other: str | None) -> None:
+        """The two detector toggles exclude each other (turning ``other`` off, whose own
+        signal comes back here with nothing to turn off); a shown photo is searched again."""
+        if other is not None and self.window.acts[other].isChecked():
+            self.window.acts[other].setChecked(False)
+            return  # its toggled signal searched the photo again
         if self.window.session.photo is not None and self.window.session.view_mode == "photo":
             self.predict()
 
