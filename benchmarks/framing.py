@@ -3,9 +3,9 @@
 For every face of the embedded dataset (its original ytf68 photo, the detection holding the
 labelled nose tip): the crop MTCNN's five points give (:func:`crop_for_landmarks`, as
 ``facekp import`` frames it; the 68 labels' five points where MTCNN misses the face) and
-BlazeFace's six points. The two constants of :func:`crop_for_six` (the shift up and the side, in
-units of the six points' reference length) are the medians over the training people's faces;
-then, on the validation and test people, the median difference between the two framings:
+BlazeFace's six points. The coefficients of :func:`crop_for_six` (``SIX_FRAMING``: the crop's
+centre offset and side from the six points, in units of their reference length) are fitted
+by least squares on the training people's faces and their mirror images; then, on the validation and test people, the median difference between the two framings:
 crop centre (x, y) and side, in crop pixels of the 96 x 96 face (and as a share of the side).
 
     python benchmarks/framing.py             # all 3,869 faces (about 2 minutes)
@@ -51,24 +51,29 @@ def framings(dataset, split: str, limit: int | None, mtcnn, blaze) -> dict:
     return {"crop": np.array(crops, float), "six": np.array(six), "size": np.array(sizes)}
 
 
-def reference(six: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The six-point rule's centre before its shift (N, 2) and reference length (N,)."""
-    e0, e1, nose, mouth = six[:, 0], six[:, 1], six[:, 2], six[:, 3]
-    ref = (np.linalg.norm(e0 - e1, axis=1) + np.linalg.norm((e0 + e1) / 2 - mouth, axis=1)) / 2
-    return (e0 + e1 + nose + 2 * mouth) / 5, ref
+def fit(data: dict) -> np.ndarray:
+    """The six-point rule's coefficients (3 x 13, :data:`SIX_FRAMING`) by least squares over
+    the faces and their mirror images (so a mirrored face gets the mirrored crop): the crop's
+    centre offset (x, y) and side, in reference lengths, from the six points relative to their
+    weighted mean, in reference lengths, and a constant."""
+    from facekp.core.faces.framing import six_features
 
-
-def fit(data: dict) -> tuple[float, float, float]:
-    """Medians over faces: shift up and side in units of the reference length (and the x
-    offset, which mirror symmetry says should be 0 and the rule leaves out)."""
-    centre, ref = reference(data["six"])
-    c = data["crop"]
-    target = c[:, :2] + (c[:, 2:3] - 1) / 2  # the crop's centre (pixel centres)
-    ok = np.isfinite(ref)
-    shift_up = np.median((centre[ok, 1] - target[ok, 1]) / ref[ok])
-    scale = np.median(c[ok, 2] / ref[ok])
-    dx = np.median((target[ok, 0] - centre[ok, 0]) / ref[ok])
-    return float(shift_up), float(scale), float(dx)
+    six = data["six"][np.isfinite(data["six"]).all(axis=(1, 2))]
+    crop = data["crop"][np.isfinite(data["six"]).all(axis=(1, 2))]
+    target = crop[:, :2] + (crop[:, 2:3] - 1) / 2  # the crop's centre (pixel centres)
+    rows, goals = [], []
+    for sign in (1, -1):
+        pts = six.copy()
+        if sign < 0:  # mirror: x -> -x, image-left and image-right swapped
+            pts[..., 0] *= -1
+            pts = pts[:, [1, 0, 2, 3, 5, 4]]
+        feats, centre, ref = zip(*map(six_features, pts))
+        feats, centre, ref = np.array(feats), np.array(centre), np.array(ref)
+        goal_x = (sign * target[:, 0] - centre[:, 0]) / ref
+        goal_y = (target[:, 1] - centre[:, 1]) / ref
+        rows.append(feats)
+        goals.append(np.stack([goal_x, goal_y, crop[:, 2] / ref], 1))
+    return np.linalg.lstsq(np.concatenate(rows), np.concatenate(goals), rcond=None)[0].T
 
 
 def compare(data: dict) -> dict:
@@ -105,11 +110,12 @@ def main(argv=None) -> int:
     mtcnn, blaze = MtcnnDetector(), BlazeFaceDetector(mtcnn="never")
     data = {s: framings(dataset, s, args.limit, mtcnn, blaze)
             for s in ("train", "val", "test")}
-    shift_up, scale, dx = fit(data["train"])
-    print(f"fitted on the training people ({np.isfinite(data['train']['six']).all(axis=(1, 2)).sum()} "
-          f"faces): shift up {shift_up:.3f}, side {scale:.3f} x the reference length "
-          f"(x offset {dx:+.4f}, left out); in the code: shift up {framing.SIX_SHIFT_UP}, "
-          f"side {framing.SIX_CROP_SCALE}")
+    coef = fit(data["train"])
+    shown = np.array2string(np.round(coef, 4), separator=", ", max_line_width=96)
+    print(f"fitted on the training people "
+          f"({np.isfinite(data['train']['six']).all(axis=(1, 2)).sum()} faces and their mirror "
+          f"images): SIX_FRAMING =\n{shown}\n(in the code, the same to 4 decimals: "
+          f"{'yes' if np.allclose(np.round(coef, 4), framing.SIX_FRAMING) else 'NO'})")
     print(f"{'split':<12}{'faces':>11}{'|dx| px':>9}{'|dy| px':>9}{'|dside| px':>11}"
           f"{'dx':>8}{'dy':>8}{'dside':>8}")
     for split in ("train", "val", "test"):

@@ -29,10 +29,17 @@ CROP_SCALE = 0.965
 CROP_SHIFT_DOWN = 0.016
 LANDMARK_CROP_SCALE = 2.562
 LANDMARK_SHIFT_UP = 0.207
-#: Framing from BlazeFace's six points (:func:`crop_for_six`), calibrated so that its crops
-#: match the five-point (MTCNN) crops on the embedded dataset's training people.
-SIX_CROP_SCALE = 2.574
-SIX_SHIFT_UP = 0.219
+#: Framing from BlazeFace's six points (:func:`crop_for_six`): rows give the crop centre's x and
+#: y offset and its side, in reference lengths, from :func:`six_features`; fitted by least
+#: squares on the embedded dataset's training people and their mirror images so that its crops
+#: match the five-point (MTCNN) crops the shipped model was trained on (benchmarks/framing.py).
+SIX_FRAMING = np.array([
+    [-0.1639, -0.0431, -0.1639, 0.0431, 1.3234, 0.0, -0.4978, 0.0, 0.2368, 0.0997, 0.2368,
+     -0.0997, 0.0],
+    [0.3433, 0.1328, -0.3433, 0.1328, 0.0, -0.077, 0.0, -0.0943, -0.1759, -0.0044, 0.1759,
+     -0.0044, -0.0545],
+    [1.0211, -0.1374, -1.0211, -0.1374, 0.0, 0.4156, 0.0, -0.0704, -0.6076, 0.2498, 0.6076,
+     0.2498, 2.3564]])
 #: Turning the box of the 68 labelled points into a detector-like box (for faces Haar misses).
 POINTS_BOX_SCALE = 1.14
 POINTS_BOX_SHIFT_UP = 0.16
@@ -120,20 +127,29 @@ def crop_for_landmarks(points5: np.ndarray) -> Crop:
     return Crop(int(round(cx - (s - 1) / 2)), int(round(cy - (s - 1) / 2)), s)
 
 
+def six_features(points6: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """BlazeFace's six points (eye centres, nose tip, mouth centre, ear tragions; image left
+    first) -> (13 features: the points relative to their weighted mean (the mouth centre
+    counted twice, standing for both corners), in reference lengths, and 1; that mean; the
+    reference length: the mean of the eye distance and the eye-to-mouth distance)."""
+    p = np.asarray(points6, dtype=np.float64).reshape(6, 2)
+    ref = (np.linalg.norm(p[0] - p[1]) + np.linalg.norm(p[:2].mean(axis=0) - p[3])) / 2
+    centre = (p[0] + p[1] + p[2] + 2 * p[3]) / 5
+    return np.append(((p - centre) / max(ref, 1e-9)).reshape(-1), 1.0), centre, float(ref)
+
+
 def crop_for_six(points6: np.ndarray) -> Crop:
     """The model's framing from BlazeFace's six points (6 x 2, photo pixels, pixel centres):
-    two eye centres, the nose tip, the mouth centre, two ear tragions (either left/right
-    order). The same form as :func:`crop_for_landmarks` with the mouth centre in place of the
-    two corners (the ears are not used: they move with the head's turn, not the face's size),
-    and its own two constants, calibrated so that its crops match the five-point crops the
-    shipped model was trained on (README, Data: median differences on unseen people)."""
-    p = np.asarray(points6, dtype=np.float64).reshape(6, 2)[:4]
-    if not np.isfinite(p).all():
-        raise ValueError("need finite eye, nose and mouth points")
-    ref = (np.linalg.norm(p[0] - p[1]) + np.linalg.norm(p[:2].mean(axis=0) - p[3])) / 2
-    cx, cy = (p[0] + p[1] + p[2] + 2 * p[3]) / 5  # the mouth centre stands for both corners
-    cy -= SIX_SHIFT_UP * ref
-    s = max(8, int(round(SIX_CROP_SCALE * ref)))
+    two eye centres, the nose tip, the mouth centre, two ear tragions, image left first. A
+    linear rule (:data:`SIX_FRAMING`) fitted so that its crops match the five-point crops the
+    shipped model was trained on (README, Data: median differences on unseen people); a
+    mirrored face gets the mirrored crop."""
+    feats, centre, ref = six_features(points6)
+    if not np.isfinite(feats).all() or ref <= 0:
+        raise ValueError("need six finite, distinct face points")
+    dx, dy, side = SIX_FRAMING @ feats
+    cx, cy = centre + np.array([dx, dy]) * ref
+    s = max(8, int(round(side * ref)))
     return Crop(int(round(cx - (s - 1) / 2)), int(round(cy - (s - 1) / 2)), s)
 
 
