@@ -310,10 +310,10 @@ class BlazeFaceDetector:
     photo size) and finds faces from about a tenth of the photo's longer side up to faces that
     fill or overflow the frame. When a face it found is near that reach (less than
     :data:`TILE_TRIGGER` times it: a group photo, say), it looks again in overlapping tiles,
-    which reach faces half as large. When it finds no face in a photo large enough to hold faces
-    below its reach (``min_face``, photo pixels, above MTCNN's smallest face), MTCNN looks for
-    them (``mtcnn``: "auto" as just said, "never", or "always", which merges MTCNN's faces not
-    already found by BlazeFace). Faces come with BlazeFace's six points (or MTCNN's five)."""
+    which reach faces half as large. When it finds no face, MTCNN looks (it reaches faces of
+    24 pixels in a copy of at most ``max_side`` pixels, and sees some turned faces BlazeFace
+    misses) (``mtcnn``: "auto" as just said, "never", or "always", which adds MTCNN's faces
+    not already found by BlazeFace). Faces come with BlazeFace's six points (or MTCNN's five)."""
     name = "blazeface"
 
     def __init__(self, model: str = "full", weights: str | Path | None = None,
@@ -349,16 +349,10 @@ class BlazeFaceDetector:
             rows = weighted_nms(np.concatenate([rows, more]), 0.3) if len(more) else rows
         out = [Detection(Box(*(float(v) for v in r[1:5])), float(r[0]),
                          r[5:17].reshape(6, 2).astype(np.float64)) for r in rows]
-        if self.mtcnn_mode == "always" or (self.mtcnn_mode == "auto" and not out
-                                           and self._mtcnn_sees_smaller(w, h)):
+        if self.mtcnn_mode == "always" or (self.mtcnn_mode == "auto" and not out):
             out += [d for d in self.mtcnn.detect(rgb)
                     if not any(o.box.contains(*d.box.center) for o in out)]
         return sorted(out, key=lambda d: -d.box.width * d.box.height)
-
-    def _mtcnn_sees_smaller(self, width: int, height: int) -> bool:
-        """Can MTCNN find faces smaller than BlazeFace's whole-photo view can?"""
-        mtcnn_min = MTCNN_MIN_FACE * max(1.0, max(width, height) / self.max_side)
-        return mtcnn_min < self.blaze.min_face(width, height)
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> Detector:

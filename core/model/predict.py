@@ -298,17 +298,19 @@ class Predictor:
 
         if passes not in (None, 1, 2):
             raise ValueError(f"passes must be 1 or 2, got {passes}")
+        pixels = None  # the decoded array as given: the detector reads it without a copy
         if isinstance(photo, (str, Path)):
             image = load_photo(photo)
         elif isinstance(photo, Image.Image):
             image = photo
         else:
-            image = Image.fromarray(np.asarray(photo))
+            pixels = np.asarray(photo)
+            image = Image.fromarray(pixels)
         from facekp.core.faces.detect import Detection
 
         gray = to_gray(image)
         size = (gray.shape[1], gray.shape[0])
-        found = (self.detector.detect(image) if boxes is None
+        found = (self.detector.detect(image if pixels is None else pixels) if boxes is None
                  else [Detection(b) for b in boxes])
         found = [d for d in found if d.confidence is None or d.confidence >= self.min_confidence]
         if not found:
