@@ -52,7 +52,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.jsonl is not None:
         return batch.run(args, model_path(args), side)
     predictor = Predictor(model_path(args), detector=make_detector(args.detector, **side),
-                          min_confidence=args.min_confidence)
+                          min_confidence=args.min_confidence, engine=args.engine)
     results, failed, non_finite = [], 0, 0
     for photo in args.photos:
         try:
@@ -143,6 +143,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--detect-side", type=int, metavar="PX",
                    help="longer side of the copy MTCNN (640) or Haar (512) scans: larger "
                         "finds smaller faces in large photos, more slowly")
+    p.add_argument("--engine", choices=["tflite", "keras"], default="tflite",
+                   help="how the model runs: tflite (default: converted once, faster calls) "
+                        "or keras (its own call)")
     p.add_argument("--min-confidence", type=float, default=0.0, metavar="C",
                    help="leave out faces the detector is less sure of (0-1; default 0)")
     p.add_argument("--passes", type=int, default=None, choices=[1, 2],
