@@ -48,10 +48,11 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         r"^  (dlib\s+\d+|dlib: not installed here)",
         r"^targets: file <= 10 MB: (yes|NO)"]),
     "folder": (["folder.py", "--smoke"], [
-        rf"^--workers 1: 3 photos in {NUMBER} s = {NUMBER} photos/s",
-        rf"^--workers 2: 3 photos in {NUMBER} s = {NUMBER} photos/s",
-        rf"^once per photo: 1 photos in {NUMBER} s",
-        rf"^ratios: --workers 2 / --workers 1 = {NUMBER} x"]),
+        rf"^new, --workers 1: 3 photos in {NUMBER} s = {NUMBER} photos/s",
+        rf"^mtcnn, --workers 1: 3 photos in {NUMBER} s = {NUMBER} photos/s",
+        rf"^new, --workers 2: 3 photos in {NUMBER} s = {NUMBER} photos/s",
+        rf"^once per photo \(new path\): 1 photos in {NUMBER} s",
+        rf"^ratios: new / mtcnn, --workers 1 = {NUMBER} x"]),
     "loader_shards": (["loader.py", "shards", "--smoke"], [
         rf"^run 1 npz\s*:\s+{NUMBER} images/s, peak RSS\s+{NUMBER} MB",
         rf"^run 1 shards:\s+{NUMBER} images/s, peak RSS\s+{NUMBER} MB",
@@ -76,17 +77,24 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         rf"^cycle\s+2: RSS\s+{NUMBER} MB\s+threads\s+\d+",
         rf"^RSS growth from cycle 1 to 2: {NUMBER} MB"]),
     "latency": (["latency.py", "--smoke"], [
-        rf"^new \(mtcnn\) whole path \(default passes\)\s+{NUMBER}\s+{NUMBER}$",
-        rf"^old \(haar\) whole path \(default passes\)\s+{NUMBER}\s+{NUMBER}$",
-        rf"^model call, 1 face\s+{NUMBER}\s+{NUMBER}$",
-        r"^group photo bald_guys\.jpg .* faces found: old \(haar\) \d+, new \(mtcnn\) \d+",
-        rf"^new / old, whole path \(default passes\): {NUMBER}",
-        r"^targets \(new path\): one face in 0\.3 MP <= 60 ms: (met|NOT met)"]),
+        rf"^one face 0\.1 MP\s+1/1/\d+\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        rf"^one face 1 MP\s+1/1/\d+\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        rf"^close-up 0\.25 MP\s+1/\d+/\d+\s+{NUMBER}",
+        rf"^bald_guys\.jpg 3\.1 MP\s+\d+/\d+/\d+\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        rf"^new path with keypoint confidence / without, one face 0\.3 MP: {NUMBER}",
+        r"^targets: new/mtcnn <= 0\.3 on every photo: (met|NOT met)"]),
     "photos": (["photos.py", "--smoke"], [
         rf"^native size\s+new\s+{NUMBER}\s+\d+\s+({NUMBER}|nan)",
         rf"^eye distance 12 px\s+new\s+{NUMBER}\s+\d+\s+({NUMBER}|nan)",
-        r"^\s+dogs\.jpg: \d+ / \d+ faces",
-        r"^targets: recall >= 0\.95 at 12 and 18 px: (yes|NO)"]),
+        rf"^eye distance 12 px\s+mtcnn\s+{NUMBER}\s+\d+\s+({NUMBER}|nan)",
+        rf"^close-ups \(2\)\s+new\s+{NUMBER}\s+\d+\s+({NUMBER}|nan)",
+        rf"^close-ups \(2\)\s+anchor\s+{NUMBER}\s+\d+",
+        r"^\s+dogs\.jpg: \d+ / \d+ / \d+ faces",
+        r"^targets: close-up recall >= 0\.98: (yes|NO)"]),
+    "framing": (["framing.py", "--smoke"], [
+        r"^fitted on the training people \(\d+ faces",
+        rf"^val\s+\d+ / \d+\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        rf"^test\s+\d+ / \d+\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}"]),
     "video": (["video.py", "--smoke"], [
         r"^clip: 6 frames 640x480",
         rf"^detect every frame \(photo path\)\s+{NUMBER}\s+{NUMBER}\s+\d+\s+\d+\s+{NUMBER}\s+"
