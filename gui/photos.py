@@ -42,8 +42,16 @@ def load_for_display(path: str | Path) -> Photo:
     return photo
 
 
-#: "Hide unsure faces" leaves out faces the detector is less sure of than this.
+#: "Hide unsure faces" leaves out faces the detector is less sure of than this (MTCNN's scale).
 UNSURE_BELOW = 0.95
+#: ... on BlazeFace's scale (its real faces score 0.6-0.95, its false ones rarely above 0.7).
+BLAZE_UNSURE_BELOW = 0.7
+
+
+def unsure_below(detection) -> float:
+    """The confidence under which a detection counts as unsure, on its detector's scale."""
+    points = getattr(detection, "points", None)
+    return BLAZE_UNSURE_BELOW if points is not None and len(points) == 6 else UNSURE_BELOW
 
 
 def _detect_only(detector, image, boxes):
@@ -128,7 +136,7 @@ class Photos:
         faces = photo.faces
         if self.window.acts["hide_unsure"].isChecked():
             faces = [f for f in faces if f[2] is None or f[2].confidence is None
-                     or f[2].confidence >= UNSURE_BELOW]
+                     or f[2].confidence >= unsure_below(f[2])]
         if self.window.acts["hide_unsure_points"].isChecked():
             faces = [_without_unsure_points(f) for f in faces]
         return faces

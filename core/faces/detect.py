@@ -313,7 +313,10 @@ class BlazeFaceDetector:
     which reach faces half as large. When it finds no face, MTCNN looks (it reaches faces of
     24 pixels in a copy of at most ``max_side`` pixels, and sees some turned faces BlazeFace
     misses) (``mtcnn``: "auto" as just said, "never", or "always", which adds MTCNN's faces
-    not already found by BlazeFace). Faces come with BlazeFace's six points (or MTCNN's five)."""
+    not already found by BlazeFace). A face BlazeFace finds below its reliable reach (less than
+    :data:`facekp.core.faces.blazeface.MIN_FACE` pixels of its view) is handed to MTCNN on the
+    region around it, whose five points frame it (BlazeFace's points at that size are off by
+    pixels of its view). Faces come with BlazeFace's six points or MTCNN's five."""
     name = "blazeface"
 
     def __init__(self, model: str = "full", weights: str | Path | None = None,
@@ -343,16 +346,41 @@ class BlazeFaceDetector:
         reach = self.blaze.min_face(w, h)
         if len(rows) and (rows[:, 3] - rows[:, 1]).min() < TILE_TRIGGER * reach:
             # faces near the whole view's reach: others may lie just beyond it (a group)
-            from facekp.core.faces.blazeface import weighted_nms
+            from facekp.core.faces.blazeface import PAD, TILE_SHARE, weighted_nms
 
             more = self.blaze.detect(rgb, self.threshold, self.blaze.tiles(w, h))
             rows = weighted_nms(np.concatenate([rows, more]), 0.3) if len(more) else rows
+            reach *= TILE_SHARE / PAD  # the tiles' reach
         out = [Detection(Box(*(float(v) for v in r[1:5])), float(r[0]),
                          r[5:17].reshape(6, 2).astype(np.float64)) for r in rows]
+        if self.mtcnn_mode != "never":
+            out = [self._refined(rgb, d) if d.box.width < reach else d for d in out]
         if self.mtcnn_mode == "always" or (self.mtcnn_mode == "auto" and not out):
             out += [d for d in self.mtcnn.detect(rgb)
                     if not any(o.box.contains(*d.box.center) for o in out)]
         return sorted(out, key=lambda d: -d.box.width * d.box.height)
+
+
+    def _refined(self, rgb: np.ndarray, found: Detection) -> Detection:
+        """A face below BlazeFace's reliable reach (its points then miss by pixels of its
+        small view): MTCNN on the region around it (one face side of margin; a small region,
+        so milliseconds) gives its five points, the training faces' framing. BlazeFace's
+        detection stays when MTCNN sees no face there."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        side = max(found.box.width, found.box.height)
+        x0, y0 = int(max(0, found.box.x0 - side)), int(max(0, found.box.y0 - side))
+        x1, y1 = int(min(w, found.box.x1 + side)), int(min(h, found.box.y1 + side))
+        region = rgb[y0:y1, x0:x1]
+        f = max(1.0, 1.25 * MTCNN_MIN_FACE / max(side, 1.0))  # MTCNN's smallest face, and some
+        if f > 1:
+            region = cv2.resize(region, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
+        for d in self.mtcnn.detect(region):
+            box = Box(d.box.x0 / f + x0, d.box.y0 / f + y0, d.box.x1 / f + x0, d.box.y1 / f + y0)
+            if found.box.contains(*box.center):
+                return Detection(box, d.confidence, d.points / f + np.array([x0, y0]))
+        return found
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> Detector:
