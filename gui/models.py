@@ -40,7 +40,9 @@ class Models:
 
         def job():
             from facekp.core.model.predict import Predictor
-            return Predictor(path)
+            predictor = Predictor(path)
+            predictor.warm_up()  # its TensorFlow Lite form now, not on the first photo
+            return predictor
 
         w.jobs.submit(Job("model", job, on_done=lambda p: self.use(path, p),
                           on_failed=self._failed, priority=Job.NOW))

@@ -91,8 +91,9 @@ class Photos:
 
     def _warm_up(self, _info=None) -> None:
         """Once TensorFlow is loaded, make the photo detector in the background and run it
-        once on a blank image, so that the person's first photo does not wait for MTCNN to
-        load and trace its three networks (over a second and a half on 2 cores)."""
+        once on a blank image, so that the person's first photo does not wait for it (MTCNN,
+        behind BlazeFace, loads and traces its three networks: over a second and a half on 2
+        cores). The model's TensorFlow Lite form is made when the model loads (gui/models.py)."""
         name = self.detector_name()
 
         def job():
