@@ -67,13 +67,18 @@ def test_savedmodel_folder_gives_the_models_keypoints(capsys, tmp_path, crops, k
     assert_one_line_error(code, err, out, "--overwrite")
 
 
-def test_the_predictors_tflite_engine_matches_keras(crops, keras_keypoints):
-    lite = Predictor(DEFAULT_MODEL, flip_average=False)  # the default engine
-    assert lite.engine == "tflite"
+def test_the_predictors_tflite_engines_match_keras(crops, keras_keypoints):
+    lite = Predictor(DEFAULT_MODEL, flip_average=False, engine="tflite")
     assert np.abs(lite.predict(crops) - keras_keypoints).max() <= 1e-3
     # flip average and the confidence head's signals alike, in one batch each
     both = Predictor(DEFAULT_MODEL, engine="keras")
     kp, conf = both.predict_with_confidence(crops)
-    kp2, conf2 = Predictor(DEFAULT_MODEL).predict_with_confidence(crops)
+    kp2, conf2 = Predictor(DEFAULT_MODEL, engine="tflite").predict_with_confidence(crops)
     assert np.abs(kp - kp2).max() <= 1e-3
     assert np.abs(conf - conf2).max() <= 1e-3
+    # the default: 8-bit weights, within a tenth of a pixel
+    int8 = Predictor(DEFAULT_MODEL)
+    assert int8.engine == "tflite-int8"
+    kp3, conf3 = int8.predict_with_confidence(crops)
+    assert np.abs(kp3 - kp).max() <= 0.2 and np.abs(kp3 - kp).mean() <= 0.05
+    assert np.abs(conf3 - conf).max() <= 0.05

@@ -143,9 +143,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--detect-side", type=int, metavar="PX",
                    help="longer side of the copy MTCNN (640) or Haar (512) scans: larger "
                         "finds smaller faces in large photos, more slowly")
-    p.add_argument("--engine", choices=["tflite", "keras"], default="tflite",
-                   help="how the model runs: tflite (default: converted once, faster calls) "
-                        "or keras (its own call)")
+    p.add_argument("--engine", choices=["tflite-int8", "tflite", "keras"],
+                   default="tflite-int8",
+                   help="how the model runs: tflite-int8 (default: TensorFlow Lite with 8-bit "
+                        "weights, fastest), tflite (float32) or keras (its own call)")
     p.add_argument("--min-confidence", type=float, default=0.0, metavar="C",
                    help="leave out faces the detector is less sure of (0-1; default 0)")
     p.add_argument("--passes", type=int, default=None, choices=[1, 2],

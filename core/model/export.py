@@ -9,7 +9,9 @@ heatmap model included). ``facekp export-model``.
 :class:`LiteRunner` runs a model converted to TensorFlow Lite in process: one interpreter per
 batch size (a photo's faces and their mirror images, and the confidence head's re-crops, in one
 call), without the per-call dispatch of a Keras or ``tf.function`` call (on a one-face photo
-the model's call goes from about 8 to 4 ms here).
+the model's call goes from about 8 to 4 ms here), in float32 or with 8-bit weights (the
+Predictor's default: about 2.5 x faster again on CPU; the shipped model's test RMSE 1.4692 ->
+1.4695 px, keypoints a mean 0.014 px from float32's).
 """
 from __future__ import annotations
 
@@ -44,9 +46,11 @@ def _serving(model, maps: bool = False):
     return serve.get_concrete_function(), net
 
 
-def tflite_bytes(model, maps: bool = False) -> bytes:
+def tflite_bytes(model, maps: bool = False, int8_weights: bool = False) -> bytes:
     """The model (with its heatmaps as a second output, with ``maps``) converted to TensorFlow
-    Lite (float32, the built-in ops only), its batch size open."""
+    Lite (the built-in ops only), its batch size open: float32, or with ``int8_weights`` its
+    weights stored as 8-bit integers and the layers run by TFLite's hybrid int8 kernels
+    (dynamic-range quantisation: activations quantised on the fly)."""
     import io
     import contextlib
 
@@ -54,6 +58,8 @@ def tflite_bytes(model, maps: bool = False) -> bytes:
 
     _, net = _serving(model, maps)
     converter = tf.lite.TFLiteConverter.from_keras_model(net)
+    if int8_weights:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     # the converter prints the temporary SavedModel it goes through; keep that off stdout
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -78,8 +84,10 @@ class LiteRunner:
     """A Keras keypoint model run through TensorFlow Lite: ``runner(x)`` -> keypoints (N, 2K),
     or with ``maps`` (heatmaps (N, h, w, K), keypoints)."""
 
-    def __init__(self, model=None, maps: bool = False, content: bytes | None = None):
-        self.content = content if content is not None else tflite_bytes(model, maps)
+    def __init__(self, model=None, maps: bool = False, content: bytes | None = None,
+                 int8_weights: bool = False):
+        self.content = content if content is not None else tflite_bytes(model, maps,
+                                                                        int8_weights)
         self.maps = maps
         self._by_batch: dict[int, tuple] = {}
 

@@ -150,7 +150,7 @@ class JsonlWriter:
 # --- predicting ---------------------------------------------------------------------------
 
 def configure_worker(model: str | Path, detector: str, detector_options: dict,
-                     min_confidence: float, passes: int | None, engine: str = "tflite") -> None:
+                     min_confidence: float, passes: int | None, engine: str = "tflite-int8") -> None:
     """Remember what :func:`predict_one` builds its Predictor from (in this process)."""
     _worker_state.clear()
     _worker_state["config"] = (str(model), detector, dict(detector_options),
@@ -258,7 +258,7 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
         print(f"{out}: {len(photos) - len(todo)} of these {len(photos)} photos are done "
               "already; skipping them", file=sys.stderr, flush=True)
     configure_worker(model, args.detector, detector_options, args.min_confidence, args.passes,
-                     getattr(args, "engine", "tflite"))
+                     getattr(args, "engine", "tflite-int8"))
     if progress is None:
         from facekp.core.progress import ProgressLine
 
