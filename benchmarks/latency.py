@@ -83,6 +83,7 @@ def main() -> None:
     add_smoke(parser, runs=2, warmup=1)
     args = parse_args(parser)
 
+    from facekp.core.faces.framing import crop_image, to_gray
     from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_MODEL
 
@@ -110,6 +111,16 @@ def main() -> None:
         print(f"{name:<24}{c['new']:>4d}/{c['mtcnn']:d}/{c['anchor']:<3d}{med['new']:>9.1f}"
               f"{med['mtcnn']:>10.1f}{med['anchor']:>11.1f}{ratios[name][0]:>11.2f}"
               f"{ratios[name][1]:>12.2f}{np.percentile(ms['new'], 90):>9.1f}")
+    group = shots[list(shots)[-1]]
+    crops = np.stack([crop_image(to_gray(group), f.crop) for f in new.predict_photo(group).faces])
+    ms = interleaved({"find": lambda: new.detector.detect(group),
+                      "model": lambda: new.predict(crops),
+                      "mtcnn find": lambda: old.detector.detect(group),
+                      "mtcnn model": lambda: old.predict(crops)},
+                     max(3, args.runs // 3), args.warmup)
+    print(f"group photo, parts (median ms): new: find faces {np.median(ms['find']):.1f}, model "
+          f"on {len(crops)} faces and their mirror images {np.median(ms['model']):.1f}; mtcnn: "
+          f"find faces {np.median(ms['mtcnn find']):.1f}, model {np.median(ms['mtcnn model']):.1f}")
     conf = new.confidence_head is not None
     if conf:
         rgb = shots["one face 0.3 MP"]

@@ -81,6 +81,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         rf"^one face 1 MP\s+1/1/\d+\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
         rf"^close-up 0\.25 MP\s+1/\d+/\d+\s+{NUMBER}",
         rf"^bald_guys\.jpg 3\.1 MP\s+\d+/\d+/\d+\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        rf"^group photo, parts \(median ms\): new: find faces {NUMBER}, model on \d+ faces",
         rf"^new path with keypoint confidence / without, one face 0\.3 MP: {NUMBER}",
         r"^targets: new/mtcnn <= 0\.3 on every photo: (met|NOT met)"]),
     "photos": (["photos.py", "--smoke"], [

@@ -151,9 +151,10 @@ class BlazeFace:
         """Square tiles of TILE_SHARE x the photo's longer side covering it, overlapping (by at
         least a face of the whole view's reach): faces down to about half its reach."""
         tile = TILE_SHARE * max(width, height)
+        overlap = self.min_face(width, height)  # a face the whole view may have missed
         out = []
-        for y0 in _starts(height, tile):
-            out += [View(x0, y0, tile) for x0 in _starts(width, tile)]
+        for y0 in _starts(height, tile, overlap):
+            out += [View(x0, y0, tile) for x0 in _starts(width, tile, overlap)]
         return out
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,12 +206,12 @@ class BlazeFace:
         return np.concatenate([score[:, None], box, pts.reshape(len(raw), 12)], 1)
 
 
-def _starts(length: float, tile: float) -> list[float]:
-    """Origins of tiles of side ``tile`` covering 0..length evenly (centred when one does)."""
+def _starts(length: float, tile: float, overlap: float) -> list[float]:
+    """Origins of the fewest tiles of side ``tile`` covering 0..length evenly with neighbours
+    overlapping by at least ``overlap`` (one tile, centred, when it covers all)."""
     if length <= tile:
         return [(length - tile) / 2]
-    n = math.ceil(length / tile) + (1 if length / tile > 1.5 else 0)
-    n = max(2, n)
+    n = max(2, math.ceil((length - overlap) / max(tile - overlap, 1.0)))
     return [i * (length - tile) / (n - 1) for i in range(n)]
 
 
@@ -233,9 +234,12 @@ def cut_views(rgb: np.ndarray, views: list[View], side: int) -> np.ndarray:
         scale = side / view.side
         k = max(1, int(1 / scale))
         if k not in copies:
-            hk, wk = max(1, h // k), max(1, w // k)
-            copies[k] = rgb if k == 1 else cv2.resize(
-                rgb[:hk * k, :wk * k], (wk, hk), interpolation=cv2.INTER_AREA)
+            # from the finest copy made so far whose factor divides k (fewer pixels to read)
+            j = max([c for c in copies if k % c == 0], default=1)
+            base, step = (copies[j], k // j) if j > 1 else (rgb, k)
+            hk, wk = max(1, base.shape[0] // step), max(1, base.shape[1] // step)
+            copies[k] = base if step == 1 else cv2.resize(
+                base[:hk * step, :wk * step], (wk, hk), interpolation=cv2.INTER_AREA)
         small = copies[k]
         # output pixel centre u + 0.5 = (photo edge coordinate - view origin) * scale, and the
         # copy's pixel xs has photo edge coordinate (xs + 0.5) * k
