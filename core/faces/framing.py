@@ -34,12 +34,12 @@ LANDMARK_SHIFT_UP = 0.207
 #: squares on the embedded dataset's training people and their mirror images so that its crops
 #: match the five-point (MTCNN) crops the shipped model was trained on (benchmarks/framing.py).
 SIX_FRAMING = np.array([
-    [-0.1639, -0.0431, -0.1639, 0.0431, 1.3234, 0.0, -0.4978, 0.0, 0.2368, 0.0997, 0.2368,
-     -0.0997, 0.0],
-    [0.3433, 0.1328, -0.3433, 0.1328, 0.0, -0.077, 0.0, -0.0943, -0.1759, -0.0044, 0.1759,
-     -0.0044, -0.0545],
-    [1.0211, -0.1374, -1.0211, -0.1374, 0.0, 0.4156, 0.0, -0.0704, -0.6076, 0.2498, 0.6076,
-     0.2498, 2.3564]])
+    [-0.1786, -0.0174, -0.1786, 0.0174, 1.3455, 0.0, -0.4942, 0.0, 0.2428, 0.079, 0.2428,
+     -0.079, 0.0],
+    [0.3192, 0.1129, -0.3192, 0.1129, 0.0, -0.0603, 0.0, -0.0828, -0.1713, 0.0013, 0.1713,
+     0.0013, -0.0932],
+    [0.9597, -0.1791, -0.9597, -0.1791, 0.0, 0.3939, 0.0, -0.0178, -0.5965, 0.2486, 0.5965,
+     0.2486, 2.25]])
 #: Turning the box of the 68 labelled points into a detector-like box (for faces Haar misses).
 POINTS_BOX_SCALE = 1.14
 POINTS_BOX_SHIFT_UP = 0.16
