@@ -316,7 +316,7 @@ def test_open_photos_boxes_keypoints_no_face_and_hand_drawn_box(qtbot, tiny, mod
 
     assert saved == json.loads(json.dumps(photo_record(photo, window.photo.faces,
                                                        window.photo.message)))
-    assert all(0.8 <= f["detector_confidence"] <= 1 for f in saved["faces"])
+    assert all(0.6 <= f["detector_confidence"] <= 1 for f in saved["faces"])  # BlazeFace's
     csv = window.files.export_predictions(tmp_path / "photo.csv").read_text().splitlines()
     assert len(csv) == len(faces) + 1 and csv[0].startswith("photo,face,box_x0")
     png = window.files.export_view(tmp_path / "view.png")
@@ -477,11 +477,13 @@ def test_photo_keypoints_show_their_confidence_on_hover(qtbot, tiny, shared_data
 
 
 def test_the_photo_detector_is_ready_before_the_first_photo(qtbot, tiny, open_window):
-    """Once TensorFlow is loaded the window makes the MTCNN detector in the background (and
-    runs it once), so a person's first photo does not wait for its networks."""
+    """Once TensorFlow is loaded the window makes the default detector (BlazeFace, with MTCNN
+    behind it) in the background (and runs it once, which builds MTCNN's networks too), so a
+    person's first photo does not wait for them."""
     window = open_window(qtbot, data=str(tiny))
-    qtbot.waitUntil(lambda: "mtcnn" in window.photos._detectors and "detector" not in
+    qtbot.waitUntil(lambda: "blazeface" in window.photos._detectors and "detector" not in
                     window.busy, timeout=60_000)
-    detector = window.photos._detector("mtcnn")
-    assert detector is window.photos._detectors["mtcnn"]   # made once, kept
+    detector = window.photos._detector("blazeface")
+    assert detector is window.photos._detectors["blazeface"]   # made once, kept
+    assert detector._mtcnn is not None   # the blank image found no face: MTCNN looked too
     assert detector.detect(np.zeros((60, 80, 3), np.uint8)) == []
