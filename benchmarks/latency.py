@@ -88,7 +88,7 @@ def main() -> None:
     from facekp.core.resources import DEFAULT_MODEL
 
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
-    new = Predictor(model_path, detector="blazeface")
+    new = Predictor(model_path, detector="blazeface", engine="tflite-int8")
     old = Predictor(model_path, detector="mtcnn", engine="keras")
     anchor = MediaPipeAnchor(mesh=not args.no_mesh)
     paths = {"new": new.predict_photo, "mtcnn": old.predict_photo, "anchor": anchor}

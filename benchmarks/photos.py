@@ -207,7 +207,7 @@ def run(args) -> int:
     portraits = [(img, from_68(pts)) for img, pts in closeups(photos68, args.closeups)]
     background = Image.open(PHOTOS / "dogs.jpg").convert("RGB")
     model = args.model or DEFAULT_MODEL
-    predictors = {"new": Predictor(model, detector="blazeface"),
+    predictors = {"new": Predictor(model, detector="blazeface", engine="tflite-int8"),
                   "mtcnn": Predictor(model, detector="mtcnn", engine="keras")}
     anchor = MediaPipeAnchor(mesh=not args.no_mesh)
     paths = {**{k: p.predict_photo for k, p in predictors.items()}, "anchor": anchor_path(anchor)}

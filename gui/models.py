@@ -40,7 +40,9 @@ class Models:
 
         def job():
             from facekp.core.model.predict import Predictor
-            predictor = Predictor(path)
+            from facekp.core.model.predict import PHOTO_ENGINE
+
+            predictor = Predictor(path, engine=PHOTO_ENGINE)
             predictor.warm_up()  # its TensorFlow Lite form now, not on the first photo
             return predictor
 

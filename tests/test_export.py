@@ -77,8 +77,8 @@ def test_the_predictors_tflite_engines_match_keras(crops, keras_keypoints):
     assert np.abs(kp - kp2).max() <= 1e-3
     assert np.abs(conf - conf2).max() <= 1e-3
     # the default: 8-bit weights, within a tenth of a pixel
-    int8 = Predictor(DEFAULT_MODEL)
-    assert int8.engine == "tflite-int8"
+    assert Predictor(DEFAULT_MODEL).engine == "keras"  # exact by default; photo paths: int8
+    int8 = Predictor(DEFAULT_MODEL, engine="tflite-int8")
     kp3, conf3 = int8.predict_with_confidence(crops)
     assert np.abs(kp3 - kp).max() <= 0.2 and np.abs(kp3 - kp).mean() <= 0.05
     assert np.abs(conf3 - conf).max() <= 0.05

@@ -144,7 +144,7 @@ def add_parsers(sub) -> None:
                    help="longer side of the copy MTCNN (640) or Haar (512) scans: larger "
                         "finds smaller faces in large photos, more slowly")
     p.add_argument("--engine", choices=["tflite-int8", "tflite", "keras"],
-                   default="tflite-int8",
+                   default="tflite-int8",  # facekp.core.model.predict.PHOTO_ENGINE
                    help="how the model runs: tflite-int8 (default: TensorFlow Lite with 8-bit "
                         "weights, fastest), tflite (float32) or keras (its own call)")
     p.add_argument("--min-confidence", type=float, default=0.0, metavar="C",

@@ -39,8 +39,11 @@ from facekp.core.data.keypoints import IMAGE_SIZE
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
 BATCH = 256
-#: How the model is run: TensorFlow Lite (default) or Keras (see :class:`Predictor`).
-ENGINES = ("tflite-int8", "tflite", "keras")
+#: How the model is run (see :class:`Predictor`): Keras (the default: exact, for evaluation,
+#: training and comparisons) or TensorFlow Lite, float32 or with 8-bit weights.
+ENGINES = ("keras", "tflite-int8", "tflite")
+#: The engine of the photo paths (facekp predict, folders, videos, the app): the fastest.
+PHOTO_ENGINE = "tflite-int8"
 
 
 @dataclass
@@ -80,7 +83,7 @@ class Predictor:
 
     def __init__(self, model: Any, detector: Any = None, flip_average: bool = True,
                  min_confidence: float = 0.0, confidence: Any = "auto", keypoint_set=None,
-                 engine: str = "tflite-int8"):
+                 engine: str = "keras"):
         """``detector``: a name of :data:`facekp.core.faces.detect.DETECTORS` or a detector object (None:
         MTCNN, made when a photo first needs it); ``flip_average``: average each crop with its
         mirror image (on by default: the default model's test RMSE 1.505 -> 1.475 px, README);
@@ -89,11 +92,11 @@ class Predictor:
         (the ``NAME.confidence.json`` beside a model file, if there is one), None (no confidence),
         a path or a :class:`facekp.core.model.confidence.ConfidenceHead`;
         ``keypoint_set``: the set a model object predicts (a file's record names its own);
-        ``engine``: "tflite-int8" (default: the model converted to TensorFlow Lite with 8-bit
-        weights on first use, about 1.5 s, then each call without Keras's per-call overhead and
-        about 2.5 x faster than float32; the shipped model's test RMSE 1.4692 -> 1.4695 px),
-        "tflite" (float32; keypoints within 1e-4 px of Keras's) or "keras" (the model's own
-        traced call)."""
+        ``engine``: "keras" (default: the model's own traced call, exact), "tflite-int8"
+        (:data:`PHOTO_ENGINE`, the photo paths': the model converted to TensorFlow Lite with
+        8-bit weights on first use, about 1.5 s, then each call without Keras's per-call
+        overhead and about 2.5 x faster than float32; the shipped model's test RMSE 1.4692 ->
+        1.4695 px) or "tflite" (float32; keypoints within 1e-4 px of Keras's)."""
         import tensorflow as tf
 
         from facekp.core.model.confidence import ConfidenceHead, head_path, load_head
