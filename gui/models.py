@@ -40,10 +40,8 @@ class Models:
 
         def job():
             from facekp.core.model.predict import Predictor
-            from facekp.core.model.predict import PHOTO_ENGINE
-
-            predictor = Predictor(path, engine=PHOTO_ENGINE)
-            predictor.warm_up()  # its TensorFlow Lite form now, not on the first photo
+            predictor = Predictor(path)  # the dataset's figures: the Keras model's own
+            predictor.for_photos().warm_up()  # photos' fast form now, not on the first photo
             return predictor
 
         w.jobs.submit(Job("model", job, on_done=lambda p: self.use(path, p),

@@ -169,7 +169,7 @@ class Photos:
         """Find and predict the faces (or predict inside ``boxes``, added to those found)."""
         w = self.window
         photo = w.session.photo
-        predictor = w.predictor
+        predictor = None if w.predictor is None else w.predictor.for_photos()
         done = lambda result, photo=photo, manual=boxes is not None: \
             self._predicted(photo, manual, result)
         name = self.detector_name()

@@ -241,9 +241,26 @@ class Predictor:
         empty = np.zeros((0, kset.size))
         return kp, {k: np.concatenate([p[k] for p in parts]) if parts else empty for k in names}
 
+    def for_photos(self) -> "Predictor":
+        """This predictor with the photo paths' engine (:data:`PHOTO_ENGINE`): the same model,
+        keypoint set, confidence head and detector, made once and kept (so a window's dataset
+        figures stay the Keras model's exact ones while its photos run fast)."""
+        if self.engine == PHOTO_ENGINE:
+            return self
+        if getattr(self, "_photo_twin", None) is None:
+            import copy
+
+            twin = copy.copy(self)
+            twin.engine, twin._lite, twin._lite_lock = PHOTO_ENGINE, None, threading.Lock()
+            self._photo_twin = twin
+        return self._photo_twin
+
     def warm_up(self) -> None:
         """Make the model's TensorFlow Lite form now (about 1.5 s; twice that with a
-        confidence head, whose heatmaps need a second form) instead of on the first call."""
+        confidence head, whose heatmaps need a second form) instead of on the first call
+        (nothing to make for the Keras engine)."""
+        if self.engine == "keras":
+            return
         blank = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         self.predict(blank)
         if self.confidence_head is not None:
