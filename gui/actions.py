@@ -153,8 +153,11 @@ ACTIONS: tuple[Spec, ...] = (
          "the faces of the photo (or of the paused video's frame) into the dataset, the "
          "model's points as labels to check",
          enabled="photo_faces"),
+    Spec("mtcnn", "Use the &MTCNN face detector", "photos.set_mtcnn", None,
+         "MTCNN alone instead of BlazeFace (with MTCNN behind it): slower, the detector the "
+         "shipped model's training faces were framed with", True, False),
     Spec("haar", "Use the &Haar face detector", "photos.set_haar", None,
-         "OpenCV's Haar cascade instead of MTCNN: faster, frontal faces only, no confidence",
+         "OpenCV's Haar cascade instead of BlazeFace: frontal faces only, no confidence",
          True, False),
     Spec("hide_unsure", "&Hide unsure faces", "photos.set_hide_unsure:faces", None,
          "leave out faces the detector is less than 95 % sure of", True, False),
@@ -186,7 +189,8 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&View", ("image", "truth", "pred", "lines", "skeleton", "boxes", "legend", "-", "smooth",
                "fit", "zoom_in", "zoom_out", "-", "@docks", "reset_layout")),
     ("&Go", ("next", "prev", "worst", "back", "-", "prev_frame", "next_frame")),
-    ("&Photo", ("draw_box", "add_faces", "-", "haar", "hide_unsure", "hide_unsure_points")),
+    ("&Photo", ("draw_box", "add_faces", "-", "mtcnn", "haar", "hide_unsure",
+                "hide_unsure_points")),
     ("&Model", ("open_model", "predict", "-", "train", "stop")),
     ("&Review", ("queue_next", "queue_prev", "-", "accept_point", "accept_face", "place",
                  "pick_name", "cancel_place", "-", "mark_checked")),
@@ -199,7 +203,7 @@ TOOLBAR = ("open", "save", "-", "@undo", "@redo", "-", "prev", "next", "back", "
 #: View toggles kept between sessions (settings key -> action name).
 REMEMBERED_TOGGLES = {"truth": "truth", "prediction": "pred", "lines": "lines",
                       "boxes": "boxes", "skeleton": "skeleton", "legend": "legend",
-                      "smooth": "smooth", "haar_detector": "haar",
+                      "smooth": "smooth", "haar_detector": "haar", "mtcnn_detector": "mtcnn",
                       "hide_unsure": "hide_unsure", "hide_unsure_points": "hide_unsure_points"}
 
 

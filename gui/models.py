@@ -65,7 +65,9 @@ class Models:
 
         def job():
             from facekp.core.model.predict import Predictor
-            return Predictor(path)
+            predictor = Predictor(path)  # the dataset's figures: the Keras model's own
+            predictor.for_photos().warm_up()  # photos' fast form now, not on the first photo
+            return predictor
 
         w.jobs.submit(Job("model", job, on_done=lambda p: self.use(path, p),
                           on_failed=self._failed, priority=Job.NOW))

@@ -42,8 +42,16 @@ def load_for_display(path: str | Path) -> Photo:
     return photo
 
 
-#: "Hide unsure faces" leaves out faces the detector is less sure of than this.
+#: "Hide unsure faces" leaves out faces the detector is less sure of than this (MTCNN's scale).
 UNSURE_BELOW = 0.95
+#: ... on BlazeFace's scale (its real faces score 0.6-0.95, its false ones rarely above 0.7).
+BLAZE_UNSURE_BELOW = 0.7
+
+
+def unsure_below(detection) -> float:
+    """The confidence under which a detection counts as unsure, on its detector's scale."""
+    points = getattr(detection, "points", None)
+    return BLAZE_UNSURE_BELOW if points is not None and len(points) == 6 else UNSURE_BELOW
 
 
 def _detect_only(detector, image, boxes):
@@ -63,8 +71,11 @@ class Photos:
         self._detectors_lock = threading.Lock()  # made in the engine's job or a task thread
 
     def detector_name(self) -> str:
-        """The face detector the Photo menu asks for: "haar" or "mtcnn" (the default)."""
-        return "haar" if self.window.acts["haar"].isChecked() else "mtcnn"
+        """The face detector the Photo menu asks for: "haar", "mtcnn" or "blazeface" (the
+        default)."""
+        if self.window.acts["haar"].isChecked():
+            return "haar"
+        return "mtcnn" if self.window.acts["mtcnn"].isChecked() else "blazeface"
 
     def _detector(self, name: str):
         """The detector by name, made once (in a job: MTCNN loads three networks)."""
@@ -80,16 +91,29 @@ class Photos:
 
     def _warm_up(self, _info=None) -> None:
         """Once TensorFlow is loaded, make the photo detector in the background and run it
-        once on a blank image, so that the person's first photo does not wait for MTCNN to
-        load and trace its three networks (over a second and a half on 2 cores)."""
+        once on a blank image, so that the person's first photo does not wait for it (MTCNN,
+        behind BlazeFace, loads and traces its three networks: over a second and a half on 2
+        cores). The model's TensorFlow Lite form is made when the model loads (gui/models.py)."""
         name = self.detector_name()
 
         def job():
             self._detector(name).detect(np.zeros((60, 80, 3), np.uint8))
         self.window.jobs.submit(Job("detector", job, priority=Job.BACKGROUND))
 
+    def set_mtcnn(self, on: bool) -> None:
+        """MTCNN alone (Haar off); a shown photo is searched again."""
+        self._switch_detector("haar" if on else None)
+
     def set_haar(self, on: bool) -> None:
-        """Switch the face detector; a shown photo is searched again."""
+        """Haar's cascade (MTCNN alone off); a shown photo is searched again."""
+        self._switch_detector("mtcnn" if on else None)
+
+    def _switch_detector(self, other: str | None) -> None:
+        """The two detector toggles exclude each other (turning ``other`` off, whose own
+        signal comes back here with nothing to turn off); a shown photo is searched again."""
+        if other is not None and self.window.acts[other].isChecked():
+            self.window.acts[other].setChecked(False)
+            return  # its toggled signal searched the photo again
         if self.window.session.photo is not None and self.window.session.view_mode == "photo":
             self.predict()
 
@@ -159,7 +183,7 @@ class Photos:
         """Find and predict the faces (or predict inside ``boxes``, added to those found)."""
         w = self.window
         photo = w.session.photo
-        predictor = w.predictor
+        predictor = None if w.predictor is None else w.predictor.for_photos()
         done = lambda result, photo=photo, manual=boxes is not None: \
             self._predicted(photo, manual, result)
         name = self.detector_name()
@@ -274,17 +298,18 @@ def truth_text(photo: Photo) -> str:
 
 
 def _unsure_face(face: tuple) -> bool:
-    """Whether the detector is less sure of the face than UNSURE_BELOW (never for a face
-    without a detector's confidence: Haar's, or a box the person drew)."""
+    """Whether the detector is less sure of the face than its threshold (:func:`unsure_below`:
+    each detector's confidence on its own scale; never for a face without a detector's
+    confidence: Haar's, or a box the person drew)."""
     detection = face[2] if len(face) > 2 else None
     conf = None if detection is None else detection.confidence
-    return conf is not None and conf < UNSURE_BELOW
+    return conf is not None and conf < unsure_below(detection)
 
 
 def unsure_faces_text(faces: list, hiding: bool) -> str:
     """What Photo > Hide unsure faces did: how many faces it hid (or shows again), or why
     there is none to hide."""
-    n, sure = len(faces), f"{100 * UNSURE_BELOW:.0f} %"
+    n = len(faces)
     unsure = [i + 1 for i, f in enumerate(faces) if _unsure_face(f)]
     if not n:
         return "No face on this photo to hide"
@@ -292,13 +317,12 @@ def unsure_faces_text(faces: list, hiding: bool) -> str:
         return ("No face is unsure: this detector gives no confidence (Haar, or boxes drawn "
                 f"by hand), so all {n} stay shown")
     if not unsure:
-        return f"No face is unsure: the detector is at least {sure} sure of all {n}"
+        return f"No face is unsure: the detector is sure enough of all {n}"
     which = ", ".join(str(i) for i in unsure[:12]) + ("…" if len(unsure) > 12 else "")
     k = len(unsure)
     if not hiding:
         return f"Showing all {n} faces again, the {k} unsure ones too (face {which})"
-    return (f"Hid {k} of {n} faces the detector is less than {sure} sure of (face {which}); "
-            f"{n - k} shown")
+    return (f"Hid {k} of {n} faces the detector is unsure of (face {which}); {n - k} shown")
 
 
 def unsure_points_text(faces: list, hiding: bool, predictor=None) -> str:

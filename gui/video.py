@@ -165,6 +165,7 @@ class Video(QObject):
     def _tracker(self):
         """The tracker on the window's current model and the Photo menu's detector."""
         predictor = self.window.predictor
+        predictor = None if predictor is None else predictor.for_photos()
         if predictor is None:
             return None
         if self.tracker is None or self.tracker.predictor is not predictor:

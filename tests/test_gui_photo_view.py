@@ -38,7 +38,8 @@ def test_hiding_unsure_faces_and_points_says_how_many_were_hidden(crowded, monke
     n = len(faces)
     confidences = sorted(f[2].confidence for f in faces)
     # nothing below the bar: it says so rather than changing nothing in silence
-    monkeypatch.setattr(photos_module, "UNSURE_BELOW", 0.0)
+    for name in ("UNSURE_BELOW", "BLAZE_UNSURE_BELOW"):      # each detector's own bar
+        monkeypatch.setattr(photos_module, name, 0.0)
     window.acts["hide_unsure"].setChecked(True)
     assert len(window.canvas.faces) == n
     assert status().startswith("No face is unsure") and str(n) in status()
@@ -47,7 +48,8 @@ def test_hiding_unsure_faces_and_points_says_how_many_were_hidden(crowded, monke
     bar = confidences[3]
     unsure = sum(c < bar for c in confidences)
     assert 0 < unsure < n
-    monkeypatch.setattr(photos_module, "UNSURE_BELOW", bar)
+    for name in ("UNSURE_BELOW", "BLAZE_UNSURE_BELOW"):
+        monkeypatch.setattr(photos_module, name, bar)
     window.acts["hide_unsure"].setChecked(True)
     assert len(window.canvas.faces) == n - unsure
     assert status().startswith(f"Hid {unsure} of {n} faces")

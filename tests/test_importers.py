@@ -96,15 +96,17 @@ def test_import_report_has_counts_and_keypoint_statistics(imported):
 
 
 def test_crops_are_the_apps_framing_of_the_photo(imported, ytf_rows, constant_model, tmp_path):
-    """Import and photo prediction frame a face identically: the photo path's first crop of
-    the labelled face (MTCNN's five points -> crop_for_landmarks) is the imported crop."""
+    """Import and photo prediction with the same detector frame a face identically: the photo
+    path's first crop of the labelled face (MTCNN's five points -> crop_for_landmarks) is the
+    imported crop. (The default detector, BlazeFace, frames it by its own rule, fitted to
+    these crops: tests/test_detect.py and benchmarks/framing.py measure how closely.)"""
     from facekp.core.model.predict import Predictor
 
     ds, report, _, images = imported
     header, rows = ytf_rows
     path = tmp_path / "mean.keras"
     constant_model(np.nanmean(ds.keypoints, axis=0)).save(path)
-    predictor = Predictor(path)
+    predictor = Predictor(path, detector="mtcnn")
     checked = 0
     for i, row in enumerate(rows):
         p68 = np.array([float(v) for v in row[1:]]).reshape(68, 2)

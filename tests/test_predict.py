@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from facekp.core.errors import DataError
-from facekp.core.faces.framing import Box, crop_for_box, crop_for_landmarks, crop_for_points
+from facekp.core.faces.framing import (Box, crop_for_box, crop_for_landmarks, crop_for_points,
+                                       crop_for_six)
 from facekp.core.data.keypoints import as_points
 
 
@@ -58,14 +59,15 @@ def test_photo_with_one_face(predictor, photos, mean_shape):
     assert len(result.faces) >= 1 and result.size == (565, 800)
     face = result.faces[0]
     assert face.keypoints.shape == (15, 2)
-    # MTCNN's confidence and five points come with the face; the crop is framed from the points
+    # BlazeFace's confidence and six points come with the face; the crop is framed from the
+    # points by their rule
     assert 0.8 <= face.confidence <= 1.0
-    assert face.detection.points.shape == (5, 2)
-    assert face.crop == crop_for_landmarks(face.detection.points)
+    assert face.detection.points.shape == (6, 2)
+    assert face.crop == crop_for_six(face.detection.points)
     # crop pixels mapped back into photo pixels through that crop
     np.testing.assert_allclose(face.keypoints, face.crop.to_photo(as_points(mean_shape)),
                                atol=1e-3)
-    for x, y in [*face.keypoints, *face.detection.points]:
+    for x, y in [*face.keypoints, *face.detection.points[:4]]:  # not the ears
         assert face.box.x0 <= x <= face.box.x1 and face.box.y0 <= y <= face.box.y1
 
 

@@ -1,4 +1,4 @@
-"""``facekp train | evaluate | compare | submit``: models trained, scored, compared and sent to Kaggle."""
+"""``facekp train | evaluate | compare | export-model | submit``: models trained, scored, compared and sent to Kaggle."""
 from __future__ import annotations
 
 import argparse
@@ -247,6 +247,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- export-model ---------------------------------------------------------------------------
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    """``facekp export-model M --format savedmodel|tflite --out PATH``: the model with its input
+    normalisation and keypoint readout, for use outside facekp."""
+    from facekp.core.model.export import export_model
+
+    model = resolve_model(args.model)
+    out = export_model(model, args.format, args.out, overwrite=args.overwrite)
+    print(f"wrote {out} ({args.format}: 96 x 96 x 1 faces, pixels 0-255 -> "
+          f"x, y of each keypoint in crop pixels)")
+    return 0
+
+
 # --- submit -------------------------------------------------------------------------------
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -265,13 +279,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "compare": cmd_compare,
-            "submit": cmd_submit}
+            "submit": cmd_submit, "export-model": cmd_export_model}
 
 
 def add_parsers(sub) -> None:
-    """train, evaluate, compare and submit."""
+    """train, evaluate, compare, export-model and submit."""
     _add_train_parser(sub)
     _add_evaluation_parsers(sub)
+    p = sub.add_parser("export-model", help="a trained model as TensorFlow Lite or a "
+                       "SavedModel (input normalisation and keypoint readout inside)")
+    p.add_argument("model", help="model .keras (or kaggle15 / ibug68: a shipped one)")
+    p.add_argument("--format", required=True, choices=["savedmodel", "tflite"],
+                   help="tflite: one .tflite file; savedmodel: a folder (serving_default)")
+    p.add_argument("--out", required=True, help="the .tflite file or SavedModel folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p = sub.add_parser("submit", help="Kaggle submission.csv from test.csv and IdLookupTable.csv")
     p.add_argument("--model", help="model .keras (default: the installed default model)")
     p.add_argument("--test", required=True, help="Kaggle test.csv (ImageId,Image)")

@@ -52,7 +52,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.jsonl is not None:
         return batch.run(args, model_path(args), side)
     predictor = Predictor(model_path(args), detector=make_detector(args.detector, **side),
-                          min_confidence=args.min_confidence)
+                          min_confidence=args.min_confidence, engine=args.engine)
     results, failed, non_finite = [], 0, 0
     for photo in args.photos:
         try:
@@ -98,10 +98,11 @@ def _drawing_paths(args) -> dict[str, Path]:
 
 
 def _detector_side(args) -> dict:
-    """The detector's option for --detect-side (MTCNN's max_side, Haar's detect_side)."""
+    """The detector's option for --detect-side (MTCNN's max_side, also behind BlazeFace; Haar's
+    detect_side)."""
     if args.detect_side is None:
         return {}
-    return {"max_side" if args.detector == "mtcnn" else "detect_side": args.detect_side}
+    return {"detect_side" if args.detector == "haar" else "max_side": args.detect_side}
 
 
 def _refuse_video_options(args) -> None:
@@ -150,11 +151,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (photo pixels)")
     p.add_argument("--draw", metavar="DIR|OUT.mp4", help="write each photo with boxes and "
                    "keypoints drawn to DIR/<name>.png; for a video, the video drawn to OUT.mp4")
-    p.add_argument("--detector", choices=["mtcnn", "haar"], default="mtcnn",
-                   help="face detector (default mtcnn; haar: faster, frontal faces only)")
+    p.add_argument("--detector", choices=["blazeface", "mtcnn", "haar"], default="blazeface",
+                   help="face detector (default blazeface: BlazeFace, with MTCNN for small "
+                        "faces; mtcnn: MTCNN alone; haar: frontal faces only)")
     p.add_argument("--detect-side", type=int, metavar="PX",
-                   help="longer side of the copy the detector scans (mtcnn 640, haar 512): "
-                        "larger finds smaller faces in large photos, more slowly")
+                   help="longer side of the copy MTCNN (640) or Haar (512) scans: larger "
+                        "finds smaller faces in large photos, more slowly")
+    p.add_argument("--engine", choices=["tflite-int8", "tflite", "keras"],
+                   default="tflite-int8",  # facekp.core.model.predict.PHOTO_ENGINE
+                   help="how the model runs: tflite-int8 (default: TensorFlow Lite with 8-bit "
+                        "weights, fastest), tflite (float32) or keras (its own call)")
     p.add_argument("--min-confidence", type=float, default=0.0, metavar="C",
                    help="leave out faces the detector is less sure of (0-1; default 0)")
     p.add_argument("--passes", type=int, default=None, choices=[1, 2],

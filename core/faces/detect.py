@@ -1,8 +1,11 @@
-"""Face detectors for photos: MTCNN (the default) and OpenCV's Haar cascade.
+"""Face detectors for photos: BlazeFace with MTCNN behind it (the default), MTCNN, and
+OpenCV's Haar cascade.
 
 A detector turns an RGB photo (H x W x 3 uint8) into :class:`Detection` s, largest first:
 a box in photo pixels, the detector's confidence, and for MTCNN five points (the eye centres,
-the nose tip and the mouth corners).
+the nose tip and the mouth corners), for BlazeFace six (the eye centres, the nose tip, the
+mouth centre and the ear tragions). Each detection frames its face for the model by the rule
+for its points (:meth:`Detection.crop`).
 
 MTCNN runs the P-, R- and O-Net of the ``mtcnn`` package (its weights ship inside the wheel;
 nothing is downloaded) through our own driver, which makes it fast enough for the photo path:
@@ -28,10 +31,12 @@ from typing import Protocol
 import numpy as np
 
 from facekp.core.errors import DataError
-from facekp.core.faces.framing import DETECT_SIDE, Box, find_faces, to_gray
+from facekp.core.faces.blazeface import MIN_FACE as BLAZE_MIN_FACE
+from facekp.core.faces.framing import (DETECT_SIDE, Box, Crop, crop_for_box, crop_for_landmarks,
+                                       crop_for_six, find_faces, to_gray)
 
-DETECTORS = ("mtcnn", "haar")
-DEFAULT_DETECTOR = "mtcnn"
+DETECTORS = ("blazeface", "mtcnn", "haar")
+DEFAULT_DETECTOR = "blazeface"
 #: Longer side of the copy MTCNN scans (photos larger than this are scaled down first), so
 #: faces smaller than MTCNN_MIN_FACE / MTCNN_MAX_SIDE (3.75 %) of a photo's longer side are not
 #: looked for; this bounds the time on large photos (``--detect-side`` raises it).
@@ -43,6 +48,9 @@ MTCNN_PYRAMID_STEP = 0.709
 #: Face-probability thresholds of P-, R- and O-Net (the package's are 0.6, 0.7, 0.8; P-Net at 0.7
 #: sends R-Net fewer candidates with the same recall on the photos benchmark).
 MTCNN_THRESHOLDS = (0.7, 0.7, 0.8)
+#: BlazeFace looks again in tiles when a face it found is smaller than this times its
+#: whole-photo view's reach (:class:`BlazeFaceDetector`).
+TILE_TRIGGER = 2.0
 #: Pyramid levels P-Net takes in one call (a photo with more is scanned in several calls;
 #: unused inputs get a blank 12 x 12 level, whose cost is negligible).
 PNET_LEVELS = 12
@@ -51,15 +59,33 @@ _EMPTY_LEVEL = np.zeros((1, 12, 12, 3), np.uint8)
 #: the first eye is the one on the left of the picture, the subject's right eye).
 POINT_NAMES = ("eye_image_left", "eye_image_right", "nose", "mouth_image_left",
                "mouth_image_right")
+#: Names of BlazeFace's six points, in the order of :attr:`Detection.points` (image left first).
+BLAZE_POINT_NAMES = ("eye_image_left", "eye_image_right", "nose", "mouth_center",
+                     "ear_image_left", "ear_image_right")
 
 
 @dataclass(frozen=True)
 class Detection:
     """A face found in a photo: box (photo pixels), the detector's confidence (0-1, None for
-    a detector that gives none) and five points (5, 2) in photo pixels (None for Haar)."""
+    a detector that gives none) and its points in photo pixels: MTCNN's five (5, 2),
+    BlazeFace's six (6, 2), None for Haar (named by :attr:`point_names`)."""
     box: Box
     confidence: float | None = None
     points: np.ndarray | None = None
+
+    @property
+    def point_names(self) -> tuple[str, ...]:
+        if self.points is None:
+            return ()
+        return BLAZE_POINT_NAMES if len(self.points) == 6 else POINT_NAMES
+
+    def crop(self) -> Crop:
+        """The model's framing of this face: the rule for its detector's points (or box)."""
+        if self.points is None:
+            return crop_for_box(self.box)
+        if len(self.points) == 6:
+            return crop_for_six(self.points)
+        return crop_for_landmarks(self.points)
 
 
 class Detector(Protocol):
@@ -278,8 +304,95 @@ def _as_rgb(image) -> np.ndarray:
     return arr[..., :3].astype(np.uint8, copy=False)
 
 
+class BlazeFaceDetector:
+    """BlazeFace first, MTCNN for the faces it cannot see (:mod:`facekp.core.faces.blazeface`).
+
+    BlazeFace's full-range model scans the whole photo in one view (a few milliseconds at any
+    photo size) and finds faces from about a tenth of the photo's longer side up to faces that
+    fill or overflow the frame. When a face it found is near that reach (less than
+    :data:`TILE_TRIGGER` times it: a group photo, say), it looks again in overlapping tiles,
+    which reach faces half as large. When it finds no face, MTCNN looks (it reaches faces of
+    24 pixels in a copy of at most ``max_side`` pixels, and sees some turned faces BlazeFace
+    misses) (``mtcnn``: "auto" as just said, "never", or "always", which adds MTCNN's faces
+    not already found by BlazeFace). A face BlazeFace finds below its reliable reach (less than
+    :data:`facekp.core.faces.blazeface.MIN_FACE` pixels of its view) is handed to MTCNN on the
+    region around it, whose five points frame it (BlazeFace's points at that size are off by
+    pixels of its view). Faces come with BlazeFace's six points or MTCNN's five."""
+    name = "blazeface"
+
+    def __init__(self, model: str = "full", weights: str | Path | None = None,
+                 mtcnn: str = "auto", max_side: int = MTCNN_MAX_SIDE,
+                 min_confidence: float | None = None):
+        from facekp.core.faces.blazeface import SCORE_THRESHOLD, blazeface
+
+        if mtcnn not in ("auto", "never", "always"):
+            raise ValueError(f"mtcnn must be auto, never or always, got {mtcnn!r}")
+        self.blaze = blazeface(model, None if weights is None else str(weights))
+        self.threshold = SCORE_THRESHOLD if min_confidence is None else float(min_confidence)
+        self.mtcnn_mode = mtcnn
+        self.max_side = int(max_side)
+        self._mtcnn: MtcnnDetector | None = None
+
+    @property
+    def mtcnn(self) -> MtcnnDetector:
+        if self._mtcnn is None:
+            self._mtcnn = MtcnnDetector(max_side=self.max_side)
+        return self._mtcnn
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an RGB photo (array or PIL image), largest first."""
+        rgb = _as_rgb(rgb)
+        h, w = rgb.shape[:2]
+        rows = self.blaze.detect(rgb, self.threshold) if min(h, w) >= 8 else np.empty((0, 18))
+        if len(rows) and (rows[:, 17] < TILE_TRIGGER * BLAZE_MIN_FACE).any():
+            # faces near the whole view's reach: others may lie just beyond it (a group); the
+            # tiles' finer view replaces the whole view's for the faces both see
+            tiled = self.blaze.detect(rgb, self.threshold, self.blaze.tiles(w, h))
+            alone = [r for r in rows if not any(_inside(r, t) or _inside(t, r) for t in tiled)]
+            rows = np.concatenate([tiled, np.reshape(alone, (-1, 18))]) if len(tiled) else rows
+        out = [Detection(Box(*(float(v) for v in r[1:5])), float(r[0]),
+                         r[5:17].reshape(6, 2).astype(np.float64)) for r in rows]
+        if self.mtcnn_mode != "never":
+            out = [self._refined(rgb, d) if r[17] < BLAZE_MIN_FACE else d
+                   for d, r in zip(out, rows)]
+        if self.mtcnn_mode == "always" or (self.mtcnn_mode == "auto" and not out):
+            out += [d for d in self.mtcnn.detect(rgb)
+                    if not any(o.box.contains(*d.box.center) for o in out)]
+        return sorted(out, key=lambda d: -d.box.width * d.box.height)
+
+
+    def _refined(self, rgb: np.ndarray, found: Detection) -> Detection:
+        """A face below BlazeFace's reliable reach (its points then miss by pixels of its
+        small view): MTCNN on the region around it (one face side of margin; a small region,
+        so milliseconds) gives its five points, the training faces' framing. BlazeFace's
+        detection stays when MTCNN sees no face there."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        side = max(found.box.width, found.box.height)
+        x0, y0 = int(max(0, found.box.x0 - side)), int(max(0, found.box.y0 - side))
+        x1, y1 = int(min(w, found.box.x1 + side)), int(min(h, found.box.y1 + side))
+        region = rgb[y0:y1, x0:x1]
+        f = max(1.0, 1.25 * MTCNN_MIN_FACE / max(side, 1.0))  # MTCNN's smallest face, and some
+        if f > 1:
+            region = cv2.resize(region, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
+        for d in self.mtcnn.detect(region):
+            box = Box(d.box.x0 / f + x0, d.box.y0 / f + y0, d.box.x1 / f + x0, d.box.y1 / f + y0)
+            if found.box.contains(*box.center):
+                return Detection(box, d.confidence, d.points / f + np.array([x0, y0]))
+        return found
+
+
+def _inside(a: np.ndarray, b: np.ndarray) -> bool:
+    """Does row ``a``'s box centre lie in row ``b``'s box?"""
+    cx, cy = (a[1] + a[3]) / 2, (a[2] + a[4]) / 2
+    return bool(b[1] <= cx < b[3] and b[2] <= cy < b[4])
+
+
 def make_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> Detector:
     """A detector by name (:data:`DETECTORS`); ValueError for another name."""
+    if name == "blazeface":
+        return BlazeFaceDetector(**kwargs)
     if name == "mtcnn":
         return MtcnnDetector(**kwargs)
     if name == "haar":

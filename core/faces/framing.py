@@ -29,6 +29,17 @@ CROP_SCALE = 0.965
 CROP_SHIFT_DOWN = 0.016
 LANDMARK_CROP_SCALE = 2.562
 LANDMARK_SHIFT_UP = 0.207
+#: Framing from BlazeFace's six points (:func:`crop_for_six`): rows give the crop centre's x and
+#: y offset and its side, in reference lengths, from :func:`six_features`; fitted by least
+#: squares on the embedded dataset's training people and their mirror images so that its crops
+#: match the five-point (MTCNN) crops the shipped model was trained on (benchmarks/framing.py).
+SIX_FRAMING = np.array([
+    [-0.1786, -0.0174, -0.1786, 0.0174, 1.3455, 0.0, -0.4942, 0.0, 0.2428, 0.079, 0.2428,
+     -0.079, 0.0],
+    [0.3192, 0.1129, -0.3192, 0.1129, 0.0, -0.0603, 0.0, -0.0828, -0.1713, 0.0013, 0.1713,
+     0.0013, -0.0932],
+    [0.9597, -0.1791, -0.9597, -0.1791, 0.0, 0.3939, 0.0, -0.0178, -0.5965, 0.2486, 0.5965,
+     0.2486, 2.25]])
 #: Turning the box of the 68 labelled points into a detector-like box (for faces Haar misses).
 POINTS_BOX_SCALE = 1.14
 POINTS_BOX_SHIFT_UP = 0.16
@@ -113,6 +124,32 @@ def crop_for_landmarks(points5: np.ndarray) -> Crop:
     cy -= LANDMARK_SHIFT_UP * ref
     s = max(8, int(round(LANDMARK_CROP_SCALE * ref)))
     # columns x0 .. x0 + s - 1 have their middle at x0 + (s - 1) / 2 (pixel centres)
+    return Crop(int(round(cx - (s - 1) / 2)), int(round(cy - (s - 1) / 2)), s)
+
+
+def six_features(points6: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """BlazeFace's six points (eye centres, nose tip, mouth centre, ear tragions; image left
+    first) -> (13 features: the points relative to their weighted mean (the mouth centre
+    counted twice, standing for both corners), in reference lengths, and 1; that mean; the
+    reference length: the mean of the eye distance and the eye-to-mouth distance)."""
+    p = np.asarray(points6, dtype=np.float64).reshape(6, 2)
+    ref = (np.linalg.norm(p[0] - p[1]) + np.linalg.norm(p[:2].mean(axis=0) - p[3])) / 2
+    centre = (p[0] + p[1] + p[2] + 2 * p[3]) / 5
+    return np.append(((p - centre) / max(ref, 1e-9)).reshape(-1), 1.0), centre, float(ref)
+
+
+def crop_for_six(points6: np.ndarray) -> Crop:
+    """The model's framing from BlazeFace's six points (6 x 2, photo pixels, pixel centres):
+    two eye centres, the nose tip, the mouth centre, two ear tragions, image left first. A
+    linear rule (:data:`SIX_FRAMING`) fitted so that its crops match the five-point crops the
+    shipped model was trained on (README, Data: median differences on unseen people); a
+    mirrored face gets the mirrored crop."""
+    feats, centre, ref = six_features(points6)
+    if not np.isfinite(feats).all() or ref <= 0:
+        raise ValueError("need six finite, distinct face points")
+    dx, dy, side = SIX_FRAMING @ feats
+    cx, cy = centre + np.array([dx, dy]) * ref
+    s = max(8, int(round(side * ref)))
     return Crop(int(round(cx - (s - 1) / 2)), int(round(cy - (s - 1) / 2)), s)
 
 

@@ -151,11 +151,11 @@ class JsonlWriter:
 # --- predicting ---------------------------------------------------------------------------
 
 def configure_worker(model: str | Path, detector: str, detector_options: dict,
-                     min_confidence: float, passes: int | None) -> None:
+                     min_confidence: float, passes: int | None, engine: str = "tflite-int8") -> None:
     """Remember what :func:`predict_one` builds its Predictor from (in this process)."""
     _worker_state.clear()
     _worker_state["config"] = (str(model), detector, dict(detector_options),
-                               float(min_confidence), passes)
+                               float(min_confidence), passes, engine)
 
 
 def _predictor():
@@ -164,9 +164,9 @@ def _predictor():
         from facekp.core.faces.detect import make_detector
         from facekp.core.model.predict import Predictor
 
-        model, detector, options, min_confidence, _ = _worker_state["config"]
+        model, detector, options, min_confidence, _, engine = _worker_state["config"]
         _worker_state["predictor"] = Predictor(model, detector=make_detector(detector, **options),
-                                               min_confidence=min_confidence)
+                                               min_confidence=min_confidence, engine=engine)
     return _worker_state["predictor"]
 
 
@@ -259,7 +259,8 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
     if done:
         print(f"{out}: {len(photos) - len(todo)} of these {len(photos)} photos are done "
               "already; skipping them", file=sys.stderr, flush=True)
-    configure_worker(model, args.detector, detector_options, args.min_confidence, args.passes)
+    configure_worker(model, args.detector, detector_options, args.min_confidence, args.passes,
+                     getattr(args, "engine", "tflite-int8"))
     if progress is None:
         from facekp.core.progress import ProgressLine
 

@@ -93,14 +93,16 @@ def confidence_record(confidence, keypoint_set: KeypointSet | None = None) -> di
 
 
 def detection_record(detection) -> dict[str, Any]:
-    """The detector's confidence and five points (a facekp.core.faces.detect.Detection, or None)."""
+    """The detector's confidence and points (a facekp.core.faces.detect.Detection, or None):
+    MTCNN's five, BlazeFace's six, by name."""
     from facekp.core.faces.detect import POINT_NAMES
 
     conf = None if detection is None else detection.confidence
     points = None if detection is None else detection.points
+    names = getattr(detection, "point_names", POINT_NAMES)
     return {"detector_confidence": None if conf is None else round(float(conf), 4),
             "detector_points": None if points is None else {
-                n: [rounded(x), rounded(y)] for n, (x, y) in zip(POINT_NAMES, points)}}
+                n: [rounded(x), rounded(y)] for n, (x, y) in zip(names, points)}}
 
 
 def photo_record(photo: str | Path, faces: Iterable, message: str = "",

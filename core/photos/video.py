@@ -397,7 +397,7 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
     from facekp.core.faces.detect import make_detector
     from facekp.core.fileio import (check_input_file, check_output, check_parent_folder,
                                     refuse_input_as_output, same_file)
-    from facekp.core.model.predict import Predictor
+    from facekp.core.model.predict import PHOTO_ENGINE, Predictor
 
     video = check_options(args)
     outputs = [check_parent_folder(o, option) for option, o in
@@ -414,6 +414,7 @@ def run(args, model: Path, detector_options: dict, progress=None) -> int:
     check_input_file(model, "model file")
     step = args.step or 1
     predictor = Predictor(model, detector=make_detector(args.detector, **detector_options),
+                          engine=getattr(args, "engine", PHOTO_ENGINE),
                           min_confidence=args.min_confidence)
     tracker = FaceTracker(predictor, args.detect_every or DETECT_EVERY, args.smooth or
                           SMOOTHING[0], reader.fps / step, args.passes)

