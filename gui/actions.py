@@ -111,6 +111,9 @@ ACTIONS: tuple[Spec, ...] = (
     Spec("quit", "&Quit", "close", K.Quit),
     Spec("delete", "&Delete selected point", "editing.delete_selected", (K.Delete, "Backspace"),
          "delete the selected ground-truth point (click it first)", enabled="face"),
+    Spec("toggle_hidden", "Mark point &hidden (occluded)", "editing.toggle_hidden", "O",
+         "the selected (or picked) labelled point is there but hidden: drawn dashed, trained "
+         "on as any label, exported to COCO as visibility 1; O again: visible", enabled="face"),
     Spec("delete_face", "Delete &face", "editing.delete_face", "Shift+Delete",
          "remove the face on screen from the dataset (a false detection, a duplicate); "
          "Ctrl+Z puts it back", enabled="face"),
@@ -185,7 +188,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "save_as",
                "export_csv", "export_coco", "export_dlib", "export_pts", "-", "export_view",
                "export_pred", "export_loss", "-", "quit")),
-    ("&Edit", ("@undo", "@redo", "-", "add", "delete", "-", "delete_face")),
+    ("&Edit", ("@undo", "@redo", "-", "add", "delete", "toggle_hidden", "-", "delete_face")),
     ("&View", ("image", "truth", "pred", "lines", "skeleton", "boxes", "legend", "-", "smooth",
                "fit", "zoom_in", "zoom_out", "-", "@docks", "reset_layout")),
     ("&Go", ("next", "prev", "worst", "back", "-", "prev_frame", "next_frame")),

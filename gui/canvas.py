@@ -92,14 +92,24 @@ class TruthItem(QGraphicsEllipseItem):
         super().__init__(-r, -r, 2 * r, 2 * r, parent)
         self.canvas = canvas
         self.index = index
-        self.setPen(QPen(TRUTH_COLOR, 2.0))
-        self.setBrush(QBrush(QColor(40, 220, 60, 50)))
+        self.hidden = False
+        self.restyle()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.CursorShape.OpenHandCursor)
         self._press_pos: QPointF | None = None
+
+    def restyle(self) -> None:
+        """Solid and filled for a visible point, dashed and hollow for a hidden (occluded)
+        one; white while selected."""
+        pen = QPen(QColor(255, 255, 255) if self.isSelected() else TRUTH_COLOR, 2.0)
+        if self.hidden:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        self.setPen(pen)
+        self.setBrush(QBrush(Qt.BrushStyle.NoBrush) if self.hidden
+                      else QBrush(QColor(40, 220, 60, 50)))
 
     def set_editable(self, editable: bool) -> None:
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, editable)
@@ -113,8 +123,7 @@ class TruthItem(QGraphicsEllipseItem):
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
             self.canvas._truth_item_moved(self.index)
         elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
-            pen = QPen(QColor(255, 255, 255) if self.isSelected() else TRUTH_COLOR, 2.0)
-            self.setPen(pen)
+            self.restyle()
         return super().itemChange(change, value)
 
     def mousePressEvent(self, event) -> None:
@@ -354,9 +363,12 @@ class Canvas(QGraphicsView):
         self.fit()
 
     def show_face(self, image: np.ndarray, truth: np.ndarray | None,
-                  prediction: np.ndarray | None, editable: bool = True) -> None:
+                  prediction: np.ndarray | None, editable: bool = True,
+                  hidden: np.ndarray | None = None) -> None:
         """A 96x96 crop; ``truth`` (the keypoint set's K points) and ``prediction`` (the
-        prediction set's) are (K, 2) or flat px, NaN = missing."""
+        prediction set's) are (K, 2) or flat px, NaN = missing; ``hidden``: (K,) the labelled
+        points marked hidden (occluded), drawn dashed and hollow."""
+        self.set_hidden(hidden)
         was_face = self.mode == "face"
         self.mode = "face"
         self.editable = editable
@@ -372,6 +384,13 @@ class Canvas(QGraphicsView):
         self.set_prediction(prediction)
         if not was_face or self._auto_fit:
             self.fit()
+
+    def set_hidden(self, hidden: np.ndarray | None) -> None:
+        """Which truth points are labelled but hidden (occluded): drawn dashed and hollow."""
+        for i, item in enumerate(self.truth_items):
+            item.hidden = bool(hidden is not None and i < len(hidden) and hidden[i])
+            item.restyle()
+        self._update_legend()
 
     def set_truth(self, truth: np.ndarray | None) -> None:
         self._truth = _points(truth, self.keypoint_set.size)
@@ -600,6 +619,8 @@ class Canvas(QGraphicsView):
             out.append((_dot(TRUTH_COLOR, "●"), "ground truth" + (" (drag to move)" if
                                                                    self.mode == "face" and
                                                                    self.editable else "")))
+        if shown([i for i in self.truth_items if i.hidden], "truth"):
+            out.append((_dot(TRUTH_COLOR, "○"), "hidden point (labelled, occluded)"))
         if shown(pred, "prediction"):
             out.append((_dot(PRED_COLOR, "✕"), "prediction"))
         compare = [i for i in photo_items if i.pen().color() == COMPARE_COLOR]

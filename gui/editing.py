@@ -24,6 +24,20 @@ class SetPointCommand(QUndoCommand):
         self.editing.set_point(self.row, self.k, self.old)
 
 
+class SetHiddenCommand(QUndoCommand):
+    """Mark one labelled keypoint hidden (occluded) or visible again."""
+
+    def __init__(self, editing: "Editing", row: int, k: int, hidden: bool, text: str):
+        super().__init__(text)
+        self.editing, self.row, self.k, self.hidden = editing, row, k, hidden
+
+    def redo(self) -> None:
+        self.editing.set_hidden(self.row, self.k, self.hidden)
+
+    def undo(self) -> None:
+        self.editing.set_hidden(self.row, self.k, not self.hidden)
+
+
 class SetFaceCommand(QUndoCommand):
     """Set every keypoint of one face at once (e.g. accept the whole prediction)."""
 
@@ -146,6 +160,35 @@ class Editing:
             return
         self.delete_requested(k)
 
+    def toggle_hidden(self) -> None:
+        """Mark the selected (or picked) labelled point hidden (occluded: labelled where it
+        is, but not visible), or visible again; undoable. COCO export keeps it (visibility 1)."""
+        w, row = self.window, self._row
+        k = w.canvas.selected_truth()
+        if k is None:
+            k = w.correct.picked
+        if row is None or k is None or w.session.point(row, k) is None:
+            w.statusBar().showMessage("Click a green ground-truth point first (or press its "
+                                      "number), then O to mark it hidden", 5000)
+            return
+        hide = not bool(w.session.dataset.hidden[row, k])
+        name = display_name(k, w.session.keypoint_set)
+        w.undo_stack.push(SetHiddenCommand(self, row, k, hide,
+                                           f"mark {name} of face {row} "
+                                           f"{'hidden' if hide else 'visible'}"))
+        w.statusBar().showMessage(f"{k + 1} · {name} of face {row}: "
+                                  + ("hidden (labelled, occluded: drawn dashed)" if hide
+                                     else "visible again"), 6000)
+
+    def set_hidden(self, row: int, k: int, hidden: bool) -> None:
+        """Used by the undo commands."""
+        w = self.window
+        w.session.dataset.hidden[row, k] = hidden
+        if w.session.row == row and w.session.view_mode == "dataset":
+            w.canvas.set_hidden(w.session.dataset.hidden[row])
+        else:
+            w.select_row(row)
+
     def delete_face(self) -> None:
         """Remove the face on screen from the dataset, as one undoable edit."""
         w, row = self.window, self._row
@@ -199,4 +242,5 @@ class Editing:
                 w.show_row(row)
         else:
             w.canvas.set_truth(w.session.dataset.keypoints[row])
+            w.canvas.set_hidden(w.session.dataset.hidden[row])
             w.update_keypoint_errors()

@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
         self.photos.set_box_mode(False)
         pred = s.predictions[row] if s.predictions is not None else None
         self.canvas.show_face(s.dataset.images[row], s.dataset.keypoints[row], pred,
-                              editable=True)
+                              editable=True, hidden=s.dataset.hidden[row])
         self.update_title()
         self.update_keypoint_errors()
         self.update_enabled()

@@ -379,3 +379,29 @@ def test_gui_model_by_name_and_a_bad_keypoint_set_are_one_line(tmp_path):
                                                "QT_QPA_PLATFORM": "offscreen"})
         assert out.returncode == 2 and said in out.stderr, out.stderr
         assert not (tmp_path / "s.png").exists()
+
+
+def test_a_point_marked_hidden_is_drawn_dashed_undoable_and_saved(qtbot, four_npz, tmp_path):
+    """O marks the selected labelled point hidden (occluded): drawn dashed and hollow, named
+    in the legend, undoable, and saved in the .npz."""
+    from facekp.core.data import dataset as data
+
+    w = _window(qtbot, four_npz, predicted=False, image=0)
+    s, canvas = w.session, w.canvas
+    item = canvas.truth_items[2]
+    item.setSelected(True)
+    _press(qtbot, w, Qt.Key.Key_O)
+    assert s.dataset.hidden[0, 2] and item.hidden
+    assert item.pen().style() == Qt.PenStyle.DashLine
+    assert "hidden point (labelled, occluded)" in canvas.legend_entries()
+    assert "3 · nose of face 0: hidden" in w.statusBar().currentMessage()
+    w.undo_stack.undo()
+    assert not s.dataset.hidden[0, 2] and item.pen().style() == Qt.PenStyle.SolidLine
+    w.undo_stack.redo()
+    assert s.dataset.hidden[0, 2]
+    out = tmp_path / "hidden.npz"
+    assert w.files.write_dataset(out)
+    saved = data.read_npz(out)
+    assert saved.hidden[0, 2] and saved.hidden.sum() == 1
+    w.select_row(1)                  # another face: nothing hidden there
+    assert not any(i.hidden for i in canvas.truth_items)
