@@ -138,7 +138,8 @@ def test_photo_faces_and_predict_json_carry_confidence(predictor, shared_data):
     from facekp.core.cli.main import main
 
     photo = shared_data / "photos" / "Tom_Cruise_avp_2014_4.jpg"
-    face = predictor.predict_photo(photo, passes=1, confidence=True).faces[0]
+    # the command line's photo path runs the model with 8-bit weights (Predictor.for_photos)
+    face = predictor.for_photos().predict_photo(photo, passes=1, confidence=True).faces[0]
     assert face.keypoint_confidence.shape == (NUM_KEYPOINTS,)
     assert predictor.predict_photo(photo, passes=1).faces[0].keypoint_confidence is None
     out = io.StringIO()

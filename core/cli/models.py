@@ -253,9 +253,10 @@ def cmd_export_model(args: argparse.Namespace) -> int:
     """``facekp export-model M --format savedmodel|tflite --out PATH``: the model with its input
     normalisation and keypoint readout, for use outside facekp."""
     from facekp.core.model.export import export_model
+    from facekp.core.model.predict import load_model
 
     model = resolve_model(args.model)
-    out = export_model(model, args.format, args.out, overwrite=args.overwrite)
+    out = export_model(model, args.format, args.out, overwrite=args.overwrite, load=load_model)
     print(f"wrote {out} ({args.format}: 96 x 96 x 1 faces, pixels 0-255 -> "
           f"x, y of each keypoint in crop pixels)")
     return 0

@@ -117,13 +117,14 @@ class LiteRunner:
 
 
 def export_model(model_path: str | Path, fmt: str, out: str | Path,
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, load=None) -> Path:
     """Write the model at ``model_path`` as ``fmt`` (:data:`FORMATS`) to ``out`` (a .tflite file,
     or a SavedModel folder); an existing ``out`` only with ``overwrite`` (DataError naming it).
-    Nothing half-written: the file or folder appears whole or not at all."""
+    Nothing half-written: the file or folder appears whole or not at all. ``load``: reads the
+    model file (facekp.core.model.predict.load_model, which uses this module: passed in so
+    that the two do not import each other)."""
     from facekp.core.fileio import (atomic_folder, atomic_path, check_output,
                                     check_output_folder, refuse_input_as_output)
-    from facekp.core.model.predict import load_model
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -134,7 +135,9 @@ def export_model(model_path: str | Path, fmt: str, out: str | Path,
     else:
         check_output_folder(out, overwrite, replaceable=lambda p: (p / "saved_model.pb").is_file(),
                             what="a SavedModel export")
-    model = load_model(model_path)
+    if load is None:
+        raise ValueError("export_model needs load=, the function that reads a model file")
+    model = load(model_path)
     if fmt == "tflite":
         content = tflite_bytes(model)
         with atomic_path(out) as tmp:

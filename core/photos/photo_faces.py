@@ -20,7 +20,7 @@ import numpy as np
 from facekp.core.data.dataset import Dataset
 from facekp.core.data.keypoint_sets import KAGGLE15, KeypointSet
 from facekp.core.errors import DataError
-from facekp.core.faces.framing import (Crop, crop_for_box, crop_for_landmarks, crop_image,
+from facekp.core.faces.framing import (Crop, crop_for_box, crop_image,
                                        to_gray)
 from facekp.core.data.keypoints import IMAGE_SIZE
 
@@ -61,12 +61,12 @@ def photo_dataset(image: Any, faces: Sequence[tuple[Crop, np.ndarray | None]],
 
 
 def crop_for_detection(detection) -> Crop:
-    """The crop of a detected face (facekp.core.faces.detect.Detection): from its five points
-    when the detector gives them (MTCNN), else from its box (Haar); the rule
-    Predictor.predict_detections frames faces by."""
-    if detection.points is None:
-        return crop_for_box(detection.box)
-    return crop_for_landmarks(detection.points)
+    """The crop of a detected face (facekp.core.faces.detect.Detection): by the rule its
+    detector's points allow (``Detection.crop``: BlazeFace's six, MTCNN's five), else from its
+    box; the rule Predictor.predict_detections frames faces by."""
+    if hasattr(detection, "crop"):
+        return detection.crop()
+    return crop_for_box(detection.box)
 
 
 def find_photo_faces(photos: Iterable[str | Path], keypoint_set: KeypointSet,
