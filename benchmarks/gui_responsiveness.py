@@ -77,6 +77,27 @@ def startup(repeat: int, env: dict) -> None:
     print(f"  ratio app/bare      {a / b:6.2f}    target <= 1 s: {'PASS' if a <= 1.0 else 'FAIL'}")
 
 
+class GapTimer:
+    """A 20 ms QTimer in the GUI thread (started by the caller: ``timer.start(20)`` after
+    ``clock.start()``) that records every gap between its ticks, in ms, in ``gaps``; set
+    ``last["t"] = None`` before a new stretch."""
+
+    def __init__(self):
+        from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+        self.clock, self.timer = QElapsedTimer(), QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.gaps: list[float] = []
+        self.last: dict = {"t": None}
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = self.clock.nsecsElapsed() / 1e6
+        if self.last["t"] is not None:
+            self.gaps.append(now - self.last["t"])
+        self.last["t"] = now
+
+
 def _gaps_summary(gaps_ms) -> dict:
     import numpy as np
 
@@ -88,7 +109,6 @@ def _gaps_summary(gaps_ms) -> dict:
 def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: float,
                    tmp: Path, runs: int = 1) -> None:
     import numpy as np
-    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from facekp.core.data import dataset as data
@@ -123,19 +143,8 @@ def responsiveness(n_train: int, n_val: int, epochs: int, batch: int, idle_s: fl
     panel = window.training_panel
     panel.ensure_plot()
 
-    clock = QElapsedTimer()
-    gaps: list[float] = []
-    last = {"t": None}
-
-    def tick():
-        now = clock.nsecsElapsed() / 1e6
-        if last["t"] is not None:
-            gaps.append(now - last["t"])
-        last["t"] = now
-
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.timeout.connect(tick)
+    ticks = GapTimer()
+    clock, gaps, last, timer = ticks.clock, ticks.gaps, ticks.last, ticks.timer
 
     # baseline: idle window
     clock.start()
@@ -206,7 +215,6 @@ def open_big(times: tuple[int, ...], base_faces: int, tmp: Path, limit_s: float 
     20 ms timer ticks in the GUI thread; every gap from the open until the app is idle with
     every face predicted. The first size is the baseline of the same run."""
     import numpy as np
-    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from facekp.core.data import dataset as data
@@ -239,20 +247,8 @@ def open_big(times: tuple[int, ...], base_faces: int, tmp: Path, limit_s: float 
 
     if not wait_until(settled, limit_s):
         raise SystemExit("the app was still busy after it was shown")
-    clock, timer = QElapsedTimer(), QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    gaps: list[float] = []
-    last = {"t": None}
-
-    def tick():
-        now = clock.nsecsElapsed() / 1e6
-        if last["t"] is not None:
-            gaps.append(now - last["t"])
-            if os.environ.get("FACEKP_BENCH_TRACE") and now - last["t"] > 100:
-                print(f"  (gap {now - last['t']:.0f} ms ending {time.perf_counter():.2f})")
-        last["t"] = now
-
-    timer.timeout.connect(tick)
+    ticks = GapTimer()
+    clock, gaps, last, timer = ticks.clock, ticks.gaps, ticks.last, ticks.timer
     rows = []
     for n, path in zip(times, paths):
         gaps.clear()
@@ -267,8 +263,8 @@ def open_big(times: tuple[int, ...], base_faces: int, tmp: Path, limit_s: float 
         timer.stop()
         rows.append((n, len(s.dataset), time.monotonic() - t0, _gaps_summary(gaps),
                      _rss_mb()))
-    print(f"\nopening bigger datasets in the app (File > Open; offscreen; a 20 ms timer in the "
-          f"GUI thread, until idle with every face predicted):")
+    print("\nopening bigger datasets in the app (File > Open; offscreen; a 20 ms timer in the "
+          "GUI thread, until idle with every face predicted):")
     print(f"  {'faces':>8s} {'to idle s':>10s} {'ticks':>6s} {'p99 ms':>7s} {'worst ms':>9s} "
           f"{'RSS MB':>7s}")
     for n, count, wall, g, rss in rows:
