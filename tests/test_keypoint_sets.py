@@ -209,12 +209,18 @@ def test_shards_keep_the_keypoint_set(tmp_path):
     from facekp.core.data.shards import open_shards, write_shards
 
     faces = _ibug68_faces()
+    faces.hidden[2, 40] = True                 # and every other field of the .npz
+    faces.checked[1] = False
+    faces.sources = np.array(["photo.jpg"] * len(faces))
     write_shards(faces, tmp_path / "s", 2)
     shards = open_shards(tmp_path / "s")
     assert shards.keypoint_set == ks.IBUG68
     back = shards.read()
     assert back.keypoint_set == ks.IBUG68
     np.testing.assert_array_equal(back.keypoints, faces.keypoints)
+    np.testing.assert_array_equal(back.hidden, faces.hidden)
+    np.testing.assert_array_equal(back.checked, faces.checked)
+    assert list(back.sources) == ["photo.jpg"] * len(faces)
     assert shards.describe()["keypoints_per_face"] == 68
 
 

@@ -5,9 +5,13 @@ A shard folder holds ``index.json`` and, for each split, up to N TFRecord files 
 is a ``tf.train.Example`` of one face:
 
 - ``image``: 9,216 bytes, the uint8 96x96 grayscale pixels row by row;
-- ``keypoints``: 30 float32, pixels of the crop in Kaggle column order, NaN = missing;
-- ``name``, ``person``, ``split``: UTF-8 strings; ``row``: int64, the face's row in the dataset
-  the shards were written from (reading them back restores that order).
+- ``keypoints``: 2K float32 (K points of the index's keypoint set; 30 in Kaggle column order
+  for kaggle15), pixels of the crop, NaN = missing;
+- ``name``, ``person``, ``split``, ``source`` (the photo it was cut from): UTF-8 strings;
+  ``row``: int64, the face's row in the dataset the shards were written from (reading them back
+  restores that order); ``checked``: int64 1/0 (a person has checked its labels); ``hidden``:
+  K int64 1/0 (labelled points marked hidden). Shards written before the last three read as
+  checked, without a photo, nothing hidden.
 
 The index (:data:`INDEX`) holds the format and its version, the keypoint names and columns, the
 dataset's meta, per split the faces, complete faces (all 15 keypoints), labelled faces (at
@@ -135,6 +139,10 @@ def _example(dataset: Dataset, r: int) -> bytes:
         "person": feature(bytes_list=tf.train.BytesList(value=[dataset.persons[r].encode()])),
         "split": feature(bytes_list=tf.train.BytesList(value=[dataset.splits[r].encode()])),
         "row": feature(int64_list=tf.train.Int64List(value=[r])),
+        "checked": feature(int64_list=tf.train.Int64List(value=[int(dataset.checked[r])])),
+        "source": feature(bytes_list=tf.train.BytesList(value=[dataset.sources[r].encode()])),
+        "hidden": feature(int64_list=tf.train.Int64List(
+            value=dataset.hidden[r].astype(np.int64))),
     })).SerializeToString()
 
 
@@ -250,7 +258,9 @@ class Shards:
         def cat(key):
             return np.concatenate([p[key] for p in parts])[order]
         return Dataset(cat("image"), cat("keypoints"), cat("name"), cat("person"),
-                       cat("split"), dict(self.meta), keypoint_set=self.keypoint_set)
+                       cat("split"), dict(self.meta), checked=cat("checked").astype(bool),
+                       sources=cat("source"), keypoint_set=self.keypoint_set,
+                       hidden=cat("hidden").astype(bool))
 
     def describe(self) -> dict[str, Any]:
         """:func:`facekp.core.data.dataset.describe`'s summary from one streaming pass: keypoints, people and
@@ -416,13 +426,18 @@ def _parse_batch(records, fields: bool, k2: int):
         spec.update({k: tf.io.FixedLenFeature([], tf.string) for k in ("name", "person",
                                                                        "split")})
         spec["row"] = tf.io.FixedLenFeature([], tf.int64)
+        # shards written before these fields: checked, no photo, nothing hidden
+        spec["checked"] = tf.io.FixedLenFeature([], tf.int64, default_value=1)
+        spec["source"] = tf.io.FixedLenFeature([], tf.string, default_value=b"")
+        spec["hidden"] = tf.io.FixedLenFeature([k2 // 2], tf.int64,
+                                               default_value=[0] * (k2 // 2))
     f = tf.io.parse_example(records, spec)
     f["image"] = tf.reshape(tf.io.decode_raw(f["image"], tf.uint8), (-1, IMAGE_SIZE, IMAGE_SIZE))
     return f
 
 
 def _keep(part: dict, complete_only: bool) -> dict[str, np.ndarray]:
-    for key in ("name", "person", "split"):
+    for key in ("name", "person", "split", "source"):
         if key in part:
             part[key] = np.array([v.decode() for v in part[key]], dtype=str)
     if complete_only:
