@@ -176,8 +176,10 @@ class Models:
         w, s = self.window, self.window.session
         if w.predictor is None or not len(s) or s.model_problem:
             return
-        visible = w.dataset_panel.visible_rows()
-        order = np.concatenate([visible, np.setdiff1d(np.arange(len(s)), visible)]).astype(int)
+        visible = np.asarray(w.dataset_panel.visible_rows(), dtype=int)
+        rest = np.ones(len(s), bool)
+        rest[visible] = False
+        order = np.concatenate([visible, np.flatnonzero(rest)])
         if only_missing:         # the current predictions stay: so do those asked for
             generation = w.jobs.engine.generation
             asked = self._pending[1] if self._pending[0] == generation else set()
@@ -187,7 +189,7 @@ class Models:
                 return w.update_keypoint_errors()
         else:
             generation = w.jobs.engine.new_generation()
-        if s.row is not None and s.row in set(order.tolist()):
+        if s.row is not None and (order == s.row).any():
             self.predict_rows([s.row], generation)      # the face on screen first, alone
             order = order[order != s.row]
         n = len(order)

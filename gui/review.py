@@ -19,6 +19,7 @@ else the stand-in, the agreement between each face and its mirror image
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
 
-from facekp.core.quality.review import KINDS, NEEDS_CONFIDENCE
+from facekp.core.quality.review import KINDS, NEEDS_CONFIDENCE, Reasons
 
 from . import settings as app_settings
 from .session import ReviewQueue
@@ -198,7 +199,7 @@ class Review:
         todo = np.zeros(0, int) if ds is None else np.flatnonzero(~ds.checked)
         if rows is not None:
             todo = todo[np.isin(todo, rows)]
-        s.queue = ReviewQueue(UNCHECKED, todo, [unchecked_reason(ds, r) for r in todo])
+        s.queue = ReviewQueue(UNCHECKED, todo, Reasons(partial(unchecked_reason, ds), todo))
         if at is not None:
             s.queue.seek(at)
         return s.queue
@@ -436,20 +437,20 @@ class Review:
                 q.kind != self.kind or self.waiting_for():
             return self.update_panel()
         fresh = self._fresh_reasons()
-        q.reasons = [fresh.get(int(r), _DONE.get(self.kind, "no longer in this queue "
-                                                  "(after an edit)"))
-                     for r in q.rows]
+        gone = _DONE.get(self.kind, "no longer in this queue (after an edit)")
+        in_fresh = set(fresh.rows.tolist())
+        q.reasons = Reasons(lambda r: fresh.say(r) if r in in_fresh else gone, q.rows)
         self.update_panel()
 
-    def _fresh_reasons(self) -> dict[int, str]:
-        """Row -> its reason in this kind of queue, for the dataset as it is now."""
+    def _fresh_reasons(self) -> Reasons:
+        """The reasons of this kind of queue for the dataset as it is now (written when
+        read; ``rows``: the faces in it)."""
         s = self.window.session
         if self.kind == UNCHECKED:
-            todo = np.flatnonzero(~s.dataset.checked)
-            return {int(r): unchecked_reason(s.dataset, r) for r in todo}
+            return Reasons(partial(unchecked_reason, s.dataset),
+                           np.flatnonzero(~s.dataset.checked))
         predicted = s.predictions if s.all_predicted() and not s.model_problem else None
-        built = s.core_queue(self.kind, predicted)
-        return {int(r): text for r, text in zip(built.rows, built.reasons)}
+        return s.core_queue(self.kind, predicted).reasons
 
     def _say(self, text: str, ms: int = 6000) -> None:
         self.window.statusBar().showMessage(text, ms)

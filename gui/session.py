@@ -6,7 +6,6 @@ and tells the widgets what changed; nothing here knows about widgets.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,7 +297,7 @@ class Session:
         q = self.core_queue(kind, predicted)
         keep = np.ones(len(q.rows), bool) if rows is None else np.isin(q.rows, rows)
         at = self.queue.current_row
-        self.queue = ReviewQueue(kind, q.rows[keep], np.asarray(q.reasons, dtype=object)[keep],
+        self.queue = ReviewQueue(kind, q.rows[keep], q.reasons[keep],
                                  waiting=self.queue_waiting_for(kind))
         if at is not None:
             self.queue.seek(at)
@@ -364,9 +363,12 @@ class ReviewQueue:
     and where the person is in it (``position`` -1: not started)."""
 
     def __init__(self, kind: str = "worst", rows=(), reasons=(), waiting: str = ""):
+        from facekp.core.quality.review import Reasons
+
         self.kind = kind
         self.rows = np.asarray(rows, dtype=int)
-        self.reasons = list(reasons)
+        #: core's Reasons (written when read) or a list of texts, one a row
+        self.reasons = reasons if isinstance(reasons, Reasons) else list(reasons)
         self.position = -1
         self.waiting = waiting
 
@@ -407,11 +409,11 @@ class ReviewQueue:
 
 def mean_keypoints(keypoints: np.ndarray) -> np.ndarray:
     """(K, 2) average of each labelled keypoint; the crop's centre where none is labelled."""
-    keypoints = np.asarray(keypoints, np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = (np.nanmean(keypoints, axis=0) if len(keypoints)
-                else np.full(keypoints.shape[1], np.nan))
+    keypoints = np.asarray(keypoints)
+    missing = np.isnan(keypoints)
+    total = np.where(missing, 0, keypoints).sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):   # (no nanmean: 3x slower, warns)
+        mean = total / (~missing).sum(axis=0)
     return np.where(np.isnan(mean), CENTRE, mean).reshape(-1, 2)
 
 

@@ -28,6 +28,29 @@ def test_missing_queue_most_missing_first_with_names(labelled):
     assert q.reasons[1] == "1 point missing: nose tip"
 
 
+def test_reasons_are_written_when_read_and_follow_a_selection(labelled):
+    """A queue of every face of a big dataset is built at once: its reasons are written only
+    for the faces a person reaches, and a selection (a split's rows) keeps each face's own."""
+    written = []
+
+    def say(row):
+        written.append(row)
+        return f"face {row}"
+
+    reasons = review.Reasons(say, [9, 4, 7, 1])
+    picked = reasons[np.array([True, False, True, False])]
+    assert written == [] and len(picked) == 2
+    assert list(picked) == ["face 9", "face 7"] and reasons[-1] == "face 1"
+    assert written == [9, 7, 1]
+
+    rng = np.random.default_rng(1)
+    pred = labelled + rng.normal(0, 1.0, labelled.shape)
+    q = review.build("worst", labelled, pred)
+    keep = np.isin(q.rows, [0, 3, 5, 8])
+    assert [q.reasons[i] for i in np.flatnonzero(keep)] == list(q.reasons[keep])
+    assert all(text.startswith("RMSE ") for text in q.reasons[keep])
+
+
 def test_worst_queue_orders_faces_by_rmse_and_names_the_worst_point(labelled):
     rng = np.random.default_rng(0)
     pred = labelled + rng.normal(0, 0.5, labelled.shape)
