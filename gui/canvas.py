@@ -635,13 +635,28 @@ class Canvas(QGraphicsView):
             out.append(("", "left / right: the subject's (left is the image's right)"))
         return out
 
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        """Scrolling moves the viewport's child widgets with the picture: the legend stays in
+        its corner."""
+        super().scrollContentsBy(dx, dy)
+        self.legend.move(6, 6)
+
     def _update_legend(self) -> None:
         entries = self._legend() if self._legend_on and self.mode != "empty" else []
         self.legend.setVisible(bool(entries))
         if entries:
             self.legend.setText("<br>".join(f"{m}&nbsp;{t}" if m else f"<i>{t}</i>"
                                             for m, t in entries))
-            self.legend.adjustSize()
+            self._fit_legend()
+
+    def _fit_legend(self) -> None:
+        """The legend at its natural size, its lines wrapped in a canvas narrower than it."""
+        room = max(120, self.viewport().width() - 12)
+        self.legend.setWordWrap(False)
+        self.legend.adjustSize()
+        if self.legend.width() > room:
+            self.legend.setWordWrap(True)
+            self.legend.resize(room, self.legend.heightForWidth(room))
 
     def layer_visible(self, name: str) -> bool:
         return self._visible[name]
@@ -851,6 +866,8 @@ class Canvas(QGraphicsView):
         super().resizeEvent(event)
         if self._auto_fit:
             self.fit()
+        if self.legend.isVisible():
+            self._fit_legend()
 
     def mousePressEvent(self, event) -> None:
         """A click places a point (place mode) or starts a box (box mode); else Qt's own. In

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 REDRAW_INTERVAL_MS = 100
@@ -45,6 +45,12 @@ class LossPlot(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_INTERVAL_MS)
         self._timer.timeout.connect(self.redraw)
+
+    def sizeHint(self) -> QSize:
+        """Small: the Training panel scrolls to its preferred height (its wrapped labels ask
+        for one), so a plot that asked for pyqtgraph's 480 px pushed its own x axis and
+        legend below a 900-px window; it grows into whatever room the dock has."""
+        return QSize(320, 220)
 
     def reset(self) -> None:
         self.batch_x: list[float] = []

@@ -280,4 +280,7 @@ class Models:
         if w.ask_switch_model(text + " Switch to the new model?"):
             self.use(path, new)
         else:
-            w.statusBar().showMessage(text + f" Kept {old_name}.", 15000)
+            # (the question's whole text does not fit a status bar: the figures do)
+            w.statusBar().showMessage(
+                f"Kept {old_name}: validation RMSE {old_px:.2f} px, the new {path.name} "
+                f"{new_px:.2f} px ({verdict}; {n} validation faces)", 15000)

@@ -233,3 +233,25 @@ def test_table_names_keep_their_start(qtbot, tiny, open_window):
     index = window.dataset_panel.view.index(0, 1)
     assert index.data(Qt.ItemDataRole.ToolTipRole) == str(window.dataset.names[
         window.dataset_panel.view.dataset_row(0)])
+
+
+def test_the_canvas_legend_stays_in_its_corner_when_the_picture_scrolls(qtbot, tiny,
+                                                                         open_window):
+    """Scrolling a zoomed face moved the legend (a child of the viewport) with the picture,
+    half out of sight."""
+    window = open_window(qtbot, data=str(tiny))
+    canvas = window.canvas
+    assert canvas.legend.isVisible()
+    corner = canvas.legend.pos()
+    canvas.zoom_by(6.0)
+    for bar in (canvas.horizontalScrollBar(), canvas.verticalScrollBar()):
+        assert bar.maximum() > 0
+        bar.setValue(bar.maximum())
+        bar.setValue(bar.minimum() + 7)
+    assert canvas.legend.pos() == corner
+    # a canvas narrower than the legend wraps its lines instead of cutting them
+    window.resize(900, window.height())
+    window.canvas.resize(260, window.canvas.height())
+    qtbot.wait(50)
+    assert canvas.legend.width() <= canvas.viewport().width() - 12
+    assert canvas.legend.pos() == corner and canvas.legend.isVisible()

@@ -117,3 +117,21 @@ def test_a_window_started_on_a_small_screen_gives_the_training_dock_its_column(
     w.acts["reset_layout"].trigger()
     qtbot.wait(50)
     assert set(w.tabifiedDockWidgets(w.review_dock)) == {w.training_dock, w.models_dock}
+
+
+def test_the_training_dock_shows_its_whole_plot_in_a_900_px_window(qtbot, tiny, open_window):
+    """The Training panel scrolls to its preferred height (its wrapped labels ask for one):
+    a loss plot that asked for 480 px put its x axis and legend below a 900-px window."""
+    w = open_window(qtbot, data=str(tiny))
+    _resize(qtbot, w, (1400, 900))
+    w.review_dock.hide()
+    w.models_dock.hide()
+    w.training_dock.show()
+    w.training_panel.loss.ensure()
+    qtbot.wait(100)
+    area = w.training_dock.widget()
+    qtbot.waitUntil(lambda: area.viewport().height() >= 600, timeout=5000)
+    assert area.verticalScrollBar().maximum() == 0
+    plot = w.training_panel.loss
+    bottom = plot.mapTo(area.viewport(), plot.rect().bottomLeft()).y()
+    assert plot.height() >= 250 and bottom <= area.viewport().height()
