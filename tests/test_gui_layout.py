@@ -43,6 +43,12 @@ def test_the_window_fits_a_1280x720_screen_with_every_dock_reachable(qtbot, tiny
     for dock in w.window_layout.docks:
         assert _reachable(w, dock), dock.objectName()
     assert w.canvas.width() >= 400
+    table = w.dataset_panel.table      # every column in sight: the name column gives way
+    qtbot.waitUntil(lambda: table.horizontalScrollBar().maximum() == 0, timeout=5000)
+    header = table.horizontalHeader()
+    assert header.sectionViewportPosition(header.count() - 1) + \
+        header.sectionSize(header.count() - 1) <= table.viewport().width()
+    assert header.sectionSize(1) >= 80         # the name keeps room to be read
 
 
 def test_reset_layout_and_dock_widths_that_come_back(qtbot, tiny, open_window):
