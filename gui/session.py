@@ -90,7 +90,6 @@ class Session:
         #: cannot predict this dataset's faces ("" when it can)
         self.model_set: KeypointSet | None = None
         self.model_problem = ""
-        self._kp_cache: tuple | None = None
         #: (N, K of the model's set) per-keypoint confidence of the predictions (higher = surer, NaN: not yet)
         #: and where it comes from; None until computed for the current model.
         self.confidence: np.ndarray | None = None
@@ -161,7 +160,6 @@ class Session:
         self.errors = np.full(len(self.dataset), np.nan)
         self.confidence, self.confidence_source = None, ""
         self.face_confidence = {}
-        self._kp_cache = None
 
     @property
     def label(self) -> str:
@@ -204,7 +202,6 @@ class Session:
         rows = np.asarray(rows, dtype=int)
         self.predictions[rows] = preds
         self.errors[rows] = face_rmse(self.predictions[rows], self.truth_for_predictions(rows))
-        self._kp_cache = None
 
     def predictions_state(self) -> tuple:
         """Copies of the predictions, errors and confidence (a face deleted and put back
@@ -218,7 +215,6 @@ class Session:
         as the dataset has now)."""
         self.predictions, self.errors, self.confidence, self.confidence_source = state
         self.face_confidence = {}
-        self._kp_cache = None
 
     def has_prediction(self, row: int) -> bool:
         return self.predictions is not None and not np.isnan(self.predictions[row]).all()
@@ -229,29 +225,6 @@ class Session:
 
     def predicted_errors(self) -> np.ndarray:
         return np.zeros(0) if self.errors is None else self.errors[np.isfinite(self.errors)]
-
-    # --- keypoint errors ----------------------------------------------------------------
-    def face_keypoint_errors(self) -> np.ndarray | None:
-        """Per-keypoint error of the face on screen; None for a photo, before prediction or
-        when the model predicts another set."""
-        r = self.row
-        if self.view_mode != "dataset" or r is None or not self.has_prediction(r) or \
-                not self.same_set:
-            return None
-        return keypoint_rmse(self.predictions[r:r + 1], self.dataset.keypoints[r:r + 1])
-
-    def split_keypoint_errors(self, split: str, rows) -> tuple[np.ndarray | None, int]:
-        """Per-keypoint error over the predicted faces among ``rows`` (the faces of ``split``
-        the table shows), cached until a prediction or a point changes."""
-        if self._kp_cache is None or self._kp_cache[0] != split:
-            rows = self.predicted_rows(rows)
-            values = (keypoint_rmse(self.predictions[rows], self.dataset.keypoints[rows])
-                      if len(rows) and self.same_set else None)
-            self._kp_cache = (split, values, len(rows))
-        return self._kp_cache[1], self._kp_cache[2]
-
-    def forget_split_errors(self) -> None:
-        self._kp_cache = None
 
     # --- editing --------------------------------------------------------------------------
     def point(self, row: int, k: int) -> tuple[float, float] | None:
@@ -271,7 +244,6 @@ class Session:
 
     def _refresh_error(self, row: int) -> float | None:
         """After an edit of face ``row``'s truth: its error again (None without a prediction)."""
-        self._kp_cache = None
         if not self.has_prediction(row):
             return None
         err = float(face_rmse(self.predictions[row:row + 1],
@@ -436,10 +408,3 @@ def face_rmse(pred, truth) -> np.ndarray:
     """(N,) RMSE in px of each face over its labelled coordinates (N x 2K each), NaN if none."""
     sq, mask = _squared(pred, truth)
     return _rmse(sq, mask, 1)
-
-
-def keypoint_rmse(pred, truth) -> np.ndarray:
-    """(K,) RMSE in px of each keypoint over its labelled x and y, NaN if never labelled."""
-    sq, mask = _squared(pred, truth)
-    n = len(sq)
-    return _rmse(sq.reshape(n, -1, 2), mask.reshape(n, -1, 2), (0, 2))

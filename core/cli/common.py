@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from facekp.core.errors import FacekpError
+from facekp.core.resources import default_model, resolve_model
 
 
 def progress_line(label: str):
@@ -32,20 +33,11 @@ def model_path(args: argparse.Namespace) -> Path:
     shipped default model, or a clear error."""
     if args.model:
         return resolve_model(args.model)
-    from facekp.core.resources import default_model
-
     path = default_model()
     if path is None:
         raise FacekpError("no --model given and no default model is installed; train one "
                           "with 'facekp train --out model.keras' and pass --model model.keras")
     return path
-
-
-def resolve_model(spec: str | Path) -> Path:
-    """A model file, or a shipped model by its set's name (:func:`facekp.core.resources.resolve_model`)."""
-    from facekp.core.resources import resolve_model as resolve
-
-    return resolve(spec)
 
 
 def dataset_path(args: argparse.Namespace) -> Path:

@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 from facekp.core.cli.common import (
-    dataset_path, model_path, print_json, progress_line, resolve_model,
+    dataset_path, model_path, print_json, progress_line,
 )
 from facekp.core.errors import FacekpError
 from facekp.core.fileio import check_output, refuse_input_as_output, same_file
+from facekp.core.resources import resolve_model
 
 
 # --- train --------------------------------------------------------------------------------
