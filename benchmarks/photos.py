@@ -128,16 +128,20 @@ def plot(results: dict, sizes: list, path: Path) -> bool:
         return False
     xs = [s for s in sizes if s is not None]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for name, style in (("mtcnn", "o--"), ("new", "s-")):
-        axes[0].plot(xs, [results[(name, s)]["nme"] for s in xs], style, label=f"{name} path")
+    for name, style in (("mtcnn", "o--"), ("new", "s-"), ("anchor", "^:")):
+        if (name, xs[0]) not in results:
+            continue
+        if name != "anchor":       # (the anchor's mesh has no 15 points to score)
+            axes[0].plot(xs, [results[(name, s)]["nme"] for s in xs], style,
+                         label=f"{name} path")
         axes[1].plot(xs, [results[(name, s)]["recall"] for s in xs], style, label=f"{name} path")
     axes[0].set(xlabel="eye distance in the photo (px)", ylabel="NME (error / eye distance)",
                 title="keypoint error on faces found")
-    axes[1].set(xlabel="eye distance in the photo (px)", ylabel="recall", ylim=(0, 1.02),
+    axes[1].set(xlabel="eye distance in the photo (px)", ylabel="recall", ylim=(0, 1.05),
                 title="faces found")
-    for ax in axes:
+    for ax, corner in zip(axes, ("upper right", "lower right")):   # clear of the lines
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc=corner)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -214,3 +214,21 @@ def test_missing_or_broken_blazeface_weights_are_one_clear_line(tmp_path):
         BlazeFaceDetector(weights=missing)
     assert str(missing) in str(info.value) and "could not be loaded" in str(info.value)
     assert len(str(info.value).splitlines()) == 1
+
+
+def test_the_shrunk_copies_are_block_means_made_once_for_a_photo(photos):
+    """The views are cut from copies of the photo shrunk by whole factors, made by halvings
+    first (OpenCV's fastest case) and shared by the whole view and the tiles: each copy is the
+    mean of the photo's k x k blocks (within the halvings' rounding, 2 levels of 255)."""
+    from facekp.core.faces.blazeface import shrunk
+
+    photo = rgb(photos / "bald_guys.jpg")
+    copies: dict = {}
+    for k in (12, 6, 3):
+        got = shrunk(photo, k, copies)
+        h, w = photo.shape[0] // k, photo.shape[1] // k
+        mean = photo[:h * k, :w * k].reshape(h, k, w, k, 3).mean(axis=(1, 3))
+        assert got.shape == mean.shape and got.dtype == np.uint8
+        assert np.abs(got - mean).max() <= 2.0 and np.abs(got - mean).mean() < 0.5
+    assert sorted(copies) == [2, 3, 4, 6, 12]        # 12 by 2, 2, 3; 6 and 3 from those
+    assert shrunk(photo, 6, copies) is copies[6] and shrunk(photo, 1, copies) is photo

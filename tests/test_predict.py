@@ -218,3 +218,18 @@ def test_model_file_errors(tmp_path):
     odd.save(tmp_path / "odd.keras")
     with pytest.raises(DataError, match="96x96 faces to K keypoints"):
         Predictor(tmp_path / "odd.keras")
+
+
+def test_the_grayscale_the_crops_read_where_they_read_it_is_the_photo_s_own(shared_data):
+    """The photo path converts to grayscale only the regions its crops read: the same values
+    as the whole photo's conversion, past the photo's edges too."""
+    from facekp.core.faces.framing import Crop, GrayOnRead, crop_image, to_gray
+
+    with Image.open(shared_data / "photos" / "bald_guys.jpg") as im:
+        rgb = np.array(im.convert("RGB"))
+    whole, lazy = to_gray(rgb), GrayOnRead(rgb)
+    assert lazy.shape == whole.shape == rgb.shape[:2]
+    np.testing.assert_array_equal(lazy[100:300, 250:420], whole[100:300, 250:420])
+    h, w = whole.shape
+    for crop in (Crop(-40, h - 200, 300), Crop(500, 200, 180), Crop(w - 60, -30, 120)):
+        np.testing.assert_array_equal(crop_image(lazy, crop), crop_image(whole, crop))

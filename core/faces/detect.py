@@ -343,11 +343,13 @@ class BlazeFaceDetector:
         """Faces in an RGB photo (array or PIL image), largest first."""
         rgb = _as_rgb(rgb)
         h, w = rgb.shape[:2]
-        rows = self.blaze.detect(rgb, self.threshold) if min(h, w) >= 8 else np.empty((0, 18))
+        copies: dict = {}     # the photo's shrunk copies, for the whole view and the tiles
+        rows = self.blaze.detect(rgb, self.threshold, copies=copies) if min(h, w) >= 8 \
+            else np.empty((0, 18))
         if len(rows) and (rows[:, 17] < TILE_TRIGGER * BLAZE_MIN_FACE).any():
             # faces near the whole view's reach: others may lie just beyond it (a group); the
             # tiles' finer view replaces the whole view's for the faces both see
-            tiled = self.blaze.detect(rgb, self.threshold, self.blaze.tiles(w, h))
+            tiled = self.blaze.detect(rgb, self.threshold, self.blaze.tiles(w, h), copies)
             alone = [r for r in rows if not any(_inside(r, t) or _inside(t, r) for t in tiled)]
             rows = np.concatenate([tiled, np.reshape(alone, (-1, 18))]) if len(tiled) else rows
         out = [Detection(Box(*(float(v) for v in r[1:5])), float(r[0]),
