@@ -261,7 +261,9 @@ class Review:
             if st.value("review/dataset") == str(s.dataset_path.resolve()):
                 row = st.value("review/row")
                 self._pending_row = int(row) if row is not None else None
-                self._start = False
+                # a remembered place wins over --queue's first face; without one, --queue
+                # still starts there
+                self._start = self._start and self._pending_row is None
             else:
                 st.remove("review/row")
             self._remember("review/dataset", str(s.dataset_path.resolve()))

@@ -470,3 +470,22 @@ def test_a_faces_reason_follows_its_edits_and_the_checked_flag_toggles(qtbot, re
     w.undo_stack.undo()
     assert s.dataset.checked[3] and not w.isWindowModified()
     w.close()
+
+
+def test_queue_starts_at_its_first_face_on_a_dataset_reviewed_before_without_a_place(
+        qtbot, review_npz):
+    """--queue on a dataset the app remembers but with no remembered place in a queue: the
+    queue's first face, as on a new dataset (it stayed on the first face of the table)."""
+    from facekp.gui import settings as app_settings
+
+    w = _window(qtbot, review_npz, remember=True)
+    w.close()
+    st = app_settings.settings()
+    assert st.value("review/dataset") is not None
+    st.remove("review/row")
+    w = _window(qtbot, review_npz, remember=True, queue="missing")
+    qtbot.waitUntil(lambda: w.session.queue.kind == "missing" and not w.session.queue.waiting,
+                    timeout=60_000)
+    qtbot.waitUntil(lambda: w.row == MISSING_FACE, timeout=10_000)
+    assert w.review.panel.position.text().startswith("1 / ")
+    w.close()
