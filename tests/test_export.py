@@ -82,3 +82,25 @@ def test_the_predictors_tflite_engines_match_keras(crops, keras_keypoints):
     kp3, conf3 = int8.predict_with_confidence(crops)
     assert np.abs(kp3 - kp).max() <= 0.2 and np.abs(kp3 - kp).mean() <= 0.05
     assert np.abs(conf3 - conf).max() <= 0.05
+
+
+def test_many_crops_run_in_chunks_side_by_side_with_one_batchs_keypoints(faces):
+    """A call of more crops than CHUNK (a group photo's faces and their mirror images) is cut
+    into chunks that one-thread interpreters run side by side, one per core: the keypoints
+    are those of the crops one by one, in their order, with the heatmaps alike."""
+    from facekp.core.model.export import CHUNK, LiteRunner
+    from facekp.core.model.predict import load_model
+
+    model = load_model(DEFAULT_MODEL)
+    x = faces.images[:2 * CHUNK + 3, :, :, None].astype(np.float32)
+    runner = LiteRunner(model, int8_weights=True)
+    got = runner(x)
+    one_by_one = np.concatenate([runner(face[None]) for face in x])
+    np.testing.assert_array_equal(got, one_by_one)
+    assert sorted(runner._by_batch[0]) == [1, 3, CHUNK]
+    if runner.workers > 1:
+        assert sorted(runner._by_batch[1]) == [CHUNK]  # the second chunk ran beside the first
+    maps = LiteRunner(model, maps=True, int8_weights=True)
+    heatmaps, keypoints = maps(x)
+    np.testing.assert_array_equal(keypoints, got)
+    assert len(heatmaps) == len(x) and heatmaps.ndim == 4
