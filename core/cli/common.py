@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from facekp.core.errors import FacekpError
-from facekp.core.resources import default_model, resolve_model
+from facekp.core import resources
+from facekp.core.resources import resolve_model
 
 
 def progress_line(label: str):
@@ -33,7 +34,7 @@ def model_path(args: argparse.Namespace) -> Path:
     shipped default model, or a clear error."""
     if args.model:
         return resolve_model(args.model)
-    path = default_model()
+    path = resources.default_model()   # (looked up at call time: tests replace it)
     if path is None:
         raise FacekpError("no --model given and no default model is installed; train one "
                           "with 'facekp train --out model.keras' and pass --model model.keras")
