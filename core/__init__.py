@@ -8,5 +8,5 @@ imports and fails on an arrow up or a circle):
     compare model      architectures, augmentation, Trainer, strategies, Predictor, confidence,
     metrics faces      detectors, the one framing rule, drawing keypoints
     data       keypoint sets, Dataset (.npz, Kaggle CSV, TFRecord shards), export formats
-    errors, fileio, progress, resources      the ground floor every room may use
+    errors, fileio, parallel, progress, resources      the ground floor every room may use
 """

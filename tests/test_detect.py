@@ -232,3 +232,21 @@ def test_the_shrunk_copies_are_block_means_made_once_for_a_photo(photos):
         assert np.abs(got - mean).max() <= 2.0 and np.abs(got - mean).mean() < 0.5
     assert sorted(copies) == [2, 3, 4, 6, 12]        # 12 by 2, 2, 3; 6 and 3 from those
     assert shrunk(photo, 6, copies) is copies[6] and shrunk(photo, 1, copies) is photo
+
+
+def test_several_views_run_side_by_side_with_one_views_outputs(blaze, photos):
+    """A group photo's tiles run on one-thread interpreters side by side (one per core), and
+    give what one interpreter gives them one by one, in their order."""
+    from facekp.core.faces import blazeface as bf
+
+    model = blaze.blaze
+    photo = rgb(photos / "bald_guys.jpg")
+    views = model.tiles(photo.shape[1], photo.shape[0])
+    batch = bf.cut_views(photo, views, model.side)
+    boxes, scores = model.run(batch)
+    assert boxes.shape == (4, len(model.anchors), 16) and scores.shape == (4, len(model.anchors))
+    assert len(model._interpreters) == model.workers  # one per core, up to 4
+    for n, view in enumerate(batch):
+        one_boxes, one_scores = model._run_views(0, view[None])
+        np.testing.assert_allclose(boxes[n], one_boxes[0], atol=1e-4)
+        np.testing.assert_allclose(scores[n], one_scores[0], atol=1e-4)

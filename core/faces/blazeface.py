@@ -26,13 +26,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from facekp.core import parallel
 from facekp.core.errors import DataError
 
 #: The model (file in the wheel's data folder, input side, anchor strides per layer and
@@ -84,8 +84,6 @@ def make_interpreter(path: Path, threads: int | None = None):
     import tensorflow as tf
 
     Interpreter = tf.lite.Interpreter
-    # one thread: threading one 192-px view costs more than it gains on shared cores
-    # (facekp predict DIR on 2 busy cores: 13-14 ms a photo with one, 16-17 with two)
     threads = threads or 1
     try:
         with warnings.catch_warnings():
@@ -128,9 +126,11 @@ class BlazeFace:
                              f"{', '.join(MODELS)}")
         filename, self.side, strides, two = MODELS[model]
         self.path = Path(weights) if weights is not None else weights_folder() / filename
-        self.interpreter = make_interpreter(self.path, threads)
-        self._tile_interpreter = None    # the tiles' own, made when a photo first needs them
-        self._tile_threads = threads or min(4, os.cpu_count() or 1)
+        self.workers = parallel.workers()
+        # one view (the whole photo) runs on all the cores' threads; several views on
+        # one-thread interpreters side by side, one per core, made when a photo needs them
+        self.interpreter = make_interpreter(self.path, threads or self.workers)
+        self._interpreters: list = []
         details = self.interpreter.get_input_details()[0]
         if tuple(details["shape"][1:]) != (self.side, self.side, 3):
             raise DataError(self.path, f"not the BlazeFace {model} model (input "
@@ -163,10 +163,39 @@ class BlazeFace:
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Float32 inputs (N, side, side, 3) in [-1, 1] -> raw boxes (N, A, 16), scores (N, A):
         one call a view (a batched call re-plans the graph for each new batch size, which
-        costs more than it saves on the CPU). The whole-photo view runs on one thread; a
-        group photo's tiles on all the cores (up to 4): 4 tiles of bald_guys.jpg took 15.7 ms
-        on one thread of this 2-core machine, 9.9 ms on two."""
-        it = self.interpreter if len(batch) == 1 else self._tiles()
+        costs more than it saves on the CPU); several views side by side (:meth:`_shared`)."""
+        return self._shared(len(batch), lambda j, parts: batch[j::parts])
+
+    def _shared(self, n: int, inputs) -> tuple[np.ndarray, np.ndarray]:
+        """Raw boxes and scores of ``n`` views, ``inputs(j, parts)`` giving worker j's share of
+        them (views j, j + parts, ...) as model inputs. Several views (a group photo's tiles)
+        are shared out to one-thread interpreters side by side, one per core, whose threads
+        never wait for each other (:func:`facekp.core.parallel.shared_out`); one view on an
+        interpreter with a thread per core (a 192-px view here: 2.6 ms on two threads with the
+        other core idle, 4.2 on one; 5.8 against 4.6 while another process kept a core busy). bald_guys.jpg's 4
+        tiles on this 2-core machine: 14-18 ms on one thread; 9-10 ms side by side with a core
+        to spare, one thread's time while another process kept a core busy; one interpreter
+        with two threads, which meet at every layer, as fast with a core to spare but 22-26 ms
+        with one busy."""
+        if n == 1:
+            return self._run_views(-1, inputs(0, 1))
+        workers = min(n, self.workers)
+        while len(self._interpreters) < workers:  # made here, not in the workers' threads
+            self._interpreters.append(make_interpreter(self.path, 1))
+        if workers <= 1:
+            return self._run_views(0, inputs(0, 1))
+        # worker j runs views j, j + workers, ... (the calling thread is worker 0)
+        shares = parallel.shared_out(lambda j: self._run_views(j, inputs(j, workers)), workers)
+        boxes = np.empty((n, len(self.anchors), shares[0][0].shape[-1]), np.float32)
+        scores = np.empty((n, len(self.anchors)), np.float32)
+        for j, (b, s) in enumerate(shares):
+            boxes[j::workers], scores[j::workers] = b, s
+        return boxes, scores
+
+    def _run_views(self, worker: int, batch) -> tuple[np.ndarray, np.ndarray]:
+        """The views of ``batch`` (model inputs, an array or made one by one), one call each,
+        on worker ``worker``'s one-thread interpreter (-1: the one-view interpreter)."""
+        it = self.interpreter if worker < 0 else self._interpreters[worker]
         boxes, scores = [], []
         for x in batch:
             it.set_tensor(self._input, x[None])
@@ -175,11 +204,6 @@ class BlazeFace:
             scores.append(it.get_tensor(self._scores).reshape(len(self.anchors)))
         return np.stack(boxes), np.stack(scores)
 
-    def _tiles(self):
-        if self._tile_interpreter is None:
-            self._tile_interpreter = make_interpreter(self.path, self._tile_threads)
-        return self._tile_interpreter
-
     def detect(self, rgb: np.ndarray, threshold: float = SCORE_THRESHOLD,
                views: list[View] | None = None,
                copies: dict[int, np.ndarray] | None = None) -> np.ndarray:
@@ -187,11 +211,15 @@ class BlazeFace:
         (x, y) in photo pixels (pixel centres), and the box's side in pixels of the model's
         view; best first. ``views``: default the whole photo (:meth:`views`); views of one
         size. ``copies``: the photo's shrunk copies, shared by calls on one photo
-        (:func:`cut_views`)."""
+        (:func:`cut_views`). Each view is cut by the worker that runs it (4 tiles of
+        bald_guys.jpg: 3 ms to cut on one thread), from copies made first in this one."""
         h, w = rgb.shape[:2]
         views = self.views(w, h) if views is None else views
-        batch = cut_views(rgb, views, self.side, copies)
-        raw, logits = self.run(batch)
+        copies = {} if copies is None else copies
+        for view in views:
+            shrunk(rgb, _factor(self.side, view), copies)
+        raw, logits = self._shared(len(views), lambda j, parts: (
+            cut_view(rgb, view, self.side, copies) for view in views[j::parts]))
         rows = []
         for view, r, s in zip(views, raw, logits):
             keep = s > _logit(threshold)
@@ -234,28 +262,41 @@ def _logit(p: float) -> float:
 
 def cut_views(rgb: np.ndarray, views: list[View], side: int,
               copies: dict[int, np.ndarray] | None = None) -> np.ndarray:
-    """The square views of the photo (grey outside it), each resized to side x side and scaled
-    to [-1, 1] as the model expects -> float32 (N, side, side, 3). A view is cut from a copy of
-    the photo shrunk by a whole factor (:func:`shrunk`: small faces keep their detail) and
-    brought to its exact scale (at most 2 x further down) by one bilinear warp. ``copies``:
-    the shrunk copies made so far for this photo (kept in it for the next call)."""
-    import cv2
-
+    """The square views of the photo (:func:`cut_view`) -> float32 (N, side, side, 3).
+    ``copies``: the shrunk copies made so far for this photo (kept in it for the next call)."""
     copies = {} if copies is None else copies
     out = np.empty((len(views), side, side, 3), np.float32)
     for n, view in enumerate(views):
-        scale = side / view.side
-        k = max(1, int(1 / scale))
-        small = shrunk(rgb, k, copies)
-        # output pixel centre u + 0.5 = (photo edge coordinate - view origin) * scale, and the
-        # copy's pixel xs has photo edge coordinate (xs + 0.5) * k
-        f = scale * k
-        m = np.array([[f, 0, (0.5 * k - view.x0) * scale - 0.5],
-                      [0, f, (0.5 * k - view.y0) * scale - 0.5]], np.float32)
-        cut = cv2.warpAffine(small, m, (side, side), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
-        np.multiply(cut, 2 / 255.0, out=out[n], casting="unsafe")
-        out[n] -= 1.0
+        out[n] = cut_view(rgb, view, side, copies)
+    return out
+
+
+def _factor(side: int, view: View) -> int:
+    """The whole factor a view's copy of the photo is shrunk by (:func:`cut_view`)."""
+    return max(1, int(1 / (side / view.side)))
+
+
+def cut_view(rgb: np.ndarray, view: View, side: int,
+             copies: dict[int, np.ndarray]) -> np.ndarray:
+    """A square view of the photo (grey outside it), resized to side x side and scaled to
+    [-1, 1] as the model expects -> float32 (side, side, 3). A view is cut from a copy of the
+    photo shrunk by a whole factor (:func:`shrunk`: small faces keep their detail) and
+    brought to its exact scale (at most 2 x further down) by one bilinear warp. ``copies``:
+    the photo's shrunk copies (one made here is kept in it)."""
+    import cv2
+
+    scale = side / view.side
+    k = _factor(side, view)
+    small = shrunk(rgb, k, copies)
+    # output pixel centre u + 0.5 = (photo edge coordinate - view origin) * scale, and the
+    # copy's pixel xs has photo edge coordinate (xs + 0.5) * k
+    f = scale * k
+    m = np.array([[f, 0, (0.5 * k - view.x0) * scale - 0.5],
+                  [0, f, (0.5 * k - view.y0) * scale - 0.5]], np.float32)
+    cut = cv2.warpAffine(small, m, (side, side), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+    out = np.multiply(cut, np.float32(2 / 255.0), dtype=np.float32)
+    out -= 1.0
     return out
 
 
@@ -284,20 +325,22 @@ def shrunk(rgb: np.ndarray, k: int, copies: dict[int, np.ndarray]) -> np.ndarray
 
 def weighted_nms(rows: np.ndarray, threshold: float) -> np.ndarray:
     """MediaPipe's weighted non-maximum suppression: each kept face is the score-weighted mean
-    of the rows overlapping it (IoU above ``threshold``), with the best row's score."""
-    order = np.argsort(-rows[:, 0])
-    rows = rows[order]
+    of the rows overlapping it (IoU above ``threshold``), with the best row's score. The
+    overlaps of all pairs come from one array operation (a group photo's tiles give some 70
+    rows: a pair at a time took most of the time spent here)."""
+    rows = rows[np.argsort(-rows[:, 0])]
+    x0, y0, x1, y1 = rows[:, 1], rows[:, 2], rows[:, 3], rows[:, 4]
+    area = (x1 - x0) * (y1 - y0)
+    ix = np.clip(np.minimum(x1[:, None], x1) - np.maximum(x0[:, None], x0), 0, None)
+    iy = np.clip(np.minimum(y1[:, None], y1) - np.maximum(y0[:, None], y0), 0, None)
+    inter = ix * iy
+    overlaps = inter / np.maximum(area[:, None] + area - inter, 1e-9) > threshold
     out = []
     left = np.ones(len(rows), bool)
-    area = (rows[:, 3] - rows[:, 1]) * (rows[:, 4] - rows[:, 2])
     for i in range(len(rows)):
         if not left[i]:
             continue
-        ix = np.clip(np.minimum(rows[i, 3], rows[:, 3]) - np.maximum(rows[i, 1], rows[:, 1]), 0, None)
-        iy = np.clip(np.minimum(rows[i, 4], rows[:, 4]) - np.maximum(rows[i, 2], rows[:, 2]), 0, None)
-        inter = ix * iy
-        iou = inter / np.maximum(area[i] + area - inter, 1e-9)
-        group = left & (iou > threshold)
+        group = left & overlaps[i]
         weights = rows[group, 0]
         merged = (rows[group, 1:] * weights[:, None]).sum(0) / weights.sum()
         out.append(np.concatenate([[rows[i, 0]], merged]))

@@ -350,8 +350,8 @@ class BlazeFaceDetector:
             # faces near the whole view's reach: others may lie just beyond it (a group); the
             # tiles' finer view replaces the whole view's for the faces both see
             tiled = self.blaze.detect(rgb, self.threshold, self.blaze.tiles(w, h), copies)
-            alone = [r for r in rows if not any(_inside(r, t) or _inside(t, r) for t in tiled)]
-            rows = np.concatenate([tiled, np.reshape(alone, (-1, 18))]) if len(tiled) else rows
+            both = _centre_in(rows, tiled) | _centre_in(tiled, rows).T
+            rows = np.concatenate([tiled, rows[~both.any(axis=1)]]) if len(tiled) else rows
         out = [Detection(Box(*(float(v) for v in r[1:5])), float(r[0]),
                          r[5:17].reshape(6, 2).astype(np.float64)) for r in rows]
         if self.mtcnn_mode != "never":
@@ -385,10 +385,10 @@ class BlazeFaceDetector:
         return found
 
 
-def _inside(a: np.ndarray, b: np.ndarray) -> bool:
-    """Does row ``a``'s box centre lie in row ``b``'s box?"""
-    cx, cy = (a[1] + a[3]) / 2, (a[2] + a[4]) / 2
-    return bool(b[1] <= cx < b[3] and b[2] <= cy < b[4])
+def _centre_in(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) bools: does row a[i]'s box centre lie in row b[j]'s box?"""
+    cx, cy = ((a[:, 1] + a[:, 3]) / 2)[:, None], ((a[:, 2] + a[:, 4]) / 2)[:, None]
+    return (b[:, 1] <= cx) & (cx < b[:, 3]) & (b[:, 2] <= cy) & (cy < b[:, 4])
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> Detector:

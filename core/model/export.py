@@ -14,8 +14,8 @@ Predictor's default: about 2.5 x faster again on CPU; the shipped model's test R
 1.4695 px, keypoints a mean 0.014 px from float32's).
 
 A call of more than :data:`CHUNK` crops (a group photo's faces and their mirror images) is
-cut into chunks of that many, which one-thread interpreters run side by side, one per core (the
-GIL is let go while an interpreter runs); the keypoints are the same to the bit. Measured on
+cut into chunks of that many, which one-thread interpreters run side by side, one per core
+(:mod:`facekp.core.parallel`); the keypoints are the same to the bit. Measured on
 this 2-core machine with 48 crops (bald_guys.jpg's 24 faces): chunks of 8 take 10-15 % less
 CPU time than one batch of 48 (a chunk's activations stay in the caches); and one interpreter
 with two threads, which meet at every layer, takes longer whatever the load: 17 ms against 16
@@ -29,13 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from facekp.core import parallel
 from facekp.core.data.keypoints import IMAGE_SIZE
 
 FORMATS = ("savedmodel", "tflite")
 #: Crops an interpreter runs at once: a call with more runs them in chunks of this many.
 CHUNK = 8
-#: Interpreters side by side for a call of several chunks: one per core, at most this many.
-MAX_WORKERS = 4
 #: Interpreters kept per worker (one per batch size seen, oldest dropped).
 MAX_INTERPRETERS = 8
 
@@ -95,17 +94,16 @@ def interpreter(content: bytes | None = None, path: str | Path | None = None,
 class LiteRunner:
     """A Keras keypoint model run through TensorFlow Lite: ``runner(x)`` -> keypoints (N, 2K),
     or with ``maps`` (heatmaps (N, h, w, K), keypoints). ``workers``: interpreters side by side
-    for a call of several chunks (default: one per core, at most :data:`MAX_WORKERS`). One
-    call at a time (the Predictor holds a lock around it)."""
+    for a call of several chunks (default :func:`facekp.core.parallel.workers`: one per core,
+    up to 4). One call at a time (the Predictor holds a lock around it)."""
 
     def __init__(self, model=None, maps: bool = False, content: bytes | None = None,
                  int8_weights: bool = False, workers: int | None = None):
         self.content = content if content is not None else tflite_bytes(model, maps,
                                                                         int8_weights)
         self.maps = maps
-        self.workers = max(1, workers or min(MAX_WORKERS, os.cpu_count() or 1))
+        self.workers = max(1, workers or parallel.workers())
         self._by_batch: list[dict[int, tuple]] = [{} for _ in range(self.workers)]
-        self._pool = None  # the workers' threads, made for the first call of several chunks
 
     def _for(self, worker: int, n: int):
         """Worker ``worker``'s one-thread interpreter for batches of ``n``, made once."""
@@ -132,17 +130,10 @@ class LiteRunner:
         x = np.ascontiguousarray(x, dtype=np.float32)
         chunks = [x[a:a + CHUNK] for a in range(0, len(x), CHUNK)] or [x]
         workers = min(self.workers, len(chunks))
-        if workers == 1:
-            done = [self._run(0, c) for c in chunks]
-        else:
-            if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="facekp-lite")
-            # worker j runs chunks j, j + workers, ...; put back in order
-            shares = list(self._pool.map(
-                lambda j: [self._run(j, c) for c in chunks[j::workers]], range(workers)))
-            done = [shares[i % workers][i // workers] for i in range(len(chunks))]
+        # worker j runs chunks j, j + workers, ... (the calling thread is worker 0)
+        shares = parallel.shared_out(
+            lambda j: [self._run(j, c) for c in chunks[j::workers]], workers)
+        done = [shares[i % workers][i // workers] for i in range(len(chunks))]
         got = [np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in zip(*done)]
         return (got[1], got[0]) if self.maps else got[0]
 

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from facekp.core import parallel
 from facekp.core.errors import DataError, FacekpError
 from facekp.core.data.formats import IMAGE_SUFFIXES as PHOTO_SUFFIXES
 
@@ -196,6 +197,7 @@ def _init_worker(config: tuple, threads: int) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    parallel.limit_workers(threads)  # the photo path's TFLite calls and crops alike
     configure_worker(*config)
 
 
