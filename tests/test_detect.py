@@ -250,3 +250,31 @@ def test_several_views_run_side_by_side_with_one_views_outputs(blaze, photos):
         one_boxes, one_scores = model._run_views(0, view[None])
         np.testing.assert_allclose(boxes[n], one_boxes[0], atol=1e-4)
         np.testing.assert_allclose(scores[n], one_scores[0], atol=1e-4)
+
+
+def test_two_threads_finding_faces_at_once_get_what_one_gets(blaze, photos):
+    """The process's one BlazeFace model serves a thread at a time (a window's photo beside a
+    video, say): two threads on a group photo and a one-face photo at once each get the faces
+    they get alone."""
+    import threading
+
+    group, one = rgb(photos / "bald_guys.jpg"), rgb(photos / "Tom_Cruise_avp_2014_4.jpg")
+    alone = {id(p): [d.box for d in blaze.detect(p)] for p in (group, one)}
+    got, errors = {id(group): [], id(one): []}, []
+
+    def work(photo):
+        try:
+            for _ in range(4):
+                got[id(photo)].append([d.box for d in blaze.detect(photo)])
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in (group, one)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(alone[id(group)]) == 24 and len(alone[id(one)]) == 1
+    for key, runs in got.items():
+        assert runs == [alone[key]] * 4

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,7 @@ class BlazeFace:
         # one-thread interpreters side by side, one per core, made when a photo needs them
         self.interpreter = make_interpreter(self.path, threads or self.workers)
         self._interpreters: list = []
+        self._lock = threading.Lock()  # one photo at a time (one model for the process)
         details = self.interpreter.get_input_details()[0]
         if tuple(details["shape"][1:]) != (self.side, self.side, 3):
             raise DataError(self.path, f"not the BlazeFace {model} model (input "
@@ -177,15 +179,17 @@ class BlazeFace:
         to spare, one thread's time while another process kept a core busy; one interpreter
         with two threads, which meet at every layer, as fast with a core to spare but 22-26 ms
         with one busy."""
-        if n == 1:
-            return self._run_views(-1, inputs(0, 1))
-        workers = min(n, self.workers)
-        while len(self._interpreters) < workers:  # made here, not in the workers' threads
-            self._interpreters.append(make_interpreter(self.path, 1))
-        if workers <= 1:
-            return self._run_views(0, inputs(0, 1))
-        # worker j runs views j, j + workers, ... (the calling thread is worker 0)
-        shares = parallel.shared_out(lambda j: self._run_views(j, inputs(j, workers)), workers)
+        with self._lock:
+            if n == 1:
+                return self._run_views(-1, inputs(0, 1))
+            workers = min(n, self.workers)
+            while len(self._interpreters) < workers:  # made here, not in the workers' threads
+                self._interpreters.append(make_interpreter(self.path, 1))
+            if workers <= 1:
+                return self._run_views(0, inputs(0, 1))
+            # worker j runs views j, j + workers, ... (the calling thread is worker 0)
+            shares = parallel.shared_out(lambda j: self._run_views(j, inputs(j, workers)),
+                                         workers)
         boxes = np.empty((n, len(self.anchors), shares[0][0].shape[-1]), np.float32)
         scores = np.empty((n, len(self.anchors)), np.float32)
         for j, (b, s) in enumerate(shares):
