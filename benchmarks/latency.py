@@ -103,8 +103,8 @@ def main() -> None:
           f"{'new/mtcnn':>11}{'new/anchor':>12}{'new p90':>9}")
     ratios = {}
     for name, rgb in shots.items():
-        runs = args.runs if "one face" in name or "close" in name else max(3, args.runs // 3)
-        ms = interleaved({p: (lambda f=f: f(rgb)) for p, f in paths.items()}, runs, args.warmup)
+        ms = interleaved({p: (lambda f=f: f(rgb)) for p, f in paths.items()}, args.runs,
+                         args.warmup)
         med = {p: float(np.median(v)) for p, v in ms.items()}
         ratios[name] = (med["new"] / med["mtcnn"], med["new"] / med["anchor"])
         c = counts[name]
@@ -117,7 +117,7 @@ def main() -> None:
                       "model": lambda: new.predict(crops),
                       "mtcnn find": lambda: old.detector.detect(group),
                       "mtcnn model": lambda: old.predict(crops)},
-                     max(3, args.runs // 3), args.warmup)
+                     args.runs, args.warmup)
     print(f"group photo, parts (median ms): new: find faces {np.median(ms['find']):.1f}, model "
           f"on {len(crops)} faces and their mirror images {np.median(ms['model']):.1f}; mtcnn: "
           f"find faces {np.median(ms['mtcnn find']):.1f}, model {np.median(ms['mtcnn model']):.1f}")

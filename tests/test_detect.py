@@ -216,22 +216,34 @@ def test_missing_or_broken_blazeface_weights_are_one_clear_line(tmp_path):
     assert len(str(info.value).splitlines()) == 1
 
 
-def test_the_shrunk_copies_are_block_means_made_once_for_a_photo(photos):
-    """The views are cut from copies of the photo shrunk by whole factors, made by halvings
-    first (OpenCV's fastest case) and shared by the whole view and the tiles: each copy is the
-    mean of the photo's k x k blocks (within the halvings' rounding, 2 levels of 255)."""
-    from facekp.core.faces.blazeface import shrunk
+def test_the_views_are_cut_from_copies_halved_once_for_a_photo(blaze, photos, monkeypatch):
+    """The whole view and a group photo's tiles are cut from copies of the photo shrunk by
+    powers of two, each the mean of the photo's k x k blocks (within the halvings' rounding,
+    2 levels of 255), made by halvings (OpenCV's fastest case) once for a photo: the tiles
+    reuse the whole view's copies."""
+    from facekp.core.faces import blazeface as bf
 
     photo = rgb(photos / "bald_guys.jpg")
     copies: dict = {}
-    for k in (12, 6, 3):
-        got = shrunk(photo, k, copies)
+    for k in (8, 2, 4):
+        got = bf.shrunk(photo, k, copies)
         h, w = photo.shape[0] // k, photo.shape[1] // k
         mean = photo[:h * k, :w * k].reshape(h, k, w, k, 3).mean(axis=(1, 3))
         assert got.shape == mean.shape and got.dtype == np.uint8
         assert np.abs(got - mean).max() <= 2.0 and np.abs(got - mean).mean() < 0.5
-    assert sorted(copies) == [2, 3, 4, 6, 12]        # 12 by 2, 2, 3; 6 and 3 from those
-    assert shrunk(photo, 6, copies) is copies[6] and shrunk(photo, 1, copies) is photo
+    assert sorted(copies) == [2, 4, 8]
+    assert bf.shrunk(photo, 4, copies) is copies[4] and bf.shrunk(photo, 1, copies) is photo
+    cuts = []
+    cut_view = bf.cut_view
+
+    def watched(image, view, side, copies):
+        cuts.append((view.side, id(copies), sorted(copies)))
+        return cut_view(image, view, side, copies)
+
+    monkeypatch.setattr(bf, "cut_view", watched)
+    assert len(blaze.detect(photo)) == 24
+    assert len(cuts) == 5 and len({c[1] for c in cuts}) == 1  # the whole view, 4 tiles
+    assert all(c[2] == [2, 4, 8] for c in cuts)  # 3 MP: the whole view by 8, the tiles by 4
 
 
 def test_several_views_run_side_by_side_with_one_views_outputs(blaze, photos):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from facekp.core.errors import FacekpError
 from facekp.core import resources
-from facekp.core.resources import resolve_model
 
 
 def progress_line(label: str):
@@ -33,7 +32,7 @@ def model_path(args: argparse.Namespace) -> Path:
     """--model (a file, or a shipped model by its set's name: kaggle15, ibug68), or the
     shipped default model, or a clear error."""
     if args.model:
-        return resolve_model(args.model)
+        return resources.resolve_model(args.model)
     path = resources.default_model()   # (looked up at call time: tests replace it)
     if path is None:
         raise FacekpError("no --model given and no default model is installed; train one "
@@ -44,9 +43,7 @@ def model_path(args: argparse.Namespace) -> Path:
 def dataset_path(args: argparse.Namespace) -> Path:
     if args.data:
         return Path(args.data)
-    from facekp.core.resources import DEFAULT_DATASET
-
-    return DEFAULT_DATASET
+    return resources.DEFAULT_DATASET
 
 
 def print_json(value, command: str) -> None:
