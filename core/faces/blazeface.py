@@ -170,15 +170,15 @@ class BlazeFace:
 
     def _shared(self, n: int, inputs) -> tuple[np.ndarray, np.ndarray]:
         """Raw boxes and scores of ``n`` views, ``inputs(j, parts)`` giving worker j's share of
-        them (views j, j + parts, ...) as model inputs. Several views (a group photo's tiles)
-        are shared out to one-thread interpreters side by side, one per core, whose threads
-        never wait for each other (:func:`facekp.core.parallel.shared_out`); one view on an
-        interpreter with a thread per core (a 192-px view here: 2.6 ms on two threads with the
-        other core idle, 4.2 on one; 5.8 against 4.6 while another process kept a core busy). bald_guys.jpg's 4
-        tiles on this 2-core machine: 14-18 ms on one thread; 9-10 ms side by side with a core
-        to spare, one thread's time while another process kept a core busy; one interpreter
-        with two threads, which meet at every layer, as fast with a core to spare but 22-26 ms
-        with one busy."""
+        them (views j, j + parts, ...) as model inputs. One view runs on an interpreter with a
+        thread per core: a 192-px view here took 2.6 ms on two threads with the other core
+        idle, 4.2 on one (5.8 against 4.6 while another process kept a core busy). Several
+        views (a group photo's tiles) are shared out to one-thread interpreters side by side,
+        one per core, whose threads never wait for each other
+        (:func:`facekp.core.parallel.shared_out`): bald_guys.jpg's 4 tiles took 14-18 ms on
+        one thread; 9-10 ms side by side with a core to spare, one thread's time while another
+        process kept a core busy; on one interpreter with two threads, which meet at every
+        layer, as fast with a core to spare but 22-26 ms with one busy."""
         with self._lock:
             if n == 1:
                 return self._run_views(-1, inputs(0, 1))
