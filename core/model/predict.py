@@ -195,7 +195,7 @@ class Predictor:
         the estimated probability that the point is within 3 px of its label
         (:mod:`facekp.core.model.confidence`). Each crop is also predicted mirrored and under the
         head's re-crops (8 by default), all in one call with the faces and their mirror images
-        (a one-face photo's whole path: 1.6-1.9 x without confidence). FacekpError
+        (a one-face photo's whole path: 1.5-2.1 x without confidence). FacekpError
         when the predictor has no confidence head."""
         from facekp.core.errors import FacekpError
 
