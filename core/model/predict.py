@@ -39,8 +39,8 @@ from facekp.core.data.keypoints import IMAGE_SIZE
 
 #: Largest change of framing accepted from the second pass (ratio of crop sides).
 SECOND_PASS_MAX_RESCALE = 2.0
-#: A photo's crops are cut on several cores only this many a core or more (a crop takes about
-#: 0.1 ms, about what handing work to another thread costs).
+#: A photo's crops are cut on several cores only this many a core or more (a crop takes
+#: 0.06-0.3 ms, mostly OpenCV's area resize; handing work to another thread about 0.1).
 CROPS_PER_PART = 4
 BATCH = 256
 #: How the model is run (see :class:`Predictor`): Keras (the default: exact, for evaluation,
@@ -415,10 +415,11 @@ def _rgb_array(pixels: np.ndarray) -> bool:
 
 
 def crop_images(gray: np.ndarray, crops: Sequence[Crop]) -> np.ndarray:
-    """uint8 (N, 96, 96): each crop of a 2-D uint8 photo (:func:`crop_image`). A group photo's
-    crops are shared out to the cores (:mod:`facekp.core.parallel`; OpenCV lets go of the GIL
-    while it resizes), at least :data:`CROPS_PER_PART` to a core: bald_guys.jpg's 24 took
-    2.2 ms on one core."""
+    """uint8 (N, 96, 96): each crop of a 2-D uint8 photo or a :class:`GrayOnRead`
+    (:func:`crop_image`). A group photo's crops are shared out to the cores
+    (:mod:`facekp.core.parallel`; OpenCV lets go of the GIL while it converts and resizes), at
+    least :data:`CROPS_PER_PART` to a core: bald_guys.jpg's 24 from its GrayOnRead took
+    3.9-4.2 ms one after another here, 2.3-2.6 ms shared out."""
     images = np.empty((len(crops), IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     parts = max(1, min(parallel.workers(), len(crops) // CROPS_PER_PART))
 
