@@ -254,8 +254,9 @@ def test_several_views_run_side_by_side_with_one_views_outputs(blaze, photos):
     model = blaze.blaze
     photo = rgb(photos / "bald_guys.jpg")
     views = model.tiles(photo.shape[1], photo.shape[0])
-    batch = bf.cut_views(photo, views, model.side)
-    boxes, scores = model.run(batch)
+    copies: dict = {}
+    batch = np.stack([bf.cut_view(photo, view, model.side, copies) for view in views])
+    boxes, scores = model._shared(len(batch), lambda j, parts: batch[j::parts])
     assert boxes.shape == (4, len(model.anchors), 16) and scores.shape == (4, len(model.anchors))
     assert len(model._interpreters) == model.workers  # one per core, up to 4
     for n, view in enumerate(batch):

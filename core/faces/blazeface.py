@@ -162,12 +162,6 @@ class BlazeFace:
             out += [View(x0, y0, tile) for x0 in _starts(width, tile, overlap)]
         return out
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Float32 inputs (N, side, side, 3) in [-1, 1] -> raw boxes (N, A, 16), scores (N, A):
-        one call a view (a batched call re-plans the graph for each new batch size, which
-        costs more than it saves on the CPU); several views side by side (:meth:`_shared`)."""
-        return self._shared(len(batch), lambda j, parts: batch[j::parts])
-
     def _shared(self, n: int, inputs) -> tuple[np.ndarray, np.ndarray]:
         """Raw boxes and scores of ``n`` views, ``inputs(j, parts)`` giving worker j's share of
         them (views j, j + parts, ...) as model inputs. One view runs on an interpreter with a
@@ -215,7 +209,7 @@ class BlazeFace:
         (x, y) in photo pixels (pixel centres), and the box's side in pixels of the model's
         view; best first. ``views``: default the whole photo (:meth:`views`); views of one
         size. ``copies``: the photo's shrunk copies, shared by calls on one photo
-        (:func:`cut_views`). Each view is cut by the worker that runs it (4 tiles of
+        (:func:`shrunk`). Each view is cut by the worker that runs it (4 tiles of
         bald_guys.jpg: 3 ms to cut on one thread), from copies made first in this one."""
         h, w = rgb.shape[:2]
         views = self.views(w, h) if views is None else views
@@ -262,17 +256,6 @@ def _starts(length: float, tile: float, overlap: float) -> list[float]:
 
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
-
-
-def cut_views(rgb: np.ndarray, views: list[View], side: int,
-              copies: dict[int, np.ndarray] | None = None) -> np.ndarray:
-    """The square views of the photo (:func:`cut_view`) -> float32 (N, side, side, 3).
-    ``copies``: the shrunk copies made so far for this photo (kept in it for the next call)."""
-    copies = {} if copies is None else copies
-    out = np.empty((len(views), side, side, 3), np.float32)
-    for n, view in enumerate(views):
-        out[n] = cut_view(rgb, view, side, copies)
-    return out
 
 
 def _factor(side: int, view: View) -> int:
