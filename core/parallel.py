@@ -9,9 +9,13 @@ photo path on this 2-core machine, run right after another program's, took 42 ms
 thread for each part and 33 ms with the caller doing part 0, as in a loop of its own.
 
 Parts must not share out work again (a pool thread waiting for the pool could wait forever).
+
+:func:`each` shares out items the same way, each worker taking the next item no one has taken
+yet, so that a worker whose core another program slows down takes fewer of them.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -62,3 +66,25 @@ def shared_out(work: Callable[[int], T], parts: int) -> list[T]:
         wait(others)
         raise
     return [first] + [f.result() for f in others]
+
+
+def each(work: Callable[[int, int], T], count: int, parts: int) -> list[T]:
+    """``[work(w, 0), work(w, 1), ..., work(w, count - 1)]``: ``parts`` workers (``w`` = 0 the
+    calling thread, 1, 2, ... the pool's threads, as :func:`shared_out`) side by side, each
+    taking the next item no worker has taken yet. Items go to whichever worker is free, not
+    in fixed turns, so a worker whose core another program holds for a while takes fewer.
+    bald_guys.jpg's whole photo path (its tiles, crops and model chunks shared out so),
+    median of 100 calls taking turns in one process while a busy loop held one of this
+    machine's 2 cores half the time: 50.3 ms in fixed turns, 48.1 so (54.5 / 51.7 in another
+    run); on the idle machine the same (36.8 / 37.1)."""
+    done: list = [None] * count
+    taken = itertools.count()  # next() of a count is atomic: the GIL is held while it runs
+
+    def worker(w: int) -> None:
+        i = next(taken)
+        while i < count:
+            done[i] = work(w, i)
+            i = next(taken)
+
+    shared_out(worker, max(1, min(parts, count)))
+    return done

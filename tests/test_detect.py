@@ -256,13 +256,13 @@ def test_several_views_run_side_by_side_with_one_views_outputs(blaze, photos):
     views = model.tiles(photo.shape[1], photo.shape[0])
     copies: dict = {}
     batch = np.stack([bf.cut_view(photo, view, model.side, copies) for view in views])
-    boxes, scores = model._shared(len(batch), lambda j, parts: batch[j::parts])
+    boxes, scores = model._shared(len(batch), lambda i: batch[i])
     assert boxes.shape == (4, len(model.anchors), 16) and scores.shape == (4, len(model.anchors))
     assert len(model._interpreters) == model.workers  # one per core, up to 4
     for n, view in enumerate(batch):
-        one_boxes, one_scores = model._run_views(0, view[None])
-        np.testing.assert_allclose(boxes[n], one_boxes[0], atol=1e-4)
-        np.testing.assert_allclose(scores[n], one_scores[0], atol=1e-4)
+        one_boxes, one_scores = model._run_view(0, view)
+        np.testing.assert_allclose(boxes[n], one_boxes, atol=1e-4)
+        np.testing.assert_allclose(scores[n], one_scores, atol=1e-4)
 
 
 def test_two_threads_finding_faces_at_once_get_what_one_gets(blaze, photos):

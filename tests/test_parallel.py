@@ -48,3 +48,37 @@ def test_a_process_among_several_keeps_to_its_share(monkeypatch):
     assert parallel.workers() == 1
     parallel.limit_workers(3)
     assert parallel.workers() == 3
+
+
+def test_each_item_goes_to_whichever_worker_is_free():
+    """parallel.each: every item's result in order; a worker held up (its core busy with
+    another program, here a sleep) takes fewer items, the others take the rest."""
+    caller = threading.get_ident()
+    taken: dict[int, list[int]] = {}
+
+    def work(w, i):
+        taken.setdefault(w, []).append(i)
+        if w == 1:
+            time.sleep(0.2)  # worker 1 is slow
+        return (w, i * i)
+
+    got = parallel.each(work, 12, 2)
+    assert [r[1] for r in got] == [i * i for i in range(12)]
+    assert sorted(taken[0] + taken.get(1, [])) == list(range(12))
+    assert len(taken.get(1, [])) <= 2 and len(taken[0]) >= 10
+    assert parallel.each(lambda w, i: threading.get_ident(), 3, 1) == [caller] * 3
+    assert parallel.each(work, 0, 2) == []
+
+
+def test_an_error_in_an_item_is_raised_after_every_worker_has_ended():
+    ended = []
+
+    def work(w, i):
+        if i == 0:
+            raise ValueError("item 0")
+        time.sleep(0.02)
+        ended.append(i)
+
+    with pytest.raises(ValueError, match="item 0"):
+        parallel.each(work, 4, 2)
+    assert len(ended) >= 1 and all(i in (1, 2, 3) for i in ended)

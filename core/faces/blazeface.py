@@ -162,45 +162,36 @@ class BlazeFace:
             out += [View(x0, y0, tile) for x0 in _starts(width, tile, overlap)]
         return out
 
-    def _shared(self, n: int, inputs) -> tuple[np.ndarray, np.ndarray]:
-        """Raw boxes and scores of ``n`` views, ``inputs(j, parts)`` giving worker j's share of
-        them (views j, j + parts, ...) as model inputs. One view runs on an interpreter with a
-        thread per core: a 192-px view here took 2.6 ms on two threads with the other core
-        idle, 4.2 on one (5.8 against 4.6 while another process kept a core busy). Several
-        views (a group photo's tiles) are shared out to one-thread interpreters side by side,
-        one per core, whose threads never wait for each other
-        (:func:`facekp.core.parallel.shared_out`): bald_guys.jpg's 4 tiles took 14-18 ms on
-        one thread; 9-10 ms side by side with a core to spare, one thread's time while another
-        process kept a core busy; on one interpreter with two threads, which meet at every
-        layer, as fast with a core to spare but 22-26 ms with one busy."""
+    def _shared(self, n: int, view_input) -> tuple[np.ndarray, np.ndarray]:
+        """Raw boxes and scores of ``n`` views, ``view_input(i)`` giving view i as the model's
+        input. One view runs on an interpreter with a thread per core: a 192-px view here took
+        2.6 ms on two threads with the other core idle, 4.2 on one (5.8 against 4.6 while
+        another process kept a core busy). Several views (a group photo's tiles) go to
+        one-thread interpreters side by side, one per core, whose threads never wait for each
+        other, each taking the next view not yet taken (:func:`facekp.core.parallel.each`):
+        bald_guys.jpg's 4 tiles took 14-18 ms on one thread; 9-10 ms side by side with a core
+        to spare, one thread's time while another process kept a core busy; on one
+        interpreter with two threads, which meet at every layer, as fast with a core to spare
+        but 22-26 ms with one busy."""
         with self._lock:
             if n == 1:
-                return self._run_views(-1, inputs(0, 1))
-            workers = min(n, self.workers)
-            while len(self._interpreters) < workers:  # made here, not in the workers' threads
-                self._interpreters.append(make_interpreter(self.path, 1))
-            if workers <= 1:
-                return self._run_views(0, inputs(0, 1))
-            # worker j runs views j, j + workers, ... (the calling thread is worker 0)
-            shares = parallel.shared_out(lambda j: self._run_views(j, inputs(j, workers)),
-                                         workers)
-        boxes = np.empty((n, len(self.anchors), shares[0][0].shape[-1]), np.float32)
-        scores = np.empty((n, len(self.anchors)), np.float32)
-        for j, (b, s) in enumerate(shares):
-            boxes[j::workers], scores[j::workers] = b, s
-        return boxes, scores
+                done = [self._run_view(-1, view_input(0))]
+            else:
+                workers = min(n, self.workers)
+                while len(self._interpreters) < workers:  # made here, not in the workers
+                    self._interpreters.append(make_interpreter(self.path, 1))
+                done = parallel.each(lambda j, i: self._run_view(j, view_input(i)), n,
+                                     workers)
+        return np.stack([b for b, _ in done]), np.stack([s for _, s in done])
 
-    def _run_views(self, worker: int, batch) -> tuple[np.ndarray, np.ndarray]:
-        """The views of ``batch`` (model inputs, an array or made one by one), one call each,
-        on worker ``worker``'s one-thread interpreter (-1: the one-view interpreter)."""
+    def _run_view(self, worker: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw boxes and scores of one view (a model input) on worker ``worker``'s one-thread
+        interpreter (-1: the one-view interpreter with a thread per core)."""
         it = self.interpreter if worker < 0 else self._interpreters[worker]
-        boxes, scores = [], []
-        for x in batch:
-            it.set_tensor(self._input, x[None])
-            it.invoke()
-            boxes.append(it.get_tensor(self._boxes).reshape(len(self.anchors), -1))
-            scores.append(it.get_tensor(self._scores).reshape(len(self.anchors)))
-        return np.stack(boxes), np.stack(scores)
+        it.set_tensor(self._input, x[None])
+        it.invoke()
+        return (it.get_tensor(self._boxes).reshape(len(self.anchors), -1),
+                it.get_tensor(self._scores).reshape(len(self.anchors)))
 
     def detect(self, rgb: np.ndarray, threshold: float = SCORE_THRESHOLD,
                views: list[View] | None = None,
@@ -216,8 +207,8 @@ class BlazeFace:
         copies = {} if copies is None else copies
         for view in views:
             shrunk(rgb, _factor(self.side, view), copies)
-        raw, logits = self._shared(len(views), lambda j, parts: (
-            cut_view(rgb, view, self.side, copies) for view in views[j::parts]))
+        raw, logits = self._shared(len(views),
+                                   lambda i: cut_view(rgb, views[i], self.side, copies))
         rows = []
         for view, r, s in zip(views, raw, logits):
             keep = s > _logit(threshold)

@@ -423,11 +423,10 @@ def crop_images(gray: np.ndarray, crops: Sequence[Crop]) -> np.ndarray:
     images = np.empty((len(crops), IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     parts = max(1, min(parallel.workers(), len(crops) // CROPS_PER_PART))
 
-    def part(j: int) -> None:  # crops j, j + parts, ...: the largest (first) spread out
-        for i in range(j, len(crops), parts):
-            images[i] = crop_image(gray, crops[i])
+    def cut(_worker: int, i: int) -> None:  # the next crop (the largest come first)
+        images[i] = crop_image(gray, crops[i])
 
-    parallel.shared_out(part, parts)
+    parallel.each(cut, len(crops), parts)
     return images
 
 
