@@ -24,7 +24,6 @@ side by side with a core to spare, 36-40 against 31-33 while another process kep
 """
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -78,18 +77,13 @@ def tflite_bytes(model, maps: bool = False, int8_weights: bool = False) -> bytes
         return converter.convert()
 
 
-def interpreter(content: bytes | None = None, path: str | Path | None = None,
-                threads: int | None = None):
-    """A TFLite interpreter (TensorFlow's) for a model, from bytes or a file."""
+def interpreter(content: bytes, threads: int = 1):
+    """A TFLite interpreter (TensorFlow's) for a model's bytes, on ``threads`` threads."""
     import tensorflow as tf
 
-    Interpreter = tf.lite.Interpreter
-    threads = threads or min(4, os.cpu_count() or 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite's notice that LiteRT replaces it
-        if path is not None:
-            return Interpreter(model_path=str(path), num_threads=threads)
-        return Interpreter(model_content=content, num_threads=threads)
+        return tf.lite.Interpreter(model_content=content, num_threads=threads)
 
 
 class LiteRunner:
@@ -112,7 +106,7 @@ class LiteRunner:
         if n not in mine:
             if len(mine) >= MAX_INTERPRETERS:
                 mine.pop(next(iter(mine)))
-            it = interpreter(self.content, threads=1)
+            it = interpreter(self.content)
             inp = it.get_input_details()[0]["index"]
             it.resize_tensor_input(inp, [n, IMAGE_SIZE, IMAGE_SIZE, 1])
             it.allocate_tensors()
